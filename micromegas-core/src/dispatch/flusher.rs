@@ -1,0 +1,393 @@
+//! The flusher thread: drains rings into blocks, keeps them within the budget, hands them to
+//! the sink, and reports its own drop counters as metrics.
+
+use super::ring::{Ring, PADDING};
+use super::{Dispatch, DropReason};
+use crate::metadata::describe_callsite;
+use crate::sink::SinkError;
+use crate::transit::batch::Batch;
+use crate::transit::block::{Block, BlockHeader, Compression};
+use crate::transit::layout::FieldType;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+pub(super) fn spawn(dispatch: Arc<Dispatch>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("micromegas-flusher".into())
+        .spawn(move || Flusher::new(dispatch).run())
+}
+
+/// How to walk the records of one event type.
+#[derive(Clone, Default)]
+struct RecordInfo {
+    known: bool,
+    fixed: usize,
+    has_tail: bool,
+    deps: Vec<usize>,
+    ticks: Option<usize>,
+}
+
+struct Table(Vec<RecordInfo>);
+
+impl Table {
+    fn of(ring: &Ring) -> Self {
+        let mut t = vec![RecordInfo::default(); 256];
+        for l in &ring.stream.layouts {
+            let info = &mut t[l.type_id as usize];
+            info.known = true;
+            info.fixed = l.size as usize;
+            info.has_tail = l.has_tail;
+            for f in &l.fields {
+                match f.ty {
+                    FieldType::DepRef => info.deps.push(f.offset as usize),
+                    FieldType::Ticks if info.ticks.is_none() => {
+                        info.ticks = Some(f.offset as usize)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Table(t)
+    }
+}
+
+struct Pending {
+    batch: Batch,
+    bytes: u64,
+    events: u64,
+    attempts: u32,
+    next_attempt: Instant,
+}
+
+struct Flusher {
+    d: Arc<Dispatch>,
+    tables: HashMap<Uuid, Table>,
+    events: Vec<u8>,
+    deps: Vec<u8>,
+    seen: HashSet<u64>,
+    pending: VecDeque<Pending>,
+    pending_bytes: u64,
+    reported_drops: [u64; 5],
+    retired_ring_full: u64,
+}
+
+fn read_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+impl Flusher {
+    fn new(d: Arc<Dispatch>) -> Self {
+        Self {
+            d,
+            tables: HashMap::new(),
+            events: Vec::new(),
+            deps: Vec::new(),
+            seen: HashSet::new(),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            reported_drops: [0; 5],
+            retired_ring_full: 0,
+        }
+    }
+
+    fn run(mut self) {
+        let period = self.d.options.flush_period;
+        let mut next_periodic = Instant::now() + period;
+        loop {
+            let now = Instant::now();
+            if now < next_periodic {
+                std::thread::park_timeout(next_periodic - now);
+            }
+            let (flush_target, shutdown) = match self.d.control.lock() {
+                Ok(c) => (c.flush_requested, c.shutdown),
+                Err(_) => (0, true),
+            };
+            if shutdown {
+                self.finish();
+                return;
+            }
+            let flush_all = {
+                let done = self.d.control.lock().map(|c| c.flush_done).unwrap_or(0);
+                flush_target > done
+            };
+            let periodic = Instant::now() >= next_periodic;
+            if periodic {
+                next_periodic = Instant::now() + period;
+            }
+            self.cycle(periodic || flush_all);
+            if flush_all {
+                self.deliver(true, Instant::now() + self.d.options.shutdown_timeout);
+                let _ = self.d.sink.flush(self.d.options.shutdown_timeout);
+                if let Ok(mut c) = self.d.control.lock() {
+                    c.flush_done = c.flush_done.max(flush_target);
+                }
+                self.d.control_changed.notify_all();
+            }
+        }
+    }
+
+    /// Drains the rings that need it, queues the blocks, delivers what the sink takes.
+    fn cycle(&mut self, drain_all: bool) {
+        let rings: Vec<Arc<Ring>> = self.d.rings.lock().map(|r| r.clone()).unwrap_or_default();
+        let mut blocks = Vec::new();
+        let mut streams = Vec::new();
+        for ring in &rings {
+            let closed = ring.closed.load(Ordering::Acquire);
+            if drain_all || closed || ring.used() >= ring.capacity() / 4 {
+                let before = blocks.len();
+                self.drain(ring, &mut blocks);
+                if blocks.len() > before {
+                    streams.push(ring.stream.clone());
+                }
+            }
+        }
+        // Retire the rings of exited threads once empty.
+        if let Ok(mut live) = self.d.rings.lock() {
+            live.retain(|r| {
+                let done = r.closed.load(Ordering::Acquire) && r.used() == 0;
+                if done {
+                    self.retired_ring_full += r.dropped_full.load(Ordering::Relaxed);
+                    self.tables.remove(&r.stream.stream_id);
+                }
+                !done
+            });
+        }
+        if self.retired_ring_full > 0 {
+            self.d
+                .count_drop(DropReason::RingFull, self.retired_ring_full);
+            self.retired_ring_full = 0;
+        }
+        if !blocks.is_empty() {
+            self.enqueue(Batch {
+                process: self.d.process.clone(),
+                streams,
+                blocks,
+            });
+        }
+        self.deliver(false, Instant::now());
+        self.report_drops();
+    }
+
+    fn enqueue(&mut self, batch: Batch) {
+        let bytes: u64 = batch.blocks.iter().map(|b| b.encoded_len() as u64).sum();
+        let events = batch.event_count();
+        if self.pending_bytes + bytes > self.d.options.budget_bytes as u64 {
+            self.d.count_drop(DropReason::BudgetExceeded, events);
+            return;
+        }
+        self.pending_bytes += bytes;
+        self.d
+            .pending_bytes
+            .store(self.pending_bytes, Ordering::Relaxed);
+        self.pending.push_back(Pending {
+            batch,
+            bytes,
+            events,
+            attempts: 0,
+            next_attempt: Instant::now(),
+        });
+    }
+
+    /// Hands pending batches to the sink in order. With `until_empty`, retries failed ones
+    /// until `deadline` instead of waiting for their backoff.
+    fn deliver(&mut self, until_empty: bool, deadline: Instant) {
+        while let Some(front) = self.pending.front_mut() {
+            let now = Instant::now();
+            if front.next_attempt > now {
+                if !until_empty || now >= deadline {
+                    return;
+                }
+                std::thread::sleep((front.next_attempt - now).min(deadline - now));
+                continue;
+            }
+            match self.d.sink.write_batch(&front.batch) {
+                Ok(()) => {
+                    self.d
+                        .delivered_events
+                        .fetch_add(front.events, Ordering::Relaxed);
+                    self.d
+                        .delivered_blocks
+                        .fetch_add(front.batch.blocks.len() as u64, Ordering::Relaxed);
+                    self.d
+                        .delivered_bytes
+                        .fetch_add(front.bytes, Ordering::Relaxed);
+                    self.pop_front();
+                }
+                Err(SinkError::Rejected(_)) => {
+                    let events = front.events;
+                    self.d.count_drop(DropReason::SinkRejected, events);
+                    self.pop_front();
+                }
+                Err(SinkError::Retryable(_)) => {
+                    front.attempts += 1;
+                    front.next_attempt = Instant::now() + backoff(front.attempts);
+                    if !until_empty || Instant::now() >= deadline {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(p) = self.pending.pop_front() {
+            self.pending_bytes -= p.bytes;
+            self.d
+                .pending_bytes
+                .store(self.pending_bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Emits the cumulative drop counters as metrics when they change.
+    fn report_drops(&mut self) {
+        let stats = self.d.stats();
+        for reason in DropReason::ALL {
+            let total = stats.dropped(reason);
+            if total != self.reported_drops[reason as usize] {
+                self.reported_drops[reason as usize] = total;
+                crate::imetric!("micromegas.dropped_events", "count", total, "reason" => reason.as_str());
+                self.d.self_events.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let deadline = Instant::now() + self.d.options.shutdown_timeout;
+        // Two rounds: the second carries the drop metrics the first one reported.
+        for _ in 0..2 {
+            self.cycle(true);
+            self.deliver(true, deadline);
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let _ = self.d.sink.flush(remaining);
+        while let Some(p) = self.pending.pop_front() {
+            self.d.count_drop(DropReason::ShutdownTimeout, p.events);
+        }
+        self.pending_bytes = 0;
+        self.d.pending_bytes.store(0, Ordering::Relaxed);
+        if let Ok(mut c) = self.d.control.lock() {
+            c.finished = true;
+        }
+        self.d.control_changed.notify_all();
+    }
+
+    /// Moves everything readable from `ring` into blocks.
+    fn drain(&mut self, ring: &Ring, out: &mut Vec<Arc<Block>>) {
+        let (start, end) = ring.readable();
+        let max_block = self.d.options.max_block_bytes.max(1024);
+        let table = self
+            .tables
+            .remove(&ring.stream.stream_id)
+            .unwrap_or_else(|| Table::of(ring));
+        let mut pos = start;
+        while pos < end {
+            self.events.clear();
+            self.deps.clear();
+            self.seen.clear();
+            let mut last_dep = u64::MAX;
+            let mut count = 0u32;
+            let mut first_ticks = None;
+            let mut last_ticks = 0u64;
+            while pos < end && self.events.len() < max_block {
+                // SAFETY: [pos, end) is readable: end came from `readable`, pos >= its start.
+                let chunk = unsafe { ring.slice(pos, end) };
+                let mut used = 0usize;
+                let mut garbage = false;
+                while used < chunk.len() && self.events.len() + used < max_block {
+                    let rec = &chunk[used..];
+                    let ty = rec[0];
+                    if ty == PADDING {
+                        break;
+                    }
+                    let info = &table.0[ty as usize];
+                    let mut size = 1 + info.fixed;
+                    if !info.known || rec.len() < size + if info.has_tail { 2 } else { 0 } {
+                        // Cannot happen with records written by this crate; skip the rest
+                        // of the readable range rather than misparse it.
+                        garbage = true;
+                        break;
+                    }
+                    if info.has_tail {
+                        size += 2 + u16::from_le_bytes([rec[size], rec[size + 1]]) as usize;
+                        if rec.len() < size {
+                            garbage = true;
+                            break;
+                        }
+                    }
+                    for &off in &info.deps {
+                        let id = read_u64(rec, 1 + off);
+                        if id != last_dep {
+                            last_dep = id;
+                            if self.seen.insert(id) {
+                                // SAFETY: DepRef fields are only written by this crate's
+                                // event functions, from `&'static` callsites.
+                                unsafe { describe_callsite(id, &mut self.deps) };
+                            }
+                        }
+                    }
+                    if let Some(off) = info.ticks {
+                        let t = read_u64(rec, 1 + off);
+                        first_ticks.get_or_insert(t);
+                        last_ticks = t;
+                    }
+                    count += 1;
+                    used += size;
+                }
+                self.events.extend_from_slice(&chunk[..used]);
+                pos += used;
+                if garbage {
+                    pos = end;
+                    break;
+                }
+                if used < chunk.len() && chunk[used] == PADDING {
+                    pos = (pos | ring.capacity() - 1) + 1;
+                } else if used == 0 {
+                    break;
+                }
+            }
+            if count > 0 {
+                out.push(Arc::new(self.seal(
+                    ring,
+                    count,
+                    first_ticks.unwrap_or(0),
+                    last_ticks,
+                )));
+            }
+        }
+        ring.consume_to(pos);
+        self.tables.insert(ring.stream.stream_id, table);
+    }
+
+    fn seal(&mut self, ring: &Ring, count: u32, begin: u64, end: u64) -> Block {
+        let events_len = self.events.len() as u32;
+        self.events.extend_from_slice(&self.deps);
+        let p = &self.d.process;
+        let header = BlockHeader {
+            block_id: Uuid::new_v4(),
+            stream_id: ring.stream.stream_id,
+            sequence: ring.next_sequence.fetch_add(1, Ordering::Relaxed),
+            begin_ticks: begin,
+            end_ticks: end,
+            begin_unix_nanos: p.ticks_to_unix_nanos(begin),
+            end_unix_nanos: p.ticks_to_unix_nanos(end),
+            event_count: count,
+            compression: Compression::Lz4,
+            uncompressed_len: 0,
+            events_len,
+        };
+        Block::seal(header, &self.events)
+    }
+}
+
+fn backoff(attempts: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << attempts.min(6)).min(5_000);
+    // Jitter of up to 25% from the clock's low bits, to spread retries of many processes.
+    let jitter = crate::time::now() % (base / 4 + 1);
+    Duration::from_millis(base - jitter)
+}

@@ -1,0 +1,219 @@
+//! Thread-local streams and the hot path. The calling thread only reads its thread-local
+//! pointer, checks room in its ring, stores the record and publishes its position: no lock,
+//! no allocation, no formatting (except `Display` fallbacks of log arguments).
+
+use super::ring::Producer;
+use super::{Dispatch, DropReason};
+use crate::model::StreamKind;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub(crate) struct LocalStreams {
+    producers: [Producer; 3],
+    dispatch: Arc<Dispatch>,
+    thread_id: u64,
+    thread_name: String,
+    next_span_id: u64,
+    span_id_limit: u64,
+}
+
+thread_local! {
+    /// Fast access to this thread's streams; null until the first event after `init`.
+    static LOCAL: Cell<*mut LocalStreams> = const { Cell::new(std::ptr::null_mut()) };
+    /// Owns the streams; its destructor closes them when the thread exits.
+    static OWNER: RefCell<Option<OwnedLocal>> = const { RefCell::new(None) };
+}
+
+struct OwnedLocal(Box<LocalStreams>);
+
+impl Drop for OwnedLocal {
+    fn drop(&mut self) {
+        // The fast pointer must not outlive the box.
+        let _ = LOCAL.try_with(|c| c.set(std::ptr::null_mut()));
+        for p in &mut self.0.producers {
+            p.close();
+        }
+        self.0.dispatch.wake_flusher();
+    }
+}
+
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_SPAN_ID: AtomicU64 = AtomicU64::new(1);
+const SPAN_ID_CHUNK: u64 = 4096;
+
+/// Writes a fixed-size record of `N` bytes into this thread's `kind` stream. `fill` receives
+/// `N` writable bytes and must initialize all of them.
+#[inline(always)]
+pub(crate) fn write_fixed<const N: usize>(kind: StreamKind, fill: impl FnOnce(*mut u8)) {
+    let local = LOCAL.with(Cell::get);
+    if !local.is_null() {
+        // SAFETY: LOCAL is non-null only while OWNER keeps the box alive on this thread, and
+        // nothing else on this thread holds a reference into it during a fixed write (`fill`
+        // runs no user code).
+        let p = unsafe { &mut (*local).producers[kind.index()] };
+        if let Some(dst) = p.try_reserve(N) {
+            fill(dst);
+            p.commit(N);
+            return;
+        }
+    }
+    write_fixed_slow::<N>(kind, fill);
+}
+
+#[cold]
+#[inline(never)]
+fn write_fixed_slow<const N: usize>(kind: StreamKind, fill: impl FnOnce(*mut u8)) {
+    with_reserved(kind, N, |dst| {
+        fill(dst);
+        N
+    });
+}
+
+/// Writes a variable-size record of at most `max` bytes. `fill` receives `max` writable bytes
+/// and returns how many it used. `fill` may run user code (`Display`); events it emits into the
+/// same stream meanwhile are dropped and counted, never interleaved.
+#[inline(always)]
+pub(crate) fn write_variable(kind: StreamKind, max: usize, fill: impl FnOnce(*mut u8) -> usize) {
+    let local = LOCAL.with(Cell::get);
+    if !local.is_null() {
+        // SAFETY: as in `write_fixed`. A raw pointer, not a reference: nested writes from
+        // `fill` may borrow the streams again.
+        let p: *mut Producer = unsafe { std::ptr::addr_of_mut!((*local).producers[kind.index()]) };
+        // SAFETY: `p` is valid (above) and no other reference to it is live.
+        if let Some(dst) = unsafe { (*p).try_reserve(max) } {
+            // SAFETY: same pointer; `suspend` makes any nested write to this stream take the
+            // slow path, which refuses it while suspended, so `fill` cannot touch `*p`.
+            let saved = unsafe { (*p).suspend() };
+            let used = fill(dst);
+            // SAFETY: `fill` is over; no other reference to `*p` exists.
+            unsafe {
+                (*p).resume(saved);
+                (*p).commit(used.min(max));
+            }
+            return;
+        }
+    }
+    write_variable_slow(kind, max, fill);
+}
+
+#[cold]
+#[inline(never)]
+fn write_variable_slow(kind: StreamKind, max: usize, fill: impl FnOnce(*mut u8) -> usize) {
+    with_reserved(kind, max, fill);
+}
+
+/// Slow path shared by both writers: attaches this thread to the current dispatch and to a
+/// ring for `kind` if needed, makes room, and runs `fill`; counts a drop if there is no room.
+fn with_reserved(kind: StreamKind, n: usize, fill: impl FnOnce(*mut u8) -> usize) {
+    let mut local = LOCAL.try_with(Cell::get).unwrap_or(std::ptr::null_mut());
+    if !local.is_null() {
+        // SAFETY: see `write_fixed`.
+        let dispatch = unsafe { &(*local).dispatch };
+        if dispatch.is_stopped() {
+            // A previous `init` was shut down: start over with the current one.
+            detach_thread();
+            local = std::ptr::null_mut();
+        }
+    }
+    if local.is_null() {
+        match attach_thread() {
+            Some(l) => local = l,
+            None => return,
+        }
+    }
+    let idx = kind.index();
+    // SAFETY: `local` is this thread's live box (attached above or checked non-null). Only raw
+    // pointers are kept across `fill`, which may run user code that writes events again.
+    let p: *mut Producer = unsafe { std::ptr::addr_of_mut!((*local).producers[idx]) };
+    // SAFETY: as above; this reference ends before `fill` runs.
+    let dispatch: Arc<Dispatch> = unsafe { (*local).dispatch.clone() };
+    // SAFETY: no other reference to the producer is live here.
+    let producer = unsafe { &mut *p };
+    if producer.is_suspended() {
+        dispatch.count_drop(DropReason::Reentrant, 1);
+        return;
+    }
+    if producer.ring().is_none() {
+        // SAFETY: as above, shared reads of the thread's identity.
+        let (thread_id, thread_name) = unsafe { ((*local).thread_id, &(*local).thread_name) };
+        let ring = dispatch.new_ring(kind, thread_id, thread_name);
+        *producer = Producer::attach(ring);
+    }
+    match producer.reserve_slow(n, || dispatch.wake_flusher()) {
+        Some(dst) => {
+            let saved = producer.suspend();
+            let used = fill(dst);
+            // SAFETY: `fill` is over; nothing else refers to the producer.
+            let producer = unsafe { &mut *p };
+            producer.resume(saved);
+            producer.commit(used.min(n));
+        }
+        None => {
+            if let Some(ring) = producer.ring() {
+                ring.dropped_full.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn attach_thread() -> Option<*mut LocalStreams> {
+    let dispatch = super::current()?;
+    let thread = std::thread::current();
+    let mut boxed = Box::new(LocalStreams {
+        producers: [
+            Producer::detached(),
+            Producer::detached(),
+            Producer::detached(),
+        ],
+        dispatch,
+        thread_id: NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed),
+        thread_name: thread.name().unwrap_or("").to_owned(),
+        next_span_id: 0,
+        span_id_limit: 0,
+    });
+    let ptr: *mut LocalStreams = &mut *boxed;
+    let installed = OWNER
+        .try_with(|o| match o.try_borrow_mut() {
+            Ok(mut slot) => {
+                *slot = Some(OwnedLocal(boxed));
+                true
+            }
+            Err(_) => false,
+        })
+        .unwrap_or(false);
+    if !installed {
+        // The thread is exiting (its thread-locals are being destroyed): nothing to attach to.
+        return None;
+    }
+    LOCAL.with(|c| c.set(ptr));
+    Some(ptr)
+}
+
+fn detach_thread() {
+    let _ = OWNER.try_with(|o| {
+        if let Ok(mut slot) = o.try_borrow_mut() {
+            slot.take();
+        }
+    });
+}
+
+/// A fresh process-unique span id for async spans (never 0). Ids are handed out to threads in
+/// chunks, so this rarely touches shared state.
+pub(crate) fn next_span_id() -> u64 {
+    let local = LOCAL.with(Cell::get);
+    if !local.is_null() {
+        // SAFETY: see `write_fixed`; no other reference is live.
+        let l = unsafe { &mut *local };
+        if l.next_span_id < l.span_id_limit {
+            let id = l.next_span_id;
+            l.next_span_id += 1;
+            return id;
+        }
+        let start = NEXT_SPAN_ID.fetch_add(SPAN_ID_CHUNK, Ordering::Relaxed);
+        l.next_span_id = start + 1;
+        l.span_id_limit = start + SPAN_ID_CHUNK;
+        return start;
+    }
+    NEXT_SPAN_ID.fetch_add(1, Ordering::Relaxed)
+}

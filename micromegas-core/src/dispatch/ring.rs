@@ -1,0 +1,233 @@
+//! Single-producer single-consumer byte ring: the calling thread appends records, the flusher
+//! thread drains them. No lock: positions are monotonic counters published with
+//! release/acquire ordering. A record never straddles the end of the buffer: the producer
+//! writes a [`PADDING`] byte and continues at the start.
+
+use crate::model::StreamInfo;
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Record type byte meaning "skip to the end of the buffer".
+pub(crate) const PADDING: u8 = u8::MAX;
+
+#[repr(align(64))]
+struct Padded<T>(T);
+
+pub(crate) struct Ring {
+    buf: Box<[UnsafeCell<u8>]>,
+    mask: usize,
+    /// Everything before this position is written (producer stores, consumer loads).
+    write: Padded<AtomicUsize>,
+    /// Everything before this position is consumed (consumer stores, producer loads).
+    read: Padded<AtomicUsize>,
+    /// Events refused because the ring was full.
+    pub(crate) dropped_full: AtomicU64,
+    /// The producing thread has exited; nothing more will be written.
+    pub(crate) closed: AtomicBool,
+    pub(crate) stream: Arc<StreamInfo>,
+    /// Next block sequence number; only the flusher touches it.
+    pub(crate) next_sequence: AtomicU64,
+}
+
+// SAFETY: the buffer is shared between exactly one producer and one consumer; the producer
+// only writes bytes in [write, read + capacity) and the consumer only reads bytes in
+// [read, write), and each side publishes its position with release ordering after its
+// accesses and reads the other's with acquire ordering, so no byte is accessed by both at once.
+unsafe impl Sync for Ring {}
+// SAFETY: see above; the ring owns its buffer.
+unsafe impl Send for Ring {}
+
+impl Ring {
+    pub(crate) fn new(capacity: usize, stream: Arc<StreamInfo>) -> Self {
+        let capacity = capacity.next_power_of_two().max(1 << 12);
+        let buf: Box<[UnsafeCell<u8>]> = (0..capacity).map(|_| UnsafeCell::new(0)).collect();
+        Self {
+            buf,
+            mask: capacity - 1,
+            write: Padded(AtomicUsize::new(0)),
+            read: Padded(AtomicUsize::new(0)),
+            dropped_full: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            stream,
+            next_sequence: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Bytes written and not yet consumed.
+    pub(crate) fn used(&self) -> usize {
+        self.write
+            .0
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.read.0.load(Ordering::Acquire))
+    }
+
+    /// Consumer side: the readable range `[read, write)`.
+    pub(crate) fn readable(&self) -> (usize, usize) {
+        let write = self.write.0.load(Ordering::Acquire);
+        let read = self.read.0.load(Ordering::Relaxed);
+        (read, write)
+    }
+
+    /// Consumer side: the contiguous bytes from `pos` to `end` or the end of the buffer,
+    /// whichever comes first.
+    ///
+    /// # Safety
+    /// `[pos, end)` must be within the readable range returned by [`Ring::readable`].
+    pub(crate) unsafe fn slice(&self, pos: usize, end: usize) -> &[u8] {
+        let start = pos & self.mask;
+        let len = (end - pos).min(self.capacity() - start);
+        // SAFETY: the range is readable (caller contract), so the producer does not write it
+        // until the consumer publishes a read position past it.
+        unsafe { std::slice::from_raw_parts(self.buf[start].get() as *const u8, len) }
+    }
+
+    /// Consumer side: releases everything before `pos` to the producer.
+    pub(crate) fn consume_to(&self, pos: usize) {
+        self.read.0.store(pos, Ordering::Release);
+    }
+}
+
+static DETACHED_WRITE: AtomicUsize = AtomicUsize::new(0);
+
+/// The producing thread's handle on a ring, with its private copy of the positions.
+pub(crate) struct Producer {
+    base: *mut u8,
+    mask: usize,
+    /// Next write position (published to `ring.write` after each record).
+    pos: usize,
+    /// Records may be written contiguously without further checks up to this position.
+    limit: usize,
+    /// Read position at which the flusher was last woken, to wake it once per drain.
+    woken_at: usize,
+    /// `ring.write`, or a dummy while detached, so that commit needs no branch.
+    write: *const AtomicUsize,
+    ring: Option<Arc<Ring>>,
+    suspended: bool,
+}
+
+impl Producer {
+    /// A producer with no ring: every write takes the slow path, which attaches one.
+    pub(crate) const fn detached() -> Self {
+        Self {
+            base: std::ptr::null_mut(),
+            mask: 0,
+            pos: 0,
+            limit: 0,
+            woken_at: usize::MAX,
+            write: &DETACHED_WRITE,
+            ring: None,
+            suspended: false,
+        }
+    }
+
+    pub(crate) fn attach(ring: Arc<Ring>) -> Self {
+        let base = ring.buf[0].get();
+        let write: *const AtomicUsize = &ring.write.0;
+        Self {
+            write,
+            base,
+            mask: ring.mask,
+            pos: 0,
+            limit: 0,
+            woken_at: usize::MAX,
+            ring: Some(ring),
+            suspended: false,
+        }
+    }
+
+    pub(crate) fn ring(&self) -> Option<&Arc<Ring>> {
+        self.ring.as_ref()
+    }
+
+    /// Fast path: where `n` bytes can be written now, or `None` if the slow path must run.
+    #[inline(always)]
+    pub(crate) fn try_reserve(&mut self, n: usize) -> Option<*mut u8> {
+        if self.pos + n <= self.limit {
+            // SAFETY: `limit` never passes the end of the buffer (see `reserve_slow`), so
+            // `pos & mask` + n stays inside the allocation.
+            Some(unsafe { self.base.add(self.pos & self.mask) })
+        } else {
+            None
+        }
+    }
+
+    /// Publishes `n` bytes written at the reserved position.
+    #[inline(always)]
+    pub(crate) fn commit(&mut self, n: usize) {
+        self.pos += n;
+        // SAFETY: `write` points into the ring this producer holds an `Arc` of, or to a static.
+        unsafe { (*self.write).store(self.pos, Ordering::Release) };
+    }
+
+    /// Slow path: makes room for a contiguous record of `n` bytes, padding to the start of
+    /// the buffer if needed. Returns `None` when the ring is full (the caller counts a drop).
+    /// Calls `wake` when the ring is over half full, once per flusher drain.
+    pub(crate) fn reserve_slow(&mut self, n: usize, wake: impl FnOnce()) -> Option<*mut u8> {
+        let ring = self.ring.as_ref()?;
+        let cap = ring.capacity();
+        if n > cap / 4 {
+            return None;
+        }
+        let read = ring.read.0.load(Ordering::Acquire);
+        if self.pos - read >= cap / 2 && self.woken_at != read {
+            self.woken_at = read;
+            wake();
+        }
+        let boundary = (self.pos | self.mask) + 1;
+        if self.pos + n > boundary {
+            if boundary + n - read > cap {
+                self.limit = 0;
+                return None;
+            }
+            // SAFETY: `pos` < boundary and [pos, boundary) is free (boundary - read <= cap),
+            // so the padding byte is ours to write.
+            unsafe { *self.base.add(self.pos & self.mask) = PADDING };
+            self.pos = boundary;
+            ring.write.0.store(self.pos, Ordering::Release);
+        } else if self.pos + n - read > cap {
+            self.limit = 0;
+            return None;
+        }
+        let boundary = (self.pos | self.mask) + 1;
+        let half = read + cap / 2;
+        let mut limit = boundary.min(read + cap);
+        if self.pos + n <= half {
+            limit = limit.min(half);
+        }
+        self.limit = limit;
+        // SAFETY: pos + n <= limit <= boundary, inside the buffer.
+        Some(unsafe { self.base.add(self.pos & self.mask) })
+    }
+
+    /// Refuses writes until [`Producer::resume`]: the fast path fails on the zero limit and the
+    /// slow path checks [`Producer::is_suspended`]. Returns the limit to restore.
+    #[inline(always)]
+    pub(crate) fn suspend(&mut self) -> usize {
+        self.suspended = true;
+        std::mem::replace(&mut self.limit, 0)
+    }
+
+    /// Ends a [`Producer::suspend`].
+    #[inline(always)]
+    pub(crate) fn resume(&mut self, limit: usize) {
+        self.suspended = false;
+        self.limit = limit;
+    }
+
+    pub(crate) fn is_suspended(&self) -> bool {
+        self.suspended
+    }
+
+    /// Detaches from the ring, marking it closed for the flusher.
+    pub(crate) fn close(&mut self) {
+        if let Some(ring) = self.ring.take() {
+            ring.closed.store(true, Ordering::Release);
+        }
+        self.limit = 0;
+    }
+}

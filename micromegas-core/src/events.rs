@@ -1,0 +1,392 @@
+//! The functions the native macros call: one per event kind. Each reads the tick counter and
+//! appends one record to the calling thread's ring.
+
+use crate::dispatch::local::{next_span_id, write_fixed, write_variable};
+use crate::metadata::{Callsite, LogMetadata, MetricMetadata, SpanMetadata};
+use crate::model::StreamKind;
+use crate::transit::layout::native::*;
+use crate::transit::values::{KEYED, TAG_BOOL, TAG_F64, TAG_I64, TAG_STR, TAG_TRUNCATED, TAG_U64};
+use std::fmt;
+
+/// Largest record with a tail (log with arguments, metric with properties), in bytes.
+pub const MAX_VARIABLE_RECORD: usize = 4096;
+const HEADER: usize = 1 + 8 + 8;
+
+#[inline(always)]
+unsafe fn put_u64(dst: *mut u8, offset: usize, v: u64) {
+    // SAFETY: the caller reserved at least `offset + 8` bytes at `dst`.
+    unsafe { std::ptr::write_unaligned(dst.add(offset) as *mut [u8; 8], v.to_le_bytes()) };
+}
+
+#[inline(always)]
+fn meta_ticks<const N: usize>(kind: StreamKind, ty: u8, meta: u64, extra: [u64; 2]) {
+    let ticks = crate::time::now();
+    write_fixed::<N>(kind, |dst| {
+        // SAFETY: `write_fixed` hands `N` writable bytes; every caller's N covers the header
+        // and the `(N - 17) / 8` extra words written here.
+        unsafe {
+            *dst = ty;
+            put_u64(dst, 1, meta);
+            put_u64(dst, 9, ticks);
+            if N >= HEADER + 8 {
+                put_u64(dst, 17, extra[0]);
+            }
+            if N >= HEADER + 16 {
+                put_u64(dst, 25, extra[1]);
+            }
+        }
+    });
+}
+
+/// Records the beginning of a synchronous scope on this thread.
+#[inline(always)]
+pub fn begin_scope(meta: &'static SpanMetadata) {
+    meta_ticks::<HEADER>(StreamKind::Spans, BEGIN_SCOPE, meta.id(), [0, 0]);
+}
+
+/// Records the end of a synchronous scope on this thread.
+#[inline(always)]
+pub fn end_scope(meta: &'static SpanMetadata) {
+    meta_ticks::<HEADER>(StreamKind::Spans, END_SCOPE, meta.id(), [0, 0]);
+}
+
+/// Records the beginning of an async span; returns its id.
+#[inline]
+pub fn begin_async(meta: &'static SpanMetadata, parent_span_id: u64) -> u64 {
+    let id = next_span_id();
+    meta_ticks::<{ HEADER + 16 }>(
+        StreamKind::Spans,
+        BEGIN_ASYNC,
+        meta.id(),
+        [id, parent_span_id],
+    );
+    id
+}
+
+/// Records the end of an async span, on whatever thread it ends.
+#[inline]
+pub fn end_async(meta: &'static SpanMetadata, span_id: u64, parent_span_id: u64) {
+    meta_ticks::<{ HEADER + 16 }>(
+        StreamKind::Spans,
+        END_ASYNC,
+        meta.id(),
+        [span_id, parent_span_id],
+    );
+}
+
+/// Records a log entry whose message is the callsite's static text.
+#[inline(always)]
+pub fn log_static(meta: &'static LogMetadata) {
+    meta_ticks::<HEADER>(StreamKind::Logs, LOG_STATIC, meta.id(), [0, 0]);
+}
+
+/// Records a log entry with arguments, stored binary by `args` and formatted when read.
+#[inline(always)]
+pub fn log_args(meta: &'static LogMetadata, args: impl FnOnce(&mut TailWriter)) {
+    variable(StreamKind::Logs, LOG_ARGS, meta.id(), None, args);
+}
+
+/// Records an integer metric value.
+#[inline(always)]
+pub fn int_metric(meta: &'static MetricMetadata, value: u64) {
+    meta_ticks::<{ HEADER + 8 }>(StreamKind::Metrics, INT_METRIC, meta.id(), [value, 0]);
+}
+
+/// Records a float metric value.
+#[inline(always)]
+pub fn float_metric(meta: &'static MetricMetadata, value: f64) {
+    meta_ticks::<{ HEADER + 8 }>(
+        StreamKind::Metrics,
+        FLOAT_METRIC,
+        meta.id(),
+        [value.to_bits(), 0],
+    );
+}
+
+/// Records an integer metric value with properties written by `props`.
+#[inline]
+pub fn int_metric_props(
+    meta: &'static MetricMetadata,
+    value: u64,
+    props: impl FnOnce(&mut TailWriter),
+) {
+    variable(
+        StreamKind::Metrics,
+        INT_METRIC_PROPS,
+        meta.id(),
+        Some(value),
+        props,
+    );
+}
+
+/// Records a float metric value with properties written by `props`.
+#[inline]
+pub fn float_metric_props(
+    meta: &'static MetricMetadata,
+    value: f64,
+    props: impl FnOnce(&mut TailWriter),
+) {
+    variable(
+        StreamKind::Metrics,
+        FLOAT_METRIC_PROPS,
+        meta.id(),
+        Some(value.to_bits()),
+        props,
+    );
+}
+
+#[inline(always)]
+fn variable(
+    kind: StreamKind,
+    ty: u8,
+    meta: u64,
+    value: Option<u64>,
+    tail: impl FnOnce(&mut TailWriter),
+) {
+    let ticks = crate::time::now();
+    write_variable(kind, MAX_VARIABLE_RECORD, |dst| {
+        let fixed = HEADER + if value.is_some() { 8 } else { 0 };
+        // SAFETY: `write_variable` hands MAX_VARIABLE_RECORD writable bytes, more than the
+        // fixed part and the 2-byte tail length.
+        unsafe {
+            *dst = ty;
+            put_u64(dst, 1, meta);
+            put_u64(dst, 9, ticks);
+            if let Some(v) = value {
+                put_u64(dst, 17, v);
+            }
+        }
+        let mut w = TailWriter {
+            // SAFETY: in bounds, see above.
+            ptr: unsafe { dst.add(fixed + 2) },
+            len: 0,
+            cap: MAX_VARIABLE_RECORD - fixed - 2,
+            truncated: false,
+        };
+        tail(&mut w);
+        let len = w.finish();
+        // SAFETY: the length slot is inside the reserved bytes.
+        unsafe {
+            std::ptr::write_unaligned(dst.add(fixed) as *mut [u8; 2], (len as u16).to_le_bytes())
+        };
+        fixed + 2 + len
+    });
+}
+
+/// Appends tagged values to the tail of the record being written. Values that do not fit are
+/// replaced by one truncation marker.
+pub struct TailWriter {
+    ptr: *mut u8,
+    len: usize,
+    cap: usize,
+    truncated: bool,
+}
+
+impl TailWriter {
+    /// Room for `n` more bytes, keeping one for the truncation marker.
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> Option<*mut u8> {
+        if self.truncated || self.len + n + 1 > self.cap {
+            self.truncated = true;
+            return None;
+        }
+        // SAFETY: len + n < cap, inside the reserved record.
+        let p = unsafe { self.ptr.add(self.len) };
+        self.len += n;
+        Some(p)
+    }
+
+    #[inline(always)]
+    fn tag_key(&mut self, tag: u8, key: Option<&str>, value_len: usize) -> Option<*mut u8> {
+        let key = key.map(|k| crate::transit::wire::truncate_str(k, 255));
+        let klen = key.map_or(0, |k| 1 + k.len());
+        let p = self.room(1 + klen + value_len)?;
+        // SAFETY: `room` reserved 1 + klen + value_len bytes at `p`.
+        unsafe {
+            match key {
+                Some(k) => {
+                    *p = tag | KEYED;
+                    *p.add(1) = k.len() as u8;
+                    std::ptr::copy_nonoverlapping(k.as_ptr(), p.add(2), k.len());
+                }
+                None => *p = tag,
+            }
+            Some(p.add(1 + klen))
+        }
+    }
+
+    /// A signed integer.
+    #[inline(always)]
+    pub fn i64(&mut self, key: Option<&str>, v: i64) {
+        if let Some(p) = self.tag_key(TAG_I64, key, 8) {
+            // SAFETY: 8 bytes reserved.
+            unsafe { put_u64(p, 0, v as u64) };
+        }
+    }
+    /// An unsigned integer.
+    #[inline(always)]
+    pub fn u64(&mut self, key: Option<&str>, v: u64) {
+        if let Some(p) = self.tag_key(TAG_U64, key, 8) {
+            // SAFETY: 8 bytes reserved.
+            unsafe { put_u64(p, 0, v) };
+        }
+    }
+    /// A float.
+    #[inline(always)]
+    pub fn f64(&mut self, key: Option<&str>, v: f64) {
+        if let Some(p) = self.tag_key(TAG_F64, key, 8) {
+            // SAFETY: 8 bytes reserved.
+            unsafe { put_u64(p, 0, v.to_bits()) };
+        }
+    }
+    /// A boolean.
+    #[inline(always)]
+    pub fn bool(&mut self, key: Option<&str>, v: bool) {
+        if let Some(p) = self.tag_key(TAG_BOOL, key, 1) {
+            // SAFETY: 1 byte reserved.
+            unsafe { *p = v as u8 };
+        }
+    }
+    /// A string, cut at a char boundary if it does not fit.
+    #[inline(always)]
+    pub fn str(&mut self, key: Option<&str>, v: &str) {
+        let klen = key.map_or(0, |k| 1 + k.len().min(255));
+        let avail = self.cap.saturating_sub(self.len + 1 + klen + 2 + 1);
+        let s = crate::transit::wire::truncate_str(v, avail);
+        if let Some(p) = self.tag_key(TAG_STR, key, 2 + s.len()) {
+            // SAFETY: 2 + s.len() bytes reserved.
+            unsafe {
+                std::ptr::write_unaligned(p as *mut [u8; 2], (s.len() as u16).to_le_bytes());
+                std::ptr::copy_nonoverlapping(s.as_ptr(), p.add(2), s.len());
+            }
+            if s.len() < v.len() {
+                self.truncated = true;
+            }
+        }
+    }
+    /// A value formatted with `Display` now (the fallback for types that are not primitive).
+    pub fn display(&mut self, key: Option<&str>, v: &dyn fmt::Display) {
+        let Some(p) = self.tag_key(TAG_STR, key, 2) else {
+            return;
+        };
+        let start = self.len;
+        let mut out = DisplayWriter {
+            w: self,
+            cut: false,
+        };
+        let _ = fmt::write(&mut out, format_args!("{v}"));
+        let cut = out.cut;
+        let n = self.len - start;
+        // SAFETY: `p` is the 2-byte length slot reserved above.
+        unsafe { std::ptr::write_unaligned(p as *mut [u8; 2], (n as u16).to_le_bytes()) };
+        if cut {
+            self.truncated = true;
+        }
+    }
+
+    /// Writes the truncation marker if needed; returns the tail length.
+    fn finish(mut self) -> usize {
+        if self.truncated {
+            // SAFETY: `room` always keeps one byte free for this marker.
+            unsafe { *self.ptr.add(self.len) = TAG_TRUNCATED };
+            self.len += 1;
+            self.truncated = false;
+        }
+        self.len
+    }
+}
+
+struct DisplayWriter<'a> {
+    w: &'a mut TailWriter,
+    cut: bool,
+}
+
+impl fmt::Write for DisplayWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if self.cut {
+            return Ok(());
+        }
+        let avail = self.w.cap.saturating_sub(self.w.len + 1);
+        let part = crate::transit::wire::truncate_str(s, avail.min(u16::MAX as usize));
+        // SAFETY: len + part.len() < cap, inside the reserved record.
+        unsafe {
+            std::ptr::copy_nonoverlapping(part.as_ptr(), self.w.ptr.add(self.w.len), part.len())
+        };
+        self.w.len += part.len();
+        if part.len() < s.len() {
+            self.cut = true;
+        }
+        Ok(())
+    }
+}
+
+/// Wraps a macro argument so that primitive types are stored binary and anything else falls
+/// back to `Display` (method resolution picks [`EncodeArg`] before [`EncodeArgDisplay`]).
+#[doc(hidden)]
+pub struct ArgWrap<'a, T: ?Sized>(pub &'a T);
+
+/// Stores a primitive argument binary.
+#[doc(hidden)]
+pub trait EncodeArg {
+    fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter);
+}
+
+/// Stores any `Display` argument as its formatted text.
+#[doc(hidden)]
+pub trait EncodeArgDisplay {
+    fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter);
+}
+
+impl<T: fmt::Display + ?Sized> EncodeArgDisplay for &ArgWrap<'_, T> {
+    #[inline]
+    fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter) {
+        w.display(key, &self.0)
+    }
+}
+
+macro_rules! encode_prim {
+    ($method:ident as $as:ty: $($t:ty),*) => {$(
+        impl EncodeArg for ArgWrap<'_, $t> {
+            #[inline(always)]
+            fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter) { w.$method(key, *self.0 as $as) }
+        }
+        impl EncodeArg for ArgWrap<'_, &$t> {
+            #[inline(always)]
+            fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter) { w.$method(key, **self.0 as $as) }
+        }
+    )*};
+}
+encode_prim!(i64 as i64: i8, i16, i32, i64, isize);
+encode_prim!(u64 as u64: u8, u16, u32, u64, usize);
+encode_prim!(f64 as f64: f32, f64);
+
+impl EncodeArg for ArgWrap<'_, bool> {
+    #[inline(always)]
+    fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter) {
+        w.bool(key, *self.0)
+    }
+}
+impl EncodeArg for ArgWrap<'_, str> {
+    #[inline(always)]
+    fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter) {
+        w.str(key, self.0)
+    }
+}
+impl EncodeArg for ArgWrap<'_, &str> {
+    #[inline(always)]
+    fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter) {
+        w.str(key, self.0)
+    }
+}
+impl EncodeArg for ArgWrap<'_, String> {
+    #[inline(always)]
+    fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter) {
+        w.str(key, self.0)
+    }
+}
+impl EncodeArg for ArgWrap<'_, &String> {
+    #[inline(always)]
+    fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter) {
+        w.str(key, self.0)
+    }
+}

@@ -1,0 +1,325 @@
+//! Static callsite metadata. Each macro callsite owns one `static` of these; events refer to it
+//! by address, and the flusher sends its content once per block as a dependency.
+//!
+//! Every metadata struct is `#[repr(C)]` and starts with a [`Describe`] function, so the
+//! flusher can describe any callsite from its address alone, whatever crate defined it.
+
+use crate::transit::block::{encode_dependency, DependencyKind};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Writes the dependency describing a callsite. Receives the callsite's address (the id that
+/// events carry) and the output buffer.
+pub type Describe = unsafe fn(*const (), &mut Vec<u8>);
+
+/// Implemented by callsite metadata that events refer to by address.
+///
+/// # Safety
+/// The type must be `#[repr(C)]` with a [`Describe`] as its first field, and that function
+/// must read the callsite as `Self`.
+pub unsafe trait Callsite: Sync + 'static {
+    /// The id events carry: the callsite's address.
+    #[inline(always)]
+    fn id(&'static self) -> u64 {
+        self as *const Self as *const () as usize as u64
+    }
+}
+
+/// Describes the callsite at `id` by calling the [`Describe`] function it starts with.
+///
+/// # Safety
+/// `id` must be the address of a live `'static` value of a type implementing [`Callsite`].
+pub(crate) unsafe fn describe_callsite(id: u64, out: &mut Vec<u8>) {
+    let ptr = id as usize as *const ();
+    // SAFETY: per this function's contract `ptr` points to a `#[repr(C)]` callsite whose
+    // first field is a `Describe` function pointer.
+    let describe = unsafe { *(ptr as *const Describe) };
+    // SAFETY: the function was stored by the callsite's own constructor for its own type.
+    unsafe { describe(ptr, out) }
+}
+
+/// Severity of a log entry, ordered from most to least severe.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Unrecoverable failure.
+    Fatal = 1,
+    /// An error.
+    Error = 2,
+    /// Something unexpected that is not an error.
+    Warn = 3,
+    /// Normal operation.
+    Info = 4,
+    /// Detail for debugging.
+    Debug = 5,
+    /// Fine-grained detail.
+    Trace = 6,
+}
+
+impl Level {
+    /// The upper-case name used in the lake (`INFO`, `WARN`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Fatal => "FATAL",
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+            Level::Trace => "TRACE",
+        }
+    }
+
+    /// Parses a level name, case-insensitively (`warning` is accepted for `WARN`).
+    pub fn parse(name: &str) -> Option<Level> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "FATAL" => Level::Fatal,
+            "ERROR" => Level::Error,
+            "WARN" | "WARNING" => Level::Warn,
+            "INFO" => Level::Info,
+            "DEBUG" => Level::Debug,
+            "TRACE" => Level::Trace,
+            _ => return None,
+        })
+    }
+
+    /// Inverse of `level as u8`.
+    pub fn from_u8(value: u8) -> Option<Level> {
+        Some(match value {
+            1 => Level::Fatal,
+            2 => Level::Error,
+            3 => Level::Warn,
+            4 => Level::Info,
+            5 => Level::Debug,
+            6 => Level::Trace,
+            _ => return None,
+        })
+    }
+
+    /// OpenTelemetry severity number of the level (TRACE=1 ... FATAL=21).
+    pub fn severity_number(self) -> i32 {
+        match self {
+            Level::Trace => 1,
+            Level::Debug => 5,
+            Level::Info => 9,
+            Level::Warn => 13,
+            Level::Error => 17,
+            Level::Fatal => 21,
+        }
+    }
+}
+
+static MAX_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+
+/// Sets the most verbose level the native log macros record (default: `Info`).
+pub fn set_max_level(level: Level) {
+    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// The most verbose level the native log macros record.
+pub fn max_level() -> Level {
+    Level::from_u8(MAX_LEVEL.load(Ordering::Relaxed)).unwrap_or(Level::Info)
+}
+
+/// True when a log of `level` passes the global filter. One relaxed load.
+#[inline(always)]
+pub fn level_enabled(level: Level) -> bool {
+    level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
+}
+
+/// Where a span scope is declared.
+#[repr(C)]
+pub struct SpanMetadata {
+    /// How the flusher describes this callsite; set by the constructor.
+    pub describe: Describe,
+    /// Span name.
+    pub name: &'static str,
+    /// Target, by default the module path.
+    pub target: &'static str,
+    /// Source file.
+    pub file: &'static str,
+    /// Source line.
+    pub line: u32,
+}
+
+/// Where a log statement is declared, with its format string.
+#[repr(C)]
+pub struct LogMetadata {
+    /// How the flusher describes this callsite; set by the constructor.
+    pub describe: Describe,
+    /// Severity.
+    pub level: Level,
+    /// Target, by default the module path.
+    pub target: &'static str,
+    /// The message, or the format string whose `{}` are filled with the stored arguments.
+    pub fmt: &'static str,
+    /// Source file.
+    pub file: &'static str,
+    /// Source line.
+    pub line: u32,
+}
+
+/// Where a metric is declared.
+#[repr(C)]
+pub struct MetricMetadata {
+    /// How the flusher describes this callsite; set by the constructor.
+    pub describe: Describe,
+    /// Metric name.
+    pub name: &'static str,
+    /// Unit (`ns`, `bytes`, `count`, ...).
+    pub unit: &'static str,
+    /// Target, by default the module path.
+    pub target: &'static str,
+    /// Source file.
+    pub file: &'static str,
+    /// Source line.
+    pub line: u32,
+}
+
+impl SpanMetadata {
+    /// A span callsite.
+    pub const fn new(
+        name: &'static str,
+        target: &'static str,
+        file: &'static str,
+        line: u32,
+    ) -> Self {
+        Self {
+            describe: Self::describe_erased,
+            name,
+            target,
+            file,
+            line,
+        }
+    }
+
+    unsafe fn describe_erased(ptr: *const (), out: &mut Vec<u8>) {
+        // SAFETY: only stored in `Self::describe`, so `ptr` is a `Self`.
+        let m = unsafe { &*(ptr as *const Self) };
+        let line = m.line.to_string();
+        encode_dependency(
+            out,
+            ptr as usize as u64,
+            DependencyKind::SpanCallsite,
+            &[
+                ("name", m.name),
+                ("target", m.target),
+                ("file", m.file),
+                ("line", &line),
+            ],
+        );
+    }
+}
+
+// SAFETY: `#[repr(C)]` with `describe` first, set to `describe_erased` for `Self`.
+unsafe impl Callsite for SpanMetadata {}
+
+impl std::fmt::Debug for SpanMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanMetadata")
+            .field("target", &self.target)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish()
+    }
+}
+
+impl LogMetadata {
+    /// A log callsite.
+    pub const fn new(
+        level: Level,
+        target: &'static str,
+        fmt: &'static str,
+        file: &'static str,
+        line: u32,
+    ) -> Self {
+        Self {
+            describe: Self::describe_erased,
+            level,
+            target,
+            fmt,
+            file,
+            line,
+        }
+    }
+
+    unsafe fn describe_erased(ptr: *const (), out: &mut Vec<u8>) {
+        // SAFETY: only stored in `Self::describe`, so `ptr` is a `Self`.
+        let m = unsafe { &*(ptr as *const Self) };
+        let line = m.line.to_string();
+        encode_dependency(
+            out,
+            ptr as usize as u64,
+            DependencyKind::LogCallsite,
+            &[
+                ("level", m.level.as_str()),
+                ("target", m.target),
+                ("fmt", m.fmt),
+                ("file", m.file),
+                ("line", &line),
+            ],
+        );
+    }
+}
+
+// SAFETY: `#[repr(C)]` with `describe` first, set to `describe_erased` for `Self`.
+unsafe impl Callsite for LogMetadata {}
+
+impl std::fmt::Debug for LogMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogMetadata")
+            .field("target", &self.target)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish()
+    }
+}
+
+impl MetricMetadata {
+    /// A metric callsite.
+    pub const fn new(
+        name: &'static str,
+        unit: &'static str,
+        target: &'static str,
+        file: &'static str,
+        line: u32,
+    ) -> Self {
+        Self {
+            describe: Self::describe_erased,
+            name,
+            unit,
+            target,
+            file,
+            line,
+        }
+    }
+
+    unsafe fn describe_erased(ptr: *const (), out: &mut Vec<u8>) {
+        // SAFETY: only stored in `Self::describe`, so `ptr` is a `Self`.
+        let m = unsafe { &*(ptr as *const Self) };
+        let line = m.line.to_string();
+        encode_dependency(
+            out,
+            ptr as usize as u64,
+            DependencyKind::MetricCallsite,
+            &[
+                ("name", m.name),
+                ("unit", m.unit),
+                ("target", m.target),
+                ("file", m.file),
+                ("line", &line),
+            ],
+        );
+    }
+}
+
+// SAFETY: `#[repr(C)]` with `describe` first, set to `describe_erased` for `Self`.
+unsafe impl Callsite for MetricMetadata {}
+
+impl std::fmt::Debug for MetricMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricMetadata")
+            .field("target", &self.target)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish()
+    }
+}

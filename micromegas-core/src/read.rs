@@ -1,0 +1,277 @@
+//! Reading blocks back into the event model, using nothing but the stream's layouts and the
+//! block's dependencies.
+
+use crate::metadata::Level;
+use crate::model::{ProcessInfo, StreamInfo};
+use crate::transit::block::{Block, Dependency, EventRef};
+use crate::transit::values::{format_message, Value};
+use crate::transit::DecodeError;
+use std::collections::HashMap;
+
+/// Where an event was emitted from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Span or metric name (empty for logs).
+    pub name: String,
+    /// Target.
+    pub target: String,
+    /// Source file.
+    pub file: String,
+    /// Source line.
+    pub line: u32,
+}
+
+impl Location {
+    fn of(dep: &Dependency) -> Self {
+        Self {
+            name: dep.get("name").unwrap_or_default().to_owned(),
+            target: dep.get("target").unwrap_or_default().to_owned(),
+            file: dep.get("file").unwrap_or_default().to_owned(),
+            line: dep.get("line").and_then(|l| l.parse().ok()).unwrap_or(0),
+        }
+    }
+}
+
+/// A log entry with its message formatted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    /// Raw ticks.
+    pub ticks: u64,
+    /// Wall time, ns since the Unix epoch.
+    pub time_unix_nanos: i64,
+    /// Severity.
+    pub level: Level,
+    /// Format string filled with the stored arguments.
+    pub msg: String,
+    /// Callsite.
+    pub location: Location,
+    /// Keyed values.
+    pub properties: Vec<(String, String)>,
+}
+
+/// One metric value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measure {
+    /// Raw ticks.
+    pub ticks: u64,
+    /// Wall time, ns since the Unix epoch.
+    pub time_unix_nanos: i64,
+    /// Unit.
+    pub unit: String,
+    /// Value (integers are converted).
+    pub value: f64,
+    /// Callsite, with the metric name.
+    pub location: Location,
+    /// Keyed values.
+    pub properties: Vec<(String, String)>,
+}
+
+/// A span boundary. Scopes nest by order within their thread's stream; async spans carry ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanEvent {
+    /// Raw ticks.
+    pub ticks: u64,
+    /// True for a beginning, false for an end.
+    pub begin: bool,
+    /// Async span id, `None` for a thread scope.
+    pub span_id: Option<u64>,
+    /// Async parent span id (0 for none), `None` for a thread scope.
+    pub parent_span_id: Option<u64>,
+    /// Callsite, with the span name.
+    pub location: Location,
+}
+
+/// An event of the native model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Span boundary.
+    Span(SpanEvent),
+    /// Log entry.
+    Log(LogEntry),
+    /// Metric value.
+    Measure(Measure),
+    /// An event type this reader does not interpret (named by its layout).
+    Other(String),
+}
+
+fn props_and_args<'a>(
+    ev: &EventRef<'a>,
+) -> Result<(Vec<Value<'a>>, Vec<(String, String)>), DecodeError> {
+    let mut args = Vec::new();
+    let mut props = Vec::new();
+    for item in ev.tail() {
+        let item = item?;
+        match item.key {
+            Some(k) => props.push((k.to_owned(), item.value.to_string())),
+            None => args.push(item.value),
+        }
+    }
+    Ok((args, props))
+}
+
+/// Interprets one event.
+pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, DecodeError> {
+    let name = ev.name();
+    let ticks = || ev.u64("ticks");
+    Ok(match name {
+        "begin_scope" | "end_scope" | "begin_async" | "end_async" => {
+            let is_async = ev.layout.field("span_id").is_some();
+            Event::Span(SpanEvent {
+                ticks: ticks()?,
+                begin: name.starts_with("begin"),
+                span_id: if is_async {
+                    Some(ev.u64("span_id")?)
+                } else {
+                    None
+                },
+                parent_span_id: if is_async {
+                    Some(ev.u64("parent_span_id")?)
+                } else {
+                    None
+                },
+                location: Location::of(ev.dep("meta")?),
+            })
+        }
+        "log" | "log_args" => {
+            let dep = ev.dep("meta")?;
+            let (args, properties) = props_and_args(ev)?;
+            let fmt = dep.get("fmt").unwrap_or_default();
+            let t = ticks()?;
+            Event::Log(LogEntry {
+                ticks: t,
+                time_unix_nanos: process.ticks_to_unix_nanos(t),
+                level: dep
+                    .get("level")
+                    .and_then(Level::parse)
+                    .unwrap_or(Level::Info),
+                msg: if args.is_empty() {
+                    fmt.to_owned()
+                } else {
+                    format_message(fmt, args.into_iter())
+                },
+                location: Location::of(dep),
+                properties,
+            })
+        }
+        "int_metric" | "float_metric" => {
+            let dep = ev.dep("meta")?;
+            let value = match ev.field("value")? {
+                crate::transit::block::FieldValue::F64(v) => v,
+                crate::transit::block::FieldValue::U64(v) => v as f64,
+                crate::transit::block::FieldValue::I64(v) => v as f64,
+                crate::transit::block::FieldValue::Dep(_) => {
+                    return Err(DecodeError::Invalid("metric value is a reference".into()))
+                }
+            };
+            let (_, properties) = props_and_args(ev)?;
+            let t = ticks()?;
+            Event::Measure(Measure {
+                ticks: t,
+                time_unix_nanos: process.ticks_to_unix_nanos(t),
+                unit: dep.get("unit").unwrap_or_default().to_owned(),
+                value,
+                location: Location::of(dep),
+                properties,
+            })
+        }
+        other => Event::Other(other.to_owned()),
+    })
+}
+
+/// Decodes and interprets every event of a block.
+pub fn decode_block(
+    process: &ProcessInfo,
+    stream: &StreamInfo,
+    block: &Block,
+) -> Result<Vec<Event>, DecodeError> {
+    let payload = block.decode_payload()?;
+    let mut out = Vec::with_capacity(block.header.event_count.min(1 << 20) as usize);
+    for ev in payload.events(stream) {
+        out.push(interpret(process, &ev?)?);
+    }
+    if out.len() != block.header.event_count as usize {
+        return Err(DecodeError::Invalid(format!(
+            "block {} holds {} events, its header says {}",
+            block.header.block_id,
+            out.len(),
+            block.header.event_count
+        )));
+    }
+    Ok(out)
+}
+
+/// A span with its beginning and end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    /// Name.
+    pub name: String,
+    /// Async span id, or for a scope a number unique within the stream.
+    pub id: u64,
+    /// Parent id (0 for a root).
+    pub parent: u64,
+    /// Depth in its tree (0 for a root).
+    pub depth: u32,
+    /// Ticks at the beginning.
+    pub begin_ticks: u64,
+    /// Ticks at the end.
+    pub end_ticks: u64,
+}
+
+/// Rebuilds the scopes of one thread stream from its events in order. Scopes still open at
+/// the end are not returned.
+pub fn thread_scopes<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Span> {
+    let mut stack: Vec<Span> = Vec::new();
+    let mut out = Vec::new();
+    let mut next_id = 1u64;
+    for ev in events {
+        let Event::Span(s) = ev else { continue };
+        if s.span_id.is_some() {
+            continue;
+        }
+        if s.begin {
+            let parent = stack.last().map_or(0, |p| p.id);
+            stack.push(Span {
+                name: s.location.name.clone(),
+                id: next_id,
+                parent,
+                depth: stack.len() as u32,
+                begin_ticks: s.ticks,
+                end_ticks: 0,
+            });
+            next_id += 1;
+        } else if let Some(mut span) = stack.pop() {
+            span.end_ticks = s.ticks;
+            out.push(span);
+        }
+    }
+    out
+}
+
+/// Joins the begin and end events of async spans, from any number of streams.
+pub fn async_spans<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Span> {
+    let mut open: HashMap<u64, Span> = HashMap::new();
+    let mut out = Vec::new();
+    for ev in events {
+        let Event::Span(s) = ev else { continue };
+        let (Some(id), Some(parent)) = (s.span_id, s.parent_span_id) else {
+            continue;
+        };
+        if s.begin {
+            open.insert(
+                id,
+                Span {
+                    name: s.location.name.clone(),
+                    id,
+                    parent,
+                    depth: 0,
+                    begin_ticks: s.ticks,
+                    end_ticks: 0,
+                },
+            );
+        } else if let Some(mut span) = open.remove(&id) {
+            span.end_ticks = s.ticks;
+            out.push(span);
+        }
+    }
+    out
+}

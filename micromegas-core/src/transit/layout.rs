@@ -1,0 +1,254 @@
+//! Event layouts: how a stream describes the events it carries, so that a reader decodes any
+//! block without the writer's Rust types.
+
+use super::wire::{Reader, WireWrite};
+use super::DecodeError;
+
+/// Type of a fixed-size field of an event.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldType {
+    /// Unsigned 8-bit integer.
+    U8 = 1,
+    /// Unsigned 32-bit integer.
+    U32 = 2,
+    /// Unsigned 64-bit integer.
+    U64 = 3,
+    /// Signed 64-bit integer.
+    I64 = 4,
+    /// IEEE-754 double.
+    F64 = 5,
+    /// Raw tick counter value (u64), converted to time with the process calibration.
+    Ticks = 6,
+    /// Id (u64) of a dependency sent in the same block (callsite metadata).
+    DepRef = 7,
+    /// Process-unique span id (u64); 0 means none.
+    SpanId = 8,
+}
+
+impl FieldType {
+    /// Size in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            FieldType::U8 => 1,
+            FieldType::U32 => 4,
+            _ => 8,
+        }
+    }
+
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => FieldType::U8,
+            2 => FieldType::U32,
+            3 => FieldType::U64,
+            4 => FieldType::I64,
+            5 => FieldType::F64,
+            6 => FieldType::Ticks,
+            7 => FieldType::DepRef,
+            8 => FieldType::SpanId,
+            _ => return None,
+        })
+    }
+}
+
+/// One field of an event's fixed part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldLayout {
+    /// Field name.
+    pub name: String,
+    /// Offset from the start of the fixed part (just after the type byte).
+    pub offset: u16,
+    /// Type, which gives the size.
+    pub ty: FieldType,
+}
+
+/// Layout of one event type of a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLayout {
+    /// Type byte that starts each event of this type (1..=254).
+    pub type_id: u8,
+    /// Name of the event type (`begin_scope`, `log`, ...).
+    pub name: String,
+    /// Size of the fixed part in bytes.
+    pub size: u16,
+    /// When true the fixed part is followed by a u16 length and that many bytes of tagged
+    /// values (see [`super::values`]).
+    pub has_tail: bool,
+    /// Fields of the fixed part.
+    pub fields: Vec<FieldLayout>,
+}
+
+impl EventLayout {
+    /// Builds a layout whose fields are packed in the order given.
+    pub fn packed(type_id: u8, name: &str, has_tail: bool, fields: &[(&str, FieldType)]) -> Self {
+        let mut offset = 0u16;
+        let fields = fields
+            .iter()
+            .map(|(n, ty)| {
+                let f = FieldLayout {
+                    name: (*n).to_owned(),
+                    offset,
+                    ty: *ty,
+                };
+                offset += ty.size() as u16;
+                f
+            })
+            .collect();
+        Self {
+            type_id,
+            name: name.to_owned(),
+            size: offset,
+            has_tail,
+            fields,
+        }
+    }
+
+    /// The field named `name`.
+    pub fn field(&self, name: &str) -> Option<&FieldLayout> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u8(self.type_id);
+        out.put_str8(&self.name);
+        out.put_u16(self.size);
+        out.put_u8(self.has_tail as u8);
+        out.put_u8(self.fields.len() as u8);
+        for f in &self.fields {
+            out.put_str8(&f.name);
+            out.put_u16(f.offset);
+            out.put_u8(f.ty as u8);
+        }
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let type_id = r.u8("event layout type id")?;
+        if type_id == 0 || type_id == u8::MAX {
+            return Err(DecodeError::Invalid(format!(
+                "event layout type id {type_id} is reserved"
+            )));
+        }
+        let name = r.str8("event layout name")?.to_owned();
+        let size = r.u16("event layout size")?;
+        let has_tail = match r.u8("event layout tail flag")? {
+            0 => false,
+            1 => true,
+            v => return Err(DecodeError::Invalid(format!("tail flag {v} is not 0 or 1"))),
+        };
+        let n = r.u8("event layout field count")? as usize;
+        let n = r.count(n, 4, "event layout fields")?;
+        let mut fields = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.str8("field name")?.to_owned();
+            let offset = r.u16("field offset")?;
+            let raw_ty = r.u8("field type")?;
+            let ty = FieldType::from_u8(raw_ty)
+                .ok_or_else(|| DecodeError::Invalid(format!("unknown field type {raw_ty}")))?;
+            if offset as usize + ty.size() > size as usize {
+                return Err(DecodeError::Invalid(format!(
+                    "field {name} at offset {offset} overflows event {} of size {size}",
+                    type_id
+                )));
+            }
+            fields.push(FieldLayout { name, offset, ty });
+        }
+        Ok(Self {
+            type_id,
+            name,
+            size,
+            has_tail,
+            fields,
+        })
+    }
+}
+
+/// Type ids and layouts of the events the native instrumentation writes.
+pub mod native {
+    use super::{EventLayout, FieldType::*};
+
+    /// Span stream: a synchronous scope begins (`meta`, `ticks`).
+    pub const BEGIN_SCOPE: u8 = 1;
+    /// Span stream: a synchronous scope ends (`meta`, `ticks`).
+    pub const END_SCOPE: u8 = 2;
+    /// Span stream: an async span begins (`meta`, `ticks`, `span_id`, `parent_span_id`).
+    pub const BEGIN_ASYNC: u8 = 3;
+    /// Span stream: an async span ends (`meta`, `ticks`, `span_id`, `parent_span_id`).
+    pub const END_ASYNC: u8 = 4;
+    /// Log stream: a log with a static message (`meta`, `ticks`).
+    pub const LOG_STATIC: u8 = 1;
+    /// Log stream: a log whose arguments follow as tagged values (`meta`, `ticks`, tail).
+    pub const LOG_ARGS: u8 = 2;
+    /// Metric stream: integer value (`meta`, `ticks`, `value`).
+    pub const INT_METRIC: u8 = 1;
+    /// Metric stream: float value (`meta`, `ticks`, `value`).
+    pub const FLOAT_METRIC: u8 = 2;
+    /// Metric stream: integer value with properties in the tail.
+    pub const INT_METRIC_PROPS: u8 = 3;
+    /// Metric stream: float value with properties in the tail.
+    pub const FLOAT_METRIC_PROPS: u8 = 4;
+
+    /// Layouts of the span stream.
+    pub fn span_layouts() -> Vec<EventLayout> {
+        let async_fields = [
+            ("meta", DepRef),
+            ("ticks", Ticks),
+            ("span_id", SpanId),
+            ("parent_span_id", SpanId),
+        ];
+        vec![
+            EventLayout::packed(
+                BEGIN_SCOPE,
+                "begin_scope",
+                false,
+                &[("meta", DepRef), ("ticks", Ticks)],
+            ),
+            EventLayout::packed(
+                END_SCOPE,
+                "end_scope",
+                false,
+                &[("meta", DepRef), ("ticks", Ticks)],
+            ),
+            EventLayout::packed(BEGIN_ASYNC, "begin_async", false, &async_fields),
+            EventLayout::packed(END_ASYNC, "end_async", false, &async_fields),
+        ]
+    }
+
+    /// Layouts of the log stream.
+    pub fn log_layouts() -> Vec<EventLayout> {
+        vec![
+            EventLayout::packed(
+                LOG_STATIC,
+                "log",
+                false,
+                &[("meta", DepRef), ("ticks", Ticks)],
+            ),
+            EventLayout::packed(
+                LOG_ARGS,
+                "log_args",
+                true,
+                &[("meta", DepRef), ("ticks", Ticks)],
+            ),
+        ]
+    }
+
+    /// Layouts of a native stream of `kind`.
+    pub fn layouts_of(kind: crate::model::StreamKind) -> Vec<EventLayout> {
+        match kind {
+            crate::model::StreamKind::Spans => span_layouts(),
+            crate::model::StreamKind::Logs => log_layouts(),
+            crate::model::StreamKind::Metrics => metric_layouts(),
+        }
+    }
+
+    /// Layouts of the metric stream.
+    pub fn metric_layouts() -> Vec<EventLayout> {
+        let int = [("meta", DepRef), ("ticks", Ticks), ("value", U64)];
+        let float = [("meta", DepRef), ("ticks", Ticks), ("value", F64)];
+        vec![
+            EventLayout::packed(INT_METRIC, "int_metric", false, &int),
+            EventLayout::packed(FLOAT_METRIC, "float_metric", false, &float),
+            EventLayout::packed(INT_METRIC_PROPS, "int_metric", true, &int),
+            EventLayout::packed(FLOAT_METRIC_PROPS, "float_metric", true, &float),
+        ]
+    }
+}
