@@ -247,17 +247,18 @@ pub fn thread_scopes<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Spa
     out
 }
 
-/// Joins the begin and end events of async spans, from any number of streams.
+/// Joins the begin and end events of async spans, from any number of streams in any order.
+/// Spans whose beginning or end is missing are not returned.
 pub fn async_spans<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Span> {
-    let mut open: HashMap<u64, Span> = HashMap::new();
-    let mut out = Vec::new();
+    let mut begins: HashMap<u64, Span> = HashMap::new();
+    let mut ends: HashMap<u64, u64> = HashMap::new();
     for ev in events {
         let Event::Span(s) = ev else { continue };
         let (Some(id), Some(parent)) = (s.span_id, s.parent_span_id) else {
             continue;
         };
         if s.begin {
-            open.insert(
+            begins.insert(
                 id,
                 Span {
                     name: s.location.name.clone(),
@@ -268,10 +269,17 @@ pub fn async_spans<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Span>
                     end_ticks: 0,
                 },
             );
-        } else if let Some(mut span) = open.remove(&id) {
-            span.end_ticks = s.ticks;
-            out.push(span);
+        } else {
+            ends.insert(id, s.ticks);
         }
     }
+    let mut out: Vec<Span> = begins
+        .into_iter()
+        .filter_map(|(id, mut span)| {
+            span.end_ticks = *ends.get(&id)?;
+            Some(span)
+        })
+        .collect();
+    out.sort_by_key(|s| (s.begin_ticks, s.id));
     out
 }

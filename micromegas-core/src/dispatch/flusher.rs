@@ -120,7 +120,7 @@ impl Flusher {
             if periodic {
                 next_periodic = Instant::now() + period;
             }
-            self.cycle(periodic || flush_all);
+            self.cycle(periodic || flush_all, true);
             if flush_all {
                 self.deliver(true, Instant::now() + self.d.options.shutdown_timeout);
                 let _ = self.d.sink.flush(self.d.options.shutdown_timeout);
@@ -133,7 +133,7 @@ impl Flusher {
     }
 
     /// Drains the rings that need it, queues the blocks, delivers what the sink takes.
-    fn cycle(&mut self, drain_all: bool) {
+    fn cycle(&mut self, drain_all: bool, report: bool) {
         let rings: Vec<Arc<Ring>> = self.d.rings.lock().map(|r| r.clone()).unwrap_or_default();
         let mut blocks = Vec::new();
         let mut streams = Vec::new();
@@ -171,7 +171,9 @@ impl Flusher {
             });
         }
         self.deliver(false, Instant::now());
-        self.report_drops();
+        if report {
+            self.report_drops();
+        }
     }
 
     fn enqueue(&mut self, batch: Batch) {
@@ -198,6 +200,9 @@ impl Flusher {
     /// until `deadline` instead of waiting for their backoff.
     fn deliver(&mut self, until_empty: bool, deadline: Instant) {
         while let Some(front) = self.pending.front_mut() {
+            if self.d.is_abandoned() {
+                return;
+            }
             let now = Instant::now();
             if front.next_attempt > now {
                 if !until_empty || now >= deadline {
@@ -259,9 +264,10 @@ impl Flusher {
 
     fn finish(&mut self) {
         let deadline = Instant::now() + self.d.options.shutdown_timeout;
-        // Two rounds: the second carries the drop metrics the first one reported.
-        for _ in 0..2 {
-            self.cycle(true);
+        // Two rounds: the second carries the drop metrics the first one reported, and reports
+        // none itself, so that nothing is left behind (its drops are still counted).
+        for report in [true, false] {
+            self.cycle(true, report);
             self.deliver(true, deadline);
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -287,47 +293,34 @@ impl Flusher {
             .unwrap_or_else(|| Table::of(ring));
         let mut pos = start;
         while pos < end {
+            if self.d.is_abandoned() {
+                let (count, _) = walk(&table, ring, pos, end, usize::MAX, |_, _| {}, |_| {});
+                self.d.count_drop(DropReason::ShutdownTimeout, count);
+                pos = end;
+                break;
+            }
             self.events.clear();
             self.deps.clear();
             self.seen.clear();
             let mut last_dep = u64::MAX;
-            let mut count = 0u32;
             let mut first_ticks = None;
             let mut last_ticks = 0u64;
-            while pos < end && self.events.len() < max_block {
-                // SAFETY: [pos, end) is readable: end came from `readable`, pos >= its start.
-                let chunk = unsafe { ring.slice(pos, end) };
-                let mut used = 0usize;
-                let mut garbage = false;
-                while used < chunk.len() && self.events.len() + used < max_block {
-                    let rec = &chunk[used..];
-                    let ty = rec[0];
-                    if ty == PADDING {
-                        break;
-                    }
-                    let info = &table.0[ty as usize];
-                    let mut size = 1 + info.fixed;
-                    if !info.known || rec.len() < size + if info.has_tail { 2 } else { 0 } {
-                        // Cannot happen with records written by this crate; skip the rest
-                        // of the readable range rather than misparse it.
-                        garbage = true;
-                        break;
-                    }
-                    if info.has_tail {
-                        size += 2 + u16::from_le_bytes([rec[size], rec[size + 1]]) as usize;
-                        if rec.len() < size {
-                            garbage = true;
-                            break;
-                        }
-                    }
+            let (events, deps, seen) = (&mut self.events, &mut self.deps, &mut self.seen);
+            let (count, next) = walk(
+                &table,
+                ring,
+                pos,
+                end,
+                max_block,
+                |rec, info| {
                     for &off in &info.deps {
                         let id = read_u64(rec, 1 + off);
                         if id != last_dep {
                             last_dep = id;
-                            if self.seen.insert(id) {
+                            if seen.insert(id) {
                                 // SAFETY: DepRef fields are only written by this crate's
                                 // event functions, from `&'static` callsites.
-                                unsafe { describe_callsite(id, &mut self.deps) };
+                                unsafe { describe_callsite(id, deps) };
                             }
                         }
                     }
@@ -336,28 +329,13 @@ impl Flusher {
                         first_ticks.get_or_insert(t);
                         last_ticks = t;
                     }
-                    count += 1;
-                    used += size;
-                }
-                self.events.extend_from_slice(&chunk[..used]);
-                pos += used;
-                if garbage {
-                    pos = end;
-                    break;
-                }
-                if used < chunk.len() && chunk[used] == PADDING {
-                    pos = (pos | ring.capacity() - 1) + 1;
-                } else if used == 0 {
-                    break;
-                }
-            }
+                },
+                |run| events.extend_from_slice(run),
+            );
+            pos = next;
             if count > 0 {
-                out.push(Arc::new(self.seal(
-                    ring,
-                    count,
-                    first_ticks.unwrap_or(0),
-                    last_ticks,
-                )));
+                let block = self.seal(ring, count as u32, first_ticks.unwrap_or(0), last_ticks);
+                out.push(Arc::new(block));
             }
         }
         ring.consume_to(pos);
@@ -383,6 +361,65 @@ impl Flusher {
         };
         Block::seal(header, &self.events)
     }
+}
+
+/// Walks the records of `ring` from `pos` towards `end`, stopping after `max_bytes` of
+/// records. Calls `on_record` for each record and `on_run` for each contiguous run of records.
+/// Returns the number of records and the position reached.
+fn walk(
+    table: &Table,
+    ring: &Ring,
+    mut pos: usize,
+    end: usize,
+    max_bytes: usize,
+    mut on_record: impl FnMut(&[u8], &RecordInfo),
+    mut on_run: impl FnMut(&[u8]),
+) -> (u64, usize) {
+    let mut count = 0u64;
+    let mut total = 0usize;
+    while pos < end && total < max_bytes {
+        // SAFETY: [pos, end) is readable: `end` came from `readable` and `pos` only moves
+        // forward from the read position.
+        let chunk = unsafe { ring.slice(pos, end) };
+        let mut used = 0usize;
+        let mut garbage = false;
+        while used < chunk.len() && total + used < max_bytes {
+            let rec = &chunk[used..];
+            if rec[0] == PADDING {
+                break;
+            }
+            let info = &table.0[rec[0] as usize];
+            let mut size = 1 + info.fixed;
+            if !info.known || rec.len() < size + if info.has_tail { 2 } else { 0 } {
+                // Cannot happen with records written by this crate; skip the rest of the
+                // readable range rather than misparse it.
+                garbage = true;
+                break;
+            }
+            if info.has_tail {
+                size += 2 + u16::from_le_bytes([rec[size], rec[size + 1]]) as usize;
+                if rec.len() < size {
+                    garbage = true;
+                    break;
+                }
+            }
+            on_record(&rec[..size], info);
+            count += 1;
+            used += size;
+        }
+        on_run(&chunk[..used]);
+        pos += used;
+        total += used;
+        if garbage {
+            return (count, end);
+        }
+        if used < chunk.len() && chunk[used] == PADDING {
+            pos = (pos | (ring.capacity() - 1)) + 1;
+        } else if used == 0 {
+            break;
+        }
+    }
+    (count, pos)
 }
 
 fn backoff(attempts: u32) -> Duration {

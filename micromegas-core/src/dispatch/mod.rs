@@ -186,6 +186,8 @@ pub(crate) struct Dispatch {
     rings: Mutex<Vec<Arc<Ring>>>,
     flusher: OnceLock<Thread>,
     stopped: AtomicBool,
+    /// The shutdown timeout expired: the flusher counts what is left as dropped and stops.
+    abandoned: AtomicBool,
     dropped: [AtomicU64; 5],
     delivered_events: AtomicU64,
     delivered_blocks: AtomicU64,
@@ -197,8 +199,13 @@ pub(crate) struct Dispatch {
 }
 
 static CURRENT: Mutex<Option<Arc<Dispatch>>> = Mutex::new(None);
+/// True while a dispatch is installed; lets threads skip the lock when there is none.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn current() -> Option<Arc<Dispatch>> {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return None;
+    }
     CURRENT.lock().ok()?.clone()
 }
 
@@ -286,13 +293,27 @@ impl Dispatch {
         true
     }
 
+    /// Stops the flusher after a final flush bounded by the shutdown timeout. If the timeout
+    /// expires, the flusher is told to count what is left as dropped and stop, which takes a
+    /// short grace period; the counters are final once this returns true.
     fn shutdown(&self) -> bool {
         let deadline = Instant::now() + self.options.shutdown_timeout;
+        if let Ok(mut c) = self.control.lock() {
+            c.shutdown = true;
+        }
+        self.wake_flusher();
+        if self.wait_finished(deadline) {
+            return true;
+        }
+        self.abandoned.store(true, Ordering::Release);
+        self.wake_flusher();
+        self.wait_finished(Instant::now() + SHUTDOWN_GRACE)
+    }
+
+    fn wait_finished(&self, deadline: Instant) -> bool {
         let Ok(mut c) = self.control.lock() else {
             return false;
         };
-        c.shutdown = true;
-        self.wake_flusher();
         while !c.finished {
             let now = Instant::now();
             if now >= deadline {
@@ -305,7 +326,14 @@ impl Dispatch {
         }
         true
     }
+
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
 }
+
+/// Time the flusher gets, after the shutdown timeout, to count what it could not deliver.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Starts the pipeline: describes the process, starts the flusher thread and, unless
 /// disabled, installs a panic hook that flushes. Keep the returned guard alive for as long as
@@ -326,6 +354,7 @@ pub fn init(sink: Arc<dyn Sink>, options: Options) -> Result<Guard, InitError> {
         rings: Mutex::new(Vec::new()),
         flusher: OnceLock::new(),
         stopped: AtomicBool::new(false),
+        abandoned: AtomicBool::new(false),
         dropped: Default::default(),
         delivered_events: AtomicU64::new(0),
         delivered_blocks: AtomicU64::new(0),
@@ -338,6 +367,7 @@ pub fn init(sink: Arc<dyn Sink>, options: Options) -> Result<Guard, InitError> {
     let handle = flusher::spawn(dispatch.clone())?;
     let _ = dispatch.flusher.set(handle.thread().clone());
     *current = Some(dispatch.clone());
+    ACTIVE.store(true, Ordering::Release);
     drop(current);
     if options.panic_hook {
         install_panic_hook();
@@ -382,11 +412,19 @@ impl Guard {
         let Some(d) = self.dispatch.take() else {
             return Stats::default();
         };
-        d.shutdown();
+        // Stop first, then revoke every ring: producers take their slow path, see the stop,
+        // and leave these rings; the final drain then collects what they wrote before.
         d.stopped.store(true, Ordering::Release);
+        if let Ok(rings) = d.rings.lock() {
+            for r in rings.iter() {
+                r.revoke();
+            }
+        }
+        d.shutdown();
         let mut current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &d)) {
             *current = None;
+            ACTIVE.store(false, Ordering::Release);
         }
         d.stats()
     }

@@ -17,8 +17,11 @@ struct Padded<T>(T);
 pub(crate) struct Ring {
     buf: Box<[UnsafeCell<u8>]>,
     mask: usize,
-    /// Everything before this position is written (producer stores, consumer loads).
+    /// Everything before `write` is written (producer stores, consumer loads); the producer
+    /// may write up to `limit` without further checks (producer stores and loads; shutdown
+    /// zeroes it to send the producer to its slow path).
     write: Padded<AtomicUsize>,
+    limit: AtomicUsize,
     /// Everything before this position is consumed (consumer stores, producer loads).
     read: Padded<AtomicUsize>,
     /// Events refused because the ring was full.
@@ -46,6 +49,7 @@ impl Ring {
             buf,
             mask: capacity - 1,
             write: Padded(AtomicUsize::new(0)),
+            limit: AtomicUsize::new(0),
             read: Padded(AtomicUsize::new(0)),
             dropped_full: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -86,6 +90,11 @@ impl Ring {
         unsafe { std::slice::from_raw_parts(self.buf[start].get() as *const u8, len) }
     }
 
+    /// Sends the producer to its slow path at its next write (used at shutdown).
+    pub(crate) fn revoke(&self) {
+        self.limit.store(0, Ordering::Relaxed);
+    }
+
     /// Consumer side: releases everything before `pos` to the producer.
     pub(crate) fn consume_to(&self, pos: usize) {
         self.read.0.store(pos, Ordering::Release);
@@ -93,6 +102,7 @@ impl Ring {
 }
 
 static DETACHED_WRITE: AtomicUsize = AtomicUsize::new(0);
+static DETACHED_LIMIT: AtomicUsize = AtomicUsize::new(0);
 
 /// The producing thread's handle on a ring, with its private copy of the positions.
 pub(crate) struct Producer {
@@ -100,8 +110,9 @@ pub(crate) struct Producer {
     mask: usize,
     /// Next write position (published to `ring.write` after each record).
     pos: usize,
-    /// Records may be written contiguously without further checks up to this position.
-    limit: usize,
+    /// `ring.limit`, or a dummy zero while detached: records may be written contiguously
+    /// without further checks up to this position.
+    limit: *const AtomicUsize,
     /// Read position at which the flusher was last woken, to wake it once per drain.
     woken_at: usize,
     /// `ring.write`, or a dummy while detached, so that commit needs no branch.
@@ -117,7 +128,7 @@ impl Producer {
             base: std::ptr::null_mut(),
             mask: 0,
             pos: 0,
-            limit: 0,
+            limit: &DETACHED_LIMIT,
             woken_at: usize::MAX,
             write: &DETACHED_WRITE,
             ring: None,
@@ -128,12 +139,13 @@ impl Producer {
     pub(crate) fn attach(ring: Arc<Ring>) -> Self {
         let base = ring.buf[0].get();
         let write: *const AtomicUsize = &ring.write.0;
+        let limit: *const AtomicUsize = &ring.limit;
         Self {
             write,
+            limit,
             base,
             mask: ring.mask,
             pos: 0,
-            limit: 0,
             woken_at: usize::MAX,
             ring: Some(ring),
             suspended: false,
@@ -147,7 +159,9 @@ impl Producer {
     /// Fast path: where `n` bytes can be written now, or `None` if the slow path must run.
     #[inline(always)]
     pub(crate) fn try_reserve(&mut self, n: usize) -> Option<*mut u8> {
-        if self.pos + n <= self.limit {
+        // SAFETY: `limit` points into the ring this producer holds an `Arc` of, or to a static.
+        let limit = unsafe { (*self.limit).load(Ordering::Relaxed) };
+        if self.pos + n <= limit {
             // SAFETY: `limit` never passes the end of the buffer (see `reserve_slow`), so
             // `pos & mask` + n stays inside the allocation.
             Some(unsafe { self.base.add(self.pos & self.mask) })
@@ -181,7 +195,7 @@ impl Producer {
         let boundary = (self.pos | self.mask) + 1;
         if self.pos + n > boundary {
             if boundary + n - read > cap {
-                self.limit = 0;
+                ring.limit.store(0, Ordering::Relaxed);
                 return None;
             }
             // SAFETY: `pos` < boundary and [pos, boundary) is free (boundary - read <= cap),
@@ -190,7 +204,7 @@ impl Producer {
             self.pos = boundary;
             ring.write.0.store(self.pos, Ordering::Release);
         } else if self.pos + n - read > cap {
-            self.limit = 0;
+            ring.limit.store(0, Ordering::Relaxed);
             return None;
         }
         let boundary = (self.pos | self.mask) + 1;
@@ -199,7 +213,7 @@ impl Producer {
         if self.pos + n <= half {
             limit = limit.min(half);
         }
-        self.limit = limit;
+        ring.limit.store(limit, Ordering::Relaxed);
         // SAFETY: pos + n <= limit <= boundary, inside the buffer.
         Some(unsafe { self.base.add(self.pos & self.mask) })
     }
@@ -209,14 +223,16 @@ impl Producer {
     #[inline(always)]
     pub(crate) fn suspend(&mut self) -> usize {
         self.suspended = true;
-        std::mem::replace(&mut self.limit, 0)
+        // SAFETY: see `try_reserve`.
+        unsafe { (*self.limit).swap(0, Ordering::Relaxed) }
     }
 
     /// Ends a [`Producer::suspend`].
     #[inline(always)]
     pub(crate) fn resume(&mut self, limit: usize) {
         self.suspended = false;
-        self.limit = limit;
+        // SAFETY: see `try_reserve`.
+        unsafe { (*self.limit).store(limit, Ordering::Relaxed) };
     }
 
     pub(crate) fn is_suspended(&self) -> bool {
@@ -226,8 +242,9 @@ impl Producer {
     /// Detaches from the ring, marking it closed for the flusher.
     pub(crate) fn close(&mut self) {
         if let Some(ring) = self.ring.take() {
+            ring.limit.store(0, Ordering::Relaxed);
             ring.closed.store(true, Ordering::Release);
         }
-        self.limit = 0;
+        self.limit = &DETACHED_LIMIT;
     }
 }

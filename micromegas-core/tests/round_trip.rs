@@ -1,0 +1,232 @@
+//! Every event kind goes through the real pipeline (rings, flusher, LZ4, wire encoding) and is
+//! read back with nothing but the streams' descriptions.
+
+mod common;
+
+use common::{serial, Decoded};
+use micromegas_core::metadata::{set_max_level, Level};
+use micromegas_core::model::StreamKind;
+use micromegas_core::read::{async_spans, thread_scopes, Event};
+use micromegas_core::sink::MemorySink;
+use micromegas_core::{init, Options};
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+struct Point(i32, i32);
+impl fmt::Display for Point {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({}, {})", self.0, self.1)
+    }
+}
+
+#[test]
+fn every_event_kind_round_trips() {
+    let _s = serial();
+    set_max_level(Level::Debug);
+    let sink = Arc::new(MemorySink::new());
+    let guard = init(
+        sink.clone(),
+        Options::default()
+            .service_name("round-trip")
+            .property("env", "test"),
+    )
+    .unwrap();
+    std::thread::Builder::new()
+        .name("worker".into())
+        .spawn(|| {
+            micromegas_core::span_scope!("outer");
+            {
+                micromegas_core::span_scope!("inner");
+                micromegas_core::info!("static message");
+                let user = String::from("alice");
+                micromegas_core::warn!(
+                    target: "auth",
+                    "user {} failed {} times, ratio {} locked={} at {} via {}",
+                    user, 3u8, 0.25f64, true, Point(1, -2), "web"
+                );
+                micromegas_core::debug!("negative {}", -42i64);
+                micromegas_core::trace!("filtered out {}", 1); // below max level
+            }
+            micromegas_core::imetric!("queue.depth", "count", 17);
+            micromegas_core::fmetric!("cpu.load", "ratio", 0.5);
+            micromegas_core::imetric!("request.bytes", "bytes", 512, "route" => "/api", "status" => 200);
+            micromegas_core::fmetric!("latency", "ms", 1.5, "ok" => true);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let stats = guard.shutdown();
+    assert_eq!(stats.total_dropped(), 0, "{stats:?}");
+
+    let decoded = Decoded::of(&sink.batches());
+    let process = decoded.process.clone().unwrap();
+    assert_eq!(process.service_name, "round-trip");
+    assert_eq!(
+        process.properties,
+        vec![("env".to_owned(), "test".to_owned())]
+    );
+    assert!(process.calibration.ticks_per_second > 0);
+
+    let (logs_stream, logs) = decoded.of_kind(StreamKind::Logs).next().unwrap();
+    assert_eq!(logs_stream.thread_name, "worker");
+    let logs: Vec<_> = logs
+        .iter()
+        .map(|e| match e {
+            Event::Log(l) => l.clone(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(logs.len(), 3);
+    assert_eq!(logs[0].msg, "static message");
+    assert_eq!(logs[0].level, Level::Info);
+    assert_eq!(logs[0].location.target, "round_trip");
+    assert!(logs[0].location.file.ends_with("round_trip.rs"));
+    assert_eq!(
+        logs[1].msg,
+        "user alice failed 3 times, ratio 0.25 locked=true at (1, -2) via web"
+    );
+    assert_eq!(logs[1].level, Level::Warn);
+    assert_eq!(logs[1].location.target, "auth");
+    assert_eq!(logs[2].msg, "negative -42");
+    assert!(logs[0].time_unix_nanos > process.calibration.start_unix_nanos);
+    assert!(logs[0].ticks <= logs[1].ticks && logs[1].ticks <= logs[2].ticks);
+
+    let (_, spans) = decoded.of_kind(StreamKind::Spans).next().unwrap();
+    let scopes = thread_scopes(spans);
+    let names: Vec<_> = scopes.iter().map(|s| (s.name.as_str(), s.depth)).collect();
+    assert_eq!(names, [("inner", 1), ("outer", 0)]);
+    assert_eq!(scopes[0].parent, scopes[1].id);
+    assert!(
+        scopes[1].begin_ticks <= scopes[0].begin_ticks
+            && scopes[0].end_ticks <= scopes[1].end_ticks
+    );
+    // The logs happened inside "inner".
+    assert!(scopes[0].begin_ticks <= logs[0].ticks && logs[2].ticks <= scopes[0].end_ticks);
+
+    let measures: Vec<_> = decoded
+        .all_events()
+        .filter_map(|e| match e {
+            Event::Measure(m) if m.location.name != "micromegas.dropped_events" => Some(m.clone()),
+            _ => None,
+        })
+        .collect();
+    let summary: Vec<_> = measures
+        .iter()
+        .map(|m| {
+            (
+                m.location.name.as_str(),
+                m.unit.as_str(),
+                m.value,
+                m.properties.clone(),
+            )
+        })
+        .collect();
+    let p = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        summary,
+        [
+            ("queue.depth", "count", 17.0, vec![]),
+            ("cpu.load", "ratio", 0.5, vec![]),
+            (
+                "request.bytes",
+                "bytes",
+                512.0,
+                vec![p("route", "/api"), p("status", "200")]
+            ),
+            ("latency", "ms", 1.5, vec![p("ok", "true")]),
+        ]
+    );
+    set_max_level(Level::Info);
+}
+
+#[test]
+fn async_span_ids_link_parent_and_child() {
+    let _s = serial();
+    let sink = Arc::new(MemorySink::new());
+    let guard = init(sink.clone(), Options::default()).unwrap();
+    std::thread::spawn(|| {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let fut = micromegas_core::async_span!("parent", async {
+            micromegas_core::async_span!("child", async { 7 }).await
+        });
+        let mut fut = std::pin::pin!(fut);
+        assert_eq!(fut.as_mut().poll(&mut cx), std::task::Poll::Ready(7));
+    })
+    .join()
+    .unwrap();
+    guard.shutdown();
+    let decoded = Decoded::of(&sink.batches());
+    let spans = async_spans(decoded.all_events());
+    assert_eq!(spans.len(), 2);
+    let parent = spans.iter().find(|s| s.name == "parent").unwrap();
+    let child = spans.iter().find(|s| s.name == "child").unwrap();
+    assert_eq!(parent.parent, 0);
+    assert_eq!(child.parent, parent.id);
+    assert_ne!(parent.id, child.id);
+    assert!(parent.begin_ticks <= child.begin_ticks && child.end_ticks <= parent.end_ticks);
+}
+
+#[test]
+fn long_arguments_are_truncated_not_lost() {
+    let _s = serial();
+    let sink = Arc::new(MemorySink::new());
+    let guard = init(sink.clone(), Options::default()).unwrap();
+    let long = "x".repeat(10_000);
+    std::thread::spawn(move || {
+        micromegas_core::info!("long {} then {}", long.as_str(), 5);
+        micromegas_core::info!("after");
+    })
+    .join()
+    .unwrap();
+    guard.shutdown();
+    let decoded = Decoded::of(&sink.batches());
+    let msgs: Vec<_> = decoded
+        .all_events()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l.msg.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(msgs.len(), 2);
+    assert!(msgs[0].starts_with("long xxxx"));
+    assert!(
+        msgs[0].len() < 4096 && msgs[0].len() > 3000,
+        "{}",
+        msgs[0].len()
+    );
+    assert!(
+        msgs[0].ends_with('…'),
+        "a truncation marker ends the message"
+    );
+    assert_eq!(msgs[1], "after");
+}
+
+#[test]
+fn a_log_emitted_while_formatting_another_is_counted_not_interleaved() {
+    let _s = serial();
+    struct Noisy;
+    impl fmt::Display for Noisy {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            micromegas_core::info!("nested");
+            f.write_str("noisy")
+        }
+    }
+    let sink = Arc::new(MemorySink::new());
+    let guard = init(sink.clone(), Options::default()).unwrap();
+    std::thread::spawn(|| micromegas_core::info!("outer {}", Noisy))
+        .join()
+        .unwrap();
+    let stats = guard.shutdown();
+    assert_eq!(stats.dropped(micromegas_core::DropReason::Reentrant), 1);
+    let decoded = Decoded::of(&sink.batches());
+    let msgs: Vec<_> = decoded
+        .all_events()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l.msg.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(msgs, ["outer noisy"]);
+}
