@@ -178,14 +178,19 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
     })
 }
 
-/// Decodes and interprets every event of a block.
+/// Decodes and interprets every event of a block. The result owns its strings, so its size
+/// grows with the event count; to process large or untrusted blocks without materializing
+/// them, iterate [`Payload::events`](crate::transit::block::Payload::events) and call
+/// [`interpret`] per event.
 pub fn decode_block(
     process: &ProcessInfo,
     stream: &StreamInfo,
     block: &Block,
 ) -> Result<Vec<Event>, DecodeError> {
     let payload = block.decode_payload()?;
-    let mut out = Vec::with_capacity(block.header.event_count.min(1 << 20) as usize);
+    // Every event takes at least one byte: never trust the header's count for the capacity.
+    let capacity = block.header.event_count.min(block.header.events_len) as usize;
+    let mut out = Vec::with_capacity(capacity.min(1 << 16));
     for ev in payload.events(stream) {
         out.push(interpret(process, &ev?)?);
     }

@@ -1,0 +1,228 @@
+//! Property tests of the format: random event sequences come back exactly as emitted, and
+//! random corruptions of valid input never make a decoder panic.
+
+mod common;
+
+use common::{serial, Decoded};
+use micromegas_core::model::StreamKind;
+use micromegas_core::read::{decode_block, thread_scopes, Event};
+use micromegas_core::sink::MemorySink;
+use micromegas_core::transit::batch::Batch;
+use micromegas_core::{init, Options};
+use proptest::prelude::*;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Static,
+    Int(i64),
+    Mixed(u64, String, bool),
+    Float(f64),
+    IMetric(u64),
+    FMetric(f64),
+    Tagged(u32, String),
+    Scope(Vec<Op>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let leaf = prop_oneof![
+        Just(Op::Static),
+        any::<i64>().prop_map(Op::Int),
+        (any::<u64>(), ".{0,40}", any::<bool>()).prop_map(|(a, b, c)| Op::Mixed(a, b, c)),
+        (-1e12f64..1e12).prop_map(Op::Float),
+        any::<u64>().prop_map(Op::IMetric),
+        (-1e12f64..1e12).prop_map(Op::FMetric),
+        (any::<u32>(), "[a-z]{0,12}").prop_map(|(a, b)| Op::Tagged(a, b)),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop::collection::vec(inner, 0..8).prop_map(Op::Scope)
+    })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expected {
+    Log(String),
+    Measure(String, f64, Vec<(String, String)>),
+    Scope(String, u32),
+}
+
+fn run(
+    ops: &[Op],
+    depth: u32,
+    log: &mut Vec<Expected>,
+    measures: &mut Vec<Expected>,
+    scopes: &mut Vec<Expected>,
+) {
+    for op in ops {
+        match op {
+            Op::Static => {
+                micromegas_core::info!("static text");
+                log.push(Expected::Log("static text".into()));
+            }
+            Op::Int(v) => {
+                micromegas_core::info!("int {}", *v);
+                log.push(Expected::Log(format!("int {v}")));
+            }
+            Op::Mixed(a, b, c) => {
+                micromegas_core::warn!("mixed {} [{}] {}", *a, b.as_str(), *c);
+                log.push(Expected::Log(format!("mixed {a} [{b}] {c}")));
+            }
+            Op::Float(v) => {
+                micromegas_core::error!("float {}", *v);
+                log.push(Expected::Log(format!("float {v}")));
+            }
+            Op::IMetric(v) => {
+                micromegas_core::imetric!("im", "count", *v);
+                measures.push(Expected::Measure("im".into(), *v as f64, vec![]));
+            }
+            Op::FMetric(v) => {
+                micromegas_core::fmetric!("fm", "s", *v);
+                measures.push(Expected::Measure("fm".into(), *v, vec![]));
+            }
+            Op::Tagged(v, tag) => {
+                micromegas_core::imetric!("tagged", "count", *v, "tag" => tag.as_str());
+                measures.push(Expected::Measure(
+                    "tagged".into(),
+                    *v as f64,
+                    vec![("tag".into(), tag.clone())],
+                ));
+            }
+            Op::Scope(inner) => {
+                micromegas_core::span_scope!("scope");
+                run(inner, depth + 1, log, measures, scopes);
+                scopes.push(Expected::Scope("scope".into(), depth));
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_event_sequences_round_trip(ops in prop::collection::vec(op(), 0..40)) {
+        let _s = serial();
+        let sink = Arc::new(MemorySink::new());
+        let guard = init(sink.clone(), Options::default().panic_hook(false)).unwrap();
+        let (logs, measures, scopes) = std::thread::spawn(move || {
+            let (mut l, mut m, mut s) = (vec![], vec![], vec![]);
+            run(&ops, 0, &mut l, &mut m, &mut s);
+            (l, m, s)
+        }).join().unwrap();
+        let stats = guard.shutdown();
+        prop_assert_eq!(stats.total_dropped(), 0);
+        let decoded = Decoded::of(&sink.batches());
+        let got_logs: Vec<_> = decoded.of_kind(StreamKind::Logs).flat_map(|(_, e)| e).map(|e| match e {
+            Event::Log(l) => Expected::Log(l.msg.clone()),
+            other => panic!("{other:?}"),
+        }).collect();
+        prop_assert_eq!(got_logs, logs);
+        let got_measures: Vec<_> = decoded.of_kind(StreamKind::Metrics).flat_map(|(_, e)| e).filter_map(|e| match e {
+            Event::Measure(m) if m.location.name != "micromegas.dropped_events" =>
+                Some(Expected::Measure(m.location.name.clone(), m.value, m.properties.clone())),
+            _ => None,
+        }).collect();
+        prop_assert_eq!(got_measures, measures);
+        let got_scopes: Vec<_> = decoded.of_kind(StreamKind::Spans)
+            .flat_map(|(_, e)| thread_scopes(e))
+            .map(|s| Expected::Scope(s.name, s.depth))
+            .collect();
+        prop_assert_eq!(got_scopes, scopes);
+    }
+}
+
+/// A valid batch with every event kind, to corrupt.
+fn sample_batch() -> Vec<u8> {
+    static SAMPLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    SAMPLE
+        .get_or_init(|| {
+            let _s = serial();
+            let sink = Arc::new(MemorySink::new());
+            let guard = init(sink.clone(), Options::default().panic_hook(false)).unwrap();
+            std::thread::spawn(|| {
+                micromegas_core::span_scope!("outer");
+                micromegas_core::info!("hello {} {}", 1, "two");
+                micromegas_core::imetric!("m", "count", 3, "k" => "v");
+                micromegas_core::fmetric!("f", "s", 0.5);
+            })
+            .join()
+            .unwrap();
+            guard.shutdown();
+            // Merge all batches' blocks into one so that the sample has every stream.
+            let batches = sink.batches();
+            let mut merged: Batch = batches[0].clone();
+            for b in &batches[1..] {
+                merged.streams.extend(b.streams.iter().cloned());
+                merged.blocks.extend(b.blocks.iter().cloned());
+            }
+            merged.streams.sort_by_key(|s| s.stream_id);
+            merged.streams.dedup_by_key(|s| s.stream_id);
+            merged.encode()
+        })
+        .clone()
+}
+
+/// Decodes as deeply as possible; only errors are allowed, never a panic.
+fn decode_everything(bytes: &[u8]) -> usize {
+    let Ok(batch) = Batch::decode(bytes) else {
+        return 0;
+    };
+    let mut n = 0;
+    for block in &batch.blocks {
+        let Some(stream) = batch.stream_of(block) else {
+            continue;
+        };
+        if let Ok(events) = decode_block(&batch.process, stream, block) {
+            n += events.len();
+        }
+    }
+    n
+}
+
+#[test]
+fn the_sample_decodes() {
+    assert!(decode_everything(&sample_batch()) >= 5);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bit_flips_never_panic(flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..6)) {
+        let mut bytes = sample_batch();
+        for (i, bit) in flips {
+            let i = i.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        decode_everything(&bytes);
+    }
+
+    #[test]
+    fn truncations_never_panic(cut in any::<prop::sample::Index>()) {
+        let bytes = sample_batch();
+        let cut = cut.index(bytes.len());
+        prop_assert_eq!(decode_everything(&bytes[..cut]), 0);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(mut bytes in prop::collection::vec(any::<u8>(), 0..512), prefix in any::<bool>()) {
+        if prefix {
+            let mut v = b"MMTB\x01".to_vec();
+            v.append(&mut bytes);
+            bytes = v;
+        }
+        decode_everything(&bytes);
+    }
+
+    #[test]
+    fn overwritten_ranges_never_panic(at in any::<prop::sample::Index>(), junk in prop::collection::vec(any::<u8>(), 1..16)) {
+        let mut bytes = sample_batch();
+        let at = at.index(bytes.len());
+        for (k, b) in junk.iter().enumerate() {
+            if at + k < bytes.len() {
+                bytes[at + k] = *b;
+            }
+        }
+        decode_everything(&bytes);
+    }
+}
