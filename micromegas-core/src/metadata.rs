@@ -7,9 +7,9 @@
 use crate::transit::block::{encode_dependency, DependencyKind};
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Writes the dependency describing a callsite. Receives the callsite's address (the id that
-/// events carry) and the output buffer.
-pub type Describe = unsafe fn(*const (), &mut Vec<u8>);
+/// Writes the dependency describing a callsite. Receives the callsite's address, the id the
+/// block's events use for it, and the output buffer.
+pub type Describe = unsafe fn(*const (), u64, &mut Vec<u8>);
 
 /// Implemented by callsite metadata that events refer to by address.
 ///
@@ -24,17 +24,18 @@ pub unsafe trait Callsite: Sync + 'static {
     }
 }
 
-/// Describes the callsite at `id` by calling the [`Describe`] function it starts with.
+/// Describes the callsite at address `addr` as dependency `id`, by calling the [`Describe`]
+/// function it starts with.
 ///
 /// # Safety
-/// `id` must be the address of a live `'static` value of a type implementing [`Callsite`].
-pub(crate) unsafe fn describe_callsite(id: u64, out: &mut Vec<u8>) {
-    let ptr = id as usize as *const ();
+/// `addr` must be the address of a live `'static` value of a type implementing [`Callsite`].
+pub(crate) unsafe fn describe_callsite(addr: u64, id: u64, out: &mut Vec<u8>) {
+    let ptr = addr as usize as *const ();
     // SAFETY: per this function's contract `ptr` points to a `#[repr(C)]` callsite whose
     // first field is a `Describe` function pointer.
     let describe = unsafe { *(ptr as *const Describe) };
     // SAFETY: the function was stored by the callsite's own constructor for its own type.
-    unsafe { describe(ptr, out) }
+    unsafe { describe(ptr, id, out) }
 }
 
 /// Severity of a log entry, ordered from most to least severe.
@@ -191,13 +192,13 @@ impl SpanMetadata {
         }
     }
 
-    unsafe fn describe_erased(ptr: *const (), out: &mut Vec<u8>) {
+    unsafe fn describe_erased(ptr: *const (), id: u64, out: &mut Vec<u8>) {
         // SAFETY: only stored in `Self::describe`, so `ptr` is a `Self`.
         let m = unsafe { &*(ptr as *const Self) };
         let line = m.line.to_string();
         encode_dependency(
             out,
-            ptr as usize as u64,
+            id,
             DependencyKind::SpanCallsite,
             &[
                 ("name", m.name),
@@ -241,13 +242,13 @@ impl LogMetadata {
         }
     }
 
-    unsafe fn describe_erased(ptr: *const (), out: &mut Vec<u8>) {
+    unsafe fn describe_erased(ptr: *const (), id: u64, out: &mut Vec<u8>) {
         // SAFETY: only stored in `Self::describe`, so `ptr` is a `Self`.
         let m = unsafe { &*(ptr as *const Self) };
         let line = m.line.to_string();
         encode_dependency(
             out,
-            ptr as usize as u64,
+            id,
             DependencyKind::LogCallsite,
             &[
                 ("level", m.level.as_str()),
@@ -292,13 +293,13 @@ impl MetricMetadata {
         }
     }
 
-    unsafe fn describe_erased(ptr: *const (), out: &mut Vec<u8>) {
+    unsafe fn describe_erased(ptr: *const (), id: u64, out: &mut Vec<u8>) {
         // SAFETY: only stored in `Self::describe`, so `ptr` is a `Self`.
         let m = unsafe { &*(ptr as *const Self) };
         let line = m.line.to_string();
         encode_dependency(
             out,
-            ptr as usize as u64,
+            id,
             DependencyKind::MetricCallsite,
             &[
                 ("name", m.name),

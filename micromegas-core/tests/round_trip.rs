@@ -230,3 +230,40 @@ fn a_log_emitted_while_formatting_another_is_counted_not_interleaved() {
         .collect();
     assert_eq!(msgs, ["outer noisy"]);
 }
+
+#[test]
+fn ticks_far_apart_are_exact_across_block_cuts() {
+    let _s = serial();
+    let sink = Arc::new(MemorySink::new());
+    let guard = init(
+        sink.clone(),
+        Options::default().flush_period(std::time::Duration::from_secs(3600)),
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    std::thread::spawn(|| {
+        micromegas_core::info!("before");
+        // Longer than an i32 tick delta at any clock rate under 1.4 GHz... and over 0.7 s at
+        // 3 GHz: the flusher must cut the block rather than wrap the delta.
+        std::thread::sleep(std::time::Duration::from_millis(1600));
+        micromegas_core::info!("after");
+    })
+    .join()
+    .unwrap();
+    let waited = t0.elapsed();
+    guard.shutdown();
+    let decoded = Decoded::of(&sink.batches());
+    let logs: Vec<_> = decoded
+        .all_events()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logs.len(), 2);
+    let gap = (logs[1].time_unix_nanos - logs[0].time_unix_nanos) as f64 / 1e9;
+    assert!(
+        gap >= 1.5 && gap <= waited.as_secs_f64() + 0.05,
+        "gap {gap} s"
+    );
+}

@@ -7,8 +7,8 @@ use crate::metadata::describe_callsite;
 use crate::sink::SinkError;
 use crate::transit::batch::Batch;
 use crate::transit::block::{Block, BlockHeader, Compression};
-use crate::transit::layout::FieldType;
-use std::collections::{HashMap, HashSet, VecDeque};
+use crate::transit::layout::{native, FieldType};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -21,14 +21,25 @@ pub(super) fn spawn(dispatch: Arc<Dispatch>) -> std::io::Result<JoinHandle<()>> 
         .spawn(move || Flusher::new(dispatch).run())
 }
 
-/// How to walk the records of one event type.
+/// One step of turning a ring record into a block record.
+#[derive(Clone, Copy)]
+enum Op {
+    /// A callsite address (u64) at this offset becomes a block-local u32 id.
+    Dep(usize),
+    /// The absolute ticks (u64, read through `RecordInfo::ticks`) become an i32 delta.
+    Ticks,
+    /// These bytes are copied as they are.
+    Copy(usize, usize),
+}
+
+/// How to walk and transform the records of one event type.
 #[derive(Clone, Default)]
 struct RecordInfo {
     known: bool,
     fixed: usize,
     has_tail: bool,
-    deps: Vec<usize>,
     ticks: Option<usize>,
+    ops: Vec<Op>,
 }
 
 struct Table(Vec<RecordInfo>);
@@ -36,18 +47,25 @@ struct Table(Vec<RecordInfo>);
 impl Table {
     fn of(ring: &Ring) -> Self {
         let mut t = vec![RecordInfo::default(); 256];
-        for l in &ring.stream.layouts {
+        for l in native::layouts_of(ring.stream.kind) {
             let info = &mut t[l.type_id as usize];
             info.known = true;
             info.fixed = l.size as usize;
             info.has_tail = l.has_tail;
+            // Mirrors `EventLayout::compact`.
             for f in &l.fields {
-                match f.ty {
-                    FieldType::DepRef => info.deps.push(f.offset as usize),
+                let off = f.offset as usize;
+                let op = match f.ty {
+                    FieldType::DepRef => Op::Dep(off),
                     FieldType::Ticks if info.ticks.is_none() => {
-                        info.ticks = Some(f.offset as usize)
+                        info.ticks = Some(off);
+                        Op::Ticks
                     }
-                    _ => {}
+                    ty => Op::Copy(off, ty.size()),
+                };
+                match (info.ops.last_mut(), op) {
+                    (Some(Op::Copy(o, n)), Op::Copy(off, len)) if *o + *n == off => *n += len,
+                    _ => info.ops.push(op),
                 }
             }
         }
@@ -68,7 +86,7 @@ struct Flusher {
     tables: HashMap<Uuid, Table>,
     events: Vec<u8>,
     deps: Vec<u8>,
-    seen: HashSet<u64>,
+    dep_ids: HashMap<u64, u32>,
     pending: VecDeque<Pending>,
     pending_bytes: u64,
     reported_drops: [u64; 5],
@@ -88,7 +106,7 @@ impl Flusher {
             tables: HashMap::new(),
             events: Vec::new(),
             deps: Vec::new(),
-            seen: HashSet::new(),
+            dep_ids: HashMap::new(),
             pending: VecDeque::new(),
             pending_bytes: 0,
             reported_drops: [0; 5],
@@ -283,7 +301,7 @@ impl Flusher {
         self.d.control_changed.notify_all();
     }
 
-    /// Moves everything readable from `ring` into blocks.
+    /// Moves everything readable from `ring` into blocks, in their compact form.
     fn drain(&mut self, ring: &Ring, out: &mut Vec<Arc<Block>>) {
         let (start, end) = ring.readable();
         let max_block = self.d.options.max_block_bytes.max(1024);
@@ -294,47 +312,60 @@ impl Flusher {
         let mut pos = start;
         while pos < end {
             if self.d.is_abandoned() {
-                let (count, _) = walk(&table, ring, pos, end, usize::MAX, |_, _| {}, |_| {});
+                let (count, _) = walk(&table, ring, pos, end, |_, _| true);
                 self.d.count_drop(DropReason::ShutdownTimeout, count);
                 pos = end;
                 break;
             }
             self.events.clear();
             self.deps.clear();
-            self.seen.clear();
-            let mut last_dep = u64::MAX;
+            self.dep_ids.clear();
+            let mut last_dep = (u64::MAX, 0u32);
             let mut first_ticks = None;
-            let mut last_ticks = 0u64;
-            let (events, deps, seen) = (&mut self.events, &mut self.deps, &mut self.seen);
-            let (count, next) = walk(
-                &table,
-                ring,
-                pos,
-                end,
-                max_block,
-                |rec, info| {
-                    for &off in &info.deps {
-                        let id = read_u64(rec, 1 + off);
-                        if id != last_dep {
-                            last_dep = id;
-                            if seen.insert(id) {
-                                // SAFETY: DepRef fields are only written by this crate's
-                                // event functions, from `&'static` callsites.
-                                unsafe { describe_callsite(id, deps) };
+            let mut prev_ticks = 0u64;
+            let (events, deps, dep_ids) = (&mut self.events, &mut self.deps, &mut self.dep_ids);
+            let (count, next) = walk(&table, ring, pos, end, |rec, info| {
+                let ticks = info.ticks.map(|off| read_u64(rec, 1 + off));
+                let delta = match (ticks, first_ticks) {
+                    (Some(t), Some(_)) => t.wrapping_sub(prev_ticks) as i64,
+                    _ => 0,
+                };
+                if events.len() >= max_block || i32::try_from(delta).is_err() {
+                    return false; // this record starts the next block
+                }
+                events.push(rec[0]);
+                for op in &info.ops {
+                    match *op {
+                        Op::Dep(off) => {
+                            let addr = read_u64(rec, 1 + off);
+                            if addr != last_dep.0 {
+                                let next_id = dep_ids.len() as u32 + 1;
+                                let id = *dep_ids.entry(addr).or_insert_with(|| {
+                                    // SAFETY: DepRef fields are only written by this crate's
+                                    // event functions, from `&'static` callsites.
+                                    unsafe { describe_callsite(addr, next_id as u64, deps) };
+                                    next_id
+                                });
+                                last_dep = (addr, id);
                             }
+                            events.extend_from_slice(&last_dep.1.to_le_bytes());
+                        }
+                        Op::Ticks => events.extend_from_slice(&(delta as i32).to_le_bytes()),
+                        Op::Copy(off, len) => {
+                            events.extend_from_slice(&rec[1 + off..1 + off + len])
                         }
                     }
-                    if let Some(off) = info.ticks {
-                        let t = read_u64(rec, 1 + off);
-                        first_ticks.get_or_insert(t);
-                        last_ticks = t;
-                    }
-                },
-                |run| events.extend_from_slice(run),
-            );
+                }
+                events.extend_from_slice(&rec[1 + info.fixed..]);
+                if let Some(t) = ticks {
+                    first_ticks.get_or_insert(t);
+                    prev_ticks = t;
+                }
+                true
+            });
             pos = next;
             if count > 0 {
-                let block = self.seal(ring, count as u32, first_ticks.unwrap_or(0), last_ticks);
+                let block = self.seal(ring, count as u32, first_ticks.unwrap_or(0), prev_ticks);
                 out.push(Arc::new(block));
             }
         }
@@ -363,60 +394,50 @@ impl Flusher {
     }
 }
 
-/// Walks the records of `ring` from `pos` towards `end`, stopping after `max_bytes` of
-/// records. Calls `on_record` for each record and `on_run` for each contiguous run of records.
-/// Returns the number of records and the position reached.
+/// Walks the records of `ring` from `pos` towards `end`, calling `on_record` with each whole
+/// record; stops early, before the record, when `on_record` returns false. Returns the number
+/// of records taken and the position reached.
 fn walk(
     table: &Table,
     ring: &Ring,
     mut pos: usize,
     end: usize,
-    max_bytes: usize,
-    mut on_record: impl FnMut(&[u8], &RecordInfo),
-    mut on_run: impl FnMut(&[u8]),
+    mut on_record: impl FnMut(&[u8], &RecordInfo) -> bool,
 ) -> (u64, usize) {
     let mut count = 0u64;
-    let mut total = 0usize;
-    while pos < end && total < max_bytes {
+    while pos < end {
         // SAFETY: [pos, end) is readable: `end` came from `readable` and `pos` only moves
         // forward from the read position.
         let chunk = unsafe { ring.slice(pos, end) };
         let mut used = 0usize;
-        let mut garbage = false;
-        while used < chunk.len() && total + used < max_bytes {
+        while used < chunk.len() {
             let rec = &chunk[used..];
             if rec[0] == PADDING {
                 break;
             }
             let info = &table.0[rec[0] as usize];
             let mut size = 1 + info.fixed;
-            if !info.known || rec.len() < size + if info.has_tail { 2 } else { 0 } {
+            let garbage = !info.known || rec.len() < size + if info.has_tail { 2 } else { 0 } || {
+                if info.has_tail {
+                    size += 2 + u16::from_le_bytes([rec[size], rec[size + 1]]) as usize;
+                }
+                rec.len() < size
+            };
+            if garbage {
                 // Cannot happen with records written by this crate; skip the rest of the
                 // readable range rather than misparse it.
-                garbage = true;
-                break;
+                return (count, end);
             }
-            if info.has_tail {
-                size += 2 + u16::from_le_bytes([rec[size], rec[size + 1]]) as usize;
-                if rec.len() < size {
-                    garbage = true;
-                    break;
-                }
+            if !on_record(&rec[..size], info) {
+                return (count, pos + used);
             }
-            on_record(&rec[..size], info);
             count += 1;
             used += size;
         }
-        on_run(&chunk[..used]);
         pos += used;
-        total += used;
-        if garbage {
-            return (count, end);
-        }
-        if used < chunk.len() && chunk[used] == PADDING {
+        if used < chunk.len() {
+            // Padding: the next record is at the start of the buffer.
             pos = (pos | (ring.capacity() - 1)) + 1;
-        } else if used == 0 {
-            break;
         }
     }
     (count, pos)

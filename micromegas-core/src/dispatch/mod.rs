@@ -236,7 +236,7 @@ impl Dispatch {
             kind,
             thread_id,
             thread_name: thread_name.to_owned(),
-            layouts: crate::transit::layout::native::layouts_of(kind),
+            layouts: crate::transit::layout::native::block_layouts_of(kind),
             properties: Vec::new(),
         });
         let ring = Arc::new(Ring::new(self.options.ring_bytes, stream));

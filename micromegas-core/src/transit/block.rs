@@ -263,6 +263,7 @@ impl Block {
             bytes,
             events_len,
             deps,
+            begin_ticks: h.begin_ticks,
         })
     }
 }
@@ -275,6 +276,7 @@ pub struct Payload {
     bytes: Vec<u8>,
     events_len: usize,
     deps: HashMap<u64, Dependency>,
+    begin_ticks: u64,
 }
 
 impl Payload {
@@ -290,6 +292,7 @@ impl Payload {
             stream,
             deps: &self.deps,
             failed: false,
+            ticks: self.begin_ticks,
         }
     }
 }
@@ -302,6 +305,8 @@ pub struct EventIter<'a> {
     stream: &'a StreamInfo,
     deps: &'a HashMap<u64, Dependency>,
     failed: bool,
+    /// Ticks of the previous event, to accumulate `TicksDelta32` fields.
+    ticks: u64,
 }
 
 impl<'a> EventIter<'a> {
@@ -319,11 +324,20 @@ impl<'a> EventIter<'a> {
         } else {
             &[]
         };
+        let mut ticks = None;
+        if let Some(f) = layout.field_of_type(FieldType::TicksDelta32) {
+            let off = f.offset as usize;
+            let delta =
+                i32::from_le_bytes([fixed[off], fixed[off + 1], fixed[off + 2], fixed[off + 3]]);
+            self.ticks = self.ticks.wrapping_add(delta as i64 as u64);
+            ticks = Some(self.ticks);
+        }
         Ok(EventRef {
             layout,
             fixed,
             tail,
             deps: self.deps,
+            ticks,
         })
     }
 }
@@ -362,6 +376,7 @@ pub struct EventRef<'a> {
     fixed: &'a [u8],
     tail: &'a [u8],
     deps: &'a HashMap<u64, Dependency>,
+    ticks: Option<u64>,
 }
 
 impl<'a> EventRef<'a> {
@@ -397,7 +412,9 @@ impl<'a> EventRef<'a> {
             | FieldType::SpanId => FieldValue::U64(raw),
             FieldType::I64 => FieldValue::I64(raw as i64),
             FieldType::F64 => FieldValue::F64(f64::from_bits(raw)),
-            FieldType::DepRef => FieldValue::Dep(
+            // Accumulated by the iterator (the field holds the delta).
+            FieldType::TicksDelta32 => FieldValue::U64(self.ticks.unwrap_or(0)),
+            FieldType::DepRef | FieldType::DepRef32 => FieldValue::Dep(
                 self.deps
                     .get(&raw)
                     .ok_or(DecodeError::UnknownDependency(raw))?,
