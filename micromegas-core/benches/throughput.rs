@@ -3,6 +3,8 @@
 //! counts them. Reports events/s, drops and encoded bytes per event.
 //!
 //! `cargo bench -p micromegas-core --bench throughput -- [SECONDS]` (default 10 s per point).
+//! Environment: `PACE` (events/s of the paced run, default 20e6), `RING` (ring bytes, default
+//! the library's), `TRACE_DROPS=1` (print the drop counters every 250 ms).
 
 use micromegas_core::sink::{Sink, SinkError};
 use micromegas_core::transit::batch::Batch;
@@ -37,9 +39,14 @@ impl Sink for CountingSink {
     }
 }
 
-fn run(producers: usize, seconds: f64) {
+/// Runs `producers` threads for `seconds`, each paced at `rate` events/s (unpaced if None).
+fn run(producers: usize, seconds: f64, rate: Option<f64>) {
     let sink = Arc::new(CountingSink::default());
-    let guard = init(sink.clone(), Options::default()).unwrap();
+    let mut options = Options::default();
+    if let Some(ring) = std::env::var("RING").ok().and_then(|v| v.parse().ok()) {
+        options = options.ring_bytes(ring);
+    }
+    let guard = init(sink.clone(), options).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let handles: Vec<_> = (0..producers)
@@ -47,25 +54,44 @@ fn run(producers: usize, seconds: f64) {
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let mut n = 0u64;
+                let t0 = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..1024 {
                         micromegas_core::span_scope!("work");
                     }
                     n += 2048;
+                    if let Some(rate) = rate {
+                        while (t0.elapsed().as_secs_f64() * rate) < n as f64 {
+                            std::hint::spin_loop();
+                        }
+                    }
                 }
                 n
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs_f64(seconds));
+    if std::env::var("TRACE_DROPS").is_ok() {
+        let mut t = 0.0;
+        while t < seconds {
+            std::thread::sleep(Duration::from_millis(250));
+            t += 0.25;
+            eprintln!("t={t:.2} {:?}", guard.stats().dropped);
+        }
+    } else {
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+    }
     stop.store(true, Ordering::Relaxed);
     let emitted: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
     let elapsed = start.elapsed().as_secs_f64();
     let stats = guard.shutdown();
     let span_events = sink.span_events.load(Ordering::Relaxed);
     let span_bytes = sink.span_bytes.load(Ordering::Relaxed);
+    let mode = match rate {
+        Some(r) => format!("paced {:.0} M/s", r / 1e6),
+        None => "flat out".to_owned(),
+    };
     println!(
-        "| {producers} | {:.1} | {:.1} | {} | {:.4}% | {:.2} |",
+        "| {producers} | {mode} | {seconds:.0} | {:.1} | {:.1} | {} | {:.4}% | {:.2} |",
         emitted as f64 / elapsed / 1e6,
         stats.delivered_events as f64 / elapsed / 1e6,
         stats.total_dropped(),
@@ -79,9 +105,14 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10.0);
-    println!("| producers | emitted M events/s | delivered M events/s | dropped | drop rate | encoded B/event |");
-    println!("|---|---|---|---|---|---|");
+    println!("| producers | mode | seconds | emitted M events/s | delivered M events/s | dropped | drop rate | encoded B/event |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let paced: f64 = std::env::var("PACE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20e6);
+    run(1, seconds, Some(paced));
     for producers in [1, 2, 4] {
-        run(producers, seconds);
+        run(producers, seconds, None);
     }
 }

@@ -1,9 +1,11 @@
 //! The flusher thread: drains rings into blocks, keeps them within the budget, hands them to
 //! the sink, and reports its own drop counters as metrics.
 
-use super::ring::{Ring, PADDING};
+use super::ring::{drain_threshold, Ring, PADDING};
 use super::{Dispatch, DropReason};
+use crate::events;
 use crate::metadata::describe_callsite;
+use crate::model::ProcessInfo;
 use crate::sink::SinkError;
 use crate::transit::batch::Batch;
 use crate::transit::block::{Block, BlockHeader, Compression};
@@ -73,6 +75,9 @@ impl Table {
     }
 }
 
+/// Polling interval of the flusher while a ring is filling up.
+const BUSY_POLL: Duration = Duration::from_micros(100);
+
 struct Pending {
     batch: Batch,
     bytes: u64,
@@ -83,10 +88,7 @@ struct Pending {
 
 struct Flusher {
     d: Arc<Dispatch>,
-    tables: HashMap<Uuid, Table>,
-    events: Vec<u8>,
-    deps: Vec<u8>,
-    dep_ids: HashMap<u64, u32>,
+    streams: HashMap<Uuid, StreamState>,
     pending: VecDeque<Pending>,
     pending_bytes: u64,
     reported_drops: [u64; 5],
@@ -103,10 +105,7 @@ impl Flusher {
     fn new(d: Arc<Dispatch>) -> Self {
         Self {
             d,
-            tables: HashMap::new(),
-            events: Vec::new(),
-            deps: Vec::new(),
-            dep_ids: HashMap::new(),
+            streams: HashMap::new(),
             pending: VecDeque::new(),
             pending_bytes: 0,
             reported_drops: [0; 5],
@@ -117,10 +116,18 @@ impl Flusher {
     fn run(mut self) {
         let period = self.d.options.flush_period;
         let mut next_periodic = Instant::now() + period;
+        let mut busy = false;
         loop {
             let now = Instant::now();
             if now < next_periodic {
-                std::thread::park_timeout(next_periodic - now);
+                // While some thread is producing fast, poll often instead of waiting for its
+                // wake-up call; otherwise sleep until the next periodic flush or a wake-up.
+                let nap = if busy {
+                    BUSY_POLL.min(next_periodic - now)
+                } else {
+                    next_periodic - now
+                };
+                std::thread::park_timeout(nap);
             }
             let (flush_target, shutdown) = match self.d.control.lock() {
                 Ok(c) => (c.flush_requested, c.shutdown),
@@ -138,7 +145,7 @@ impl Flusher {
             if periodic {
                 next_periodic = Instant::now() + period;
             }
-            self.cycle(periodic || flush_all, true);
+            busy = self.cycle(periodic || flush_all, true);
             if flush_all {
                 self.deliver(true, Instant::now() + self.d.options.shutdown_timeout);
                 let _ = self.d.sink.flush(self.d.options.shutdown_timeout);
@@ -150,16 +157,20 @@ impl Flusher {
         }
     }
 
-    /// Drains the rings that need it, queues the blocks, delivers what the sink takes.
-    fn cycle(&mut self, drain_all: bool, report: bool) {
+    /// Drains the rings that need it, queues the blocks, delivers what the sink takes. Returns
+    /// true if a ring was drained because it was filling up.
+    fn cycle(&mut self, drain_all: bool, report: bool) -> bool {
+        let mut filling = false;
         let rings: Vec<Arc<Ring>> = self.d.rings.lock().map(|r| r.clone()).unwrap_or_default();
         let mut blocks = Vec::new();
         let mut streams = Vec::new();
         for ring in &rings {
             let closed = ring.closed.load(Ordering::Acquire);
-            if drain_all || closed || ring.used() >= ring.capacity() / 4 {
+            let full_enough = ring.used() >= drain_threshold(ring.capacity());
+            filling |= full_enough;
+            if drain_all || closed || full_enough {
                 let before = blocks.len();
-                self.drain(ring, &mut blocks);
+                self.drain(ring, drain_all || closed, &mut blocks);
                 if blocks.len() > before {
                     streams.push(ring.stream.clone());
                 }
@@ -171,7 +182,7 @@ impl Flusher {
                 let done = r.closed.load(Ordering::Acquire) && r.used() == 0;
                 if done {
                     self.retired_ring_full += r.dropped_full.load(Ordering::Relaxed);
-                    self.tables.remove(&r.stream.stream_id);
+                    self.streams.remove(&r.stream.stream_id);
                 }
                 !done
             });
@@ -192,6 +203,7 @@ impl Flusher {
         if report {
             self.report_drops();
         }
+        filling
     }
 
     fn enqueue(&mut self, batch: Batch) {
@@ -301,96 +313,148 @@ impl Flusher {
         self.d.control_changed.notify_all();
     }
 
-    /// Moves everything readable from `ring` into blocks, in their compact form.
-    fn drain(&mut self, ring: &Ring, out: &mut Vec<Arc<Block>>) {
+    /// Moves everything readable from `ring` into its stream's open block, in compact form,
+    /// sealing blocks as they fill up, and the open block too if `seal` is set.
+    fn drain(&mut self, ring: &Ring, seal: bool, out: &mut Vec<Arc<Block>>) {
         let (start, end) = ring.readable();
         let max_block = self.d.options.max_block_bytes.max(1024);
-        let table = self
-            .tables
-            .remove(&ring.stream.stream_id)
-            .unwrap_or_else(|| Table::of(ring));
+        let state = self
+            .streams
+            .entry(ring.stream.stream_id)
+            .or_insert_with(|| StreamState::new(ring, max_block));
         let mut pos = start;
+        if self.d.is_abandoned() {
+            let (count, _) = walk(&state.table, ring, pos, end, |_, _| true);
+            self.d
+                .count_drop(DropReason::ShutdownTimeout, count + state.open.count as u64);
+            state.open.clear();
+            ring.consume_to(end);
+            return;
+        }
         while pos < end {
-            if self.d.is_abandoned() {
-                let (count, _) = walk(&table, ring, pos, end, |_, _| true);
-                self.d.count_drop(DropReason::ShutdownTimeout, count);
-                pos = end;
-                break;
-            }
-            self.events.clear();
-            self.deps.clear();
-            self.dep_ids.clear();
-            let mut last_dep = (u64::MAX, 0u32);
-            let mut first_ticks = None;
-            let mut prev_ticks = 0u64;
-            let (events, deps, dep_ids) = (&mut self.events, &mut self.deps, &mut self.dep_ids);
-            let (count, next) = walk(&table, ring, pos, end, |rec, info| {
-                let ticks = info.ticks.map(|off| read_u64(rec, 1 + off));
-                let delta = match (ticks, first_ticks) {
-                    (Some(t), Some(_)) => t.wrapping_sub(prev_ticks) as i64,
-                    _ => 0,
-                };
-                if events.len() >= max_block || i32::try_from(delta).is_err() {
-                    return false; // this record starts the next block
-                }
-                events.push(rec[0]);
-                for op in &info.ops {
-                    match *op {
-                        Op::Dep(off) => {
-                            let addr = read_u64(rec, 1 + off);
-                            if addr != last_dep.0 {
-                                let next_id = dep_ids.len() as u32 + 1;
-                                let id = *dep_ids.entry(addr).or_insert_with(|| {
-                                    // SAFETY: DepRef fields are only written by this crate's
-                                    // event functions, from `&'static` callsites.
-                                    unsafe { describe_callsite(addr, next_id as u64, deps) };
-                                    next_id
-                                });
-                                last_dep = (addr, id);
-                            }
-                            events.extend_from_slice(&last_dep.1.to_le_bytes());
-                        }
-                        Op::Ticks => events.extend_from_slice(&(delta as i32).to_le_bytes()),
-                        Op::Copy(off, len) => {
-                            events.extend_from_slice(&rec[1 + off..1 + off + len])
-                        }
-                    }
-                }
-                events.extend_from_slice(&rec[1 + info.fixed..]);
-                if let Some(t) = ticks {
-                    first_ticks.get_or_insert(t);
-                    prev_ticks = t;
-                }
-                true
+            let open = &mut state.open;
+            let (_, next) = walk(&state.table, ring, pos, end, |rec, info| {
+                open.push(rec, info, max_block)
             });
             pos = next;
-            if count > 0 {
-                let block = self.seal(ring, count as u32, first_ticks.unwrap_or(0), prev_ticks);
-                out.push(Arc::new(block));
+            if pos < end {
+                // The open block is full (or a tick delta does not fit): seal it, go on.
+                out.push(Arc::new(state.open.seal(&self.d.process, ring)));
             }
         }
         ring.consume_to(pos);
-        self.tables.insert(ring.stream.stream_id, table);
+        if seal && state.open.count > 0 {
+            out.push(Arc::new(state.open.seal(&self.d.process, ring)));
+        }
+    }
+}
+
+/// What the flusher keeps per stream: how to read its records and the block being filled.
+struct StreamState {
+    table: Table,
+    open: OpenBlock,
+}
+
+impl StreamState {
+    fn new(ring: &Ring, max_block: usize) -> Self {
+        let mut open = OpenBlock::default();
+        // Sized once: a block never reallocates while the flusher fills it.
+        open.events
+            .reserve(max_block + events::MAX_VARIABLE_RECORD + (64 << 10));
+        Self {
+            table: Table::of(ring),
+            open,
+        }
+    }
+}
+
+/// A block being filled with compact records; sealed when full or at a flush.
+#[derive(Default)]
+struct OpenBlock {
+    events: Vec<u8>,
+    deps: Vec<u8>,
+    dep_ids: HashMap<u64, u32>,
+    last_dep: (u64, u32),
+    count: u32,
+    first_ticks: Option<u64>,
+    prev_ticks: u64,
+}
+
+impl OpenBlock {
+    fn clear(&mut self) {
+        self.events.clear();
+        self.deps.clear();
+        self.dep_ids.clear();
+        self.last_dep = (0, 0);
+        self.count = 0;
+        self.first_ticks = None;
+        self.prev_ticks = 0;
     }
 
-    fn seal(&mut self, ring: &Ring, count: u32, begin: u64, end: u64) -> Block {
+    /// Compresses the block and starts a new one.
+    fn seal(&mut self, process: &ProcessInfo, ring: &Ring) -> Block {
         let events_len = self.events.len() as u32;
         self.events.extend_from_slice(&self.deps);
-        let p = &self.d.process;
+        let begin = self.first_ticks.unwrap_or(0);
         let header = BlockHeader {
             block_id: Uuid::new_v4(),
             stream_id: ring.stream.stream_id,
             sequence: ring.next_sequence.fetch_add(1, Ordering::Relaxed),
             begin_ticks: begin,
-            end_ticks: end,
-            begin_unix_nanos: p.ticks_to_unix_nanos(begin),
-            end_unix_nanos: p.ticks_to_unix_nanos(end),
-            event_count: count,
+            end_ticks: self.prev_ticks,
+            begin_unix_nanos: process.ticks_to_unix_nanos(begin),
+            end_unix_nanos: process.ticks_to_unix_nanos(self.prev_ticks),
+            event_count: self.count,
             compression: Compression::Lz4,
             uncompressed_len: 0,
             events_len,
         };
-        Block::seal(header, &self.events)
+        let block = Block::seal(header, &self.events);
+        self.clear();
+        block
+    }
+
+    /// Appends the compact form of a ring record; false if it belongs in the next block.
+    #[inline]
+    fn push(&mut self, rec: &[u8], info: &RecordInfo, max_block: usize) -> bool {
+        let ticks = info.ticks.map(|off| read_u64(rec, 1 + off));
+        let delta = match (ticks, self.first_ticks) {
+            (Some(t), Some(_)) => t.wrapping_sub(self.prev_ticks) as i64,
+            _ => 0,
+        };
+        if self.count > 0 && (self.events.len() >= max_block || i32::try_from(delta).is_err()) {
+            return false;
+        }
+        self.events.push(rec[0]);
+        for op in &info.ops {
+            match *op {
+                Op::Dep(off) => {
+                    let addr = read_u64(rec, 1 + off);
+                    if addr != self.last_dep.0 || self.last_dep.1 == 0 {
+                        let next_id = self.dep_ids.len() as u32 + 1;
+                        let deps = &mut self.deps;
+                        let id = *self.dep_ids.entry(addr).or_insert_with(|| {
+                            // SAFETY: DepRef fields are only written by this crate's event
+                            // functions, from `&'static` callsites.
+                            unsafe { describe_callsite(addr, next_id as u64, deps) };
+                            next_id
+                        });
+                        self.last_dep = (addr, id);
+                    }
+                    self.events
+                        .extend_from_slice(&self.last_dep.1.to_le_bytes());
+                }
+                Op::Ticks => self.events.extend_from_slice(&(delta as i32).to_le_bytes()),
+                Op::Copy(off, len) => self.events.extend_from_slice(&rec[1 + off..1 + off + len]),
+            }
+        }
+        self.events.extend_from_slice(&rec[1 + info.fixed..]);
+        if let Some(t) = ticks {
+            self.first_ticks.get_or_insert(t);
+            self.prev_ticks = t;
+        }
+        self.count += 1;
+        true
     }
 }
 
@@ -411,6 +475,7 @@ fn walk(
         let chunk = unsafe { ring.slice(pos, end) };
         let mut used = 0usize;
         while used < chunk.len() {
+            prefetch(chunk, used + PREFETCH_AHEAD);
             let rec = &chunk[used..];
             if rec[0] == PADDING {
                 break;
@@ -441,6 +506,26 @@ fn walk(
         }
     }
     (count, pos)
+}
+
+/// How far ahead of the record being parsed the flusher asks for ring bytes: the producer
+/// wrote them on another core, and fetching them early hides the transfer.
+const PREFETCH_AHEAD: usize = 1024;
+
+#[inline(always)]
+fn prefetch(chunk: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = chunk.get(at) {
+        // SAFETY: a prefetch is only a hint; the address is inside `chunk` anyway.
+        #[allow(unused_unsafe)]
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                b as *const u8 as *const i8,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (chunk, at);
 }
 
 fn backoff(attempts: u32) -> Duration {

@@ -99,7 +99,10 @@ pub struct Options {
     pub flush_period: Duration,
     /// Longest time dropping the guard waits for the final flush (default 5 s).
     pub shutdown_timeout: Duration,
-    /// Size of each thread's ring per stream kind, a power of two (default 1 MiB).
+    /// Size of each thread's ring per stream kind, a power of two (default 2 MiB). Pages are
+    /// touched as the thread writes, so a quiet thread costs less; a busy one costs this much.
+    /// The ring absorbs the flusher's wake-up latency: at 20 M events/s a 2 MiB ring gives it
+    /// about 6 ms.
     pub ring_bytes: usize,
     /// Largest event section of a block before compression (default 256 KiB).
     pub max_block_bytes: usize,
@@ -115,7 +118,7 @@ impl Default for Options {
             budget_bytes: 64 << 20,
             flush_period: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(5),
-            ring_bytes: 1 << 20,
+            ring_bytes: 2 << 20,
             max_block_bytes: 256 << 10,
             panic_hook: true,
         }

@@ -11,6 +11,14 @@ use std::sync::Arc;
 /// Record type byte meaning "skip to the end of the buffer".
 pub(crate) const PADDING: u8 = u8::MAX;
 
+/// The producer wakes the flusher, and the flusher drains a ring without waiting for the
+/// flush period, once it holds this many bytes (or an eighth of the ring if smaller). Small
+/// drains keep the bytes in cache between the two threads and leave most of the ring as
+/// slack while the flusher wakes up.
+pub(crate) fn drain_threshold(capacity: usize) -> usize {
+    (capacity / 8).min(64 << 10)
+}
+
 #[repr(align(64))]
 struct Padded<T>(T);
 
@@ -44,7 +52,11 @@ unsafe impl Send for Ring {}
 impl Ring {
     pub(crate) fn new(capacity: usize, stream: Arc<StreamInfo>) -> Self {
         let capacity = capacity.next_power_of_two().max(1 << 12);
-        let buf: Box<[UnsafeCell<u8>]> = (0..capacity).map(|_| UnsafeCell::new(0)).collect();
+        // Zeroed allocation: the OS maps pages on first touch, so an idle stream costs little.
+        let bytes: Box<[u8]> = vec![0u8; capacity].into_boxed_slice();
+        // SAFETY: `UnsafeCell<u8>` is `repr(transparent)` over `u8`, so the slice layouts match.
+        let buf: Box<[UnsafeCell<u8>]> =
+            unsafe { Box::from_raw(Box::into_raw(bytes) as *mut [UnsafeCell<u8>]) };
         Self {
             buf,
             mask: capacity - 1,
@@ -180,7 +192,7 @@ impl Producer {
 
     /// Slow path: makes room for a contiguous record of `n` bytes, padding to the start of
     /// the buffer if needed. Returns `None` when the ring is full (the caller counts a drop).
-    /// Calls `wake` when the ring is over half full, once per flusher drain.
+    /// Calls `wake` when the ring is over [`drain_threshold`], once per flusher drain.
     pub(crate) fn reserve_slow(&mut self, n: usize, wake: impl FnOnce()) -> Option<*mut u8> {
         let ring = self.ring.as_ref()?;
         let cap = ring.capacity();
@@ -188,7 +200,8 @@ impl Producer {
             return None;
         }
         let read = ring.read.0.load(Ordering::Acquire);
-        if self.pos - read >= cap / 2 && self.woken_at != read {
+        let threshold = drain_threshold(cap);
+        if self.pos - read >= threshold && self.woken_at != read {
             self.woken_at = read;
             wake();
         }
@@ -208,11 +221,10 @@ impl Producer {
             return None;
         }
         let boundary = (self.pos | self.mask) + 1;
-        let half = read + cap / 2;
-        let mut limit = boundary.min(read + cap);
-        if self.pos + n <= half {
-            limit = limit.min(half);
-        }
+        // Come back here after at most `threshold` more bytes, to wake the flusher again if
+        // it has not drained meanwhile.
+        let check_at = (read + threshold).max(self.pos + n + threshold);
+        let limit = boundary.min(read + cap).min(check_at);
         ring.limit.store(limit, Ordering::Relaxed);
         // SAFETY: pos + n <= limit <= boundary, inside the buffer.
         Some(unsafe { self.base.add(self.pos & self.mask) })
