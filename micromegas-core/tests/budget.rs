@@ -175,6 +175,6 @@ fn full_rings_drop_and_count_instead_of_blocking() {
         stats.delivered_events + stats.total_dropped(),
         "{stats:?}"
     );
-    let delivered_in_sink: u64 = sink.batches().iter().map(|b| b.event_count()).sum();
+    let delivered_in_sink: u64 = slow.inner.batches().iter().map(|b| b.event_count()).sum();
     assert_eq!(delivered_in_sink, stats.delivered_events);
 }
