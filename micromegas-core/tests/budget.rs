@@ -158,15 +158,28 @@ fn drops_are_reported_as_metrics_of_the_process() {
     );
 }
 
+/// A sink so slow that the flusher, stuck in it, falls behind the producers.
+struct Slow {
+    inner: MemorySink,
+}
+
+impl Sink for Slow {
+    fn write_batch(&self, batch: &Batch) -> Result<(), SinkError> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.inner.write_batch(batch)
+    }
+}
+
 #[test]
 fn full_rings_drop_and_count_instead_of_blocking() {
     let _s = serial();
-    let sink = Arc::new(MemorySink::new());
-    // A tiny ring and a flusher that only wakes when asked: the producer outruns it.
+    let slow = Arc::new(Slow {
+        inner: MemorySink::new(),
+    });
     let options = Options::default()
         .ring_bytes(4096)
-        .flush_period(Duration::from_secs(3600));
-    let guard = init(sink.clone(), options).unwrap();
+        .shutdown_timeout(Duration::from_secs(30));
+    let guard = init(slow.clone(), options).unwrap();
     let emitted = emit(2, 100_000);
     let stats = guard.shutdown();
     assert!(stats.dropped(DropReason::RingFull) > 0, "{stats:?}");

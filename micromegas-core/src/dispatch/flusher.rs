@@ -92,7 +92,6 @@ struct Flusher {
     pending: VecDeque<Pending>,
     pending_bytes: u64,
     reported_drops: [u64; 5],
-    retired_ring_full: u64,
 }
 
 fn read_u64(b: &[u8], at: usize) -> u64 {
@@ -109,7 +108,6 @@ impl Flusher {
             pending: VecDeque::new(),
             pending_bytes: 0,
             reported_drops: [0; 5],
-            retired_ring_full: 0,
         }
     }
 
@@ -177,20 +175,30 @@ impl Flusher {
             }
         }
         // Retire the rings of exited threads once empty.
+        let mut retired = Vec::new();
+        let mut retired_full = 0;
         if let Ok(mut live) = self.d.rings.lock() {
+            let streams = &self.streams;
             live.retain(|r| {
-                let done = r.closed.load(Ordering::Acquire) && r.used() == 0;
+                // Retire only once drained and sealed: a ring that closed after this cycle
+                // drained it still has events in its open block; the next cycle seals them.
+                let done = r.closed.load(Ordering::Acquire)
+                    && r.used() == 0
+                    && streams
+                        .get(&r.stream.stream_id)
+                        .is_none_or(|s| s.open.count == 0);
                 if done {
-                    self.retired_ring_full += r.dropped_full.load(Ordering::Relaxed);
-                    self.streams.remove(&r.stream.stream_id);
+                    retired.push(r.stream.stream_id);
+                    retired_full += r.dropped_full.load(Ordering::Relaxed);
                 }
                 !done
             });
         }
-        if self.retired_ring_full > 0 {
-            self.d
-                .count_drop(DropReason::RingFull, self.retired_ring_full);
-            self.retired_ring_full = 0;
+        for id in retired {
+            self.streams.remove(&id);
+        }
+        if retired_full > 0 {
+            self.d.count_drop(DropReason::RingFull, retired_full);
         }
         if !blocks.is_empty() {
             self.enqueue(Batch {

@@ -11,6 +11,9 @@ use std::sync::Arc;
 /// Record type byte meaning "skip to the end of the buffer".
 pub(crate) const PADDING: u8 = u8::MAX;
 
+/// Smallest ring: four times the largest record.
+pub(crate) const MIN_CAPACITY: usize = 4 * crate::events::MAX_VARIABLE_RECORD;
+
 /// The producer wakes the flusher, and the flusher drains a ring without waiting for the
 /// flush period, once it holds this many bytes (or an eighth of the ring if smaller). Small
 /// drains keep the bytes in cache between the two threads and leave most of the ring as
@@ -51,7 +54,8 @@ unsafe impl Send for Ring {}
 
 impl Ring {
     pub(crate) fn new(capacity: usize, stream: Arc<StreamInfo>) -> Self {
-        let capacity = capacity.next_power_of_two().max(1 << 12);
+        // At least four of the largest records.
+        let capacity = capacity.next_power_of_two().max(MIN_CAPACITY);
         // Zeroed allocation: the OS maps pages on first touch, so an idle stream costs little.
         let bytes: Box<[u8]> = vec![0u8; capacity].into_boxed_slice();
         // SAFETY: `UnsafeCell<u8>` is `repr(transparent)` over `u8`, so the slice layouts match.
