@@ -1,7 +1,7 @@
 //! The functions the native macros call: one per event kind. Each reads the tick counter and
 //! appends one record to the calling thread's ring.
 
-use crate::dispatch::local::{next_span_id, write_fixed, write_variable};
+use crate::dispatch::local::{next_span_id, write_variable, write_words};
 use crate::metadata::{Callsite, LogMetadata, MetricMetadata, SpanMetadata};
 use crate::model::StreamKind;
 use crate::transit::layout::native::*;
@@ -18,66 +18,38 @@ unsafe fn put_u64(dst: *mut u8, offset: usize, v: u64) {
     unsafe { std::ptr::write_unaligned(dst.add(offset) as *mut [u8; 8], v.to_le_bytes()) };
 }
 
-#[inline(always)]
-fn meta_ticks<const N: usize>(kind: StreamKind, ty: u8, meta: u64, extra: [u64; 2]) {
-    let ticks = crate::time::now();
-    write_fixed::<N>(kind, |dst| {
-        // SAFETY: `write_fixed` hands `N` writable bytes; every caller's N covers the header
-        // and the `(N - 17) / 8` extra words written here.
-        unsafe {
-            *dst = ty;
-            put_u64(dst, 1, meta);
-            put_u64(dst, 9, ticks);
-            if N >= HEADER + 8 {
-                put_u64(dst, 17, extra[0]);
-            }
-            if N >= HEADER + 16 {
-                put_u64(dst, 25, extra[1]);
-            }
-        }
-    });
-}
-
 /// Records the beginning of a synchronous scope on this thread.
 #[inline(always)]
 pub fn begin_scope(meta: &'static SpanMetadata) {
-    meta_ticks::<HEADER>(StreamKind::Spans, BEGIN_SCOPE, meta.id(), [0, 0]);
+    write_words(StreamKind::Spans, BEGIN_SCOPE, [meta.id(), crate::time::now()]);
 }
 
 /// Records the end of a synchronous scope on this thread.
 #[inline(always)]
 pub fn end_scope(meta: &'static SpanMetadata) {
-    meta_ticks::<HEADER>(StreamKind::Spans, END_SCOPE, meta.id(), [0, 0]);
+    write_words(StreamKind::Spans, END_SCOPE, [meta.id(), crate::time::now()]);
 }
 
 /// Records the beginning of an async span; returns its id.
 #[inline]
 pub fn begin_async(meta: &'static SpanMetadata, parent_span_id: u64) -> u64 {
     let id = next_span_id();
-    meta_ticks::<{ HEADER + 16 }>(
-        StreamKind::Spans,
-        BEGIN_ASYNC,
-        meta.id(),
-        [id, parent_span_id],
-    );
+    let ticks = crate::time::now();
+    write_words(StreamKind::Spans, BEGIN_ASYNC, [meta.id(), ticks, id, parent_span_id]);
     id
 }
 
 /// Records the end of an async span, on whatever thread it ends.
 #[inline]
 pub fn end_async(meta: &'static SpanMetadata, span_id: u64, parent_span_id: u64) {
-    meta_ticks::<{ HEADER + 16 }>(
-        StreamKind::Spans,
-        END_ASYNC,
-        meta.id(),
-        [span_id, parent_span_id],
-    );
+    let ticks = crate::time::now();
+    write_words(StreamKind::Spans, END_ASYNC, [meta.id(), ticks, span_id, parent_span_id]);
 }
 
 /// Records a log entry whose message is the callsite's static text.
 #[inline(always)]
 pub fn log_static(meta: &'static LogMetadata) {
-    meta_ticks::<HEADER>(StreamKind::Logs, LOG_STATIC, meta.id(), [0, 0]);
+    write_words(StreamKind::Logs, LOG_STATIC, [meta.id(), crate::time::now()]);
 }
 
 /// Records a log entry with arguments, stored binary by `args` and formatted when read.
@@ -89,18 +61,14 @@ pub fn log_args(meta: &'static LogMetadata, args: impl FnOnce(&mut TailWriter)) 
 /// Records an integer metric value.
 #[inline(always)]
 pub fn int_metric(meta: &'static MetricMetadata, value: u64) {
-    meta_ticks::<{ HEADER + 8 }>(StreamKind::Metrics, INT_METRIC, meta.id(), [value, 0]);
+    write_words(StreamKind::Metrics, INT_METRIC, [meta.id(), crate::time::now(), value]);
 }
 
 /// Records a float metric value.
 #[inline(always)]
 pub fn float_metric(meta: &'static MetricMetadata, value: f64) {
-    meta_ticks::<{ HEADER + 8 }>(
-        StreamKind::Metrics,
-        FLOAT_METRIC,
-        meta.id(),
-        [value.to_bits(), 0],
-    );
+    let ticks = crate::time::now();
+    write_words(StreamKind::Metrics, FLOAT_METRIC, [meta.id(), ticks, value.to_bits()]);
 }
 
 /// Records an integer metric value with properties written by `props`.

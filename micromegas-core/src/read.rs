@@ -94,9 +94,10 @@ pub enum Event {
     Other(String),
 }
 
-fn props_and_args<'a>(
-    ev: &EventRef<'a>,
-) -> Result<(Vec<Value<'a>>, Vec<(String, String)>), DecodeError> {
+/// Positional arguments and keyed properties of an event's tail.
+type ArgsAndProps<'a> = (Vec<Value<'a>>, Vec<(String, String)>);
+
+fn props_and_args<'a>(ev: &EventRef<'a>) -> Result<ArgsAndProps<'a>, DecodeError> {
     let mut args = Vec::new();
     let mut props = Vec::new();
     for item in ev.tail() {

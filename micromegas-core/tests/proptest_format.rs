@@ -181,7 +181,13 @@ fn decode_everything(bytes: &[u8]) -> usize {
 
 #[test]
 fn the_sample_decodes() {
-    assert!(decode_everything(&sample_batch()) >= 5);
+    let sample = sample_batch();
+    assert!(decode_everything(&sample) >= 5);
+    // `MICROMEGAS_FUZZ_SEED=path cargo test --test proptest_format the_sample` writes the
+    // seed of the fuzz corpus.
+    if let Ok(path) = std::env::var("MICROMEGAS_FUZZ_SEED") {
+        std::fs::write(path, &sample).unwrap();
+    }
 }
 
 proptest! {

@@ -42,31 +42,35 @@ static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 static NEXT_SPAN_ID: AtomicU64 = AtomicU64::new(1);
 const SPAN_ID_CHUNK: u64 = 4096;
 
-/// Writes a fixed-size record of `N` bytes into this thread's `kind` stream. `fill` receives
-/// `N` writable bytes and must initialize all of them.
+/// Writes a fixed-size record, a type byte and `W` little-endian words, into this thread's
+/// `kind` stream.
 #[inline(always)]
-pub(crate) fn write_fixed<const N: usize>(kind: StreamKind, fill: impl FnOnce(*mut u8)) {
+pub(crate) fn write_words<const W: usize>(kind: StreamKind, ty: u8, words: [u64; W]) {
     let local = LOCAL.with(Cell::get);
     if !local.is_null() {
         // SAFETY: LOCAL is non-null only while OWNER keeps the box alive on this thread, and
-        // nothing else on this thread holds a reference into it during a fixed write (`fill`
-        // runs no user code).
+        // nothing else on this thread holds a reference into it during a fixed write (no user
+        // code runs).
         let p = unsafe { &mut (*local).producers[kind.index()] };
-        if let Some(dst) = p.try_reserve(N) {
-            fill(dst);
-            p.commit(N);
+        if p.try_write_words(ty, words) {
             return;
         }
     }
-    write_fixed_slow::<N>(kind, fill);
+    write_words_slow(kind, ty, words);
 }
 
 #[cold]
 #[inline(never)]
-fn write_fixed_slow<const N: usize>(kind: StreamKind, fill: impl FnOnce(*mut u8)) {
-    with_reserved(kind, N, |dst| {
-        fill(dst);
-        N
+fn write_words_slow<const W: usize>(kind: StreamKind, ty: u8, words: [u64; W]) {
+    with_reserved(kind, 1 + 8 * W, |dst| {
+        // SAFETY: `with_reserved` hands 1 + 8 * W writable bytes.
+        unsafe {
+            *dst = ty;
+            for (i, w) in words.iter().enumerate() {
+                std::ptr::write_unaligned(dst.add(1 + 8 * i) as *mut [u8; 8], w.to_le_bytes());
+            }
+        }
+        1 + 8 * W
     });
 }
 

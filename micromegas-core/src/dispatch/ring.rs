@@ -186,6 +186,32 @@ impl Producer {
         }
     }
 
+    /// Fast path for a fixed record: a type byte and `W` little-endian words. Returns false,
+    /// writing nothing, when the slow path must run.
+    #[inline(always)]
+    pub(crate) fn try_write_words<const W: usize>(&mut self, ty: u8, words: [u64; W]) -> bool {
+        let n = 1 + 8 * W;
+        let pos = self.pos;
+        // SAFETY: `limit` points into the ring this producer holds an `Arc` of, or to a static.
+        let limit = unsafe { (*self.limit).load(Ordering::Relaxed) };
+        if pos + n > limit {
+            return false;
+        }
+        // SAFETY: `limit` never passes the end of the buffer (see `reserve_slow`), so the n
+        // bytes at `pos & mask` are inside the allocation, and they are the producer's to write.
+        unsafe {
+            let dst = self.base.add(pos & self.mask);
+            *dst = ty;
+            for (i, w) in words.iter().enumerate() {
+                std::ptr::write_unaligned(dst.add(1 + 8 * i) as *mut [u8; 8], w.to_le_bytes());
+            }
+        }
+        self.pos = pos + n;
+        // SAFETY: `write` points into the ring this producer holds an `Arc` of, or to a static.
+        unsafe { (*self.write).store(pos + n, Ordering::Release) };
+        true
+    }
+
     /// Publishes `n` bytes written at the reserved position.
     #[inline(always)]
     pub(crate) fn commit(&mut self, n: usize) {

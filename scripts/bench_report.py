@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Prints the hot-path table of BENCHMARKS.md from the last criterion run.
+
+Run `cargo bench -p micromegas-core --bench hot_path` first; this reads the medians from
+target/criterion/<group>/<function>/new/estimates.json and prints, per operation, both
+libraries, the ratio ours/peer and ours/TSC read.
+"""
+import json
+import pathlib
+import sys
+
+root = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
+
+
+def median(group, function):
+    path = root / group / function / "new" / "estimates.json"
+    try:
+        return json.loads(path.read_text())["median"]["point_estimate"]
+    except FileNotFoundError:
+        sys.exit(f"missing {path}: run `cargo bench -p micromegas-core --bench hot_path` first")
+
+
+tsc = median("floor", "tsc_read")
+rows = [
+    ("span scope (begin + end)", "span_scope"),
+    ("static log", "log_static"),
+    ("log, 1 argument", "log_1_arg"),
+    ("log, 3 arguments", "log_3_args"),
+    ("integer metric", "int_metric"),
+]
+print(f"| operation | micromegas-core (ns) | micromegas-tracing 0.33 (ns) | ours / peer | ours / TSC read |")
+print("|---|---|---|---|---|")
+for label, group in rows:
+    ours = median(group, "micromegas_core")
+    peer = median(group, "micromegas_tracing")
+    print(f"| {label} | {ours:.1f} | {peer:.1f} | {ours / peer:.2f} | {ours / tsc:.2f} |")
+print(f"| TSC read (floor) | {tsc:.1f} | | | 1.00 |")

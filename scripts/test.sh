@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The project's test command: everything CI checks, runnable on a fresh machine.
+# Usage: scripts/test.sh            (formatting, lints, build, tests, examples, fuzz smoke run)
+#        FUZZ_SECONDS=0 scripts/test.sh   to skip the fuzz run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+rustc --version
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "lints"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "tests"
+cargo test --workspace
+
+step "benchmarks compile"
+cargo bench --workspace --no-run
+
+step "quickstart example, then read back what it wrote"
+out=$(mktemp -d)
+cargo run --release --example quickstart -- "$out/blocks" 1
+cargo run --release --example dump -- "$out/blocks" --logs 3
+rm -rf "$out"
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  step "fuzz smoke run of the batch decoder (${FUZZ_SECONDS}s)"
+  if cargo +nightly --version >/dev/null 2>&1; then
+    if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+      cargo install cargo-fuzz --locked
+    fi
+    (cd micromegas-core && cargo +nightly fuzz run decode_batch -- \
+      -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024)
+  else
+    echo "no nightly toolchain on this machine: fuzz run skipped (the target needs nightly)"
+  fi
+fi
+
+step "all checks passed"
