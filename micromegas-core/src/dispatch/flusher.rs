@@ -89,6 +89,8 @@ struct Pending {
 struct Flusher {
     d: Arc<Dispatch>,
     streams: HashMap<Uuid, StreamState>,
+    /// Compression output, reused across blocks.
+    scratch: Vec<u8>,
     pending: VecDeque<Pending>,
     pending_bytes: u64,
     reported_drops: [u64; 5],
@@ -105,6 +107,7 @@ impl Flusher {
         Self {
             d,
             streams: HashMap::new(),
+            scratch: Vec::new(),
             pending: VecDeque::new(),
             pending_bytes: 0,
             reported_drops: [0; 5],
@@ -347,12 +350,12 @@ impl Flusher {
             pos = next;
             if pos < end {
                 // The open block is full (or a tick delta does not fit): seal it, go on.
-                out.push(Arc::new(state.open.seal(&self.d.process, ring)));
+                out.push(Arc::new(state.open.seal(&self.d.process, ring, &mut self.scratch)));
             }
         }
         ring.consume_to(pos);
         if seal && state.open.count > 0 {
-            out.push(Arc::new(state.open.seal(&self.d.process, ring)));
+            out.push(Arc::new(state.open.seal(&self.d.process, ring, &mut self.scratch)));
         }
     }
 }
@@ -400,7 +403,7 @@ impl OpenBlock {
     }
 
     /// Compresses the block and starts a new one.
-    fn seal(&mut self, process: &ProcessInfo, ring: &Ring) -> Block {
+    fn seal(&mut self, process: &ProcessInfo, ring: &Ring, scratch: &mut Vec<u8>) -> Block {
         let events_len = self.events.len() as u32;
         self.events.extend_from_slice(&self.deps);
         let begin = self.first_ticks.unwrap_or(0);
@@ -417,7 +420,7 @@ impl OpenBlock {
             uncompressed_len: 0,
             events_len,
         };
-        let block = Block::seal(header, &self.events);
+        let block = Block::seal_with(header, &self.events, scratch);
         self.clear();
         block
     }

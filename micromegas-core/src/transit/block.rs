@@ -125,8 +125,19 @@ pub(crate) fn encode_dependency(
 
 impl Block {
     /// Compresses `payload` (events then dependencies) and builds the block.
-    pub fn seal(mut header: BlockHeader, payload: &[u8]) -> Self {
-        let compressed = lz4_flex::block::compress(payload);
+    pub fn seal(header: BlockHeader, payload: &[u8]) -> Self {
+        Self::seal_with(header, payload, &mut Vec::new())
+    }
+
+    /// [`Block::seal`] compressing into `scratch` first, so that a caller sealing many blocks
+    /// allocates only the exact compressed size for each (no large transient allocation).
+    pub fn seal_with(mut header: BlockHeader, payload: &[u8], scratch: &mut Vec<u8>) -> Self {
+        scratch.resize(lz4_flex::block::get_maximum_output_size(payload.len()), 0);
+        let compressed = match lz4_flex::block::compress_into(payload, scratch) {
+            Ok(n) => scratch[..n].to_vec(),
+            // Cannot happen: the scratch has the maximum output size.
+            Err(_) => lz4_flex::block::compress(payload),
+        };
         header.uncompressed_len = payload.len() as u32;
         header.compression = Compression::Lz4;
         Self {
