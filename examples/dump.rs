@@ -46,11 +46,18 @@ fn main() {
         };
         processes.insert(batch.process.process_id.to_string(), batch.process.clone());
         for block in &batch.blocks {
-            let Some(stream) = batch.stream_of(block) else { continue };
+            let Some(stream) = batch.stream_of(block) else {
+                continue;
+            };
             match decode_block(&batch.process, stream, block) {
                 Ok(events) => per_stream
                     .entry(stream.stream_id.to_string())
-                    .or_insert_with(|| (format!("{} {}", stream.thread_name, stream.kind.as_str()), vec![]))
+                    .or_insert_with(|| {
+                        (
+                            format!("{} {}", stream.thread_name, stream.kind.as_str()),
+                            vec![],
+                        )
+                    })
                     .1
                     .push((block.header.sequence, events)),
                 Err(e) => {
@@ -61,12 +68,18 @@ fn main() {
         }
     }
     for p in processes.values() {
-        println!("process {} service={} exe={} host={}", p.process_id, p.service_name, p.exe, p.hostname);
+        println!(
+            "process {} service={} exe={} host={}",
+            p.process_id, p.service_name, p.exe, p.hostname
+        );
     }
     let mut logs = Vec::new();
     let mut span_stats: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut measures: BTreeMap<String, (u64, f64)> = BTreeMap::new();
-    let freq = processes.values().next().map_or(1, |p| p.calibration.ticks_per_second);
+    let freq = processes
+        .values()
+        .next()
+        .map_or(1, |p| p.calibration.ticks_per_second);
     for (name, blocks) in per_stream.values_mut() {
         blocks.sort_by_key(|(seq, _)| *seq);
         let events: Vec<Event> = blocks.drain(..).flat_map(|(_, e)| e).collect();
@@ -80,7 +93,9 @@ fn main() {
             match ev {
                 Event::Log(l) => logs.push(l),
                 Event::Measure(m) => {
-                    let e = measures.entry(format!("{} ({})", m.location.name, m.unit)).or_default();
+                    let e = measures
+                        .entry(format!("{} ({})", m.location.name, m.unit))
+                        .or_default();
                     e.0 += 1;
                     e.1 += m.value;
                 }
@@ -90,14 +105,21 @@ fn main() {
     }
     println!("\nspans: name, count, mean duration");
     for (name, (n, total)) in &span_stats {
-        println!("  {name:<20} {n:>8} {:>12.1} µs", *total as f64 / *n as f64 / 1000.0);
+        println!(
+            "  {name:<20} {n:>8} {:>12.1} µs",
+            *total as f64 / *n as f64 / 1000.0
+        );
     }
     println!("\nmeasures: name, count, mean");
     for (name, (n, total)) in &measures {
         println!("  {name:<32} {n:>8} {:>14.3}", total / *n as f64);
     }
     logs.sort_by_key(|l| l.time_unix_nanos);
-    println!("\nlast {} of {} log entries:", logs_to_show.min(logs.len()), logs.len());
+    println!(
+        "\nlast {} of {} log entries:",
+        logs_to_show.min(logs.len()),
+        logs.len()
+    );
     for l in logs.iter().rev().take(logs_to_show).rev() {
         let t = l.time_unix_nanos;
         println!(

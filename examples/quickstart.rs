@@ -21,17 +21,27 @@ fn handle_request(id: u64) {
         std::thread::sleep(Duration::from_micros(50 + id % 200));
     }
     if id % 97 == 0 {
-        warn!("request {} is slow: cache miss on key {}", id, format!("user:{}", id % 1000));
+        warn!(
+            "request {} is slow: cache miss on key {}",
+            id,
+            format!("user:{}", id % 1000)
+        );
     } else {
         info!("request {} served", id);
     }
     imetric!("request.duration", "ns", started.elapsed().as_nanos() as u64, "route" => "/api/user");
-    fmetric!("cache.hit_ratio", "ratio", if id % 97 == 0 { 0.0 } else { 1.0 });
+    fmetric!(
+        "cache.hit_ratio",
+        "ratio",
+        if id % 97 == 0 { 0.0 } else { 1.0 }
+    );
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().unwrap_or_else(|| "micromegas-blocks".to_owned());
+    let dir = args
+        .next()
+        .unwrap_or_else(|| "micromegas-blocks".to_owned());
     let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let sink = match DirectorySink::new(&dir) {
         Ok(s) => Arc::new(s),

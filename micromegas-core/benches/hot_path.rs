@@ -137,7 +137,9 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("log_3_args");
     g.bench_function("micromegas_core", |b| {
-        iter_drained(b, || micromegas_core::info!("user {} took {} ms, ok={}", user, n, ok))
+        iter_drained(b, || {
+            micromegas_core::info!("user {} took {} ms, ok={}", user, n, ok)
+        })
     });
     g.bench_function("micromegas_tracing", |b| {
         b.iter(|| micromegas_tracing::info!("user {} took {} ms, ok={}", user, n, ok))

@@ -21,13 +21,21 @@ unsafe fn put_u64(dst: *mut u8, offset: usize, v: u64) {
 /// Records the beginning of a synchronous scope on this thread.
 #[inline(always)]
 pub fn begin_scope(meta: &'static SpanMetadata) {
-    write_words(StreamKind::Spans, BEGIN_SCOPE, [meta.id(), crate::time::now()]);
+    write_words(
+        StreamKind::Spans,
+        BEGIN_SCOPE,
+        [meta.id(), crate::time::now()],
+    );
 }
 
 /// Records the end of a synchronous scope on this thread.
 #[inline(always)]
 pub fn end_scope(meta: &'static SpanMetadata) {
-    write_words(StreamKind::Spans, END_SCOPE, [meta.id(), crate::time::now()]);
+    write_words(
+        StreamKind::Spans,
+        END_SCOPE,
+        [meta.id(), crate::time::now()],
+    );
 }
 
 /// Records the beginning of an async span; returns its id.
@@ -35,7 +43,11 @@ pub fn end_scope(meta: &'static SpanMetadata) {
 pub fn begin_async(meta: &'static SpanMetadata, parent_span_id: u64) -> u64 {
     let id = next_span_id();
     let ticks = crate::time::now();
-    write_words(StreamKind::Spans, BEGIN_ASYNC, [meta.id(), ticks, id, parent_span_id]);
+    write_words(
+        StreamKind::Spans,
+        BEGIN_ASYNC,
+        [meta.id(), ticks, id, parent_span_id],
+    );
     id
 }
 
@@ -43,13 +55,21 @@ pub fn begin_async(meta: &'static SpanMetadata, parent_span_id: u64) -> u64 {
 #[inline]
 pub fn end_async(meta: &'static SpanMetadata, span_id: u64, parent_span_id: u64) {
     let ticks = crate::time::now();
-    write_words(StreamKind::Spans, END_ASYNC, [meta.id(), ticks, span_id, parent_span_id]);
+    write_words(
+        StreamKind::Spans,
+        END_ASYNC,
+        [meta.id(), ticks, span_id, parent_span_id],
+    );
 }
 
 /// Records a log entry whose message is the callsite's static text.
 #[inline(always)]
 pub fn log_static(meta: &'static LogMetadata) {
-    write_words(StreamKind::Logs, LOG_STATIC, [meta.id(), crate::time::now()]);
+    write_words(
+        StreamKind::Logs,
+        LOG_STATIC,
+        [meta.id(), crate::time::now()],
+    );
 }
 
 /// Records a log entry with arguments, stored binary by `args` and formatted when read.
@@ -61,14 +81,22 @@ pub fn log_args(meta: &'static LogMetadata, args: impl FnOnce(&mut TailWriter)) 
 /// Records an integer metric value.
 #[inline(always)]
 pub fn int_metric(meta: &'static MetricMetadata, value: u64) {
-    write_words(StreamKind::Metrics, INT_METRIC, [meta.id(), crate::time::now(), value]);
+    write_words(
+        StreamKind::Metrics,
+        INT_METRIC,
+        [meta.id(), crate::time::now(), value],
+    );
 }
 
 /// Records a float metric value.
 #[inline(always)]
 pub fn float_metric(meta: &'static MetricMetadata, value: f64) {
     let ticks = crate::time::now();
-    write_words(StreamKind::Metrics, FLOAT_METRIC, [meta.id(), ticks, value.to_bits()]);
+    write_words(
+        StreamKind::Metrics,
+        FLOAT_METRIC,
+        [meta.id(), ticks, value.to_bits()],
+    );
 }
 
 /// Records an integer metric value with properties written by `props`.

@@ -178,6 +178,7 @@ fn full_rings_drop_and_count_instead_of_blocking() {
     });
     let options = Options::default()
         .ring_bytes(4096)
+        .max_ring_bytes(4096)
         .shutdown_timeout(Duration::from_secs(30));
     let guard = init(slow.clone(), options).unwrap();
     let emitted = emit(2, 100_000);

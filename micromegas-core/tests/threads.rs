@@ -19,10 +19,12 @@ fn eight_threads_of_a_million_events_arrive_complete_and_in_order() {
     const THREADS: u64 = 8;
     const EVENTS: u64 = 1_000_000;
     let sink = Arc::new(MemorySink::new());
-    // Rings large enough to hold a whole thread's output: this test is about completeness and
-    // order, whatever the scheduling of 8 producers on this machine's cores.
+    // Small rings that may grow large enough to hold a whole thread's output: each thread
+    // switches rings a dozen times (order must survive that), and nothing can be dropped
+    // whatever the scheduling of 8 producers on this machine's cores.
     let options = Options::default()
-        .ring_bytes(32 << 20)
+        .ring_bytes(16 << 10)
+        .max_ring_bytes(64 << 20)
         .budget_bytes(1 << 30);
     let guard = init(sink.clone(), options).unwrap();
     let handles: Vec<_> = (0..THREADS)
@@ -79,6 +81,13 @@ fn eight_threads_of_a_million_events_arrive_complete_and_in_order() {
         let t = values[0] / EVENTS;
         assert!(seen_threads.insert(t), "two streams for thread {t}");
         let expected: Vec<u64> = (t * EVENTS..(t + 1) * EVENTS).collect();
+        if values != expected {
+            let first = values.iter().zip(&expected).position(|(a, b)| a != b);
+            eprintln!(
+                "thread {t}: {} events, first difference at {first:?}",
+                values.len()
+            );
+        }
         assert!(
             values == expected,
             "thread {t}: events missing or out of order"

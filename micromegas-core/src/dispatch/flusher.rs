@@ -5,7 +5,7 @@ use super::ring::{drain_threshold, Ring, PADDING};
 use super::{Dispatch, DropReason};
 use crate::events;
 use crate::metadata::describe_callsite;
-use crate::model::ProcessInfo;
+use crate::model::{ProcessInfo, StreamInfo};
 use crate::sink::SinkError;
 use crate::transit::batch::Batch;
 use crate::transit::block::{Block, BlockHeader, Compression};
@@ -165,43 +165,57 @@ impl Flusher {
         let rings: Vec<Arc<Ring>> = self.d.rings.lock().map(|r| r.clone()).unwrap_or_default();
         let mut blocks = Vec::new();
         let mut streams = Vec::new();
-        for ring in &rings {
+        // A stream whose older ring (it grew) is not finished yet: its newer ring waits, so
+        // that records stay in order.
+        let mut waiting: Vec<Uuid> = Vec::new();
+        let mut retired: Vec<*const Ring> = Vec::new();
+        let last_ring_of: HashMap<Uuid, usize> = rings
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.stream.stream_id, i))
+            .collect();
+        for (i, ring) in rings.iter().enumerate() {
+            let id = ring.stream.stream_id;
+            if waiting.contains(&id) {
+                continue;
+            }
             let closed = ring.closed.load(Ordering::Acquire);
             let full_enough = ring.used() >= drain_threshold(ring.capacity());
             filling |= full_enough;
-            if drain_all || closed || full_enough {
+            // A stream has a newer ring when it grew: its last ring comes after this one.
+            let newer = last_ring_of.get(&id).is_some_and(|&last| last > i);
+            if drain_all || closed || full_enough || newer {
                 let before = blocks.len();
-                self.drain(ring, drain_all || closed, &mut blocks);
-                if blocks.len() > before {
+                // Seal at a flush or when the thread is gone, not when only the ring changes.
+                self.drain(ring, drain_all || (closed && !newer), &mut blocks);
+                if blocks.len() > before
+                    && !streams.iter().any(|s: &Arc<StreamInfo>| s.stream_id == id)
+                {
                     streams.push(ring.stream.clone());
                 }
             }
-        }
-        // Retire the rings of exited threads once empty.
-        let mut retired = Vec::new();
-        let mut retired_full = 0;
-        if let Ok(mut live) = self.d.rings.lock() {
-            let streams = &self.streams;
-            live.retain(|r| {
-                // Retire only once drained and sealed: a ring that closed after this cycle
-                // drained it still has events in its open block; the next cycle seals them.
-                let done = r.closed.load(Ordering::Acquire)
-                    && r.used() == 0
-                    && streams
-                        .get(&r.stream.stream_id)
-                        .is_none_or(|s| s.open.count == 0);
-                if done {
-                    retired.push(r.stream.stream_id);
-                    retired_full += r.dropped_full.load(Ordering::Relaxed);
+            // `closed` was read before the drain, so a closed ring is now empty for good.
+            if closed && ring.used() == 0 {
+                let open_empty = self.streams.get(&id).is_none_or(|s| s.open.count == 0);
+                if newer || open_empty {
+                    retired.push(Arc::as_ptr(ring));
+                    self.d.count_drop(
+                        DropReason::RingFull,
+                        ring.dropped_full.load(Ordering::Relaxed),
+                    );
                 }
-                !done
-            });
+            } else if newer {
+                waiting.push(id);
+            }
         }
-        for id in retired {
-            self.streams.remove(&id);
-        }
-        if retired_full > 0 {
-            self.d.count_drop(DropReason::RingFull, retired_full);
+        if !retired.is_empty() {
+            if let Ok(mut live) = self.d.rings.lock() {
+                live.retain(|r| !retired.contains(&Arc::as_ptr(r)));
+                // Forget a stream (its open block and block sequence) only when no ring of
+                // it is left, including one registered since this cycle's snapshot.
+                self.streams
+                    .retain(|id, _| live.iter().any(|r| r.stream.stream_id == *id));
+            }
         }
         if !blocks.is_empty() {
             self.enqueue(Batch {
@@ -350,12 +364,20 @@ impl Flusher {
             pos = next;
             if pos < end {
                 // The open block is full (or a tick delta does not fit): seal it, go on.
-                out.push(Arc::new(state.open.seal(&self.d.process, ring, &mut self.scratch)));
+                out.push(Arc::new(state.open.seal(
+                    &self.d.process,
+                    ring,
+                    &mut self.scratch,
+                )));
             }
         }
         ring.consume_to(pos);
         if seal && state.open.count > 0 {
-            out.push(Arc::new(state.open.seal(&self.d.process, ring, &mut self.scratch)));
+            out.push(Arc::new(state.open.seal(
+                &self.d.process,
+                ring,
+                &mut self.scratch,
+            )));
         }
     }
 }
@@ -389,6 +411,8 @@ struct OpenBlock {
     count: u32,
     first_ticks: Option<u64>,
     prev_ticks: u64,
+    /// Sequence number of the next block of the stream (survives `clear`).
+    next_sequence: u64,
 }
 
 impl OpenBlock {
@@ -410,7 +434,10 @@ impl OpenBlock {
         let header = BlockHeader {
             block_id: Uuid::new_v4(),
             stream_id: ring.stream.stream_id,
-            sequence: ring.next_sequence.fetch_add(1, Ordering::Relaxed),
+            sequence: {
+                self.next_sequence += 1;
+                self.next_sequence - 1
+            },
             begin_ticks: begin,
             end_ticks: self.prev_ticks,
             begin_unix_nanos: process.ticks_to_unix_nanos(begin),

@@ -144,6 +144,14 @@ fn with_reserved(kind: StreamKind, n: usize, fill: impl FnOnce(*mut u8) -> usize
         let ring = dispatch.new_ring(kind, thread_id, thread_name);
         *producer = Producer::attach(ring);
     }
+    if let Some(capacity) = producer.growth(dispatch.max_ring_bytes()) {
+        if let Some(stream) = producer.ring().map(|r| r.stream.clone()) {
+            let ring = dispatch.register_ring(stream, capacity);
+            producer.close();
+            *producer = Producer::attach(ring);
+            dispatch.wake_flusher();
+        }
+    }
     match producer.reserve_slow(n, || dispatch.wake_flusher()) {
         Some(dst) => {
             let saved = producer.suspend();

@@ -99,11 +99,12 @@ pub struct Options {
     pub flush_period: Duration,
     /// Longest time dropping the guard waits for the final flush (default 5 s).
     pub shutdown_timeout: Duration,
-    /// Size of each thread's ring per stream kind, a power of two (default 2 MiB). Pages are
-    /// touched as the thread writes, so a quiet thread costs less; a busy one costs this much.
-    /// The ring absorbs the flusher's wake-up latency: at 20 M events/s a 2 MiB ring gives it
-    /// about 6 ms.
+    /// Initial size of each thread's ring per stream kind, a power of two (default 256 KiB).
     pub ring_bytes: usize,
+    /// Largest ring (default 8 MiB). A thread whose ring is half full when it checks (every
+    /// 64 KiB at most) gets one twice as large, up to this size. The ring absorbs the
+    /// flusher's scheduling latency: at 20 M events/s, 8 MiB is about 25 ms.
+    pub max_ring_bytes: usize,
     /// Largest event section of a block before compression (default 256 KiB).
     pub max_block_bytes: usize,
     /// Flush from a panic hook before the process dies (default true).
@@ -118,7 +119,8 @@ impl Default for Options {
             budget_bytes: 64 << 20,
             flush_period: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(5),
-            ring_bytes: 2 << 20,
+            ring_bytes: 256 << 10,
+            max_ring_bytes: 8 << 20,
             max_block_bytes: 256 << 10,
             panic_hook: true,
         }
@@ -151,9 +153,14 @@ impl Options {
         self.shutdown_timeout = timeout;
         self
     }
-    /// Sets the ring size per thread and kind.
+    /// Sets the initial ring size per thread and kind.
     pub fn ring_bytes(mut self, bytes: usize) -> Self {
         self.ring_bytes = bytes;
+        self
+    }
+    /// Sets the largest ring size per thread and kind (set it to `ring_bytes` to never grow).
+    pub fn max_ring_bytes(mut self, bytes: usize) -> Self {
+        self.max_ring_bytes = bytes;
         self
     }
     /// Installs the panic hook or not.
@@ -242,11 +249,21 @@ impl Dispatch {
             layouts: crate::transit::layout::native::block_layouts_of(kind),
             properties: Vec::new(),
         });
-        let ring = Arc::new(Ring::new(self.options.ring_bytes, stream));
+        self.register_ring(stream, self.options.ring_bytes)
+    }
+
+    /// A new ring for an existing stream (to grow it), or for a new one. Rings are drained in
+    /// registration order, so a stream's records stay in order across its rings.
+    pub(crate) fn register_ring(&self, stream: Arc<StreamInfo>, capacity: usize) -> Arc<Ring> {
+        let ring = Arc::new(Ring::new(capacity, stream));
         if let Ok(mut rings) = self.rings.lock() {
             rings.push(ring.clone());
         }
         ring
+    }
+
+    pub(crate) fn max_ring_bytes(&self) -> usize {
+        self.options.max_ring_bytes.max(self.options.ring_bytes)
     }
 
     fn stats(&self) -> Stats {

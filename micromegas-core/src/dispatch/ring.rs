@@ -40,8 +40,6 @@ pub(crate) struct Ring {
     /// The producing thread has exited; nothing more will be written.
     pub(crate) closed: AtomicBool,
     pub(crate) stream: Arc<StreamInfo>,
-    /// Next block sequence number; only the flusher touches it.
-    pub(crate) next_sequence: AtomicU64,
 }
 
 // SAFETY: the buffer is shared between exactly one producer and one consumer; the producer
@@ -70,7 +68,6 @@ impl Ring {
             dropped_full: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             stream,
-            next_sequence: AtomicU64::new(0),
         }
     }
 
@@ -279,6 +276,16 @@ impl Producer {
 
     pub(crate) fn is_suspended(&self) -> bool {
         self.suspended
+    }
+
+    /// The capacity to grow to, if the ring is at least half full and may still grow up to
+    /// `max_capacity`: a thread that produces faster than its ring drains gets a bigger one.
+    pub(crate) fn growth(&self, max_capacity: usize) -> Option<usize> {
+        let ring = self.ring.as_ref()?;
+        let cap = ring.capacity();
+        let used = self.pos - ring.read.0.load(Ordering::Acquire);
+        (cap < max_capacity && used >= cap / 2)
+            .then(|| (cap * 2).min(max_capacity.next_power_of_two()))
     }
 
     /// Detaches from the ring, marking it closed for the flusher.
