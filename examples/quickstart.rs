@@ -20,7 +20,7 @@ fn handle_request(id: u64) {
         span_scope!("query_db");
         std::thread::sleep(Duration::from_micros(50 + id % 200));
     }
-    if id % 97 == 0 {
+    if id.is_multiple_of(97) {
         warn!(
             "request {} is slow: cache miss on key {}",
             id,
@@ -33,7 +33,7 @@ fn handle_request(id: u64) {
     fmetric!(
         "cache.hit_ratio",
         "ratio",
-        if id % 97 == 0 { 0.0 } else { 1.0 }
+        if id.is_multiple_of(97) { 0.0 } else { 1.0 }
     );
 }
 
