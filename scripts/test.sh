@@ -29,6 +29,21 @@ cargo run --release --example quickstart -- "$out/blocks" 1
 cargo run --release --example dump -- "$out/blocks" --logs 3
 rm -rf "$out"
 
+step "Miri: the unsafe code (rings, thread-local streams, tail writer, flusher) on a small run"
+if cargo +nightly --version >/dev/null 2>&1; then
+  if ! cargo +nightly miri --version >/dev/null 2>&1; then
+    rustup component add --toolchain nightly miri || true
+  fi
+  if cargo +nightly miri --version >/dev/null 2>&1; then
+    MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-permissive-provenance" \
+      cargo +nightly miri test -p micromegas-core --lib --test miri_smoke
+  else
+    echo "Miri is not installable here: skipped"
+  fi
+else
+  echo "no nightly toolchain on this machine: Miri skipped"
+fi
+
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   step "fuzz smoke run of the batch decoder (${FUZZ_SECONDS}s)"

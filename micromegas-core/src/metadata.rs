@@ -20,7 +20,7 @@ pub unsafe trait Callsite: Sync + 'static {
     /// The id events carry: the callsite's address.
     #[inline(always)]
     fn id(&'static self) -> u64 {
-        self as *const Self as *const () as usize as u64
+        (self as *const Self).expose_provenance() as u64
     }
 }
 
@@ -30,7 +30,7 @@ pub unsafe trait Callsite: Sync + 'static {
 /// # Safety
 /// `addr` must be the address of a live `'static` value of a type implementing [`Callsite`].
 pub(crate) unsafe fn describe_callsite(addr: u64, id: u64, out: &mut Vec<u8>) {
-    let ptr = addr as usize as *const ();
+    let ptr: *const () = std::ptr::with_exposed_provenance(addr as usize);
     // SAFETY: per this function's contract `ptr` points to a `#[repr(C)]` callsite whose
     // first field is a `Describe` function pointer.
     let describe = unsafe { *(ptr as *const Describe) };

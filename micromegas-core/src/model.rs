@@ -42,11 +42,19 @@ impl ProcessInfo {
                 .unwrap_or_default();
             format!("unknown_service:{stem}")
         });
+        // Miri cannot call into the user database; it only checks the pipeline's memory safety.
+        #[cfg(not(miri))]
+        let (username, hostname) = (
+            whoami::username(),
+            whoami::fallible::hostname().unwrap_or_default(),
+        );
+        #[cfg(miri)]
+        let (username, hostname) = (std::env::var("USER").unwrap_or_default(), String::new());
         Self {
             process_id: Uuid::new_v4(),
             exe,
-            username: whoami::username(),
-            hostname: whoami::fallible::hostname().unwrap_or_default(),
+            username,
+            hostname,
             service_name,
             calibration: crate::time::calibrate(),
             properties,

@@ -25,16 +25,21 @@ thread_local! {
     static OWNER: RefCell<Option<OwnedLocal>> = const { RefCell::new(None) };
 }
 
-struct OwnedLocal(Box<LocalStreams>);
+/// Owns the thread's streams through a raw pointer (from `Box::into_raw`): a `Box` would
+/// claim uniqueness whenever it moves, which the pointer kept in `LOCAL` must not lose.
+struct OwnedLocal(*mut LocalStreams);
 
 impl Drop for OwnedLocal {
     fn drop(&mut self) {
-        // The fast pointer must not outlive the box.
+        // The fast pointer must not outlive the allocation.
         let _ = LOCAL.try_with(|c| c.set(std::ptr::null_mut()));
-        for p in &mut self.0.producers {
+        // SAFETY: the pointer came from `Box::into_raw` in `attach_thread` and is released
+        // only here, once; LOCAL no longer hands it out.
+        let mut streams = unsafe { Box::from_raw(self.0) };
+        for p in &mut streams.producers {
             p.close();
         }
-        self.0.dispatch.wake_flusher();
+        streams.dispatch.wake_flusher();
     }
 }
 
@@ -172,7 +177,7 @@ fn with_reserved(kind: StreamKind, n: usize, fill: impl FnOnce(*mut u8) -> usize
 fn attach_thread() -> Option<*mut LocalStreams> {
     let dispatch = super::current()?;
     let thread = std::thread::current();
-    let mut boxed = Box::new(LocalStreams {
+    let boxed = Box::new(LocalStreams {
         producers: [
             Producer::detached(),
             Producer::detached(),
@@ -184,11 +189,11 @@ fn attach_thread() -> Option<*mut LocalStreams> {
         next_span_id: 0,
         span_id_limit: 0,
     });
-    let ptr: *mut LocalStreams = &mut *boxed;
+    let ptr: *mut LocalStreams = Box::into_raw(boxed);
     let installed = OWNER
         .try_with(|o| match o.try_borrow_mut() {
             Ok(mut slot) => {
-                *slot = Some(OwnedLocal(boxed));
+                *slot = Some(OwnedLocal(ptr));
                 true
             }
             Err(_) => false,
@@ -196,6 +201,8 @@ fn attach_thread() -> Option<*mut LocalStreams> {
         .unwrap_or(false);
     if !installed {
         // The thread is exiting (its thread-locals are being destroyed): nothing to attach to.
+        // SAFETY: `ptr` came from `Box::into_raw` just above and was not handed out.
+        drop(unsafe { Box::from_raw(ptr) });
         return None;
     }
     LOCAL.with(|c| c.set(ptr));

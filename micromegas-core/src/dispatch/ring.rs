@@ -99,8 +99,15 @@ impl Ring {
         let start = pos & self.mask;
         let len = (end - pos).min(self.capacity() - start);
         // SAFETY: the range is readable (caller contract), so the producer does not write it
-        // until the consumer publishes a read position past it.
-        unsafe { std::slice::from_raw_parts(self.buf[start].get() as *const u8, len) }
+        // until the consumer publishes a read position past it; the pointer comes from the
+        // whole buffer, so it may cover `len` bytes.
+        unsafe { std::slice::from_raw_parts(self.base().add(start) as *const u8, len) }
+    }
+
+    /// Pointer to the first byte, valid for the whole buffer (interior mutability through the
+    /// `UnsafeCell`s).
+    fn base(&self) -> *mut u8 {
+        UnsafeCell::raw_get(self.buf.as_ptr())
     }
 
     /// Sends the producer to its slow path at its next write (used at shutdown).
@@ -150,7 +157,7 @@ impl Producer {
     }
 
     pub(crate) fn attach(ring: Arc<Ring>) -> Self {
-        let base = ring.buf[0].get();
+        let base = ring.base();
         let write: *const AtomicUsize = &ring.write.0;
         let limit: *const AtomicUsize = &ring.limit;
         Self {

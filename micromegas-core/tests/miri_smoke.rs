@@ -1,0 +1,94 @@
+//! A small run of the whole pipeline for Miri (`cargo +nightly miri test --test miri_smoke`):
+//! the rings, the thread-local streams, the tail writer and the flusher are the unsafe code of
+//! this crate, and this touches all of them, including a nested log and an async span that
+//! changes threads. It also runs as an ordinary test.
+
+use micromegas_core::read::{async_spans, decode_block, thread_scopes, Event};
+use micromegas_core::sink::MemorySink;
+use micromegas_core::{init, DropReason, Options};
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Nested;
+impl fmt::Display for Nested {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        micromegas_core::info!("nested, refused");
+        micromegas_core::imetric!("inside", "count", 1);
+        f.write_str("nested")
+    }
+}
+
+#[test]
+fn the_whole_pipeline_once() {
+    let sink = Arc::new(MemorySink::new());
+    // Miri runs this thousands of times slower than native: no timeout must fire.
+    let options = Options::default()
+        .shutdown_timeout(Duration::from_secs(3600))
+        .panic_hook(false);
+    let guard = init(sink.clone(), options).unwrap();
+    let fut = std::thread::spawn(|| {
+        micromegas_core::span_scope!("outer");
+        micromegas_core::info!("static");
+        micromegas_core::warn!("args {} {} {} {} {}", 1u8, -2i64, 0.5f64, true, "str");
+        micromegas_core::info!("display {}", Nested);
+        micromegas_core::imetric!("m", "count", 3, "k" => "v");
+        micromegas_core::fmetric!("f", "s", 1.5);
+        let mut fut = Box::pin(micromegas_core::async_span!("moving", async {
+            let mut first = true;
+            std::future::poll_fn(move |_| {
+                if std::mem::take(&mut first) {
+                    std::task::Poll::Pending
+                } else {
+                    std::task::Poll::Ready(())
+                }
+            })
+            .await
+        }));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        fut
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(move || {
+        let mut fut = fut;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_ready());
+    })
+    .join()
+    .unwrap();
+    let stats = guard.shutdown();
+    assert_eq!(stats.dropped(DropReason::Reentrant), 1, "{stats:?}");
+    // 2 span + 4 log + 3 metric + 2 async events were emitted; one log was refused.
+    assert_eq!(
+        11 + stats.self_events,
+        stats.delivered_events + stats.total_dropped()
+    );
+
+    let mut events = Vec::new();
+    for batch in sink.batches() {
+        for block in &batch.blocks {
+            let stream = batch.stream_of(block).unwrap();
+            events.extend(decode_block(&batch.process, stream, block).unwrap());
+        }
+    }
+    let msgs: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l.msg.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(msgs, ["static", "args 1 -2 0.5 true str", "display nested"]);
+    assert_eq!(thread_scopes(&events).len(), 1);
+    assert_eq!(async_spans(&events).len(), 1);
+    let inside = events
+        .iter()
+        .any(|e| matches!(e, Event::Measure(m) if m.location.name == "inside"));
+    assert!(
+        inside,
+        "a metric emitted while formatting a log goes to its own stream"
+    );
+}
