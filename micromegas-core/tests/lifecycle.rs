@@ -2,8 +2,7 @@
 
 mod common;
 
-use common::{serial, Decoded};
-use micromegas_core::read::Event;
+use common::{serial, start, Decoded};
 use micromegas_core::sink::{DirectorySink, MemorySink};
 use micromegas_core::transit::batch::Batch;
 use micromegas_core::{init, InitError, Options};
@@ -11,24 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn messages(batches: &[Batch]) -> Vec<String> {
-    Decoded::of(batches)
-        .all_events()
-        .filter_map(|e| match e {
-            Event::Log(l) => Some(l.msg.clone()),
-            _ => None,
-        })
-        .collect()
+    Decoded::of(batches).log_messages()
 }
 
 #[test]
 fn a_panic_flushes_before_the_thread_dies() {
     let _s = serial();
-    let sink = Arc::new(MemorySink::new());
-    let guard = init(
-        sink.clone(),
-        Options::default().flush_period(Duration::from_secs(3600)),
-    )
-    .unwrap();
+    let (sink, guard) = start(Options::default().flush_period(Duration::from_secs(3600)));
     let r = std::thread::spawn(|| {
         micromegas_core::info!("about to fail");
         panic!("boom {}", 7);

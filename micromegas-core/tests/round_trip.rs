@@ -3,15 +3,13 @@
 
 mod common;
 
-use common::{serial, Decoded};
+use common::{serial, start, Decoded};
 use micromegas_core::metadata::{set_max_level, Level};
 use micromegas_core::model::StreamKind;
 use micromegas_core::read::{async_spans, thread_scopes, Event};
-use micromegas_core::sink::MemorySink;
-use micromegas_core::{init, Options};
+use micromegas_core::Options;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
 struct Point(i32, i32);
 impl fmt::Display for Point {
@@ -24,14 +22,11 @@ impl fmt::Display for Point {
 fn every_event_kind_round_trips() {
     let _s = serial();
     set_max_level(Level::Debug);
-    let sink = Arc::new(MemorySink::new());
-    let guard = init(
-        sink.clone(),
+    let (sink, guard) = start(
         Options::default()
             .service_name("round-trip")
             .property("env", "test"),
-    )
-    .unwrap();
+    );
     std::thread::Builder::new()
         .name("worker".into())
         .spawn(|| {
@@ -143,8 +138,7 @@ fn every_event_kind_round_trips() {
 #[test]
 fn async_span_ids_link_parent_and_child() {
     let _s = serial();
-    let sink = Arc::new(MemorySink::new());
-    let guard = init(sink.clone(), Options::default()).unwrap();
+    let (sink, guard) = start(Options::default());
     std::thread::spawn(|| {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
@@ -171,8 +165,7 @@ fn async_span_ids_link_parent_and_child() {
 #[test]
 fn long_arguments_are_truncated_not_lost() {
     let _s = serial();
-    let sink = Arc::new(MemorySink::new());
-    let guard = init(sink.clone(), Options::default()).unwrap();
+    let (sink, guard) = start(Options::default());
     let long = "x".repeat(10_000);
     std::thread::spawn(move || {
         micromegas_core::info!("long {} then {}", long.as_str(), 5);
@@ -182,13 +175,7 @@ fn long_arguments_are_truncated_not_lost() {
     .unwrap();
     guard.shutdown();
     let decoded = Decoded::of(&sink.batches());
-    let msgs: Vec<_> = decoded
-        .all_events()
-        .filter_map(|e| match e {
-            Event::Log(l) => Some(l.msg.clone()),
-            _ => None,
-        })
-        .collect();
+    let msgs = decoded.log_messages();
     assert_eq!(msgs.len(), 2);
     assert!(msgs[0].starts_with("long xxxx"));
     assert!(
@@ -213,33 +200,22 @@ fn a_log_emitted_while_formatting_another_is_counted_not_interleaved() {
             f.write_str("noisy")
         }
     }
-    let sink = Arc::new(MemorySink::new());
-    let guard = init(sink.clone(), Options::default()).unwrap();
+    let (sink, guard) = start(Options::default());
     std::thread::spawn(|| micromegas_core::info!("outer {}", Noisy))
         .join()
         .unwrap();
     let stats = guard.shutdown();
     assert_eq!(stats.dropped(micromegas_core::DropReason::Reentrant), 1);
     let decoded = Decoded::of(&sink.batches());
-    let msgs: Vec<_> = decoded
-        .all_events()
-        .filter_map(|e| match e {
-            Event::Log(l) => Some(l.msg.clone()),
-            _ => None,
-        })
-        .collect();
+    let msgs = decoded.log_messages();
     assert_eq!(msgs, ["outer noisy"]);
 }
 
 #[test]
 fn ticks_far_apart_are_exact_across_block_cuts() {
     let _s = serial();
-    let sink = Arc::new(MemorySink::new());
-    let guard = init(
-        sink.clone(),
-        Options::default().flush_period(std::time::Duration::from_secs(3600)),
-    )
-    .unwrap();
+    let (sink, guard) =
+        start(Options::default().flush_period(std::time::Duration::from_secs(3600)));
     let t0 = std::time::Instant::now();
     std::thread::spawn(|| {
         micromegas_core::info!("before");

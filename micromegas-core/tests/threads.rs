@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{serial, Decoded};
+use common::{serial, start, Decoded};
 use micromegas_core::model::StreamKind;
 use micromegas_core::read::{async_spans, Event};
 use micromegas_core::sink::MemorySink;
@@ -100,8 +100,7 @@ fn eight_threads_of_a_million_events_arrive_complete_and_in_order() {
 #[test]
 fn an_async_span_can_begin_and_end_on_different_threads() {
     let _s = serial();
-    let sink = Arc::new(MemorySink::new());
-    let guard = init(sink.clone(), Options::default()).unwrap();
+    let (sink, guard) = start(Options::default());
     let (tx, rx) = std::sync::mpsc::channel();
     let fut = micromegas_core::async_span!("moving", async {
         // Pending once, so that the second poll happens on the other thread.
@@ -155,8 +154,7 @@ fn an_async_span_can_begin_and_end_on_different_threads() {
 #[test]
 fn async_request_spans_on_a_multi_thread_runtime() {
     let _s = serial();
-    let sink = Arc::new(MemorySink::new());
-    let guard = init(sink.clone(), Options::default()).unwrap();
+    let (sink, guard) = start(Options::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_time()
@@ -215,12 +213,7 @@ fn wait_for_log(sink: &MemorySink, msg: &str, limit: Duration) -> Option<Duratio
 #[test]
 fn an_idle_thread_is_flushed_every_period() {
     let _s = serial();
-    let sink = Arc::new(MemorySink::new());
-    let guard = init(
-        sink.clone(),
-        Options::default().flush_period(Duration::from_millis(200)),
-    )
-    .unwrap();
+    let (sink, guard) = start(Options::default().flush_period(Duration::from_millis(200)));
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let idle = std::thread::spawn(move || {
         micromegas_core::info!("one event then silence");

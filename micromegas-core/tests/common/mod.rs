@@ -8,6 +8,18 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use uuid::Uuid;
 
+/// A sink and a running pipeline with `options`, for tests that share the serial lock.
+pub fn start(
+    options: micromegas_core::Options,
+) -> (
+    Arc<micromegas_core::sink::MemorySink>,
+    micromegas_core::Guard,
+) {
+    let sink = Arc::new(micromegas_core::sink::MemorySink::new());
+    let guard = micromegas_core::init(sink.clone(), options).expect("init");
+    (sink, guard)
+}
+
 /// Tests of one binary share the process-wide pipeline: run them one at a time.
 pub fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -60,5 +72,15 @@ impl Decoded {
 
     pub fn all_events(&self) -> impl Iterator<Item = &Event> {
         self.streams.values().flat_map(|(_, e)| e.iter())
+    }
+
+    /// Messages of every log entry, stream by stream.
+    pub fn log_messages(&self) -> Vec<String> {
+        self.all_events()
+            .filter_map(|e| match e {
+                Event::Log(l) => Some(l.msg.clone()),
+                _ => None,
+            })
+            .collect()
     }
 }
