@@ -10,7 +10,6 @@ use std::fmt;
 
 /// Largest record with a tail (log with arguments, metric with properties), in bytes.
 pub const MAX_VARIABLE_RECORD: usize = 4096;
-const HEADER: usize = 1 + 8 + 8;
 
 #[inline(always)]
 unsafe fn put_u64(dst: *mut u8, offset: usize, v: u64) {
@@ -75,7 +74,7 @@ pub fn log_static(meta: &'static LogMetadata) {
 /// Records a log entry with arguments, stored binary by `args` and formatted when read.
 #[inline(always)]
 pub fn log_args(meta: &'static LogMetadata, args: impl FnOnce(&mut TailWriter)) {
-    variable(StreamKind::Logs, LOG_ARGS, meta.id(), None, args);
+    variable(StreamKind::Logs, LOG_ARGS, [meta.id(), 0], 1, args);
 }
 
 /// Records an integer metric value.
@@ -109,8 +108,8 @@ pub fn int_metric_props(
     variable(
         StreamKind::Metrics,
         INT_METRIC_PROPS,
-        meta.id(),
-        Some(value),
+        [meta.id(), 0, value],
+        1,
         props,
     );
 }
@@ -125,31 +124,31 @@ pub fn float_metric_props(
     variable(
         StreamKind::Metrics,
         FLOAT_METRIC_PROPS,
-        meta.id(),
-        Some(value.to_bits()),
+        [meta.id(), 0, value.to_bits()],
+        1,
         props,
     );
 }
 
+/// Writes a record of `W` words followed by a tail. `ticks_at` is the index of the word that
+/// receives the tick count, read here rather than by the caller.
 #[inline(always)]
-fn variable(
+fn variable<const W: usize>(
     kind: StreamKind,
     ty: u8,
-    meta: u64,
-    value: Option<u64>,
+    mut words: [u64; W],
+    ticks_at: usize,
     tail: impl FnOnce(&mut TailWriter),
 ) {
-    let ticks = crate::time::now();
+    words[ticks_at] = crate::time::now();
     write_variable(kind, MAX_VARIABLE_RECORD, |dst| {
-        let fixed = HEADER + if value.is_some() { 8 } else { 0 };
+        let fixed = 1 + 8 * W;
         // SAFETY: `write_variable` hands MAX_VARIABLE_RECORD writable bytes, more than the
-        // fixed part and the 2-byte tail length.
+        // fixed part (at most 1 + 8 * 5) and the 2-byte tail length.
         unsafe {
             *dst = ty;
-            put_u64(dst, 1, meta);
-            put_u64(dst, 9, ticks);
-            if let Some(v) = value {
-                put_u64(dst, 17, v);
+            for (i, w) in words.iter().enumerate() {
+                put_u64(dst, 1 + 8 * i, *w);
             }
         }
         let mut w = TailWriter {
@@ -158,6 +157,7 @@ fn variable(
             len: 0,
             cap: MAX_VARIABLE_RECORD - fixed - 2,
             truncated: false,
+            index: None,
         };
         tail(&mut w);
         let len = w.finish();
@@ -169,6 +169,78 @@ fn variable(
     });
 }
 
+/// A fresh process-unique span id (never 0), for spans created outside the native macros.
+#[inline]
+pub fn new_span_id() -> u64 {
+    next_span_id()
+}
+
+/// Records the creation of a span with an id. `meta` is a callsite id ([`Callsite::id`] or
+/// [`crate::metadata::foreign_callsite_id`]); `fields` writes the span's fields.
+#[inline]
+pub fn span_new(
+    meta: u64,
+    span_id: u64,
+    parent_span_id: u64,
+    trace_id: u64,
+    fields: impl FnOnce(&mut TailWriter),
+) {
+    variable(
+        StreamKind::Spans,
+        SPAN_NEW,
+        [meta, 0, span_id, parent_span_id, trace_id],
+        1,
+        fields,
+    );
+}
+
+/// Records fields added to a span after its creation.
+#[inline]
+pub fn span_record(span_id: u64, fields: impl FnOnce(&mut TailWriter)) {
+    variable(StreamKind::Spans, SPAN_RECORD, [span_id, 0], 1, fields);
+}
+
+/// Records that this thread enters a span.
+#[inline(always)]
+pub fn span_enter(span_id: u64) {
+    write_words(StreamKind::Spans, SPAN_ENTER, [span_id, crate::time::now()]);
+}
+
+/// Records that this thread exits a span.
+#[inline(always)]
+pub fn span_exit(span_id: u64) {
+    write_words(StreamKind::Spans, SPAN_EXIT, [span_id, crate::time::now()]);
+}
+
+/// Records that a span is closed.
+#[inline(always)]
+pub fn span_close(span_id: u64) {
+    write_words(StreamKind::Spans, SPAN_CLOSE, [span_id, crate::time::now()]);
+}
+
+/// Records that `span_id` follows from `follows_span_id`.
+#[inline]
+pub fn span_follows(span_id: u64, follows_span_id: u64) {
+    let ticks = crate::time::now();
+    write_words(
+        StreamKind::Spans,
+        SPAN_FOLLOWS,
+        [span_id, ticks, follows_span_id],
+    );
+}
+
+/// Records a log entry with fields, in span `span_id` of trace `trace_id` (0 for none).
+#[inline]
+pub fn log_fields(meta: u64, span_id: u64, trace_id: u64, fields: impl FnOnce(&mut TailWriter)) {
+    variable(
+        StreamKind::Logs,
+        LOG_FIELDS,
+        [meta, 0, span_id, trace_id],
+        1,
+        fields,
+    );
+}
+
 /// Appends tagged values to the tail of the record being written. Values that do not fit are
 /// replaced by one truncation marker.
 pub struct TailWriter {
@@ -176,6 +248,8 @@ pub struct TailWriter {
     len: usize,
     cap: usize,
     truncated: bool,
+    /// Field index that keys the next value, set by [`TailWriter::field`].
+    index: Option<u8>,
 }
 
 impl TailWriter {
@@ -192,8 +266,24 @@ impl TailWriter {
         Some(p)
     }
 
+    /// Keys the next value by its index in the callsite's field list instead of a name.
+    #[inline(always)]
+    pub fn field(&mut self, index: u8) -> &mut Self {
+        self.index = Some(index);
+        self
+    }
+
     #[inline(always)]
     fn tag_key(&mut self, tag: u8, key: Option<&str>, value_len: usize) -> Option<*mut u8> {
+        if let Some(i) = self.index.take() {
+            let p = self.room(2 + value_len)?;
+            // SAFETY: `room` reserved 2 + value_len bytes at `p`.
+            unsafe {
+                *p = tag | crate::transit::values::KEY_INDEX;
+                *p.add(1) = i;
+                return Some(p.add(2));
+            }
+        }
         let key = key.map(|k| crate::transit::wire::truncate_str(k, 255));
         let klen = key.map_or(0, |k| 1 + k.len());
         let p = self.room(1 + klen + value_len)?;

@@ -4,7 +4,7 @@
 //! Every metadata struct is `#[repr(C)]` and starts with a [`Describe`] function, so the
 //! flusher can describe any callsite from its address alone, whatever crate defined it.
 
-use crate::transit::block::{encode_dependency, DependencyKind};
+pub use crate::transit::block::{encode_dependency, DependencyKind};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Writes the dependency describing a callsite. Receives the callsite's address, the id the
@@ -24,12 +24,64 @@ pub unsafe trait Callsite: Sync + 'static {
     }
 }
 
-/// Describes the callsite at address `addr` as dependency `id`, by calling the [`Describe`]
-/// function it starts with.
+/// Describers of callsites defined by other crates (for example `tracing::Metadata`), chosen
+/// by the top byte of a callsite id; slot 0 is unused (native callsites start with their own
+/// [`Describe`]).
+static DESCRIBERS: [std::sync::atomic::AtomicUsize; 256] =
+    [const { std::sync::atomic::AtomicUsize::new(0) }; 256];
+static NEXT_DESCRIBER: AtomicU8 = AtomicU8::new(1);
+const TAG_SHIFT: u32 = 56;
+
+/// Registers a describer for callsites of a foreign type and returns its tag for
+/// [`foreign_callsite_id`]. Call it once per type (at most 255 registrations per process).
 ///
 /// # Safety
-/// `addr` must be the address of a live `'static` value of a type implementing [`Callsite`].
+/// `describe` must accept the address of any value the caller later passes to
+/// [`foreign_callsite_id`] with this tag, and those values must live for `'static`.
+pub unsafe fn register_describer(describe: Describe) -> Option<u8> {
+    let tag = NEXT_DESCRIBER.fetch_add(1, Ordering::Relaxed);
+    if tag == 0 {
+        NEXT_DESCRIBER.store(0, Ordering::Relaxed);
+        return None;
+    }
+    DESCRIBERS[tag as usize].store(describe as usize, Ordering::Release);
+    Some(tag)
+}
+
+/// The id events carry for a foreign callsite at `ptr`, described by the describer `tag`.
+#[inline(always)]
+pub fn foreign_callsite_id(tag: u8, ptr: *const ()) -> u64 {
+    ((tag as u64) << TAG_SHIFT) | ptr.expose_provenance() as u64
+}
+
+/// Describes the callsite at address `addr` as dependency `id`, by calling the [`Describe`]
+/// function it starts with or, for a tagged id, its registered describer.
+///
+/// # Safety
+/// `addr` must be the id of a live `'static` value of a type implementing [`Callsite`], or a
+/// [`foreign_callsite_id`] honouring the contract of [`register_describer`].
 pub(crate) unsafe fn describe_callsite(addr: u64, id: u64, out: &mut Vec<u8>) {
+    let tag = (addr >> TAG_SHIFT) as usize;
+    if tag != 0 {
+        let ptr: *const () =
+            std::ptr::with_exposed_provenance((addr & ((1 << TAG_SHIFT) - 1)) as usize);
+        let f = DESCRIBERS[tag].load(Ordering::Acquire);
+        if f != 0 {
+            // SAFETY: only `register_describer` stores into DESCRIBERS, and it stores `Describe`
+            // function pointers.
+            let describe: Describe = unsafe { std::mem::transmute::<usize, Describe>(f) };
+            // SAFETY: per the contract of `register_describer`.
+            unsafe { describe(ptr, id, out) };
+        } else {
+            encode_dependency(
+                out,
+                id,
+                DependencyKind::Other,
+                &[("name", "unknown callsite")],
+            );
+        }
+        return;
+    }
     let ptr: *const () = std::ptr::with_exposed_provenance(addr as usize);
     // SAFETY: per this function's contract `ptr` points to a `#[repr(C)]` callsite whose
     // first field is a `Describe` function pointer.

@@ -45,8 +45,12 @@ pub struct LogEntry {
     pub msg: String,
     /// Callsite.
     pub location: Location,
-    /// Keyed values.
+    /// Keyed values (for events with fields, every field but `message`).
     pub properties: Vec<(String, String)>,
+    /// Span the entry was emitted in (0 for none or unknown).
+    pub span_id: u64,
+    /// Trace of that span (0 for none).
+    pub trace_id: u64,
 }
 
 /// One metric value.
@@ -81,9 +85,52 @@ pub struct SpanEvent {
     pub location: Location,
 }
 
+/// What happened to a span with an id (spans created through `span_new`, e.g. by the
+/// `tracing` layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanChange {
+    /// Created, with its parent, trace and initial fields.
+    New,
+    /// Fields recorded after creation.
+    Record,
+    /// Entered on the stream's thread.
+    Enter,
+    /// Exited on the stream's thread.
+    Exit,
+    /// Closed.
+    Close,
+    /// Follows from another span.
+    Follows,
+}
+
+/// A change to a span with an id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanUpdate {
+    /// What happened.
+    pub change: SpanChange,
+    /// Raw ticks.
+    pub ticks: u64,
+    /// The span.
+    pub span_id: u64,
+    /// Parent span (for `New`; 0 for a root).
+    pub parent_span_id: u64,
+    /// Trace (for `New`).
+    pub trace_id: u64,
+    /// The span it follows from (for `Follows`).
+    pub follows_span_id: u64,
+    /// Callsite (for `New`).
+    pub location: Option<Location>,
+    /// Level name of the callsite (for `New`), if it has one.
+    pub level: Option<String>,
+    /// Fields (for `New` and `Record`).
+    pub fields: Vec<(String, String)>,
+}
+
 /// An event of the native model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// Change to a span with an id.
+    SpanUpdate(SpanUpdate),
     /// Span boundary.
     Span(SpanEvent),
     /// Log entry.
@@ -110,11 +157,98 @@ fn props_and_args<'a>(ev: &EventRef<'a>) -> Result<ArgsAndProps<'a>, DecodeError
     Ok((args, props))
 }
 
+/// Fields of an event's tail, keys resolved (indexed keys through the callsite's `fields`).
+fn named_fields(
+    ev: &EventRef<'_>,
+    dep: Option<&Dependency>,
+) -> Result<Vec<(String, String)>, DecodeError> {
+    let names: Vec<&str> = dep
+        .and_then(|d| d.get("fields"))
+        .map(|f| f.split(',').collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for item in ev.tail() {
+        let item = item?;
+        let key = match (item.key, item.index) {
+            (Some(k), _) => k.to_owned(),
+            (None, Some(i)) => names
+                .get(i as usize)
+                .map_or_else(|| format!("field{i}"), |n| (*n).to_owned()),
+            (None, None) => String::new(),
+        };
+        out.push((key, item.value.to_string()));
+    }
+    Ok(out)
+}
+
 /// Interprets one event.
 pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, DecodeError> {
     let name = ev.name();
     let ticks = || ev.u64("ticks");
     Ok(match name {
+        "span_new" | "span_record" | "span_enter" | "span_exit" | "span_close" | "span_follows" => {
+            let change = match name {
+                "span_new" => SpanChange::New,
+                "span_record" => SpanChange::Record,
+                "span_enter" => SpanChange::Enter,
+                "span_exit" => SpanChange::Exit,
+                "span_close" => SpanChange::Close,
+                _ => SpanChange::Follows,
+            };
+            let dep = if change == SpanChange::New {
+                Some(ev.dep("meta")?)
+            } else {
+                None
+            };
+            let opt = |f: &str| {
+                if ev.layout.field(f).is_some() {
+                    ev.u64(f)
+                } else {
+                    Ok(0)
+                }
+            };
+            Event::SpanUpdate(SpanUpdate {
+                change,
+                ticks: ticks()?,
+                span_id: ev.u64("span_id")?,
+                parent_span_id: opt("parent_span_id")?,
+                trace_id: opt("trace_id")?,
+                follows_span_id: opt("follows_span_id")?,
+                location: dep.map(Location::of),
+                level: dep.and_then(|d| d.get("level")).map(str::to_owned),
+                fields: if ev.layout.has_tail {
+                    named_fields(ev, dep)?
+                } else {
+                    Vec::new()
+                },
+            })
+        }
+        "log_fields" => {
+            let dep = ev.dep("meta")?;
+            let mut msg = String::new();
+            let mut properties = Vec::new();
+            for (k, v) in named_fields(ev, Some(dep))? {
+                if k == "message" {
+                    msg = v;
+                } else {
+                    properties.push((k, v));
+                }
+            }
+            let t = ticks()?;
+            Event::Log(LogEntry {
+                ticks: t,
+                time_unix_nanos: process.ticks_to_unix_nanos(t),
+                level: dep
+                    .get("level")
+                    .and_then(Level::parse)
+                    .unwrap_or(Level::Info),
+                msg,
+                location: Location::of(dep),
+                properties,
+                span_id: ev.u64("span_id")?,
+                trace_id: ev.u64("trace_id")?,
+            })
+        }
         "begin_scope" | "end_scope" | "begin_async" | "end_async" => {
             let is_async = ev.layout.field("span_id").is_some();
             Event::Span(SpanEvent {
@@ -152,6 +286,8 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                 },
                 location: Location::of(dep),
                 properties,
+                span_id: 0,
+                trace_id: 0,
             })
         }
         "int_metric" | "float_metric" => {

@@ -107,8 +107,10 @@ impl Dependency {
     }
 }
 
-/// Appends one dependency to a payload under construction.
-pub(crate) fn encode_dependency(
+/// Appends one dependency to a payload under construction (for [`Describe`] functions).
+///
+/// [`Describe`]: crate::metadata::Describe
+pub fn encode_dependency(
     out: &mut Vec<u8>,
     id: u64,
     kind: DependencyKind,

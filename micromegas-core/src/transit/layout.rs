@@ -209,6 +209,23 @@ pub mod native {
     pub const BEGIN_ASYNC: u8 = 3;
     /// Span stream: an async span ends (`meta`, `ticks`, `span_id`, `parent_span_id`).
     pub const END_ASYNC: u8 = 4;
+    /// Span stream: a span with an id is created (`meta`, `ticks`, `span_id`,
+    /// `parent_span_id`, `trace_id`), its fields in the tail.
+    pub const SPAN_NEW: u8 = 5;
+    /// Span stream: fields recorded on an existing span (`span_id`, `ticks`), in the tail.
+    pub const SPAN_RECORD: u8 = 6;
+    /// Span stream: the span is entered on this thread (`span_id`, `ticks`).
+    pub const SPAN_ENTER: u8 = 7;
+    /// Span stream: the span is exited on this thread (`span_id`, `ticks`).
+    pub const SPAN_EXIT: u8 = 8;
+    /// Span stream: the span is closed (`span_id`, `ticks`).
+    pub const SPAN_CLOSE: u8 = 9;
+    /// Span stream: `span_id` follows from `follows_span_id` (`span_id`, `ticks`,
+    /// `follows_span_id`).
+    pub const SPAN_FOLLOWS: u8 = 10;
+    /// Log stream: an event with fields (`meta`, `ticks`, `span_id`, `trace_id`), the fields
+    /// (including `message`) in the tail.
+    pub const LOG_FIELDS: u8 = 3;
     /// Log stream: a log with a static message (`meta`, `ticks`).
     pub const LOG_STATIC: u8 = 1;
     /// Log stream: a log whose arguments follow as tagged values (`meta`, `ticks`, tail).
@@ -230,6 +247,7 @@ pub mod native {
             ("span_id", SpanId),
             ("parent_span_id", SpanId),
         ];
+        let id_ticks = [("span_id", SpanId), ("ticks", Ticks)];
         vec![
             EventLayout::packed(
                 BEGIN_SCOPE,
@@ -245,6 +263,32 @@ pub mod native {
             ),
             EventLayout::packed(BEGIN_ASYNC, "begin_async", false, &async_fields),
             EventLayout::packed(END_ASYNC, "end_async", false, &async_fields),
+            EventLayout::packed(
+                SPAN_NEW,
+                "span_new",
+                true,
+                &[
+                    ("meta", DepRef),
+                    ("ticks", Ticks),
+                    ("span_id", SpanId),
+                    ("parent_span_id", SpanId),
+                    ("trace_id", U64),
+                ],
+            ),
+            EventLayout::packed(SPAN_RECORD, "span_record", true, &id_ticks),
+            EventLayout::packed(SPAN_ENTER, "span_enter", false, &id_ticks),
+            EventLayout::packed(SPAN_EXIT, "span_exit", false, &id_ticks),
+            EventLayout::packed(SPAN_CLOSE, "span_close", false, &id_ticks),
+            EventLayout::packed(
+                SPAN_FOLLOWS,
+                "span_follows",
+                false,
+                &[
+                    ("span_id", SpanId),
+                    ("ticks", Ticks),
+                    ("follows_span_id", SpanId),
+                ],
+            ),
         ]
     }
 

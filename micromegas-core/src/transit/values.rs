@@ -12,7 +12,9 @@
 //! | 6 | truncation marker: the writer ran out of room, later items are missing (no value) |
 //!
 //! When `tag & 0x80` is set the item is keyed: a u8 length and the UTF-8 key come right after
-//! the tag, before the value.
+//! the tag, before the value. When `tag & 0x40` is set instead, the key is a u8 index into the
+//! `fields` entry (comma-separated names) of the event's callsite dependency, so that field
+//! names are sent once per block rather than per event.
 
 use super::wire::{truncate_str, Reader, WireWrite};
 use super::DecodeError;
@@ -32,6 +34,8 @@ pub const TAG_STR: u8 = 5;
 pub const TAG_TRUNCATED: u8 = 6;
 /// Bit set on the tag of a keyed item.
 pub const KEYED: u8 = 0x80;
+/// Bit set on the tag of an item keyed by field index.
+pub const KEY_INDEX: u8 = 0x40;
 
 /// A decoded value, borrowing strings from the block.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,8 +70,10 @@ impl fmt::Display for Value<'_> {
 /// One item of a tail: a value and, for properties, its key.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TailItem<'a> {
-    /// Key of a property; `None` for a positional log argument.
+    /// Key of a property; `None` for a positional log argument or an indexed field.
     pub key: Option<&'a str>,
+    /// Index of the field in the callsite's `fields` list, for indexed items.
+    pub index: Option<u8>,
     /// The value.
     pub value: Value<'a>,
 }
@@ -96,7 +102,12 @@ impl<'a> TailIter<'a> {
         } else {
             None
         };
-        let value = match tag & !KEYED {
+        let index = if tag & KEY_INDEX != 0 {
+            Some(r.u8("tail field index")?)
+        } else {
+            None
+        };
+        let value = match tag & !(KEYED | KEY_INDEX) {
             TAG_I64 => Value::I64(r.i64("tail i64")?),
             TAG_U64 => Value::U64(r.u64("tail u64")?),
             TAG_F64 => Value::F64(f64::from_bits(r.u64("tail f64")?)),
@@ -113,7 +124,7 @@ impl<'a> TailIter<'a> {
             TAG_TRUNCATED => Value::Truncated,
             t => return Err(DecodeError::Invalid(format!("unknown tail value tag {t}"))),
         };
-        Ok(TailItem { key, value })
+        Ok(TailItem { key, index, value })
     }
 }
 
@@ -233,6 +244,7 @@ mod tests {
             items[1],
             TailItem {
                 key: Some("k"),
+                index: None,
                 value: Value::Str("v")
             }
         );
