@@ -169,6 +169,27 @@ fn variable<const W: usize>(
     });
 }
 
+/// Records an integer value of the metric callsite `meta` (a [`Callsite::id`] or
+/// [`crate::metadata::foreign_callsite_id`]).
+#[inline(always)]
+pub fn metric_u64(meta: u64, value: u64) {
+    write_words(
+        StreamKind::Metrics,
+        INT_METRIC,
+        [meta, crate::time::now(), value],
+    );
+}
+
+/// Records a float value of the metric callsite `meta`.
+#[inline(always)]
+pub fn metric_f64(meta: u64, value: f64) {
+    write_words(
+        StreamKind::Metrics,
+        FLOAT_METRIC,
+        [meta, crate::time::now(), value.to_bits()],
+    );
+}
+
 /// A fresh process-unique span id (never 0), for spans created outside the native macros.
 #[inline]
 pub fn new_span_id() -> u64 {
@@ -194,10 +215,16 @@ pub fn span_new(
     );
 }
 
-/// Records fields added to a span after its creation.
+/// Records fields added to a span after its creation (`meta` is the span's callsite).
 #[inline]
-pub fn span_record(span_id: u64, fields: impl FnOnce(&mut TailWriter)) {
-    variable(StreamKind::Spans, SPAN_RECORD, [span_id, 0], 1, fields);
+pub fn span_record(meta: u64, span_id: u64, fields: impl FnOnce(&mut TailWriter)) {
+    variable(
+        StreamKind::Spans,
+        SPAN_RECORD,
+        [meta, 0, span_id],
+        1,
+        fields,
+    );
 }
 
 /// Records that this thread enters a span.

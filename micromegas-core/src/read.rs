@@ -195,7 +195,7 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                 "span_close" => SpanChange::Close,
                 _ => SpanChange::Follows,
             };
-            let dep = if change == SpanChange::New {
+            let dep = if ev.layout.field("meta").is_some() {
                 Some(ev.dep("meta")?)
             } else {
                 None
@@ -214,8 +214,11 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                 parent_span_id: opt("parent_span_id")?,
                 trace_id: opt("trace_id")?,
                 follows_span_id: opt("follows_span_id")?,
-                location: dep.map(Location::of),
-                level: dep.and_then(|d| d.get("level")).map(str::to_owned),
+                location: dep.filter(|_| change == SpanChange::New).map(Location::of),
+                level: dep
+                    .filter(|_| change == SpanChange::New)
+                    .and_then(|d| d.get("level"))
+                    .map(str::to_owned),
                 fields: if ev.layout.has_tail {
                     named_fields(ev, dep)?
                 } else {
@@ -300,7 +303,13 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                     return Err(DecodeError::Invalid("metric value is a reference".into()))
                 }
             };
-            let (_, properties) = props_and_args(ev)?;
+            let (_, mut properties) = props_and_args(ev)?;
+            // Labels interned with the callsite (metrics recorder) come as `label.<key>`.
+            for (k, v) in &dep.entries {
+                if let Some(label) = k.strip_prefix("label.") {
+                    properties.push((label.to_owned(), v.clone()));
+                }
+            }
             let t = ticks()?;
             Event::Measure(Measure {
                 ticks: t,

@@ -93,7 +93,7 @@ struct Flusher {
     scratch: Vec<u8>,
     pending: VecDeque<Pending>,
     pending_bytes: u64,
-    reported_drops: [u64; 5],
+    reported_drops: [u64; 6],
 }
 
 fn read_u64(b: &[u8], at: usize) -> u64 {
@@ -110,7 +110,7 @@ impl Flusher {
             scratch: Vec::new(),
             pending: VecDeque::new(),
             pending_bytes: 0,
-            reported_drops: [0; 5],
+            reported_drops: [0; 6],
         }
     }
 
@@ -349,7 +349,7 @@ impl Flusher {
             .or_insert_with(|| StreamState::new(ring, max_block));
         let mut pos = start;
         if self.d.is_abandoned() {
-            let (count, _) = walk(&state.table, ring, pos, end, |_, _| true);
+            let (count, _) = walk(&self.d, &state.table, ring, pos, end, |_, _| true);
             self.d
                 .count_drop(DropReason::ShutdownTimeout, count + state.open.count as u64);
             state.open.clear();
@@ -358,7 +358,7 @@ impl Flusher {
         }
         while pos < end {
             let open = &mut state.open;
-            let (_, next) = walk(&state.table, ring, pos, end, |rec, info| {
+            let (_, next) = walk(&self.d, &state.table, ring, pos, end, |rec, info| {
                 open.push(rec, info, max_block)
             });
             pos = next;
@@ -500,6 +500,7 @@ impl OpenBlock {
 /// record; stops early, before the record, when `on_record` returns false. Returns the number
 /// of records taken and the position reached.
 fn walk(
+    d: &Dispatch,
     table: &Table,
     ring: &Ring,
     mut pos: usize,
@@ -528,7 +529,8 @@ fn walk(
             };
             if garbage {
                 // Cannot happen with records written by this crate; skip the rest of the
-                // readable range rather than misparse it.
+                // readable range rather than misparse it, and say so.
+                d.count_drop(DropReason::Unreadable, 1);
                 return (count, end);
             }
             if !on_record(&rec[..size], info) {

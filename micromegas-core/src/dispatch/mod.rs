@@ -33,16 +33,20 @@ pub enum DropReason {
     ShutdownTimeout = 3,
     /// Emitted from inside the formatting of another event of the same stream.
     Reentrant = 4,
+    /// Ring bytes the flusher could not parse (a bug: counted once per occurrence, since the
+    /// number of events in them is unknown).
+    Unreadable = 5,
 }
 
 impl DropReason {
     /// All reasons.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::RingFull,
         DropReason::BudgetExceeded,
         DropReason::SinkRejected,
         DropReason::ShutdownTimeout,
         DropReason::Reentrant,
+        DropReason::Unreadable,
     ];
 
     /// snake_case name, used as the `reason` property of the drop metric.
@@ -53,6 +57,7 @@ impl DropReason {
             DropReason::SinkRejected => "sink_rejected",
             DropReason::ShutdownTimeout => "shutdown_timeout",
             DropReason::Reentrant => "reentrant",
+            DropReason::Unreadable => "unreadable",
         }
     }
 }
@@ -68,7 +73,7 @@ pub struct Stats {
     /// Encoded bytes the sink accepted.
     pub delivered_bytes: u64,
     /// Events dropped, by reason (indexed by `DropReason as usize`).
-    pub dropped: [u64; 5],
+    pub dropped: [u64; 6],
     /// Events the pipeline emitted about itself (drop metrics).
     pub self_events: u64,
     /// Encoded bytes waiting for the sink.
@@ -198,7 +203,7 @@ pub(crate) struct Dispatch {
     stopped: AtomicBool,
     /// The shutdown timeout expired: the flusher counts what is left as dropped and stops.
     abandoned: AtomicBool,
-    dropped: [AtomicU64; 5],
+    dropped: [AtomicU64; 6],
     delivered_events: AtomicU64,
     delivered_blocks: AtomicU64,
     delivered_bytes: AtomicU64,
@@ -267,7 +272,7 @@ impl Dispatch {
     }
 
     fn stats(&self) -> Stats {
-        let mut dropped = [0u64; 5];
+        let mut dropped = [0u64; 6];
         for (d, a) in dropped.iter_mut().zip(&self.dropped) {
             *d = a.load(Ordering::Relaxed);
         }

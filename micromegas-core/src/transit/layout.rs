@@ -212,7 +212,8 @@ pub mod native {
     /// Span stream: a span with an id is created (`meta`, `ticks`, `span_id`,
     /// `parent_span_id`, `trace_id`), its fields in the tail.
     pub const SPAN_NEW: u8 = 5;
-    /// Span stream: fields recorded on an existing span (`span_id`, `ticks`), in the tail.
+    /// Span stream: fields recorded on an existing span (`meta`, `ticks`, `span_id`), in the
+    /// tail (`meta` names the fields).
     pub const SPAN_RECORD: u8 = 6;
     /// Span stream: the span is entered on this thread (`span_id`, `ticks`).
     pub const SPAN_ENTER: u8 = 7;
@@ -275,7 +276,12 @@ pub mod native {
                     ("trace_id", U64),
                 ],
             ),
-            EventLayout::packed(SPAN_RECORD, "span_record", true, &id_ticks),
+            EventLayout::packed(
+                SPAN_RECORD,
+                "span_record",
+                true,
+                &[("meta", DepRef), ("ticks", Ticks), ("span_id", SpanId)],
+            ),
             EventLayout::packed(SPAN_ENTER, "span_enter", false, &id_ticks),
             EventLayout::packed(SPAN_EXIT, "span_exit", false, &id_ticks),
             EventLayout::packed(SPAN_CLOSE, "span_close", false, &id_ticks),
@@ -306,6 +312,17 @@ pub mod native {
                 "log_args",
                 true,
                 &[("meta", DepRef), ("ticks", Ticks)],
+            ),
+            EventLayout::packed(
+                LOG_FIELDS,
+                "log_fields",
+                true,
+                &[
+                    ("meta", DepRef),
+                    ("ticks", Ticks),
+                    ("span_id", SpanId),
+                    ("trace_id", U64),
+                ],
             ),
         ]
     }

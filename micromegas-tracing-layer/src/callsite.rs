@@ -1,0 +1,70 @@
+//! `tracing` callsites as micromegas dependencies: events carry the address of the callsite's
+//! `&'static Metadata`, tagged so that the flusher describes it with [`describe_metadata`],
+//! once per block. Nothing is copied or looked up per event.
+
+use micromegas_core::metadata::{
+    encode_dependency, foreign_callsite_id, register_describer, DependencyKind,
+};
+use std::sync::OnceLock;
+use tracing_core::{Level, Metadata};
+
+/// Level names as the lake spells them.
+pub(crate) fn level_name(level: &Level) -> &'static str {
+    match *level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+/// Writes the dependency of a `tracing` callsite.
+///
+/// # Safety
+/// `ptr` must point to a `Metadata<'static>` that lives for the rest of the process.
+unsafe fn describe_metadata(ptr: *const (), id: u64, out: &mut Vec<u8>) {
+    // SAFETY: per this function's contract, upheld by `metadata_id`.
+    let m: &Metadata<'static> = unsafe { &*(ptr as *const Metadata<'static>) };
+    let fields: Vec<&str> = m.fields().iter().map(|f| f.name()).collect();
+    let fields = fields.join(",");
+    let line = m.line().map(|l| l.to_string()).unwrap_or_default();
+    let kind = if m.is_span() {
+        DependencyKind::SpanCallsite
+    } else {
+        DependencyKind::LogCallsite
+    };
+    encode_dependency(
+        out,
+        id,
+        kind,
+        &[
+            ("name", m.name()),
+            ("target", m.target()),
+            ("level", level_name(m.level())),
+            ("file", m.file().unwrap_or("")),
+            ("line", &line),
+            ("module", m.module_path().unwrap_or("")),
+            ("fields", &fields),
+        ],
+    );
+}
+
+fn tag() -> u8 {
+    static TAG: OnceLock<u8> = OnceLock::new();
+    // SAFETY: `describe_metadata` reads exactly what `metadata_id` passes: the address of a
+    // `&'static Metadata<'static>`.
+    *TAG.get_or_init(|| unsafe { register_describer(describe_metadata) }.unwrap_or(0))
+}
+
+/// The callsite id events carry for `metadata`.
+#[inline]
+pub(crate) fn metadata_id(metadata: &'static Metadata<'static>) -> u64 {
+    static CACHED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    let mut t = CACHED.load(std::sync::atomic::Ordering::Relaxed);
+    if t == 0 {
+        t = tag();
+        CACHED.store(t, std::sync::atomic::Ordering::Relaxed);
+    }
+    foreign_callsite_id(t, metadata as *const Metadata<'static> as *const ())
+}

@@ -1,0 +1,167 @@
+//! Configuration: the builder and the one-call `init`.
+
+use crate::{LogBridge, MicromegasLayer, MicromegasRecorder};
+use micromegas_core::sink::{DirectorySink, NullSink, Sink};
+use micromegas_core::{Guard, Options};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The core pipeline refused to start.
+    #[error(transparent)]
+    Core(#[from] micromegas_core::InitError),
+    /// An environment variable has a value that cannot be used.
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Env {
+        /// Variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        reason: &'static str,
+    },
+    /// The sink could not be opened.
+    #[error("cannot open the micromegas sink at {path}: {source}")]
+    Sink {
+        /// Where.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A global `tracing` subscriber, `log` logger or `metrics` recorder is already set.
+    #[error(
+        "a global {0} is already installed; use MicromegasLayer::builder() and compose it yourself"
+    )]
+    AlreadySet(&'static str),
+}
+
+/// Settings of the pipeline behind [`MicromegasLayer`].
+#[derive(Clone)]
+pub struct Builder {
+    options: Options,
+    sink: Option<Arc<dyn Sink>>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            options: Options::default(),
+            sink: None,
+        }
+    }
+}
+
+impl Builder {
+    /// `service.name` of the process.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.options = self.options.service_name(name);
+        self
+    }
+    /// Adds a process property.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options = self.options.property(key, value);
+        self
+    }
+    /// Where blocks go (default: `./micromegas-blocks`, a [`DirectorySink`]).
+    pub fn sink(mut self, sink: Arc<dyn Sink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+    /// Byte budget of blocks not yet accepted by the sink.
+    pub fn budget_bytes(mut self, bytes: usize) -> Self {
+        self.options = self.options.budget_bytes(bytes);
+        self
+    }
+    /// Longest time an event waits in an idle thread.
+    pub fn flush_period(mut self, period: Duration) -> Self {
+        self.options = self.options.flush_period(period);
+        self
+    }
+    /// Any other core option.
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Applies `MICROMEGAS_SERVICE_NAME` (or `OTEL_SERVICE_NAME`), `MICROMEGAS_BUDGET_BYTES`,
+    /// `MICROMEGAS_FLUSH_PERIOD_MS` and `MICROMEGAS_SINK` (`null`, or a directory path).
+    pub fn from_env(mut self) -> Result<Self, InitError> {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        if let Some(name) = var("MICROMEGAS_SERVICE_NAME").or_else(|| var("OTEL_SERVICE_NAME")) {
+            self = self.service_name(name);
+        }
+        if let Some(v) = var("MICROMEGAS_BUDGET_BYTES") {
+            let bytes = v.parse().map_err(|_| InitError::Env {
+                name: "MICROMEGAS_BUDGET_BYTES",
+                value: v.clone(),
+                reason: "expected a number of bytes",
+            })?;
+            self = self.budget_bytes(bytes);
+        }
+        if let Some(v) = var("MICROMEGAS_FLUSH_PERIOD_MS") {
+            let ms = v.parse().map_err(|_| InitError::Env {
+                name: "MICROMEGAS_FLUSH_PERIOD_MS",
+                value: v.clone(),
+                reason: "expected milliseconds",
+            })?;
+            self = self.flush_period(Duration::from_millis(ms));
+        }
+        if let Some(v) = var("MICROMEGAS_SINK") {
+            self.sink = Some(if v == "null" {
+                Arc::new(NullSink)
+            } else {
+                Arc::new(
+                    DirectorySink::new(&v).map_err(|source| InitError::Sink { path: v, source })?,
+                )
+            });
+        }
+        Ok(self)
+    }
+
+    /// Starts the pipeline and returns the layer with the guard that flushes on drop.
+    pub fn build(self) -> Result<(MicromegasLayer, Guard), InitError> {
+        let sink = match self.sink {
+            Some(s) => s,
+            None => Arc::new(DirectorySink::new("micromegas-blocks").map_err(|source| {
+                InitError::Sink {
+                    path: "micromegas-blocks".into(),
+                    source,
+                }
+            })?),
+        };
+        let guard = micromegas_core::init(sink, self.options)?;
+        Ok((MicromegasLayer::new(), guard))
+    }
+}
+
+/// One call for an application: configures the pipeline from the environment (see
+/// [`Builder::from_env`]), installs a global `tracing` subscriber (registry + `RUST_LOG`-style
+/// level filter, default `info`, + [`MicromegasLayer`]), the [`LogBridge`] and the
+/// [`MicromegasRecorder`]. Keep the returned guard alive; dropping it flushes.
+pub fn init() -> Result<Guard, InitError> {
+    let (layer, guard) = Builder::default().from_env()?.build()?;
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing_core::LevelFilter>().ok())
+        .unwrap_or(tracing_core::LevelFilter::INFO);
+    use tracing_subscriber::Layer;
+    tracing_subscriber::registry()
+        .with(layer.with_filter(level))
+        .try_init()
+        .map_err(|_| InitError::AlreadySet("tracing subscriber"))?;
+    let log_level = match level.into_level() {
+        None => log::LevelFilter::Off,
+        Some(l) if l == tracing_core::Level::ERROR => log::LevelFilter::Error,
+        Some(l) if l == tracing_core::Level::WARN => log::LevelFilter::Warn,
+        Some(l) if l == tracing_core::Level::INFO => log::LevelFilter::Info,
+        Some(l) if l == tracing_core::Level::DEBUG => log::LevelFilter::Debug,
+        Some(_) => log::LevelFilter::Trace,
+    };
+    LogBridge::install(log_level).map_err(|_| InitError::AlreadySet("log logger"))?;
+    MicromegasRecorder::install().map_err(|_| InitError::AlreadySet("metrics recorder"))?;
+    Ok(guard)
+}

@@ -1,0 +1,117 @@
+//! `MicromegasLayer`: spans and events of `tracing` into micromegas streams.
+
+use crate::callsite::metadata_id;
+use crate::fields::FieldWriter;
+use micromegas_core::events;
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+/// The ids micromegas gives a span, kept in the registry's extensions of that span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanIds {
+    /// Process-unique span id.
+    pub span_id: u64,
+    /// Id of the root span of the tree (the trace).
+    pub trace_id: u64,
+}
+
+/// A `tracing_subscriber::Layer` recording spans (creation with fields, late fields, enter and
+/// exit on each thread, close, follows-from) and events (as log entries with their fields and
+/// the ids of their span and trace) into micromegas.
+///
+/// It keeps no state of its own: records go to the calling thread's micromegas streams, which
+/// [`micromegas_core::init`] (or [`crate::init`], or [`MicromegasLayer::builder`]) sets up.
+/// It never filters through `register_callsite` or `enabled`, so it hides nothing from other
+/// layers; filter it with `.with_filter(...)` like any layer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MicromegasLayer {
+    _private: (),
+}
+
+impl MicromegasLayer {
+    /// A layer writing into the already initialized micromegas pipeline.
+    pub fn new() -> Self {
+        Self { _private: () }
+    }
+
+    /// Configures the pipeline and the layer together.
+    pub fn builder() -> crate::Builder {
+        crate::Builder::default()
+    }
+}
+
+fn ids_of<S>(ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    ctx.span(id)?.extensions().get::<SpanIds>().copied()
+}
+
+impl<S> Layer<S> for MicromegasLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent = span
+            .parent()
+            .and_then(|p| p.extensions().get::<SpanIds>().copied());
+        let span_id = events::new_span_id();
+        let (parent_id, trace_id) = parent.map_or((0, span_id), |p| (p.span_id, p.trace_id));
+        events::span_new(
+            metadata_id(attrs.metadata()),
+            span_id,
+            parent_id,
+            trace_id,
+            |w| attrs.record(&mut FieldWriter(w)),
+        );
+        span.extensions_mut().insert(SpanIds { span_id, trace_id });
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let Some(ids) = span.extensions().get::<SpanIds>().copied() else {
+            return;
+        };
+        events::span_record(metadata_id(span.metadata()), ids.span_id, |w| {
+            values.record(&mut FieldWriter(w))
+        });
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        if let (Some(a), Some(b)) = (ids_of(&ctx, id), ids_of(&ctx, follows)) {
+            events::span_follows(a.span_id, b.span_id);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let ids = ctx
+            .event_span(event)
+            .and_then(|s| s.extensions().get::<SpanIds>().copied());
+        let (span_id, trace_id) = ids.map_or((0, 0), |i| (i.span_id, i.trace_id));
+        events::log_fields(metadata_id(event.metadata()), span_id, trace_id, |w| {
+            event.record(&mut FieldWriter(w))
+        });
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(ids) = ids_of(&ctx, id) {
+            events::span_enter(ids.span_id);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(ids) = ids_of(&ctx, id) {
+            events::span_exit(ids.span_id);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if let Some(ids) = ids_of(&ctx, &id) {
+            events::span_close(ids.span_id);
+        }
+    }
+}

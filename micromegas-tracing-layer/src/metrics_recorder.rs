@@ -1,0 +1,234 @@
+//! A `metrics` 0.24 recorder: counters, gauges and histograms as micromegas metric events.
+
+use crate::fasthash::FastMap;
+use metrics::{
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
+};
+use micromegas_core::events;
+use micromegas_core::metadata::{
+    encode_dependency, foreign_callsite_id, register_describer, DependencyKind,
+};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A metric interned at registration: name, unit, kind and labels travel once per block as the
+/// dependency of its events.
+struct MetricSite {
+    name: String,
+    unit: String,
+    kind: &'static str,
+    labels: Vec<(String, String)>,
+}
+
+/// # Safety
+/// `ptr` must point to a leaked `MetricSite`.
+unsafe fn describe_site(ptr: *const (), id: u64, out: &mut Vec<u8>) {
+    // SAFETY: per this function's contract, upheld by `MetricSite::id`.
+    let s: &MetricSite = unsafe { &*(ptr as *const MetricSite) };
+    let labels: Vec<(String, &str)> = s
+        .labels
+        .iter()
+        .map(|(k, v)| (format!("label.{k}"), v.as_str()))
+        .collect();
+    let mut entries: Vec<(&str, &str)> = vec![
+        ("name", &s.name),
+        ("unit", &s.unit),
+        ("target", "metrics"),
+        ("kind", s.kind),
+    ];
+    entries.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
+    encode_dependency(out, id, DependencyKind::MetricCallsite, &entries);
+}
+
+impl MetricSite {
+    fn leak(key: &Key, unit: Option<Unit>, kind: &'static str) -> u64 {
+        static TAG: OnceLock<u8> = OnceLock::new();
+        // SAFETY: `describe_site` reads exactly what is passed below: a leaked `MetricSite`.
+        let tag = *TAG.get_or_init(|| unsafe { register_describer(describe_site) }.unwrap_or(0));
+        let site: &'static MetricSite = Box::leak(Box::new(MetricSite {
+            name: key.name().to_owned(),
+            unit: unit
+                .map(|u| u.as_canonical_label().to_owned())
+                .unwrap_or_default(),
+            kind,
+            labels: key
+                .labels()
+                .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                .collect(),
+        }));
+        foreign_callsite_id(tag, site as *const MetricSite as *const ())
+    }
+}
+
+struct CounterHandle(u64);
+impl CounterFn for CounterHandle {
+    fn increment(&self, value: u64) {
+        events::metric_u64(self.0, value);
+    }
+    fn absolute(&self, value: u64) {
+        events::metric_u64(self.0, value);
+    }
+}
+
+struct GaugeHandle {
+    id: u64,
+    value: AtomicU64,
+}
+impl GaugeHandle {
+    fn update(&self, f: impl Fn(f64) -> f64) {
+        let mut new = 0.0;
+        let _ = self
+            .value
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                new = f(f64::from_bits(bits));
+                Some(new.to_bits())
+            });
+        events::metric_f64(self.id, new);
+    }
+}
+impl GaugeFn for GaugeHandle {
+    fn increment(&self, value: f64) {
+        self.update(|v| v + value);
+    }
+    fn decrement(&self, value: f64) {
+        self.update(|v| v - value);
+    }
+    fn set(&self, value: f64) {
+        self.update(|_| value);
+    }
+}
+
+struct HistogramHandle(u64);
+impl HistogramFn for HistogramHandle {
+    fn record(&self, value: f64) {
+        // Every sample is kept, so any quantile can be computed exactly at query time.
+        events::metric_f64(self.0, value);
+    }
+}
+
+#[derive(Clone)]
+enum Handle {
+    Counter(Arc<CounterHandle>),
+    Gauge(Arc<GaugeHandle>),
+    Histogram(Arc<HistogramHandle>),
+}
+
+type Registered = HashMap<(Key, u8), Handle>;
+
+thread_local! {
+    /// Per-thread cache of registered handles, keyed by the key's precomputed hash.
+    static CACHE: RefCell<FastMap<(u64, u8), Vec<(Key, Handle)>>> = RefCell::default();
+}
+
+/// Records `metrics` counters (increments), gauges (resulting values) and histograms (every
+/// sample) as micromegas metric events. Keys and labels are interned at registration; the
+/// handle's operation is one append to the calling thread's ring. Units given with
+/// `describe_*` are kept.
+#[derive(Default)]
+pub struct MicromegasRecorder {
+    units: Mutex<HashMap<String, Unit>>,
+    registered: Mutex<Registered>,
+}
+
+impl MicromegasRecorder {
+    /// A recorder (install it with [`MicromegasRecorder::install`] or
+    /// `metrics::set_global_recorder`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Installs a recorder as the global `metrics` recorder.
+    pub fn install() -> Result<(), metrics::SetRecorderError<Self>> {
+        metrics::set_global_recorder(Self::new())
+    }
+
+    fn describe(&self, key: KeyName, unit: Option<Unit>) {
+        if let (Some(unit), Ok(mut units)) = (unit, self.units.lock()) {
+            units.insert(key.as_str().to_owned(), unit);
+        }
+    }
+
+    fn handle(&self, key: &Key, kind: u8, make: impl FnOnce(u64) -> Handle) -> Handle {
+        let cache_key = (key.get_hash(), kind);
+        let cached = CACHE
+            .try_with(|c| {
+                c.borrow()
+                    .get(&cache_key)
+                    .and_then(|v| v.iter().find(|(k, _)| k == key).map(|(_, h)| h.clone()))
+            })
+            .ok()
+            .flatten();
+        if let Some(h) = cached {
+            return h;
+        }
+        let h = {
+            let mut reg = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+            reg.entry((key.clone(), kind))
+                .or_insert_with(|| {
+                    let unit = self
+                        .units
+                        .lock()
+                        .ok()
+                        .and_then(|u| u.get(key.name()).copied());
+                    let kind_name = match kind {
+                        0 => "counter",
+                        1 => "gauge",
+                        _ => "histogram",
+                    };
+                    make(MetricSite::leak(key, unit, kind_name))
+                })
+                .clone()
+        };
+        let _ = CACHE.try_with(|c| {
+            c.borrow_mut()
+                .entry(cache_key)
+                .or_default()
+                .push((key.clone(), h.clone()))
+        });
+        h
+    }
+}
+
+impl Recorder for MicromegasRecorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, _description: SharedString) {
+        self.describe(key, unit);
+    }
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, _description: SharedString) {
+        self.describe(key, unit);
+    }
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, _description: SharedString) {
+        self.describe(key, unit);
+    }
+
+    fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
+        match self.handle(key, 0, |id| Handle::Counter(Arc::new(CounterHandle(id)))) {
+            Handle::Counter(c) => Counter::from_arc(c),
+            _ => Counter::noop(),
+        }
+    }
+
+    fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
+        let make = |id| {
+            Handle::Gauge(Arc::new(GaugeHandle {
+                id,
+                value: AtomicU64::new(0f64.to_bits()),
+            }))
+        };
+        match self.handle(key, 1, make) {
+            Handle::Gauge(g) => Gauge::from_arc(g),
+            _ => Gauge::noop(),
+        }
+    }
+
+    fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
+        match self.handle(key, 2, |id| {
+            Handle::Histogram(Arc::new(HistogramHandle(id)))
+        }) {
+            Handle::Histogram(h) => Histogram::from_arc(h),
+            _ => Histogram::noop(),
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! MicromegasLayer in a real `Registry`, beside `fmt` and `EnvFilter`.
+
+mod common;
+
+use common::{events, serial, start};
+use micromegas_core::read::{Event, SpanChange, SpanUpdate};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use tracing::instrument::WithSubscriber;
+use tracing::Instrument;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+    fn make_writer(&'a self) -> Buffer {
+        self.clone()
+    }
+}
+
+fn workload() {
+    let span = tracing::info_span!("request", id = 42u64, path = "/pay");
+    let _e = span.enter();
+    tracing::info!(
+        amount = 12.5f64,
+        ok = true,
+        "payment accepted for {}",
+        "bob"
+    );
+    {
+        let inner = tracing::debug_span!("db", table = "orders");
+        let _i = inner.enter();
+        tracing::debug!(rows = 3i64, "query done");
+        inner.record("table", "orders_v2");
+    }
+    tracing::warn!("slow request");
+}
+
+fn fmt_output(with_ours: Option<micromegas_tracing_layer::MicromegasLayer>) -> String {
+    let buf = Buffer::default();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(buf.clone())
+        .without_time()
+        .with_ansi(false);
+    let filter = tracing_subscriber::EnvFilter::new("debug");
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(with_ours);
+    tracing::subscriber::with_default(subscriber, workload);
+    let out = buf.0.lock().unwrap().clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn fmt_output_is_unchanged_by_our_layer() {
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    let without = fmt_output(None);
+    let with = fmt_output(Some(layer));
+    guard.shutdown();
+    assert!(without.contains("payment accepted for bob"), "{without}");
+    assert_eq!(without, with);
+    // ... and ours saw the same events.
+    for e in events(&sink) {
+        eprintln!("EV {e:?}");
+    }
+    let logs = events(&sink)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Log(_)))
+        .count();
+    assert_eq!(logs, 3);
+}
+
+#[test]
+fn span_tree_and_log_correlation_decode_exactly() {
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, workload);
+    guard.shutdown();
+    let evs = events(&sink);
+    let news: Vec<&SpanUpdate> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(u) if u.change == SpanChange::New => Some(u),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(news.len(), 2);
+    let (request, db) = (news[0], news[1]);
+    assert_eq!(request.location.as_ref().unwrap().name, "request");
+    assert_eq!(request.level.as_deref(), Some("INFO"));
+    assert_eq!(request.parent_span_id, 0);
+    assert_eq!(request.trace_id, request.span_id);
+    let s = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(request.fields, vec![s("id", "42"), s("path", "/pay")]);
+    assert_eq!(db.location.as_ref().unwrap().name, "db");
+    assert_eq!(db.parent_span_id, request.span_id);
+    assert_eq!(db.trace_id, request.span_id);
+    assert_eq!(db.fields, vec![s("table", "orders")]);
+
+    let changes: Vec<(SpanChange, u64)> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(u) => Some((u.change, u.span_id)),
+            _ => None,
+        })
+        .collect();
+    let (r, d) = (request.span_id, db.span_id);
+    use SpanChange::*;
+    assert_eq!(
+        changes,
+        [
+            (New, r),
+            (Enter, r),
+            (New, d),
+            (Enter, d),
+            (Record, d),
+            (Exit, d),
+            (Close, d),
+            (Exit, r),
+            (Close, r)
+        ]
+    );
+    let recorded = evs.iter().find_map(|e| match e {
+        Event::SpanUpdate(u) if u.change == Record => Some(u.fields.clone()),
+        _ => None,
+    });
+    assert_eq!(recorded, Some(vec![s("table", "orders_v2")]));
+
+    let logs: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logs.len(), 3);
+    assert_eq!(logs[0].msg, "payment accepted for bob");
+    assert_eq!(
+        logs[0].properties,
+        vec![s("amount", "12.5"), s("ok", "true")]
+    );
+    assert_eq!((logs[0].span_id, logs[0].trace_id), (r, r));
+    assert_eq!(logs[0].level, micromegas_core::metadata::Level::Info);
+    assert!(logs[0].location.file.ends_with("layer.rs"));
+    assert_eq!(logs[1].msg, "query done");
+    assert_eq!(logs[1].properties, vec![s("rows", "3")]);
+    assert_eq!((logs[1].span_id, logs[1].trace_id), (d, r));
+    assert_eq!(logs[2].msg, "slow request");
+    assert_eq!(logs[2].level, micromegas_core::metadata::Level::Warn);
+    assert_eq!(logs[2].span_id, r);
+}
+
+#[test]
+fn a_per_layer_filter_applies_to_our_layer_only() {
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    let buf = Buffer::default();
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(buf.clone())
+        .without_time()
+        .with_ansi(false)
+        .with_filter(LevelFilter::TRACE);
+    let subscriber = tracing_subscriber::registry()
+        .with(fmt)
+        .with(layer.with_filter(LevelFilter::WARN));
+    tracing::subscriber::with_default(subscriber, workload);
+    guard.shutdown();
+    let fmt_lines = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        fmt_lines.lines().count(),
+        3,
+        "fmt sees everything: {fmt_lines}"
+    );
+    let evs = events(&sink);
+    let msgs: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l.msg.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(msgs, ["slow request"]);
+    assert!(
+        !evs.iter().any(|e| matches!(e, Event::SpanUpdate(_))),
+        "INFO/DEBUG spans filtered out"
+    );
+}
+
+#[test]
+fn async_requests_across_a_multi_thread_runtime_keep_their_trees() {
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_time()
+        .build()
+        .unwrap();
+    {
+        let _d = tracing::dispatcher::set_default(&dispatch);
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..20u64)
+                .map(|i| {
+                    let span = tracing::info_span!("request", i);
+                    tokio::spawn(
+                        async move {
+                            for step in 0..3u64 {
+                                async {
+                                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                                    tracing::info!(step, "step done");
+                                }
+                                .instrument(tracing::info_span!("step", step))
+                                .await;
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                        .instrument(span)
+                        .with_subscriber(dispatch.clone()),
+                    )
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+    }
+    drop(rt);
+    guard.shutdown();
+    let evs = events(&sink);
+    let news: Vec<&SpanUpdate> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(u) if u.change == SpanChange::New => Some(u),
+            _ => None,
+        })
+        .collect();
+    let requests: Vec<_> = news
+        .iter()
+        .filter(|u| u.location.as_ref().unwrap().name == "request")
+        .collect();
+    let steps: Vec<_> = news
+        .iter()
+        .filter(|u| u.location.as_ref().unwrap().name == "step")
+        .collect();
+    assert_eq!(requests.len(), 20);
+    assert_eq!(steps.len(), 60);
+    for r in &requests {
+        let mine: Vec<_> = steps
+            .iter()
+            .filter(|s| s.parent_span_id == r.span_id)
+            .collect();
+        assert_eq!(mine.len(), 3);
+        assert!(mine.iter().all(|s| s.trace_id == r.span_id));
+        let logs = evs
+            .iter()
+            .filter(
+                |e| matches!(e, Event::Log(l) if l.trace_id == r.span_id && l.msg == "step done"),
+            )
+            .count();
+        assert_eq!(
+            logs, 3,
+            "each step's log is correlated with its request's trace"
+        );
+    }
+    // Every span was entered as often as it was exited, whatever thread polled it.
+    for u in &news {
+        let count = |c: SpanChange| {
+            evs.iter()
+                .filter(|e| matches!(e, Event::SpanUpdate(x) if x.change == c && x.span_id == u.span_id))
+                .count()
+        };
+        assert!(count(SpanChange::Enter) >= 1);
+        assert_eq!(count(SpanChange::Enter), count(SpanChange::Exit));
+        assert_eq!(count(SpanChange::Close), 1);
+    }
+}
