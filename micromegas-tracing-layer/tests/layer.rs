@@ -76,9 +76,6 @@ fn fmt_output_is_unchanged_by_our_layer() {
     assert!(without.contains("payment accepted for bob"), "{without}");
     assert_eq!(without, with);
     // ... and ours saw the same events.
-    for e in events(&sink) {
-        eprintln!("EV {e:?}");
-    }
     let logs = events(&sink)
         .into_iter()
         .filter(|e| matches!(e, Event::Log(_)))

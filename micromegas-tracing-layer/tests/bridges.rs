@@ -1,0 +1,112 @@
+//! The `log` bridge and the `metrics` recorder, through the facades' own macros.
+
+mod common;
+
+use common::{events, serial, start};
+use micromegas_core::metadata::Level;
+use micromegas_core::read::Event;
+use micromegas_tracing_layer::{LogBridge, MicromegasRecorder};
+
+#[test]
+fn log_records_keep_level_target_file_line_and_message() {
+    let _s = serial();
+    let (sink, _layer, guard) = start();
+    LogBridge::install(log::LevelFilter::Debug).unwrap();
+    assert!(
+        LogBridge::install(log::LevelFilter::Debug).is_err(),
+        "a second logger is refused"
+    );
+    std::thread::spawn(|| {
+        for i in 0..3 {
+            log::info!("static message");
+            log::warn!(target: "payments", "card {} declined after {} tries", "visa", i);
+        }
+        log::debug!("debug is on");
+        log::trace!("trace is below the max level");
+    })
+    .join()
+    .unwrap();
+    guard.shutdown();
+    let logs: Vec<_> = events(&sink)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    let summary: Vec<_> = logs
+        .iter()
+        .map(|l| (l.level, l.location.target.as_str(), l.msg.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Level::Info, "bridges", "static message"),
+            (Level::Warn, "payments", "card visa declined after 0 tries"),
+            (Level::Info, "bridges", "static message"),
+            (Level::Warn, "payments", "card visa declined after 1 tries"),
+            (Level::Info, "bridges", "static message"),
+            (Level::Warn, "payments", "card visa declined after 2 tries"),
+            (Level::Debug, "bridges", "debug is on"),
+        ]
+    );
+    assert!(logs[0].location.file.ends_with("bridges.rs"));
+    assert!(logs[0].location.line > 0);
+}
+
+#[test]
+fn metrics_counters_gauges_and_histograms_with_labels() {
+    let _s = serial();
+    let (sink, _layer, guard) = start();
+    let recorder = MicromegasRecorder::new();
+    std::thread::spawn(move || {
+        metrics::with_local_recorder(&recorder, || {
+            metrics::describe_histogram!("latency", metrics::Unit::Seconds, "request latency");
+            for i in 0..5u64 {
+                metrics::counter!("requests", "route" => "/pay", "status" => "200").increment(1);
+                metrics::gauge!("queue.depth").set(i as f64);
+                metrics::histogram!("latency", "route" => "/pay").record(0.01 * (i + 1) as f64);
+            }
+            let c = metrics::counter!("bytes");
+            c.increment(100);
+            c.increment(50);
+            metrics::gauge!("queue.depth").increment(10.0);
+        })
+    })
+    .join()
+    .unwrap();
+    guard.shutdown();
+    let measures: Vec<_> = events(&sink)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Measure(m) if m.location.name != "micromegas.dropped_events" => Some(m),
+            _ => None,
+        })
+        .collect();
+    let of = |name: &str| -> Vec<f64> {
+        measures
+            .iter()
+            .filter(|m| m.location.name == name)
+            .map(|m| m.value)
+            .collect()
+    };
+    assert_eq!(of("requests"), [1.0; 5]);
+    assert_eq!(of("bytes"), [100.0, 50.0]);
+    assert_eq!(of("queue.depth"), [0.0, 1.0, 2.0, 3.0, 4.0, 14.0]);
+    assert_eq!(of("latency"), [0.01, 0.02, 0.03, 0.04, 0.05]);
+    let requests = measures
+        .iter()
+        .find(|m| m.location.name == "requests")
+        .unwrap();
+    let p = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        requests.properties,
+        vec![p("route", "/pay"), p("status", "200")]
+    );
+    let latency = measures
+        .iter()
+        .find(|m| m.location.name == "latency")
+        .unwrap();
+    assert_eq!(latency.unit, "s");
+    assert_eq!(latency.properties, vec![p("route", "/pay")]);
+}
