@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints the hot-path table of BENCHMARKS.md from the last criterion run.
 
-Run `cargo bench -p micromegas-core --bench hot_path` first; this reads the medians from
+Run `cargo bench -p micromegas-core --bench hot_path` first (or, with the argument
+`layer`, `cargo bench -p micromegas-tracing-layer --bench layer`); this reads the medians from
 target/criterion/<group>/<function>/new/estimates.json and prints, per operation, both
 libraries, the ratio ours/peer and ours/TSC read.
 """
@@ -19,6 +20,23 @@ def median(group, function):
     except FileNotFoundError:
         sys.exit(f"missing {path}: run `cargo bench -p micromegas-core --bench hot_path` first")
 
+
+if len(sys.argv) > 1 and sys.argv[1] == "layer":
+    print("| operation | configuration | median (ns) | vs floor (noop layer) |")
+    print("|---|---|---|---|")
+    for group in ["tracing_event", "tracing_span_lifecycle"]:
+        floor = median(group, "noop_layer")
+        for name in ["noop_layer", "micromegas", "fmt_to_sink", "tracing_opentelemetry"]:
+            v = median(group, name)
+            print(f"| {group} | {name} | {v:.1f} | +{v - floor:.1f} |")
+    for group, names in [
+        ("log_static", ["log_bridge", "micromegas_native"]),
+        ("metrics_counter", ["micromegas_recorder", "metrics_util_debugging"]),
+        ("metrics_counter_handle", ["micromegas_recorder", "metrics_util_debugging"]),
+    ]:
+        for name in names:
+            print(f"| {group} | {name} | {median(group, name):.1f} | |")
+    sys.exit(0)
 
 tsc = median("floor", "tsc_read")
 rows = [

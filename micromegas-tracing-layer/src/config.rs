@@ -40,19 +40,10 @@ pub enum InitError {
 }
 
 /// Settings of the pipeline behind [`MicromegasLayer`].
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Builder {
     options: Options,
     sink: Option<Arc<dyn Sink>>,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Self {
-            options: Options::default(),
-            sink: None,
-        }
-    }
 }
 
 impl Builder {

@@ -26,9 +26,10 @@ thread_local! {
     static SITES: RefCell<FastMap<SiteKey, &'static LogMetadata>> = RefCell::default();
 }
 
-static SHARED_SITES: Mutex<
-    Option<HashMap<(String, String, u32, u8, String), &'static LogMetadata>>,
-> = Mutex::new(None);
+/// Target, file, line, level and message of a call site.
+type SharedKey = (String, String, u32, u8, String);
+
+static SHARED_SITES: Mutex<Option<HashMap<SharedKey, &'static LogMetadata>>> = Mutex::new(None);
 
 fn level_of(level: log::Level) -> Level {
     match level {

@@ -117,10 +117,12 @@ enum Handle {
 }
 
 type Registered = HashMap<(Key, u8), Handle>;
+/// Handles by (key hash, kind), with the keys to tell collisions apart.
+type HandleCache = FastMap<(u64, u8), Vec<(Key, Handle)>>;
 
 thread_local! {
     /// Per-thread cache of registered handles, keyed by the key's precomputed hash.
-    static CACHE: RefCell<FastMap<(u64, u8), Vec<(Key, Handle)>>> = RefCell::default();
+    static CACHE: RefCell<HandleCache> = RefCell::default();
 }
 
 /// Records `metrics` counters (increments), gauges (resulting values) and histograms (every

@@ -1,0 +1,167 @@
+//! Cost per operation through the `tracing`, `log` and `metrics` facades, in one run:
+//! MicromegasLayer against the floor set by tracing itself (Registry + a layer that does
+//! nothing), the fmt layer writing to `io::sink()`, and tracing-opentelemetry with the SDK's
+//! batch processor and an exporter that discards; our `log` bridge against our native static
+//! log; our `metrics` recorder against metrics-util's `DebuggingRecorder`.
+//!
+//! `cargo bench -p micromegas-tracing-layer --bench layer`, then
+//! `python3 scripts/bench_report.py layer` prints the table of BENCHMARKS.md.
+
+use criterion::{criterion_group, criterion_main, Bencher, Criterion};
+use micromegas_core::sink::NullSink;
+use micromegas_tracing_layer::{LogBridge, MicromegasLayer, MicromegasRecorder};
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Times `op` in chunks, letting micromegas' flusher drain between chunks (not timed), so
+/// that a loop doing nothing else never saturates the pipeline. Every configuration is timed
+/// the same way.
+fn iter_chunked(b: &mut Bencher<'_>, mut op: impl FnMut()) {
+    const CHUNK: u64 = 4096;
+    b.iter_custom(|iters| {
+        let mut total = Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            let n = CHUNK.min(iters - done);
+            let t = Instant::now();
+            for _ in 0..n {
+                op();
+            }
+            total += t.elapsed();
+            done += n;
+            micromegas_core::flush(Duration::from_secs(5));
+        }
+        total
+    })
+}
+
+struct Noop;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Noop {}
+
+#[derive(Debug)]
+struct DiscardExporter;
+impl SpanExporter for DiscardExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}
+
+fn event() {
+    tracing::info!(n = 42u64, "request done");
+}
+
+fn span_lifecycle() {
+    tracing::info_span!("request", id = 42u64).in_scope(|| {});
+}
+
+fn bench(c: &mut Criterion) {
+    let guard =
+        micromegas_core::init(Arc::new(NullSink), micromegas_core::Options::default()).unwrap();
+    LogBridge::install(log::LevelFilter::Info).unwrap();
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(DiscardExporter)
+        .build();
+
+    let configs: Vec<(&str, tracing::Dispatch)> = vec![
+        (
+            "noop_layer",
+            tracing::Dispatch::new(tracing_subscriber::registry().with(Noop)),
+        ),
+        (
+            "micromegas",
+            tracing::Dispatch::new(tracing_subscriber::registry().with(MicromegasLayer::new())),
+        ),
+        (
+            "fmt_to_sink",
+            tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
+            ),
+        ),
+        (
+            "tracing_opentelemetry",
+            tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench"))),
+            ),
+        ),
+    ];
+    for (group, op) in [
+        ("tracing_event", event as fn()),
+        ("tracing_span_lifecycle", span_lifecycle),
+    ] {
+        let mut g = c.benchmark_group(group);
+        for (name, dispatch) in &configs {
+            tracing::dispatcher::with_default(dispatch, || {
+                g.bench_function(*name, |b| iter_chunked(b, op));
+            });
+        }
+        g.finish();
+    }
+
+    let mut g = c.benchmark_group("log_static");
+    g.bench_function("log_bridge", |b| {
+        iter_chunked(b, || log::info!("request done"))
+    });
+    g.bench_function("micromegas_native", |b| {
+        iter_chunked(b, || micromegas_core::info!("request done"))
+    });
+    g.finish();
+
+    let ours = MicromegasRecorder::new();
+    let debugging = metrics_util::debugging::DebuggingRecorder::new();
+    let mut g = c.benchmark_group("metrics_counter");
+    metrics::with_local_recorder(&ours, || {
+        g.bench_function("micromegas_recorder", |b| {
+            iter_chunked(b, || {
+                metrics::counter!("requests", "route" => "/pay").increment(1)
+            })
+        });
+    });
+    metrics::with_local_recorder(&debugging, || {
+        g.bench_function("metrics_util_debugging", |b| {
+            iter_chunked(b, || {
+                metrics::counter!("requests", "route" => "/pay").increment(1)
+            })
+        });
+    });
+    g.finish();
+
+    // The same increment on a handle registered once (what `counter!` costs beyond the
+    // facade's per-call registration).
+    let mut g = c.benchmark_group("metrics_counter_handle");
+    let handle =
+        metrics::with_local_recorder(&ours, || metrics::counter!("requests", "route" => "/pay"));
+    g.bench_function("micromegas_recorder", |b| {
+        iter_chunked(b, || handle.increment(1))
+    });
+    let handle = metrics::with_local_recorder(
+        &debugging,
+        || metrics::counter!("requests", "route" => "/pay"),
+    );
+    g.bench_function("metrics_util_debugging", |b| {
+        iter_chunked(b, || handle.increment(1))
+    });
+    g.finish();
+
+    let _ = provider.shutdown();
+    let stats = guard.shutdown();
+    eprintln!(
+        "micromegas: delivered {} events, dropped {:?}",
+        stats.delivered_events, stats.dropped
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
