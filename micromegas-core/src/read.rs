@@ -181,6 +181,29 @@ fn named_fields(
     Ok(out)
 }
 
+fn log_entry(
+    process: &ProcessInfo,
+    dep: &Dependency,
+    ticks: u64,
+    msg: String,
+    properties: Vec<(String, String)>,
+    (span_id, trace_id): (u64, u64),
+) -> LogEntry {
+    LogEntry {
+        ticks,
+        time_unix_nanos: process.ticks_to_unix_nanos(ticks),
+        level: dep
+            .get("level")
+            .and_then(Level::parse)
+            .unwrap_or(Level::Info),
+        msg,
+        location: Location::of(dep),
+        properties,
+        span_id,
+        trace_id,
+    }
+}
+
 /// Interprets one event.
 pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, DecodeError> {
     let name = ev.name();
@@ -237,20 +260,8 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                     properties.push((k, v));
                 }
             }
-            let t = ticks()?;
-            Event::Log(LogEntry {
-                ticks: t,
-                time_unix_nanos: process.ticks_to_unix_nanos(t),
-                level: dep
-                    .get("level")
-                    .and_then(Level::parse)
-                    .unwrap_or(Level::Info),
-                msg,
-                location: Location::of(dep),
-                properties,
-                span_id: ev.u64("span_id")?,
-                trace_id: ev.u64("trace_id")?,
-            })
+            let ids = (ev.u64("span_id")?, ev.u64("trace_id")?);
+            Event::Log(log_entry(process, dep, ticks()?, msg, properties, ids))
         }
         "begin_scope" | "end_scope" | "begin_async" | "end_async" => {
             let is_async = ev.layout.field("span_id").is_some();
@@ -274,24 +285,12 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
             let dep = ev.dep("meta")?;
             let (args, properties) = props_and_args(ev)?;
             let fmt = dep.get("fmt").unwrap_or_default();
-            let t = ticks()?;
-            Event::Log(LogEntry {
-                ticks: t,
-                time_unix_nanos: process.ticks_to_unix_nanos(t),
-                level: dep
-                    .get("level")
-                    .and_then(Level::parse)
-                    .unwrap_or(Level::Info),
-                msg: if args.is_empty() {
-                    fmt.to_owned()
-                } else {
-                    format_message(fmt, args.into_iter())
-                },
-                location: Location::of(dep),
-                properties,
-                span_id: 0,
-                trace_id: 0,
-            })
+            let msg = if args.is_empty() {
+                fmt.to_owned()
+            } else {
+                format_message(fmt, args.into_iter())
+            };
+            Event::Log(log_entry(process, dep, ticks()?, msg, properties, (0, 0)))
         }
         "int_metric" | "float_metric" => {
             let dep = ev.dep("meta")?;
