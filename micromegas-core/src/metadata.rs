@@ -51,7 +51,12 @@ pub unsafe fn register_describer(describe: Describe) -> Option<u8> {
 /// The id events carry for a foreign callsite at `ptr`, described by the describer `tag`.
 #[inline(always)]
 pub fn foreign_callsite_id(tag: u8, ptr: *const ()) -> u64 {
-    ((tag as u64) << TAG_SHIFT) | ptr.expose_provenance() as u64
+    let addr = ptr.expose_provenance() as u64;
+    debug_assert!(
+        addr >> TAG_SHIFT == 0,
+        "callsite address {addr:#x} uses the tag byte"
+    );
+    ((tag as u64) << TAG_SHIFT) | addr
 }
 
 /// Describes the callsite at address `addr` as dependency `id`, by calling the [`Describe`]

@@ -57,14 +57,22 @@ fn tag() -> u8 {
     *TAG.get_or_init(|| unsafe { register_describer(describe_metadata) }.unwrap_or(0))
 }
 
-/// The callsite id events carry for `metadata`.
+/// The callsite id events carry for `metadata`, or `None` if no describer could be
+/// registered (255 foreign describers already exist in this process): events are then not
+/// recorded rather than mislabelled.
 #[inline]
-pub(crate) fn metadata_id(metadata: &'static Metadata<'static>) -> u64 {
+pub(crate) fn metadata_id(metadata: &'static Metadata<'static>) -> Option<u64> {
     static CACHED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
     let mut t = CACHED.load(std::sync::atomic::Ordering::Relaxed);
     if t == 0 {
         t = tag();
+        if t == 0 {
+            return None;
+        }
         CACHED.store(t, std::sync::atomic::Ordering::Relaxed);
     }
-    foreign_callsite_id(t, metadata as *const Metadata<'static> as *const ())
+    Some(foreign_callsite_id(
+        t,
+        metadata as *const Metadata<'static> as *const (),
+    ))
 }

@@ -59,15 +59,14 @@ where
         let parent = span
             .parent()
             .and_then(|p| p.extensions().get::<SpanIds>().copied());
+        let Some(meta) = metadata_id(attrs.metadata()) else {
+            return;
+        };
         let span_id = events::new_span_id();
         let (parent_id, trace_id) = parent.map_or((0, span_id), |p| (p.span_id, p.trace_id));
-        events::span_new(
-            metadata_id(attrs.metadata()),
-            span_id,
-            parent_id,
-            trace_id,
-            |w| attrs.record(&mut FieldWriter(w)),
-        );
+        events::span_new(meta, span_id, parent_id, trace_id, |w| {
+            attrs.record(&mut FieldWriter(w))
+        });
         span.extensions_mut().insert(SpanIds { span_id, trace_id });
     }
 
@@ -76,9 +75,10 @@ where
         let Some(ids) = span.extensions().get::<SpanIds>().copied() else {
             return;
         };
-        events::span_record(metadata_id(span.metadata()), ids.span_id, |w| {
-            values.record(&mut FieldWriter(w))
-        });
+        let Some(meta) = metadata_id(span.metadata()) else {
+            return;
+        };
+        events::span_record(meta, ids.span_id, |w| values.record(&mut FieldWriter(w)));
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
@@ -88,11 +88,14 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(meta) = metadata_id(event.metadata()) else {
+            return;
+        };
         let ids = ctx
             .event_span(event)
             .and_then(|s| s.extensions().get::<SpanIds>().copied());
         let (span_id, trace_id) = ids.map_or((0, 0), |i| (i.span_id, i.trace_id));
-        events::log_fields(metadata_id(event.metadata()), span_id, trace_id, |w| {
+        events::log_fields(meta, span_id, trace_id, |w| {
             event.record(&mut FieldWriter(w))
         });
     }

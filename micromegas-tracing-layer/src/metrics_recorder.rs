@@ -44,10 +44,15 @@ unsafe fn describe_site(ptr: *const (), id: u64, out: &mut Vec<u8>) {
 }
 
 impl MetricSite {
-    fn leak(key: &Key, unit: Option<Unit>, kind: &'static str) -> u64 {
+    /// Interns the metric; `None` if no describer could be registered (255 foreign describers
+    /// already exist in this process), in which case the metric is not recorded.
+    fn leak(key: &Key, unit: Option<Unit>, kind: &'static str) -> Option<u64> {
         static TAG: OnceLock<u8> = OnceLock::new();
         // SAFETY: `describe_site` reads exactly what is passed below: a leaked `MetricSite`.
         let tag = *TAG.get_or_init(|| unsafe { register_describer(describe_site) }.unwrap_or(0));
+        if tag == 0 {
+            return None;
+        }
         let site: &'static MetricSite = Box::leak(Box::new(MetricSite {
             name: key.name().to_owned(),
             unit: unit
@@ -59,7 +64,10 @@ impl MetricSite {
                 .map(|l| (l.key().to_owned(), l.value().to_owned()))
                 .collect(),
         }));
-        foreign_callsite_id(tag, site as *const MetricSite as *const ())
+        Some(foreign_callsite_id(
+            tag,
+            site as *const MetricSite as *const (),
+        ))
     }
 }
 
@@ -114,6 +122,8 @@ enum Handle {
     Counter(Arc<CounterHandle>),
     Gauge(Arc<GaugeHandle>),
     Histogram(Arc<HistogramHandle>),
+    /// The metric could not be interned: its operations do nothing.
+    Unrecorded,
 }
 
 type Registered = HashMap<(Key, u8), Handle>;
@@ -180,7 +190,10 @@ impl MicromegasRecorder {
                         1 => "gauge",
                         _ => "histogram",
                     };
-                    make(MetricSite::leak(key, unit, kind_name))
+                    match MetricSite::leak(key, unit, kind_name) {
+                        Some(id) => make(id),
+                        None => Handle::Unrecorded,
+                    }
                 })
                 .clone()
         };
