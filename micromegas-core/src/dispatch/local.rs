@@ -57,17 +57,20 @@ pub(crate) fn write_words<const W: usize>(kind: StreamKind, ty: u8, words: [u64;
         // nothing else on this thread holds a reference into it during a fixed write (no user
         // code runs).
         let p = unsafe { &mut (*local).producers[kind.index()] };
-        if p.try_write_words(ty, words) {
+        if p.try_write_words(ty, &words) {
             return;
         }
     }
-    write_words_slow(kind, ty, words);
+    write_words_slow(kind, ty, &words);
 }
 
+/// Takes the words by reference, so that the fast path keeps them in registers and only this
+/// cold path puts them in memory.
 #[cold]
 #[inline(never)]
-fn write_words_slow<const W: usize>(kind: StreamKind, ty: u8, words: [u64; W]) {
-    with_reserved(kind, 1 + 8 * W, |dst| {
+fn write_words_slow(kind: StreamKind, ty: u8, words: &[u64]) {
+    let n = 1 + 8 * words.len();
+    with_reserved(kind, n, |dst| {
         // SAFETY: `with_reserved` hands 1 + 8 * W writable bytes.
         unsafe {
             *dst = ty;
@@ -75,7 +78,7 @@ fn write_words_slow<const W: usize>(kind: StreamKind, ty: u8, words: [u64; W]) {
                 std::ptr::write_unaligned(dst.add(1 + 8 * i) as *mut [u8; 8], w.to_le_bytes());
             }
         }
-        1 + 8 * W
+        n
     });
 }
 

@@ -193,7 +193,7 @@ impl Producer {
     /// Fast path for a fixed record: a type byte and `W` little-endian words. Returns false,
     /// writing nothing, when the slow path must run.
     #[inline(always)]
-    pub(crate) fn try_write_words<const W: usize>(&mut self, ty: u8, words: [u64; W]) -> bool {
+    pub(crate) fn try_write_words<const W: usize>(&mut self, ty: u8, words: &[u64; W]) -> bool {
         let n = 1 + 8 * W;
         let pos = self.pos;
         // SAFETY: `limit` points into the ring this producer holds an `Arc` of, or to a static.
@@ -207,7 +207,7 @@ impl Producer {
             let dst = self.base.add(pos & self.mask);
             *dst = ty;
             for (i, w) in words.iter().enumerate() {
-                std::ptr::write_unaligned(dst.add(1 + 8 * i) as *mut [u8; 8], w.to_le_bytes());
+                std::ptr::write_unaligned(dst.add(1 + 8 * i) as *mut u64, w.to_le());
             }
         }
         self.pos = pos + n;
