@@ -62,6 +62,9 @@ pub struct Measure {
     pub time_unix_nanos: i64,
     /// Unit.
     pub unit: String,
+    /// Kind of metric as its callsite says (`counter`, `gauge`, `histogram`); native metrics,
+    /// which record a value at an instant, are `gauge`.
+    pub kind: String,
     /// Value (integers are converted).
     pub value: f64,
     /// Callsite, with the metric name.
@@ -314,6 +317,7 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                 ticks: t,
                 time_unix_nanos: process.ticks_to_unix_nanos(t),
                 unit: dep.get("unit").unwrap_or_default().to_owned(),
+                kind: dep.get("kind").unwrap_or("gauge").to_owned(),
                 value,
                 location: Location::of(dep),
                 properties,

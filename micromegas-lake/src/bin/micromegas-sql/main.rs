@@ -1,0 +1,215 @@
+//! `micromegas-sql`: SQL on a micromegas lake, one-shot (`-c`, `-f`) or interactive.
+
+mod output;
+mod repl;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use datafusion::execution::context::SessionContext;
+use datafusion::sql::parser::DFParser;
+use micromegas_lake::{Lake, LakeOptions, ViewTable, DEFAULT_LAKE};
+use output::Format;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// SQL on a micromegas lake: logs, metrics and traces as tables.
+///
+/// Tables: processes, streams, blocks, partitions, log_entries, measures, spans.
+/// Functions: property_get(properties, key), and every DataFusion function.
+/// Queries on log_entries, measures and spans first materialize the raw data they need
+/// (filter on `time`, or `start_time`/`end_time` for spans, to read only that range).
+#[derive(Debug, Parser)]
+#[command(name = "micromegas-sql", version, about, long_about)]
+struct Args {
+    /// The lake: a directory, file://DIR, s3://bucket/prefix or memory://.
+    #[arg(long, env = "MICROMEGAS_LAKE", default_value = DEFAULT_LAKE)]
+    lake: String,
+
+    /// Catalog database (postgres://user:password@host/db); default: the SQLite catalog
+    /// inside a local lake.
+    #[arg(long, env = "MICROMEGAS_CATALOG", hide_env_values = true)]
+    catalog: Option<String>,
+
+    /// S3 endpoint, e.g. http://127.0.0.1:8333 (default: AWS_ENDPOINT_URL).
+    #[arg(long, env = "MICROMEGAS_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+
+    /// Run these SQL statements (separated by `;`) and exit.
+    #[arg(short = 'c', long = "command", conflicts_with = "file")]
+    command: Option<String>,
+
+    /// Run the SQL statements of this file and exit.
+    #[arg(short = 'f', long = "file")]
+    file: Option<std::path::PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table, env = "MICROMEGAS_SQL_FORMAT")]
+    format: Format,
+
+    /// Print at most this many rows per statement (0: all). Default: all for -c and -f,
+    /// 40 interactively.
+    #[arg(long)]
+    max_rows: Option<usize>,
+
+    #[command(subcommand)]
+    action: Option<Action>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Materialize every pending raw block into Parquet partitions, then exit.
+    Materialize,
+    /// Delete data (raw payloads, partitions, catalog rows) older than an age, then exit.
+    Retention {
+        /// Age such as 30d, 12h, 90m (units s, m, h, d, w).
+        #[arg(long, value_parser = micromegas_lake::retention::parse_age)]
+        older_than: std::time::Duration,
+    },
+    /// Print the number of catalog rows of each table, then exit.
+    Stats,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes, each said once.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !text.contains(&s) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&s);
+        }
+    }
+    text
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = LakeOptions {
+        catalog: args.catalog.clone(),
+        s3: micromegas_lake::S3Options {
+            endpoint: args.s3_endpoint.clone(),
+            ..Default::default()
+        },
+    };
+    let lake = Lake::open(&args.lake, options)
+        .await
+        .with_context(|| format!("cannot open the lake at {}", args.lake))?;
+    match &args.action {
+        Some(Action::Materialize) => {
+            for table in ViewTable::ALL {
+                let r = lake.materialize(table, None).await?;
+                eprintln!(
+                    "{}: {} blocks, {} rows, {} partitions",
+                    table.name(),
+                    r.blocks,
+                    r.rows,
+                    r.partitions
+                );
+                for (block, reason) in &r.unreadable {
+                    eprintln!("warning: block {block} could not be read: {reason}");
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Action::Retention { older_than }) => {
+            let r = lake.expire(*older_than).await?;
+            eprintln!("deleted {} objects", r.objects_deleted);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Action::Stats) => {
+            for (table, n) in lake.catalog().counts().await? {
+                println!("{table}\t{n}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
+    let ctx = lake.session().await?;
+    let script = match (&args.command, &args.file) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read SQL file {}", f.display()))?,
+        ),
+        (None, None) => None,
+    };
+    match script {
+        Some(sql) => {
+            let max_rows = args.max_rows.unwrap_or(0);
+            run_script(&ctx, &sql, args.format, max_rows).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            repl::run(&ctx, args.format, args.max_rows.unwrap_or(40)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs every statement of `sql` in order; stops at the first error.
+pub async fn run_script(
+    ctx: &SessionContext,
+    sql: &str,
+    format: Format,
+    max_rows: usize,
+) -> anyhow::Result<()> {
+    let statements = DFParser::parse_sql(sql).context("SQL syntax")?;
+    if statements.is_empty() {
+        anyhow::bail!("no SQL statement given");
+    }
+    for statement in statements {
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        let mut df = ctx.execute_logical_plan(plan).await?;
+        if max_rows > 0 {
+            df = df.limit(0, Some(max_rows + 1))?;
+        }
+        let schema = df.schema().as_arrow().clone();
+        let mut batches = df.collect().await?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let truncated = max_rows > 0 && rows > max_rows;
+        if truncated {
+            batches = truncate(batches, max_rows);
+        }
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        output::print(&mut out, format, &schema, &batches)?;
+        out.flush()?;
+        if truncated {
+            eprintln!("(showing the first {max_rows} rows; --max-rows 0 shows all)");
+        }
+    }
+    Ok(())
+}
+
+fn truncate(batches: Vec<arrow::array::RecordBatch>, max: usize) -> Vec<arrow::array::RecordBatch> {
+    let mut left = max;
+    let mut out = Vec::new();
+    for b in batches {
+        if left == 0 {
+            break;
+        }
+        let n = b.num_rows().min(left);
+        out.push(b.slice(0, n));
+        left -= n;
+    }
+    out
+}

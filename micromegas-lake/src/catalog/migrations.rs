@@ -1,0 +1,71 @@
+//! The catalog schema, as versioned migrations valid on both SQLite and PostgreSQL.
+//!
+//! Times are i64 nanoseconds since the Unix epoch; ids are UUID text; properties are JSON
+//! objects as text. A migration is never edited once released: add a new one.
+
+/// `(version, statements)`, in order.
+pub const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE processes (
+            process_id TEXT PRIMARY KEY,
+            service_name TEXT NOT NULL,
+            exe TEXT NOT NULL,
+            username TEXT NOT NULL,
+            hostname TEXT NOT NULL,
+            start_time BIGINT NOT NULL,
+            tsc_frequency BIGINT NOT NULL,
+            properties TEXT NOT NULL,
+            insert_time BIGINT NOT NULL)",
+        "CREATE INDEX processes_insert_time ON processes (insert_time)",
+        "CREATE TABLE streams (
+            stream_id TEXT PRIMARY KEY,
+            process_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            thread_id BIGINT NOT NULL,
+            thread_name TEXT NOT NULL,
+            properties TEXT NOT NULL,
+            insert_time BIGINT NOT NULL)",
+        "CREATE INDEX streams_process ON streams (process_id)",
+        "CREATE TABLE objects (
+            object_path TEXT PRIMARY KEY,
+            min_time BIGINT NOT NULL,
+            max_time BIGINT NOT NULL,
+            size BIGINT NOT NULL,
+            insert_time BIGINT NOT NULL)",
+        "CREATE INDEX objects_max_time ON objects (max_time)",
+        "CREATE TABLE blocks (
+            block_id TEXT PRIMARY KEY,
+            stream_id TEXT NOT NULL,
+            process_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            sequence BIGINT NOT NULL,
+            begin_time BIGINT NOT NULL,
+            end_time BIGINT NOT NULL,
+            event_count BIGINT NOT NULL,
+            payload_size BIGINT NOT NULL,
+            object_path TEXT NOT NULL,
+            object_offset BIGINT NOT NULL,
+            object_len BIGINT NOT NULL,
+            insert_time BIGINT NOT NULL,
+            partition_id TEXT)",
+        "CREATE INDEX blocks_pending ON blocks (kind, partition_id, begin_time)",
+        "CREATE INDEX blocks_end_time ON blocks (end_time)",
+        "CREATE INDEX blocks_process ON blocks (process_id)",
+        "CREATE TABLE partitions (
+            partition_id TEXT PRIMARY KEY,
+            table_name TEXT NOT NULL,
+            min_time BIGINT NOT NULL,
+            max_time BIGINT NOT NULL,
+            file_path TEXT NOT NULL,
+            file_size BIGINT NOT NULL,
+            row_count BIGINT NOT NULL,
+            block_count BIGINT NOT NULL,
+            insert_time BIGINT NOT NULL)",
+        "CREATE INDEX partitions_range ON partitions (table_name, max_time, min_time)",
+        "CREATE TABLE span_carry (
+            process_id TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            version BIGINT NOT NULL)",
+    ],
+)];

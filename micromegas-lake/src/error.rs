@@ -1,0 +1,77 @@
+//! The lake's error type.
+
+/// Anything that can go wrong in the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// The lake URL or an option is not usable.
+    #[error("invalid lake configuration: {0}")]
+    Config(String),
+    /// The object store failed (network, permissions, missing object).
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// The catalog database failed.
+    #[error("catalog: {0}")]
+    Catalog(#[from] sqlx::Error),
+    /// The catalog's schema is newer than this build understands, or a migration failed.
+    #[error("catalog schema: {0}")]
+    Schema(String),
+    /// Stored data could not be decoded.
+    #[error("corrupt data in {what}: {message}")]
+    Corrupt {
+        /// Object or row that failed.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// The transit decoder refused a batch given to the write API.
+    #[error("invalid batch: {0}")]
+    InvalidBatch(#[from] micromegas_core::transit::DecodeError),
+    /// Arrow failed while building or reading record batches.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Parquet failed while writing or reading a partition.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// The query engine failed (SQL error, planning, execution).
+    #[error("{0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    /// A local file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Another node changed the same rows first; the operation can be retried.
+    #[error("conflict: {0}")]
+    Conflict(String),
+}
+
+/// Result with [`LakeError`].
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;
+
+impl LakeError {
+    /// True when trying again later may succeed (storage or catalog unavailable, conflict).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LakeError::ObjectStore(e) => !matches!(
+                e,
+                object_store::Error::NotFound { .. }
+                    | object_store::Error::InvalidPath { .. }
+                    | object_store::Error::NotSupported { .. }
+                    | object_store::Error::UnknownConfigurationKey { .. }
+            ),
+            LakeError::Catalog(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Database(_)
+            ),
+            LakeError::Conflict(_) | LakeError::Io { .. } => true,
+            _ => false,
+        }
+    }
+}

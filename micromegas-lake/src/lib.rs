@@ -1,0 +1,168 @@
+//! # micromegas-lake
+//!
+//! The lake of micromegas: raw blocks on any object store (local directory, S3, memory) with
+//! a catalog (embedded SQLite or PostgreSQL), materialized on demand into Parquet partitions
+//! and queried with SQL through DataFusion.
+//!
+//! ```
+//! use micromegas_core::{init, read, sink::MemorySink, Options};
+//! use micromegas_lake::{Lake, LakeOptions};
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! // Some instrumented work, captured in memory.
+//! let sink = Arc::new(MemorySink::new());
+//! let guard = init(sink.clone(), Options::default().service_name("doc")).unwrap();
+//! micromegas_core::info!("hello from {}", "the lake");
+//! guard.shutdown();
+//!
+//! // Store it in a lake and query it.
+//! let lake = Lake::open("memory://", LakeOptions::default()).await.unwrap();
+//! lake.write_batches(&sink.batches()).await.unwrap();
+//! let ctx = lake.session().await.unwrap();
+//! let rows = ctx.sql("SELECT msg FROM log_entries").await.unwrap().collect().await.unwrap();
+//! let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+//! assert!(text.contains("hello from the lake"));
+//! # });
+//! ```
+#![warn(missing_docs)]
+
+pub mod access;
+pub mod catalog;
+mod error;
+pub mod location;
+pub mod materialize;
+pub mod query;
+pub mod retention;
+pub mod sink;
+pub mod tables;
+mod write;
+
+pub use error::{LakeError, Result};
+pub use location::{LakeLocation, S3Options, DEFAULT_LAKE};
+pub use materialize::MaterializeReport;
+pub use tables::ViewTable;
+pub use write::WriteOutcome;
+
+use access::CountingStore;
+use catalog::Catalog;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How to open a lake.
+#[derive(Debug, Clone, Default)]
+pub struct LakeOptions {
+    /// Catalog URL (`postgres://...`); default: SQLite inside a local lake.
+    pub catalog: Option<String>,
+    /// S3 settings beyond the `AWS_*` environment variables.
+    pub s3: S3Options,
+}
+
+impl LakeOptions {
+    /// Sets the catalog URL.
+    pub fn catalog(mut self, url: impl Into<String>) -> Self {
+        self.catalog = Some(url.into());
+        self
+    }
+}
+
+/// An open lake. Cheap to clone; clones share their connections.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    url: String,
+    location: LakeLocation,
+    store: Arc<CountingStore>,
+    dyn_store: Arc<dyn ObjectStore>,
+    catalog: Catalog,
+    locks: [tokio::sync::Mutex<()>; 3],
+}
+
+impl Lake {
+    /// Opens (creating if needed) the lake at `url`: a directory, `file://`,
+    /// `s3://bucket/prefix` or `memory://`.
+    pub async fn open(url: &str, options: LakeOptions) -> Result<Self> {
+        let location = LakeLocation::parse(url)?;
+        let raw = location.object_store(&options.s3)?;
+        let catalog_url = match options.catalog {
+            Some(c) => c,
+            None => location.default_catalog()?,
+        };
+        let catalog = Catalog::connect(&catalog_url).await?;
+        let store = Arc::new(CountingStore::new(raw));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                location,
+                dyn_store: store.clone(),
+                store,
+                catalog,
+                locks: Default::default(),
+            }),
+        })
+    }
+
+    /// The URL the lake was opened with.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// The object store, rooted at the lake.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.dyn_store
+    }
+
+    /// Objects read since the last call (key → number of requests), then resets the count.
+    /// Shows which partition files a query opened.
+    pub fn take_object_reads(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner.store.take_reads()
+    }
+
+    pub(crate) fn materialize_lock(&self, table: ViewTable) -> &tokio::sync::Mutex<()> {
+        &self.inner.locks[table as usize]
+    }
+
+    fn local_dir(&self) -> Option<&PathBuf> {
+        match &self.inner.location {
+            LakeLocation::Local(dir) => Some(dir),
+            _ => None,
+        }
+    }
+
+    /// Writes an object and makes it durable: on a local lake the file and its directory are
+    /// synced (object stores such as S3 acknowledge only durable writes).
+    pub(crate) async fn put_durable(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.store().put(&Path::from(key), bytes.into()).await?;
+        if let Some(dir) = self.local_dir() {
+            let file = dir.join(key);
+            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                std::fs::File::open(&file)?.sync_all()?;
+                if let Some(parent) = file.parent() {
+                    std::fs::File::open(parent)?.sync_all()?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| LakeError::Io {
+                what: format!("syncing {key} to disk"),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| LakeError::Io {
+                what: format!("syncing {key} to disk"),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! Materialization: raw blocks become Parquet partitions when a query needs them (on demand,
+//! for the time range it asks) or when the background loop keeps recent data fresh.
+
+mod fetch;
+pub(crate) mod partition;
+pub(crate) mod spans;
+
+pub use fetch::{RawBlock, Unreadable};
+
+use crate::catalog::BlockRow;
+use crate::error::{LakeError, Result};
+use crate::tables::{
+    log_batch, measure_batch, span_batch, span_hex, trace_hex, LogRow, MeasureRow, ViewTable,
+};
+use crate::Lake;
+use micromegas_core::read::{self, Event};
+use object_store::ObjectStoreExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Most blocks read into one partition.
+const BLOCKS_PER_RUN: i64 = 4096;
+/// Times a run is retried after losing a race with another node.
+const CONFLICT_RETRIES: usize = 5;
+
+/// What a materialization did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MaterializeReport {
+    /// Raw blocks read.
+    pub blocks: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Partitions written.
+    pub partitions: u64,
+    /// Blocks that could not be decoded, with the reason (they are marked done so that they
+    /// do not block the others; their events are lost and counted here).
+    pub unreadable: Vec<(String, String)>,
+}
+
+impl MaterializeReport {
+    fn add(&mut self, other: MaterializeReport) {
+        self.blocks += other.blocks;
+        self.rows += other.rows;
+        self.partitions += other.partitions;
+        self.unreadable.extend(other.unreadable);
+    }
+}
+
+const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
+
+impl Lake {
+    /// Materializes every block of `table` that may hold rows in `range` (all pending blocks
+    /// when `None`).
+    pub async fn materialize(
+        &self,
+        table: ViewTable,
+        range: Option<(i64, i64)>,
+    ) -> Result<MaterializeReport> {
+        let _one_at_a_time = self.materialize_lock(table).lock().await;
+        let mut report = MaterializeReport::default();
+        let mut conflicts = 0;
+        loop {
+            let step = match table {
+                ViewTable::Spans => self.materialize_spans(range).await,
+                _ => self.materialize_events(table, range).await,
+            };
+            match step {
+                Ok(r) if r.blocks == 0 => return Ok(report),
+                Ok(r) => report.add(r),
+                Err(LakeError::Conflict(_)) if conflicts < CONFLICT_RETRIES => conflicts += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Materializes every pending block of every table.
+    pub async fn materialize_all(&self) -> Result<MaterializeReport> {
+        let mut report = MaterializeReport::default();
+        for table in ViewTable::ALL {
+            report.add(self.materialize(table, None).await?);
+        }
+        Ok(report)
+    }
+
+    /// One run for logs or measures: pending blocks, one partition per hour they begin in.
+    async fn materialize_events(
+        &self,
+        table: ViewTable,
+        range: Option<(i64, i64)>,
+    ) -> Result<MaterializeReport> {
+        let kind = table.stream_kind().as_str();
+        let pending = self
+            .catalog()
+            .pending_blocks(kind, range, BLOCKS_PER_RUN)
+            .await?;
+        let mut report = MaterializeReport::default();
+        let mut by_hour: BTreeMap<i64, Vec<BlockRow>> = BTreeMap::new();
+        for b in pending {
+            by_hour
+                .entry(b.begin_time.div_euclid(NANOS_PER_HOUR))
+                .or_default()
+                .push(b);
+        }
+        for rows in by_hour.into_values() {
+            let (blocks, unreadable) = self.read_blocks(&rows).await?;
+            let mut bad: Vec<(String, String)> = unreadable
+                .into_iter()
+                .map(|u| (u.block_id, u.reason))
+                .collect();
+            let (batch, envelope) = match table {
+                ViewTable::LogEntries => {
+                    let logs = log_rows(&blocks, &mut bad);
+                    let envelope = envelope(logs.iter().map(|r| (r.time, r.time)));
+                    (log_batch(&logs)?, envelope)
+                }
+                _ => {
+                    let measures = measure_rows(&blocks, &mut bad);
+                    let envelope = envelope(measures.iter().map(|r| (r.time, r.time)));
+                    (measure_batch(&measures)?, envelope)
+                }
+            };
+            let ids: Vec<String> = rows.iter().map(|r| r.block_id.clone()).collect();
+            report.add(self.commit_rows(table, batch, envelope, ids, None).await?);
+            report.unreadable.extend(bad);
+        }
+        Ok(report)
+    }
+
+    /// One run for spans: for each process with pending blocks, its blocks in stream order,
+    /// joined with the state carried from its previous run.
+    async fn materialize_spans(&self, range: Option<(i64, i64)>) -> Result<MaterializeReport> {
+        let max = range.map_or(i64::MAX, |r| r.1);
+        let mut report = MaterializeReport::default();
+        for process_id in self.catalog().processes_with_pending("spans", max).await? {
+            let rows = self
+                .catalog()
+                .pending_blocks_of_process("spans", &process_id, BLOCKS_PER_RUN)
+                .await?;
+            if rows.is_empty() {
+                continue;
+            }
+            let (blocks, unreadable) = self.read_blocks(&rows).await?;
+            let stored = self.catalog().span_carry(&process_id).await?;
+            let mut carry = spans::Carry::parse(stored.as_deref());
+            let (span_rows, mut bad) = spans::join_spans(&mut carry, &blocks);
+            bad.extend(unreadable.into_iter().map(|u| (u.block_id, u.reason)));
+            let envelope = envelope(span_rows.iter().map(|r| (r.start_time, r.end_time)));
+            let batch = span_batch(&span_rows)?;
+            let ids: Vec<String> = rows.iter().map(|r| r.block_id.clone()).collect();
+            let state = carry.to_json();
+            let carry = Some((process_id.as_str(), state.as_str()));
+            report.add(
+                self.commit_rows(ViewTable::Spans, batch, envelope, ids, carry)
+                    .await?,
+            );
+            report.unreadable.extend(bad);
+        }
+        Ok(report)
+    }
+
+    /// Writes the partition (if there are rows) and commits it with its blocks.
+    async fn commit_rows(
+        &self,
+        table: ViewTable,
+        batch: arrow::array::RecordBatch,
+        envelope: (i64, i64),
+        block_ids: Vec<String>,
+        carry: Option<(&str, &str)>,
+    ) -> Result<MaterializeReport> {
+        let batch = partition::sort_batch(table, &batch)?;
+        let partition = if batch.num_rows() > 0 {
+            self.write_partition(table, &batch, envelope, block_ids.len())
+                .await?
+        } else {
+            crate::catalog::PartitionRow {
+                partition_id: uuid::Uuid::new_v4().to_string(),
+                table_name: table.name().to_owned(),
+                min_time: 0,
+                max_time: 0,
+                file_path: String::new(),
+                file_size: 0,
+                row_count: 0,
+                block_count: block_ids.len() as i64,
+                insert_time: 0,
+            }
+        };
+        if let Err(e) = self
+            .catalog()
+            .commit_partition(&partition, &block_ids, carry)
+            .await
+        {
+            if !partition.file_path.is_empty() {
+                let _ = self
+                    .store()
+                    .delete(&object_store::path::Path::from(
+                        partition.file_path.as_str(),
+                    ))
+                    .await;
+            }
+            return Err(e);
+        }
+        Ok(MaterializeReport {
+            blocks: block_ids.len() as u64,
+            rows: batch.num_rows() as u64,
+            partitions: u64::from(batch.num_rows() > 0),
+            unreadable: Vec::new(),
+        })
+    }
+}
+
+fn envelope(times: impl Iterator<Item = (i64, i64)>) -> (i64, i64) {
+    times.fold((i64::MAX, i64::MIN), |(lo, hi), (a, b)| {
+        (lo.min(a), hi.max(b))
+    })
+}
+
+fn log_rows(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Vec<LogRow> {
+    let mut out = Vec::new();
+    for raw in blocks {
+        let events = match read::decode_block(&raw.process, &raw.stream, &raw.block) {
+            Ok(e) => e,
+            Err(e) => {
+                bad.push((raw.row.block_id.clone(), e.to_string()));
+                continue;
+            }
+        };
+        let process_id: Arc<str> = raw.process.process_id.to_string().into();
+        let service: Arc<str> = raw.process.service_name.as_str().into();
+        let thread: Arc<str> = raw.stream.thread_name.as_str().into();
+        for ev in events {
+            let Event::Log(l) = ev else { continue };
+            out.push(LogRow {
+                time: l.time_unix_nanos,
+                process_id: Arc::clone(&process_id),
+                service_name: Arc::clone(&service),
+                thread_name: Arc::clone(&thread),
+                level: l.level.as_str(),
+                severity_number: l.level.severity_number(),
+                target: l.location.target,
+                msg: l.msg,
+                trace_id: trace_hex(l.trace_id as u128),
+                span_id: span_hex(l.span_id),
+                properties: l.properties,
+                file: l.location.file,
+                line: (l.location.line != 0).then_some(l.location.line as i32),
+            });
+        }
+    }
+    out
+}
+
+fn measure_rows(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Vec<MeasureRow> {
+    let mut out = Vec::new();
+    for raw in blocks {
+        let events = match read::decode_block(&raw.process, &raw.stream, &raw.block) {
+            Ok(e) => e,
+            Err(e) => {
+                bad.push((raw.row.block_id.clone(), e.to_string()));
+                continue;
+            }
+        };
+        let process_id: Arc<str> = raw.process.process_id.to_string().into();
+        let service: Arc<str> = raw.process.service_name.as_str().into();
+        let thread: Arc<str> = raw.stream.thread_name.as_str().into();
+        for ev in events {
+            let Event::Measure(m) = ev else { continue };
+            out.push(MeasureRow {
+                time: m.time_unix_nanos,
+                process_id: Arc::clone(&process_id),
+                service_name: Arc::clone(&service),
+                thread_name: Arc::clone(&thread),
+                name: m.location.name,
+                unit: m.unit,
+                kind: m.kind,
+                value: m.value,
+                target: m.location.target,
+                properties: m.properties,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,264 @@
+//! Spans: joining beginnings and ends that may lie in different blocks, streams and
+//! materialization runs. What is still open at the end of a run is carried to the next one
+//! (stored in the catalog with the partition, in the same transaction).
+
+use super::fetch::RawBlock;
+use crate::tables::{span_hex, trace_hex, SpanRow};
+use micromegas_core::read::{self, Event, SpanChange};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Most open spans kept per process; past it the oldest are given up (never closed).
+const MAX_OPEN: usize = 100_000;
+
+/// A span begun and not yet ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Open {
+    id: u64,
+    parent: u64,
+    trace: u64,
+    name: String,
+    target: String,
+    level: Option<String>,
+    file: String,
+    line: u32,
+    start: i64,
+    thread_name: String,
+    fields: Vec<(String, String)>,
+    follows: Vec<u64>,
+}
+
+/// State carried between runs for one process.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Carry {
+    /// Open thread scopes, per stream, innermost last.
+    stacks: BTreeMap<String, Vec<Open>>,
+    /// Scopes begun so far, per stream (numbers their ids).
+    scope_counts: BTreeMap<String, u64>,
+    /// Spans with ids, begun and not ended.
+    open: HashMap<u64, Open>,
+    /// Ends seen before their beginning: id → end time.
+    early_ends: HashMap<u64, i64>,
+}
+
+impl Carry {
+    /// Parses a stored state; an unreadable one starts afresh.
+    pub fn parse(text: Option<&str>) -> Self {
+        text.and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Serializes the state.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A 64-bit id for the `n`-th scope of a stream, stable and distinct across streams.
+fn scope_id(stream_id: &uuid::Uuid, n: u64) -> u64 {
+    let (hi, lo) = stream_id.as_u64_pair();
+    let mut z = (hi ^ lo.rotate_left(17)).wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)).max(1)
+}
+
+fn row(o: Open, end: i64, process_id: &Arc<str>, service: &Arc<str>) -> SpanRow {
+    let mut attributes = o.fields;
+    if !o.follows.is_empty() {
+        let ids: Vec<String> = o.follows.iter().map(|f| format!("{f:016x}")).collect();
+        attributes.push(("follows_from".into(), ids.join(",")));
+    }
+    SpanRow {
+        trace_id: trace_hex(o.trace as u128),
+        span_id: format!("{:016x}", o.id),
+        parent_span_id: span_hex(o.parent),
+        name: o.name,
+        target: o.target,
+        service_name: Arc::clone(service),
+        process_id: Arc::clone(process_id),
+        thread_name: o.thread_name,
+        start_time: o.start,
+        end_time: end.max(o.start),
+        kind: "INTERNAL".into(),
+        status_code: "UNSET".into(),
+        status_message: None,
+        attributes,
+        level: o.level,
+        file: o.file,
+        line: (o.line != 0).then_some(o.line as i32),
+    }
+}
+
+/// Joins the span events of `blocks` (one process, each stream's blocks in order) with the
+/// carried state; returns the spans that ended and the number of unreadable blocks.
+pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<(String, String)>) {
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for raw in blocks {
+        let process = &raw.process;
+        let process_id: Arc<str> = process.process_id.to_string().into();
+        let service: Arc<str> = process.service_name.as_str().into();
+        let stream_key = raw.stream.stream_id.to_string();
+        let events = match read::decode_block(process, &raw.stream, &raw.block) {
+            Ok(e) => e,
+            Err(e) => {
+                bad.push((raw.row.block_id.clone(), e.to_string()));
+                continue;
+            }
+        };
+        for ev in events {
+            match ev {
+                Event::Span(s) => {
+                    let time = process.ticks_to_unix_nanos(s.ticks);
+                    match s.span_id {
+                        None if s.begin => {
+                            let count = carry.scope_counts.entry(stream_key.clone()).or_insert(0);
+                            *count += 1;
+                            let id = scope_id(&raw.stream.stream_id, *count);
+                            let stack = carry.stacks.entry(stream_key.clone()).or_default();
+                            let (parent, trace) = stack.last().map_or((0, id), |p| (p.id, p.trace));
+                            stack.push(Open {
+                                id,
+                                parent,
+                                trace,
+                                name: s.location.name,
+                                target: s.location.target,
+                                level: None,
+                                file: s.location.file,
+                                line: s.location.line,
+                                start: time,
+                                thread_name: raw.stream.thread_name.clone(),
+                                fields: Vec::new(),
+                                follows: Vec::new(),
+                            });
+                        }
+                        None => {
+                            if let Some(o) = carry.stacks.get_mut(&stream_key).and_then(Vec::pop) {
+                                out.push(row(o, time, &process_id, &service));
+                            }
+                        }
+                        Some(id) if s.begin => {
+                            let parent = s.parent_span_id.unwrap_or(0);
+                            let trace = if parent == 0 {
+                                id
+                            } else {
+                                carry.open.get(&parent).map_or(0, |p| p.trace)
+                            };
+                            let open = Open {
+                                id,
+                                parent,
+                                trace,
+                                name: s.location.name,
+                                target: s.location.target,
+                                level: None,
+                                file: s.location.file,
+                                line: s.location.line,
+                                start: time,
+                                thread_name: raw.stream.thread_name.clone(),
+                                fields: Vec::new(),
+                                follows: Vec::new(),
+                            };
+                            begin(carry, open, &mut out, &process_id, &service);
+                        }
+                        Some(id) => end(carry, id, time, &mut out, &process_id, &service),
+                    }
+                }
+                Event::SpanUpdate(u) => {
+                    let time = process.ticks_to_unix_nanos(u.ticks);
+                    match u.change {
+                        SpanChange::New => {
+                            let loc = u.location.unwrap_or(read::Location {
+                                name: String::new(),
+                                target: String::new(),
+                                file: String::new(),
+                                line: 0,
+                            });
+                            let open = Open {
+                                id: u.span_id,
+                                parent: u.parent_span_id,
+                                trace: if u.trace_id == 0 {
+                                    u.span_id
+                                } else {
+                                    u.trace_id
+                                },
+                                name: loc.name,
+                                target: loc.target,
+                                level: u.level,
+                                file: loc.file,
+                                line: loc.line,
+                                start: time,
+                                thread_name: raw.stream.thread_name.clone(),
+                                fields: u.fields,
+                                follows: Vec::new(),
+                            };
+                            begin(carry, open, &mut out, &process_id, &service);
+                        }
+                        SpanChange::Record => {
+                            if let Some(o) = carry.open.get_mut(&u.span_id) {
+                                for (k, v) in u.fields {
+                                    match o.fields.iter_mut().find(|(ok, _)| *ok == k) {
+                                        Some(slot) => slot.1 = v,
+                                        None => o.fields.push((k, v)),
+                                    }
+                                }
+                            }
+                        }
+                        SpanChange::Follows => {
+                            if let Some(o) = carry.open.get_mut(&u.span_id) {
+                                o.follows.push(u.follows_span_id);
+                            }
+                        }
+                        SpanChange::Close => {
+                            end(carry, u.span_id, time, &mut out, &process_id, &service)
+                        }
+                        SpanChange::Enter | SpanChange::Exit => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    bound(carry);
+    (out, bad)
+}
+
+fn begin(carry: &mut Carry, open: Open, out: &mut Vec<SpanRow>, pid: &Arc<str>, svc: &Arc<str>) {
+    match carry.early_ends.remove(&open.id) {
+        Some(end) => out.push(row(open, end, pid, svc)),
+        None => {
+            carry.open.insert(open.id, open);
+        }
+    }
+}
+
+fn end(
+    carry: &mut Carry,
+    id: u64,
+    time: i64,
+    out: &mut Vec<SpanRow>,
+    pid: &Arc<str>,
+    svc: &Arc<str>,
+) {
+    match carry.open.remove(&id) {
+        Some(o) => out.push(row(o, time, pid, svc)),
+        None => {
+            carry.early_ends.insert(id, time);
+        }
+    }
+}
+
+/// Keeps the carried state bounded: the oldest open spans are given up first.
+fn bound(carry: &mut Carry) {
+    if carry.open.len() > MAX_OPEN {
+        let mut starts: Vec<(i64, u64)> = carry.open.values().map(|o| (o.start, o.id)).collect();
+        starts.sort_unstable();
+        for (_, id) in starts.iter().take(carry.open.len() - MAX_OPEN) {
+            carry.open.remove(id);
+        }
+    }
+    if carry.early_ends.len() > MAX_OPEN {
+        carry.early_ends.clear();
+    }
+}

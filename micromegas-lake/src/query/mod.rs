@@ -1,0 +1,60 @@
+//! SQL on the lake: a DataFusion session with every table and function registered.
+
+mod catalog_tables;
+mod time_range;
+pub mod udfs;
+mod view_table;
+
+pub use catalog_tables::{CatalogTable, LakeCatalogTable};
+pub use time_range::time_range;
+pub use view_table::LakeViewTable;
+
+use crate::error::Result;
+use crate::tables::ViewTable;
+use crate::Lake;
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::SessionConfig;
+use std::sync::Arc;
+
+/// The URL under which the lake's object store is registered in a session.
+pub const LAKE_STORE_URL: &str = "micromegas://lake/";
+
+/// Names of every table a session has.
+pub fn table_names() -> Vec<&'static str> {
+    CatalogTable::ALL
+        .iter()
+        .map(|t| t.name())
+        .chain(ViewTable::ALL.iter().map(|t| t.name()))
+        .collect()
+}
+
+impl Lake {
+    /// A DataFusion session with the lake's tables (`processes`, `streams`, `blocks`,
+    /// `partitions`, `log_entries`, `measures`, `spans`) and functions registered, and the
+    /// information schema on (`SHOW TABLES`, `information_schema.columns`).
+    pub async fn session(&self) -> Result<SessionContext> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        let ctx = SessionContext::new_with_config(config);
+        self.register(&ctx)?;
+        Ok(ctx)
+    }
+
+    /// Registers the lake's tables, functions and object store in an existing session.
+    pub fn register(&self, ctx: &SessionContext) -> Result<()> {
+        let url = url::Url::parse(LAKE_STORE_URL)
+            .map_err(|e| crate::LakeError::Config(format!("store URL: {e}")))?;
+        ctx.register_object_store(&url, Arc::clone(self.store()));
+        for t in CatalogTable::ALL {
+            ctx.register_table(t.name(), Arc::new(LakeCatalogTable::new(self.clone(), t)))?;
+        }
+        for t in ViewTable::ALL {
+            ctx.register_table(t.name(), Arc::new(LakeViewTable::new(self.clone(), t)))?;
+        }
+        for f in udfs::all() {
+            ctx.register_udf(f);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! A materialized table (`log_entries`, `measures`, `spans`) as a DataFusion table: the
+//! catalog chooses the partitions that the query's time filters allow, missing partitions
+//! are materialized first, and only the chosen Parquet files are scanned.
+
+use super::time_range::time_range;
+use super::LAKE_STORE_URL;
+use crate::tables::ViewTable;
+use crate::Lake;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::ExecutionPlan;
+use std::sync::Arc;
+
+/// A materialized table of a lake.
+#[derive(Debug)]
+pub struct LakeViewTable {
+    lake: Lake,
+    table: ViewTable,
+}
+
+impl LakeViewTable {
+    /// The table `table` of `lake`.
+    pub fn new(lake: Lake, table: ViewTable) -> Self {
+        Self { lake, table }
+    }
+}
+
+fn external(e: crate::LakeError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+#[async_trait]
+impl TableProvider for LakeViewTable {
+    fn schema(&self) -> SchemaRef {
+        self.table.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Used for pruning partitions and row groups; DataFusion still applies them.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let range = time_range(filters, self.table.time_columns());
+        self.lake
+            .materialize(self.table, range)
+            .await
+            .map_err(external)?;
+        let partitions = self
+            .lake
+            .catalog()
+            .partitions(self.table.name(), range)
+            .await
+            .map_err(external)?;
+        let schema = self.table.schema();
+        if partitions.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(schema.project(p)?),
+                None => schema,
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        let groups_wanted = state.config().target_partitions().max(1);
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups_wanted];
+        for (i, p) in partitions.iter().enumerate() {
+            groups[i % groups_wanted].push(PartitionedFile::new(
+                p.file_path.clone(),
+                p.file_size as u64,
+            ));
+        }
+        let groups: Vec<FileGroup> = groups
+            .into_iter()
+            .filter(|g| !g.is_empty())
+            .map(FileGroup::new)
+            .collect();
+        let format = ParquetFormat::default();
+        let source = format.file_source(schema.into());
+        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(LAKE_STORE_URL)?, source)
+            .with_file_groups(groups)
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        format.create_physical_plan(state, config).await
+    }
+}

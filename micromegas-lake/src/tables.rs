@@ -1,0 +1,364 @@
+//! The tables of the lake: their names, Arrow schemas and how rows are built.
+
+use arrow::array::{
+    ArrayRef, Float64Builder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
+    StringBuilder, TimestampNanosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use micromegas_core::model::StreamKind;
+use std::sync::{Arc, OnceLock};
+
+/// A table materialized from raw blocks into Parquet partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViewTable {
+    /// `log_entries`.
+    LogEntries,
+    /// `measures`.
+    Measures,
+    /// `spans`.
+    Spans,
+}
+
+impl ViewTable {
+    /// Every materialized table.
+    pub const ALL: [ViewTable; 3] = [ViewTable::LogEntries, ViewTable::Measures, ViewTable::Spans];
+
+    /// SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ViewTable::LogEntries => "log_entries",
+            ViewTable::Measures => "measures",
+            ViewTable::Spans => "spans",
+        }
+    }
+
+    /// The kind of stream its rows come from.
+    pub fn stream_kind(self) -> StreamKind {
+        match self {
+            ViewTable::LogEntries => StreamKind::Logs,
+            ViewTable::Measures => StreamKind::Metrics,
+            ViewTable::Spans => StreamKind::Spans,
+        }
+    }
+
+    /// The time columns whose filters prune partitions.
+    pub fn time_columns(self) -> &'static [&'static str] {
+        match self {
+            ViewTable::Spans => &["start_time", "end_time"],
+            _ => &["time"],
+        }
+    }
+
+    /// Its Arrow schema.
+    pub fn schema(self) -> SchemaRef {
+        static SCHEMAS: OnceLock<[SchemaRef; 3]> = OnceLock::new();
+        let all = SCHEMAS.get_or_init(|| [log_schema(), measure_schema(), span_schema()]);
+        Arc::clone(&all[self as usize])
+    }
+
+    /// Parses a table name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        ViewTable::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// `Timestamp(Nanosecond, "UTC")`.
+pub fn time_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+/// `Map<Utf8, Utf8>` as built by [`PropsBuilder`].
+pub fn map_type() -> DataType {
+    DataType::Map(
+        Arc::new(Field::new(
+            "entries",
+            DataType::Struct(Fields::from(vec![
+                Field::new("keys", DataType::Utf8, false),
+                Field::new("values", DataType::Utf8, true),
+            ])),
+            false,
+        )),
+        false,
+    )
+}
+
+fn text(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, false)
+}
+
+fn opt_text(name: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+}
+
+fn time(name: &str) -> Field {
+    Field::new(name, time_type(), false)
+}
+
+fn log_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        time("time"),
+        text("process_id"),
+        text("service_name"),
+        text("thread_name"),
+        text("level"),
+        Field::new("severity_number", DataType::Int32, false),
+        text("target"),
+        text("msg"),
+        opt_text("trace_id"),
+        opt_text("span_id"),
+        Field::new("properties", map_type(), false),
+        text("file"),
+        Field::new("line", DataType::Int32, true),
+    ]))
+}
+
+fn measure_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        time("time"),
+        text("process_id"),
+        text("service_name"),
+        text("thread_name"),
+        text("name"),
+        text("unit"),
+        text("kind"),
+        Field::new("value", DataType::Float64, false),
+        text("target"),
+        Field::new("properties", map_type(), false),
+    ]))
+}
+
+fn span_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        opt_text("trace_id"),
+        text("span_id"),
+        opt_text("parent_span_id"),
+        text("name"),
+        text("target"),
+        text("service_name"),
+        text("process_id"),
+        text("thread_name"),
+        time("start_time"),
+        time("end_time"),
+        Field::new("duration_ns", DataType::Int64, false),
+        text("kind"),
+        text("status_code"),
+        opt_text("status_message"),
+        Field::new("attributes", map_type(), false),
+        opt_text("level"),
+        text("file"),
+        Field::new("line", DataType::Int32, true),
+    ]))
+}
+
+/// Builds a `Map<Utf8, Utf8>` column.
+pub struct PropsBuilder(MapBuilder<StringBuilder, StringBuilder>);
+
+impl Default for PropsBuilder {
+    fn default() -> Self {
+        Self(MapBuilder::new(
+            Some(MapFieldNames {
+                entry: "entries".into(),
+                key: "keys".into(),
+                value: "values".into(),
+            }),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        ))
+    }
+}
+
+impl PropsBuilder {
+    /// Appends one map.
+    pub fn append<'a>(&mut self, entries: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (k, v) in entries {
+            self.0.keys().append_value(k);
+            self.0.values().append_value(v);
+        }
+        // Cannot fail: keys and values were appended in pairs.
+        let _ = self.0.append(true);
+    }
+
+    /// The column.
+    pub fn finish(mut self) -> ArrayRef {
+        Arc::new(self.0.finish())
+    }
+}
+
+/// Lowercase hex of a 128-bit trace id, `None` for 0.
+pub fn trace_hex(id: u128) -> Option<String> {
+    (id != 0).then(|| format!("{id:032x}"))
+}
+
+/// Lowercase hex of a 64-bit span id, `None` for 0.
+pub fn span_hex(id: u64) -> Option<String> {
+    (id != 0).then(|| format!("{id:016x}"))
+}
+
+/// One `log_entries` row.
+#[allow(missing_docs)] // fields are the columns of the schema, same names
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRow {
+    pub time: i64,
+    pub process_id: Arc<str>,
+    pub service_name: Arc<str>,
+    pub thread_name: Arc<str>,
+    pub level: &'static str,
+    pub severity_number: i32,
+    pub target: String,
+    pub msg: String,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub properties: Vec<(String, String)>,
+    pub file: String,
+    pub line: Option<i32>,
+}
+
+/// One `measures` row.
+#[allow(missing_docs)] // fields are the columns of the schema, same names
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureRow {
+    pub time: i64,
+    pub process_id: Arc<str>,
+    pub service_name: Arc<str>,
+    pub thread_name: Arc<str>,
+    pub name: String,
+    pub unit: String,
+    pub kind: String,
+    pub value: f64,
+    pub target: String,
+    pub properties: Vec<(String, String)>,
+}
+
+/// One `spans` row.
+#[allow(missing_docs)] // fields are the columns of the schema, same names
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRow {
+    pub trace_id: Option<String>,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub target: String,
+    pub service_name: Arc<str>,
+    pub process_id: Arc<str>,
+    pub thread_name: String,
+    pub start_time: i64,
+    pub end_time: i64,
+    pub kind: String,
+    pub status_code: String,
+    pub status_message: Option<String>,
+    pub attributes: Vec<(String, String)>,
+    pub level: Option<String>,
+    pub file: String,
+    pub line: Option<i32>,
+}
+
+fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    for v in values {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+
+fn times(values: impl Iterator<Item = i64>) -> ArrayRef {
+    let mut b = TimestampNanosecondBuilder::new();
+    for v in values {
+        b.append_value(v);
+    }
+    Arc::new(b.finish().with_timezone("UTC"))
+}
+
+fn props<'a>(values: impl Iterator<Item = &'a [(String, String)]>) -> ArrayRef {
+    let mut b = PropsBuilder::default();
+    for v in values {
+        b.append(v.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
+    b.finish()
+}
+
+fn i32s(values: impl Iterator<Item = Option<i32>>) -> ArrayRef {
+    let mut b = Int32Builder::new();
+    for v in values {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+
+/// Builds a `log_entries` batch.
+pub fn log_batch(rows: &[LogRow]) -> arrow::error::Result<RecordBatch> {
+    let r = || rows.iter();
+    RecordBatch::try_new(
+        ViewTable::LogEntries.schema(),
+        vec![
+            times(r().map(|x| x.time)),
+            strings(r().map(|x| Some(&*x.process_id))),
+            strings(r().map(|x| Some(&*x.service_name))),
+            strings(r().map(|x| Some(&*x.thread_name))),
+            strings(r().map(|x| Some(x.level))),
+            i32s(r().map(|x| Some(x.severity_number))),
+            strings(r().map(|x| Some(x.target.as_str()))),
+            strings(r().map(|x| Some(x.msg.as_str()))),
+            strings(r().map(|x| x.trace_id.as_deref())),
+            strings(r().map(|x| x.span_id.as_deref())),
+            props(r().map(|x| x.properties.as_slice())),
+            strings(r().map(|x| Some(x.file.as_str()))),
+            i32s(r().map(|x| x.line)),
+        ],
+    )
+}
+
+/// Builds a `measures` batch.
+pub fn measure_batch(rows: &[MeasureRow]) -> arrow::error::Result<RecordBatch> {
+    let r = || rows.iter();
+    let mut values = Float64Builder::with_capacity(rows.len());
+    for x in r() {
+        values.append_value(x.value);
+    }
+    RecordBatch::try_new(
+        ViewTable::Measures.schema(),
+        vec![
+            times(r().map(|x| x.time)),
+            strings(r().map(|x| Some(&*x.process_id))),
+            strings(r().map(|x| Some(&*x.service_name))),
+            strings(r().map(|x| Some(&*x.thread_name))),
+            strings(r().map(|x| Some(x.name.as_str()))),
+            strings(r().map(|x| Some(x.unit.as_str()))),
+            strings(r().map(|x| Some(x.kind.as_str()))),
+            Arc::new(values.finish()),
+            strings(r().map(|x| Some(x.target.as_str()))),
+            props(r().map(|x| x.properties.as_slice())),
+        ],
+    )
+}
+
+/// Builds a `spans` batch.
+pub fn span_batch(rows: &[SpanRow]) -> arrow::error::Result<RecordBatch> {
+    let r = || rows.iter();
+    let mut durations = Int64Builder::with_capacity(rows.len());
+    for x in r() {
+        durations.append_value(x.end_time.saturating_sub(x.start_time));
+    }
+    RecordBatch::try_new(
+        ViewTable::Spans.schema(),
+        vec![
+            strings(r().map(|x| x.trace_id.as_deref())),
+            strings(r().map(|x| Some(x.span_id.as_str()))),
+            strings(r().map(|x| x.parent_span_id.as_deref())),
+            strings(r().map(|x| Some(x.name.as_str()))),
+            strings(r().map(|x| Some(x.target.as_str()))),
+            strings(r().map(|x| Some(&*x.service_name))),
+            strings(r().map(|x| Some(&*x.process_id))),
+            strings(r().map(|x| Some(x.thread_name.as_str()))),
+            times(r().map(|x| x.start_time)),
+            times(r().map(|x| x.end_time)),
+            Arc::new(durations.finish()),
+            strings(r().map(|x| Some(x.kind.as_str()))),
+            strings(r().map(|x| Some(x.status_code.as_str()))),
+            strings(r().map(|x| x.status_message.as_deref())),
+            props(r().map(|x| x.attributes.as_slice())),
+            strings(r().map(|x| x.level.as_deref())),
+            strings(r().map(|x| Some(x.file.as_str()))),
+            i32s(r().map(|x| x.line)),
+        ],
+    )
+}

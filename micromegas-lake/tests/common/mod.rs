@@ -1,0 +1,59 @@
+//! Helpers shared by the lake's integration tests.
+#![allow(dead_code)]
+
+use arrow::array::RecordBatch;
+use micromegas_core::sink::MemorySink;
+use micromegas_core::transit::batch::Batch;
+use micromegas_lake::Lake;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Tests of one binary share the process-wide pipeline: run them one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `work` with the pipeline capturing into memory and returns the batches.
+pub fn capture(service: &str, work: impl FnOnce()) -> Vec<Batch> {
+    let sink = Arc::new(MemorySink::new());
+    let options = micromegas_core::Options::default().service_name(service);
+    let guard = micromegas_core::init(sink.clone(), options).expect("init");
+    work();
+    let stats = guard.shutdown();
+    assert_eq!(stats.total_dropped(), 0, "{stats:?}");
+    sink.batches()
+}
+
+/// Runs `sql` and returns the rows as text lines (`|`-separated), in result order.
+pub async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
+    let ctx = lake.session().await.expect("session");
+    let batches = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    lines(&batches)
+}
+
+/// Rows of batches as `|`-separated text.
+pub fn lines(batches: &[RecordBatch]) -> Vec<String> {
+    let options = arrow::util::display::FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let formatters: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..b.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}

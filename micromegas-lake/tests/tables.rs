@@ -1,0 +1,165 @@
+//! Blocks written by micromegas-core (native macros and the tracing layer) land in every
+//! table with exactly the expected rows.
+
+mod common;
+
+use common::{capture, rows, serial};
+use micromegas_core::{fmetric, imetric, info, span_scope, warn};
+use micromegas_lake::{Lake, LakeOptions};
+use tracing_subscriber::layer::SubscriberExt;
+
+fn native_work() {
+    std::thread::Builder::new()
+        .name("worker".into())
+        .spawn(|| {
+            {
+                span_scope!("outer");
+                {
+                    span_scope!("inner");
+                    info!("value {} and {}", 42, "text");
+                }
+                warn!("static warning");
+            }
+            imetric!("requests", "count", 7, "route" => "/a");
+            fmetric!("ratio", "ratio", 0.5);
+            futures::executor::block_on(micromegas_core::async_span!("task", async {
+                info!("in task");
+            }));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn layer_work() {
+    let subscriber =
+        tracing_subscriber::registry().with(micromegas_tracing_layer::MicromegasLayer::new());
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("request", id = 42u64, path = "/pay");
+        let _e = span.enter();
+        tracing::info!(amount = 12.5f64, "payment accepted for {}", "bob");
+        let inner = tracing::debug_span!("db", table = "orders");
+        let _i = inner.enter();
+        inner.record("table", "orders_v2");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_table_has_exactly_the_rows_written() {
+    let batches = {
+        let _serial = serial();
+        capture("svc", || {
+            native_work();
+            layer_work();
+        })
+    };
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    let outcome = lake.write_batches(&batches).await.unwrap();
+    assert!(outcome.blocks_written > 0);
+    assert_eq!(outcome.blocks_skipped, 0);
+
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT service_name, exe <> '', start_time > TIMESTAMP '2020-01-01' FROM processes"
+        )
+        .await,
+        ["svc|true|true"]
+    );
+    let logs = rows(
+        &lake,
+        "SELECT thread_name, level, severity_number, msg, target, \
+         property_get(properties, 'amount'), span_id IS NULL, trace_id IS NULL \
+         FROM log_entries ORDER BY time",
+    )
+    .await;
+    let thread = std::thread::current().name().unwrap_or("").to_owned();
+    assert_eq!(
+        logs,
+        [
+            "worker|INFO|9|value 42 and text|tables|NULL|true|true".to_owned(),
+            "worker|WARN|13|static warning|tables|NULL|true|true".to_owned(),
+            "worker|INFO|9|in task|tables|NULL|true|true".to_owned(),
+            format!("{thread}|INFO|9|payment accepted for bob|tables|12.5|false|false"),
+        ]
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT name, unit, kind, value, property_get(properties, 'route') FROM measures ORDER BY time"
+        )
+        .await,
+        ["requests|count|gauge|7.0|/a", "ratio|ratio|gauge|0.5|NULL"]
+    );
+    let spans = rows(
+        &lake,
+        "SELECT s.name, p.name, s.thread_name, s.duration_ns >= 0, s.end_time >= s.start_time, \
+         s.trace_id = COALESCE(p.trace_id, s.trace_id), \
+         property_get(s.attributes, 'table'), property_get(s.attributes, 'id') \
+         FROM spans s LEFT JOIN spans p ON s.parent_span_id = p.span_id ORDER BY s.start_time",
+    )
+    .await;
+    assert_eq!(
+        spans,
+        [
+            "outer|NULL|worker|true|true|true|NULL|NULL".to_owned(),
+            "inner|outer|worker|true|true|true|NULL|NULL".to_owned(),
+            "task|NULL|worker|true|true|true|NULL|NULL".to_owned(),
+            format!("request|NULL|{thread}|true|true|true|NULL|42"),
+            format!("db|request|{thread}|true|true|true|orders_v2|NULL"),
+        ]
+    );
+    // The log emitted in the layer's span carries that span's ids.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT s.name FROM log_entries l JOIN spans s \
+             ON l.span_id = s.span_id AND l.trace_id = s.trace_id"
+        )
+        .await,
+        ["request"]
+    );
+    // Catalog tables.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT kind, COUNT(*) > 0 FROM streams GROUP BY kind ORDER BY kind"
+        )
+        .await,
+        ["logs|true", "metrics|true", "spans|true"]
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL"
+        )
+        .await,
+        ["0"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_write_changes_nothing() {
+    let batches = {
+        let _serial = serial();
+        capture("idem", native_work)
+    };
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    let first = lake.write_batches(&batches).await.unwrap();
+    let before = rows(&lake, "SELECT COUNT(*) FROM log_entries").await;
+    let objects_before = lake.catalog().counts().await.unwrap();
+    let again = lake.write_batches(&batches).await.unwrap();
+    assert_eq!(again.blocks_written, 0);
+    assert_eq!(again.blocks_skipped, first.blocks_written);
+    assert_eq!(again.object_bytes, 0, "nothing new: no object written");
+    assert_eq!(lake.catalog().counts().await.unwrap(), objects_before);
+    assert_eq!(
+        rows(&lake, "SELECT COUNT(*) FROM log_entries").await,
+        before
+    );
+    assert_eq!(before, ["3"]);
+}
