@@ -72,13 +72,21 @@ async fn one_shot_formats_files_prompt_and_errors() {
     assert!(table.contains("| first 1  | 9               |"), "{table}");
 
     // Row limit: one row shown, a note on stderr.
-    let limited = sql(&path, &["-c", q, "--format", "csv", "--max-rows", "1"], None);
+    let limited = sql(
+        &path,
+        &["-c", q, "--format", "csv", "--max-rows", "1"],
+        None,
+    );
     assert_eq!(stdout(&limited), "msg,severity_number\nfirst 1,9\n");
     assert!(String::from_utf8_lossy(&limited.stderr).contains("first 1 rows"));
 
     // Several statements from a file.
     let file = dir.path().join("q.sql");
-    std::fs::write(&file, "SELECT 1 AS a;\nSELECT COUNT(*) AS n FROM log_entries;\n").unwrap();
+    std::fs::write(
+        &file,
+        "SELECT 1 AS a;\nSELECT COUNT(*) AS n FROM log_entries;\n",
+    )
+    .unwrap();
     let out = stdout(&sql(
         &path,
         &["-f", file.to_str().unwrap(), "--format", "csv"],

@@ -507,13 +507,13 @@ impl Catalog {
             "DELETE FROM partitions WHERE max_time < $1",
             "DELETE FROM blocks WHERE end_time < $1",
             "DELETE FROM objects WHERE max_time < $1",
+            // A stream or process that comes back is inserted again by its next write.
             "DELETE FROM streams WHERE NOT EXISTS \
-             (SELECT 1 FROM blocks b WHERE b.stream_id = streams.stream_id) AND insert_time < $1",
+             (SELECT 1 FROM blocks b WHERE b.stream_id = streams.stream_id)",
             "DELETE FROM span_carry WHERE NOT EXISTS \
              (SELECT 1 FROM blocks b WHERE b.process_id = span_carry.process_id)",
             "DELETE FROM processes WHERE NOT EXISTS \
-             (SELECT 1 FROM streams s WHERE s.process_id = processes.process_id) \
-             AND insert_time < $1",
+             (SELECT 1 FROM streams s WHERE s.process_id = processes.process_id)",
         ] {
             let q = sqlx::query(sql);
             let q = if sql.contains("$1") {

@@ -1,0 +1,197 @@
+//! Time-range filters prune partitions before any file is opened (and materialize only what
+//! the range needs); retention deletes old objects and rows; the embedded sink writes a lake.
+
+mod common;
+
+use common::{capture, rows, serial, shifted};
+use micromegas_core::{imetric, info, span_scope};
+use micromegas_lake::sink::LakeSink;
+use micromegas_lake::{Lake, LakeOptions};
+use std::collections::BTreeSet;
+
+fn work() {
+    for i in 0..10 {
+        span_scope!("step");
+        info!("step {}", i);
+        imetric!("steps", "count", i);
+    }
+}
+
+async fn three_hours_apart() -> (Lake, tempfile::TempDir) {
+    let now = {
+        let _serial = serial();
+        capture("prune", work)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(
+        dir.path().join("lake").to_str().unwrap(),
+        LakeOptions::default(),
+    )
+    .await
+    .unwrap();
+    lake.write_batches(&shifted(&now, 4)).await.unwrap();
+    lake.write_batches(&shifted(&now, 2)).await.unwrap();
+    lake.write_batches(&now).await.unwrap();
+    (lake, dir)
+}
+
+fn partition_reads(lake: &Lake, table: &str) -> BTreeSet<String> {
+    let prefix = format!("tables/{table}/");
+    lake.take_object_reads()
+        .into_keys()
+        .filter(|k| k.starts_with(&prefix))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_filters_prune_partitions_and_materialize_only_their_range() {
+    let (lake, _dir) = three_hours_apart().await;
+    let recent = "SELECT COUNT(*) FROM log_entries WHERE time >= now() - INTERVAL '1 hour'";
+
+    // On demand: only the last hour's blocks are materialized.
+    assert_eq!(rows(&lake, recent).await, ["10"]);
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*) FROM blocks WHERE kind = 'logs' AND partition_id IS NULL"
+        )
+        .await,
+        ["2"],
+        "the two older log blocks stay raw"
+    );
+
+    // Everything, then the recent range again: only the recent partition is opened.
+    assert_eq!(
+        rows(&lake, "SELECT COUNT(*) FROM log_entries").await,
+        ["30"]
+    );
+    let all = rows(
+        &lake,
+        "SELECT file_path FROM partitions WHERE table_name = 'log_entries' ORDER BY min_time",
+    )
+    .await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    lake.take_object_reads();
+    assert_eq!(rows(&lake, recent).await, ["10"]);
+    let read = partition_reads(&lake, "log_entries");
+    assert_eq!(read, BTreeSet::from([all[2].clone()]));
+
+    // Both bounds, on spans: the middle hour only.
+    lake.take_object_reads();
+    let middle = "SELECT COUNT(*) FROM spans \
+        WHERE start_time >= now() - INTERVAL '3 hours' AND end_time <= now() - INTERVAL '1 hour'";
+    assert_eq!(rows(&lake, middle).await, ["10"]);
+    let span_files = rows(
+        &lake,
+        "SELECT file_path FROM partitions WHERE table_name = 'spans' ORDER BY min_time",
+    )
+    .await;
+    lake.take_object_reads();
+    assert_eq!(rows(&lake, middle).await, ["10"]);
+    assert_eq!(
+        partition_reads(&lake, "spans"),
+        BTreeSet::from([span_files[1].clone()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_objects_and_rows() {
+    let (lake, dir) = three_hours_apart().await;
+    lake.materialize_all().await.unwrap();
+    let count_files = || {
+        walk(&dir.path().join("lake"))
+            .into_iter()
+            .filter(|p| p.contains("/raw/") || p.contains("/tables/"))
+            .count()
+    };
+    let before = count_files();
+    // 3 raw objects and 3 partitions of each of 3 tables.
+    assert_eq!(before, 12);
+
+    let report = lake
+        .expire(std::time::Duration::from_secs(3 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.objects_deleted, 4,
+        "one raw object, three partitions"
+    );
+    assert_eq!(count_files(), 8);
+    assert_eq!(
+        rows(&lake, "SELECT COUNT(*) FROM log_entries").await,
+        ["20"]
+    );
+    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM measures").await, ["20"]);
+    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM spans").await, ["20"]);
+    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM processes").await, ["2"]);
+    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM blocks").await, ["6"]);
+
+    // The command does the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micromegas-sql"))
+        .args(["--lake", dir.path().join("lake").to_str().unwrap()])
+        .args(["retention", "--older-than", "90m"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count_files(), 4);
+    assert_eq!(
+        rows(&lake, "SELECT COUNT(*) FROM log_entries").await,
+        ["10"]
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_embedded_sink_writes_a_queryable_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("lake").display().to_string();
+    {
+        let _serial = serial();
+        let sink = std::sync::Arc::new(LakeSink::open(&url, LakeOptions::default()).unwrap());
+        let guard = micromegas_core::init(
+            sink,
+            micromegas_core::Options::default().service_name("embedded"),
+        )
+        .unwrap();
+        work();
+        assert_eq!(guard.shutdown().total_dropped(), 0);
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let lake = Lake::open(&url, LakeOptions::default()).await.unwrap();
+        assert_eq!(
+            rows(
+                &lake,
+                "SELECT service_name, COUNT(*) FROM log_entries GROUP BY 1"
+            )
+            .await,
+            ["embedded|10"]
+        );
+        assert_eq!(
+            rows(
+                &lake,
+                "SELECT SUM(value) FROM measures WHERE name = 'steps'"
+            )
+            .await,
+            ["45.0"]
+        );
+    });
+}
