@@ -31,6 +31,7 @@ pub mod access;
 pub mod catalog;
 mod error;
 pub mod location;
+pub mod maintenance;
 pub mod materialize;
 pub mod query;
 pub mod retention;

@@ -1,0 +1,97 @@
+//! The background loop materializes new blocks by itself; compaction merges the partitions of
+//! a past hour without changing any row.
+
+mod common;
+
+use common::{capture, rows, serial, shifted};
+use futures::StreamExt;
+use micromegas_core::{imetric, info, span_scope};
+use micromegas_lake::maintenance::MaintenanceOptions;
+use micromegas_lake::{Lake, LakeOptions};
+use std::time::Duration;
+
+fn work() {
+    for i in 0..5 {
+        span_scope!("step");
+        info!("step {}", i);
+        imetric!("steps", "count", i);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_a_past_hour_and_keeps_every_row() {
+    let now = {
+        let _serial = serial();
+        capture("compact", work)
+    };
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        lake.write_batches(&shifted(&now, 2)).await.unwrap();
+        lake.materialize_all().await.unwrap();
+    }
+    let count = "SELECT table_name, COUNT(*) FROM partitions GROUP BY 1 ORDER BY 1";
+    assert_eq!(
+        rows(&lake, count).await,
+        ["log_entries|3", "measures|3", "spans|3"]
+    );
+    let content = "SELECT (SELECT COUNT(*) FROM log_entries), (SELECT SUM(value) FROM measures), \
+        (SELECT COUNT(DISTINCT span_id) FROM spans)";
+    let before = rows(&lake, content).await;
+    assert_eq!(before, ["15|30.0|15"]);
+
+    let report = lake.compact_with_grace(Duration::ZERO).await.unwrap();
+    assert_eq!(report.partitions_replaced, 9);
+    assert_eq!(report.partitions_written, 3);
+    assert_eq!(
+        rows(&lake, count).await,
+        ["log_entries|1", "measures|1", "spans|1"]
+    );
+    assert_eq!(rows(&lake, content).await, before);
+    let files = lake
+        .store()
+        .list(Some(&"tables".into()))
+        .collect::<Vec<_>>()
+        .await;
+    assert_eq!(files.len(), 3, "replaced files are deleted");
+    // Nothing left to merge.
+    assert_eq!(
+        lake.compact_with_grace(Duration::ZERO).await.unwrap(),
+        Default::default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_loop_materializes_new_blocks() {
+    let batches = {
+        let _serial = serial();
+        capture("fresh", work)
+    };
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    let loop_ = lake.spawn_maintenance(
+        MaintenanceOptions {
+            period: Duration::from_millis(100),
+            ..Default::default()
+        },
+        |e| panic!("maintenance failed: {e}"),
+    );
+    lake.write_batches(&batches).await.unwrap();
+    let pending = "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL";
+    let mut left = rows(&lake, pending).await;
+    for _ in 0..100 {
+        if left == ["0"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = rows(&lake, pending).await;
+    }
+    assert_eq!(left, ["0"], "the loop did not materialize within 10 s");
+    assert_eq!(
+        rows(&lake, "SELECT SUM(row_count) FROM partitions").await,
+        ["15"]
+    );
+    loop_.stop().await;
+}
