@@ -1,10 +1,13 @@
-//! Instruments a small simulated service with the native API for a few seconds, writes what
-//! it records to a directory in the transit format, then reads it back and prints a summary.
+//! Instruments a small simulated service with the native API for a few seconds and writes
+//! what it records into a lake (the embedded sink), ready to query with `micromegas-sql`.
 //!
-//! `cargo run --release --example quickstart -- [DIR] [SECONDS]`
-//! (defaults: `./micromegas-blocks`, 3 s).
+//! `cargo run --release --example quickstart -- [LAKE] [SECONDS]`
+//! (defaults: `./micromegas-lake`, 3 s). With `--blocks DIR` it writes transit files to a
+//! directory instead (read them with the `dump` example).
 
-use micromegas_core::sink::DirectorySink;
+use micromegas_core::sink::{DirectorySink, Sink};
+use micromegas_lake::sink::LakeSink;
+use micromegas_lake::LakeOptions;
 use micromegas_core::{fmetric, imetric, info, span_scope, warn};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,16 +41,34 @@ fn handle_request(id: u64) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let dir = args
-        .next()
-        .unwrap_or_else(|| "micromegas-blocks".to_owned());
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let blocks = args.first().is_some_and(|a| a == "--blocks");
+    if blocks {
+        args.remove(0);
+    }
+    let mut args = args.into_iter();
+    let default = if blocks {
+        "micromegas-blocks"
+    } else {
+        micromegas_lake::DEFAULT_LAKE
+    };
+    let dir = args.next().unwrap_or_else(|| default.to_owned());
     let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let sink = match DirectorySink::new(&dir) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            eprintln!("cannot create {dir}: {e}");
-            std::process::exit(1);
+    let sink: Arc<dyn Sink> = if blocks {
+        match DirectorySink::new(&dir) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("cannot create {dir}: {e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        match LakeSink::open(&dir, LakeOptions::default()) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("cannot open the lake at {dir}: {e}");
+                std::process::exit(1);
+            }
         }
     };
     let options = micromegas_core::Options::default().service_name("quickstart");
@@ -78,5 +99,12 @@ fn main() {
         stats.delivered_bytes,
         stats.total_dropped()
     );
-    println!("wrote {dir}; inspect it with: cargo run --example dump -- {dir}");
+    if blocks {
+        println!("wrote {dir}; inspect it with: cargo run --example dump -- {dir}");
+    } else {
+        println!(
+            "wrote the lake {dir}; query it with: cargo run --release -p micromegas-lake \
+             --bin micromegas-sql -- --lake {dir} -c \"SELECT level, COUNT(*) FROM log_entries GROUP BY level\""
+        );
+    }
 }

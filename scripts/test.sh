@@ -34,9 +34,13 @@ cargo test --workspace
 step "benchmarks compile"
 cargo bench --workspace --no-run
 
-step "quickstart example, then read back what it wrote"
+step "quickstart example into a lake, then SQL on it; and into transit files, then dump"
 out=$(mktemp -d)
-cargo run --release --example quickstart -- "$out/blocks" 1
+cargo run --release --example quickstart -- "$out/lake" 1
+cargo run --release -p micromegas-lake --bin micromegas-sql -- --lake "$out/lake" \
+  -c "SELECT level, COUNT(*) AS n FROM log_entries GROUP BY level ORDER BY level;
+      SELECT name, COUNT(*) AS n FROM spans GROUP BY name ORDER BY name"
+cargo run --release --example quickstart -- --blocks "$out/blocks" 1
 cargo run --release --example dump -- "$out/blocks" --logs 3
 rm -rf "$out"
 

@@ -55,13 +55,16 @@ impl Carry {
     }
 }
 
-/// A 64-bit id for the `n`-th scope of a stream, stable and distinct across streams.
+/// A 64-bit id for the `n`-th scope of a stream: the high 32 bits identify the stream, the
+/// low 32 bits count its scopes. Distinct across the streams of a process (but for a 2^-32
+/// chance per pair) and sequential within one, so that ids compress well.
 fn scope_id(stream_id: &uuid::Uuid, n: u64) -> u64 {
     let (hi, lo) = stream_id.as_u64_pair();
-    let mut z = (hi ^ lo.rotate_left(17)).wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut z = hi ^ lo.rotate_left(29);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)).max(1)
+    let stream = (z ^ (z >> 31)) & 0xFFFF_FFFF_0000_0000;
+    (stream | (n & 0xFFFF_FFFF)).max(1)
 }
 
 fn row(o: Open, end: i64, process_id: &Arc<str>, service: &Arc<str>) -> SpanRow {
