@@ -6,9 +6,9 @@
 //! directory instead (read them with the `dump` example).
 
 use micromegas_core::sink::{DirectorySink, Sink};
+use micromegas_core::{fmetric, imetric, info, span_scope, warn};
 use micromegas_lake::sink::LakeSink;
 use micromegas_lake::LakeOptions;
-use micromegas_core::{fmetric, imetric, info, span_scope, warn};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

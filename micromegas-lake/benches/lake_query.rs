@@ -47,7 +47,11 @@ fn request(id: u64) {
     {
         span_scope!("render");
         if id.is_multiple_of(997) {
-            error!("render failed for request {}: template {} missing", id, id % 13);
+            error!(
+                "render failed for request {}: template {} missing",
+                id,
+                id % 13
+            );
         } else {
             info!("rendered {} items", id % 50);
         }
@@ -81,7 +85,11 @@ fn capture(hour: i64, requests: u64) -> Vec<Batch> {
         t.join().expect("worker");
     }
     let stats = guard.shutdown();
-    assert_eq!(stats.total_dropped(), 0, "generation dropped events: {stats:?}");
+    assert_eq!(
+        stats.total_dropped(),
+        0,
+        "generation dropped events: {stats:?}"
+    );
     sink.batches()
 }
 
@@ -98,7 +106,8 @@ fn warp(batches: Vec<Batch>, day_start: i64, hour: i64) -> Vec<Batch> {
         .unwrap_or(0);
     let mut process = (*first.process).clone();
     let c = &mut process.calibration;
-    let real = (end_ticks.saturating_sub(c.start_ticks) as f64 / c.ticks_per_second as f64).max(1e-3);
+    let real =
+        (end_ticks.saturating_sub(c.start_ticks) as f64 / c.ticks_per_second as f64).max(1e-3);
     c.ticks_per_second = ((c.ticks_per_second as f64 * real / 3599.0) as u64).max(1);
     c.start_unix_nanos = day_start + hour * NANOS_PER_HOUR;
     let process = Arc::new(process);
@@ -165,8 +174,7 @@ async fn main() {
     let events: u64 = env_or("EVENTS", 10_000_000);
     let runs: usize = env_or("RUNS", 7);
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let lake_dir =
-        std::path::PathBuf::from(env_or("LAKE", format!("{root}/target/bench-lake")));
+    let lake_dir = std::path::PathBuf::from(env_or("LAKE", format!("{root}/target/bench-lake")));
     let python = env_or("PYTHON", format!("{root}/.venv/bin/python"));
     let reuse = std::env::var_os("REUSE").is_some() && lake_dir.join("catalog.sqlite").exists();
     let day_start =
@@ -174,9 +182,12 @@ async fn main() {
     if !reuse {
         let _ = std::fs::remove_dir_all(&lake_dir);
     }
-    let lake = Lake::open(lake_dir.to_str().expect("utf-8 path"), LakeOptions::default())
-        .await
-        .expect("open lake");
+    let lake = Lake::open(
+        lake_dir.to_str().expect("utf-8 path"),
+        LakeOptions::default(),
+    )
+    .await
+    .expect("open lake");
     if !reuse {
         let started = Instant::now();
         let (native_events, write_time) = generate(&lake, events, day_start).await;
@@ -184,7 +195,10 @@ async fn main() {
         let raw = dir_size(&lake_dir.join("raw"));
         let started = Instant::now();
         let m = lake.materialize_all().await.expect("materialize");
-        let c = lake.compact_with_grace(Duration::ZERO).await.expect("compact");
+        let c = lake
+            .compact_with_grace(Duration::ZERO)
+            .await
+            .expect("compact");
         let etl = started.elapsed();
         println!("## generation\n");
         println!(
@@ -225,7 +239,10 @@ async fn main() {
                 .iter()
                 .map(|p| p.row_count as u64)
                 .sum();
-            println!("| - {t}: {n} rows | {size} | | {:.2} |", size as f64 / n as f64);
+            println!(
+                "| - {t}: {n} rows | {size} | | {:.2} |",
+                size as f64 / n as f64
+            );
         }
         println!("| catalog (SQLite) | {catalog} | | |");
     }
@@ -240,10 +257,11 @@ async fn main() {
             .await
             .expect("trace");
         let column = b[0].column(0);
-        let text = arrow::util::display::ArrayFormatter::try_new(column.as_ref(), &Default::default())
-            .expect("fmt")
-            .value(0)
-            .to_string();
+        let text =
+            arrow::util::display::ArrayFormatter::try_new(column.as_ref(), &Default::default())
+                .expect("fmt")
+                .value(0)
+                .to_string();
         text
     };
     let hour = day_start + 13 * NANOS_PER_HOUR;
@@ -289,7 +307,13 @@ async fn main() {
         let mut rows = 0;
         for run in 0..=runs {
             let started = Instant::now();
-            let batches = ctx.sql(&sql).await.expect("sql").collect().await.expect("run");
+            let batches = ctx
+                .sql(&sql)
+                .await
+                .expect("sql")
+                .collect()
+                .await
+                .expect("run");
             let elapsed = started.elapsed().as_secs_f64();
             rows = batches.iter().map(|b| b.num_rows()).sum();
             if run > 0 {

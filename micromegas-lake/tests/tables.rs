@@ -163,3 +163,41 @@ async fn a_repeated_write_changes_nothing() {
     );
     assert_eq!(before, ["3"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histogram_samples_answer_quantiles() {
+    let batches = {
+        let _serial = serial();
+        capture("hist", || {
+            let recorder = micromegas_tracing_layer::MicromegasRecorder::new();
+            metrics::with_local_recorder(&recorder, || {
+                for v in 1..=100 {
+                    metrics::histogram!("latency", "route" => "/pay").record(v as f64);
+                }
+                metrics::counter!("hits").increment(3);
+            });
+        })
+    };
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    lake.write_batches(&batches).await.unwrap();
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT kind, property_get(properties, 'route'), COUNT(*), median(value), \
+             approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY value) \
+             FROM measures WHERE name = 'latency' GROUP BY 1, 2"
+        )
+        .await,
+        ["histogram|/pay|100|50.5|99.5"]
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT kind, SUM(value) FROM measures WHERE name = 'hits' GROUP BY 1"
+        )
+        .await,
+        ["counter|3.0"]
+    );
+}
