@@ -166,6 +166,42 @@ async fn generate(lake: &Lake, events: u64, day_start: i64) -> (u64, Duration) {
     (native_events, write_time)
 }
 
+/// Seconds from an acknowledged write to its blocks being materialized by the background
+/// loop, for a few small writes.
+async fn freshness(lake: &Lake) -> Vec<f64> {
+    let maintenance = lake.spawn_maintenance(
+        micromegas_lake::maintenance::MaintenanceOptions::default(),
+        |e| eprintln!("maintenance: {e}"),
+    );
+    let mut out = Vec::new();
+    for i in 0..5 {
+        let batches = capture(100 + i, 40);
+        let started = Instant::now();
+        lake.write_batches(&batches).await.expect("write");
+        let ids: Vec<String> = batches
+            .iter()
+            .flat_map(|b| b.blocks.iter().map(|k| k.header.block_id.to_string()))
+            .collect();
+        loop {
+            let pending = lake
+                .catalog()
+                .blocks(None)
+                .await
+                .expect("blocks")
+                .into_iter()
+                .filter(|b| ids.contains(&b.block_id) && b.partition_id.is_none())
+                .count();
+            if pending == 0 || started.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        out.push(started.elapsed().as_secs_f64());
+    }
+    maintenance.stop().await;
+    out
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
@@ -247,6 +283,7 @@ async fn main() {
         println!("| catalog (SQLite) | {catalog} | | |");
     }
 
+    let freshness = freshness(&lake).await;
     let ctx = lake.session().await.expect("session");
     let trace: String = {
         let b = ctx
@@ -343,6 +380,13 @@ async fn main() {
         eprintln!("DuckDB not available ({python}); run scripts/test.sh once to create .venv");
     }
 
+    println!(
+        "\nfreshness: a write is materialized by the background loop (period 1 s) after \
+         {:.0} ms (median of {}; max {:.0} ms)",
+        median(freshness.clone()) * 1e3,
+        freshness.len(),
+        freshness.iter().cloned().fold(0.0, f64::max) * 1e3
+    );
     println!("\n## queries (median of {runs} warm runs, seconds)\n");
     println!("| query | rows | micromegas | DuckDB | ratio |");
     println!("|---|---|---|---|---|");

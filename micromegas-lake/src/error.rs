@@ -26,6 +26,9 @@ pub enum LakeError {
     /// The transit decoder refused a batch given to the write API.
     #[error("invalid batch: {0}")]
     InvalidBatch(#[from] micromegas_core::transit::DecodeError),
+    /// Rows given to the write API do not fit their table.
+    #[error("invalid rows: {0}")]
+    InvalidRows(String),
     /// Arrow failed while building or reading record batches.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

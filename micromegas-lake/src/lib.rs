@@ -35,9 +35,10 @@ pub mod maintenance;
 pub mod materialize;
 pub mod query;
 pub mod retention;
+pub mod row_blocks;
 pub mod sink;
 pub mod tables;
-mod write;
+pub(crate) mod write;
 
 pub use error::{LakeError, Result};
 pub use location::{LakeLocation, S3Options, DEFAULT_LAKE};

@@ -20,11 +20,11 @@ pub struct WriteOutcome {
     pub object_bytes: u64,
 }
 
-/// Object key of a raw object written at `time` (ns).
-fn raw_object_key(time: i64) -> String {
+/// Object key of a raw object written at `time` (ns), with file extension `ext`.
+pub(crate) fn raw_object_key(time: i64, ext: &str) -> String {
     let t = chrono::DateTime::from_timestamp_nanos(time);
     format!(
-        "raw/{}/{}.mmtb",
+        "raw/{}/{}.{ext}",
         t.format("%Y-%m-%d/%H"),
         uuid::Uuid::new_v4().simple()
     )
@@ -49,7 +49,7 @@ impl Lake {
         let mut object = Vec::new();
         let mut rows = WriteRows::default();
         let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
-        let key = raw_object_key(now);
+        let key = raw_object_key(now, "mmtb");
         for batch in batches {
             let blocks: Vec<_> = batch
                 .blocks
@@ -121,6 +121,7 @@ impl Lake {
                     object_len: len,
                     insert_time: now,
                     partition_id: None,
+                    format: crate::catalog::FORMAT_TRANSIT.into(),
                 });
             }
         }

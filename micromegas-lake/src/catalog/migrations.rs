@@ -4,10 +4,11 @@
 //! objects as text. A migration is never edited once released: add a new one.
 
 /// `(version, statements)`, in order.
-pub const MIGRATIONS: &[(i64, &[&str])] = &[(
-    1,
-    &[
-        "CREATE TABLE processes (
+pub const MIGRATIONS: &[(i64, &[&str])] = &[
+    (
+        1,
+        &[
+            "CREATE TABLE processes (
             process_id TEXT PRIMARY KEY,
             service_name TEXT NOT NULL,
             exe TEXT NOT NULL,
@@ -17,8 +18,8 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             tsc_frequency BIGINT NOT NULL,
             properties TEXT NOT NULL,
             insert_time BIGINT NOT NULL)",
-        "CREATE INDEX processes_insert_time ON processes (insert_time)",
-        "CREATE TABLE streams (
+            "CREATE INDEX processes_insert_time ON processes (insert_time)",
+            "CREATE TABLE streams (
             stream_id TEXT PRIMARY KEY,
             process_id TEXT NOT NULL,
             kind TEXT NOT NULL,
@@ -26,15 +27,15 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             thread_name TEXT NOT NULL,
             properties TEXT NOT NULL,
             insert_time BIGINT NOT NULL)",
-        "CREATE INDEX streams_process ON streams (process_id)",
-        "CREATE TABLE objects (
+            "CREATE INDEX streams_process ON streams (process_id)",
+            "CREATE TABLE objects (
             object_path TEXT PRIMARY KEY,
             min_time BIGINT NOT NULL,
             max_time BIGINT NOT NULL,
             size BIGINT NOT NULL,
             insert_time BIGINT NOT NULL)",
-        "CREATE INDEX objects_max_time ON objects (max_time)",
-        "CREATE TABLE blocks (
+            "CREATE INDEX objects_max_time ON objects (max_time)",
+            "CREATE TABLE blocks (
             block_id TEXT PRIMARY KEY,
             stream_id TEXT NOT NULL,
             process_id TEXT NOT NULL,
@@ -49,10 +50,10 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             object_len BIGINT NOT NULL,
             insert_time BIGINT NOT NULL,
             partition_id TEXT)",
-        "CREATE INDEX blocks_pending ON blocks (kind, partition_id, begin_time)",
-        "CREATE INDEX blocks_end_time ON blocks (end_time)",
-        "CREATE INDEX blocks_process ON blocks (process_id)",
-        "CREATE TABLE partitions (
+            "CREATE INDEX blocks_pending ON blocks (kind, partition_id, begin_time)",
+            "CREATE INDEX blocks_end_time ON blocks (end_time)",
+            "CREATE INDEX blocks_process ON blocks (process_id)",
+            "CREATE TABLE partitions (
             partition_id TEXT PRIMARY KEY,
             table_name TEXT NOT NULL,
             min_time BIGINT NOT NULL,
@@ -62,10 +63,16 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[(
             row_count BIGINT NOT NULL,
             block_count BIGINT NOT NULL,
             insert_time BIGINT NOT NULL)",
-        "CREATE INDEX partitions_range ON partitions (table_name, max_time, min_time)",
-        "CREATE TABLE span_carry (
+            "CREATE INDEX partitions_range ON partitions (table_name, max_time, min_time)",
+            "CREATE TABLE span_carry (
             process_id TEXT PRIMARY KEY,
             state TEXT NOT NULL,
             version BIGINT NOT NULL)",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        // Blocks of rows already shaped for a table (Arrow IPC), beside native transit blocks.
+        &["ALTER TABLE blocks ADD COLUMN format TEXT NOT NULL DEFAULT 'transit'"],
+    ),
+];

@@ -5,7 +5,7 @@ mod migrations;
 mod rows;
 
 pub(crate) use rows::props_to_json;
-pub use rows::{BlockRow, PartitionRow, ProcessRow, StreamRow};
+pub use rows::{BlockRow, PartitionRow, ProcessRow, StreamRow, FORMAT_ARROW, FORMAT_TRANSIT};
 
 use crate::error::{LakeError, Result};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -239,7 +239,7 @@ impl Catalog {
             let sql = format!(
                 "INSERT INTO blocks ({}) VALUES ({}) ON CONFLICT (block_id) DO NOTHING",
                 BlockRow::COLUMNS,
-                placeholders(1, 14)
+                placeholders(1, 15)
             );
             inserted += sqlx::query(&sql)
                 .bind(&b.block_id)
@@ -256,6 +256,7 @@ impl Catalog {
                 .bind(b.object_len)
                 .bind(b.insert_time)
                 .bind(b.partition_id.clone())
+                .bind(&b.format)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

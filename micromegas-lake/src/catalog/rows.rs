@@ -76,7 +76,14 @@ pub struct BlockRow {
     pub insert_time: i64,
     /// Partition that holds its rows, once materialized.
     pub partition_id: Option<String>,
+    /// How its bytes are encoded: [`FORMAT_TRANSIT`] or [`FORMAT_ARROW`].
+    pub format: String,
 }
+
+/// A block of native events: a transit batch (`MMTB`).
+pub const FORMAT_TRANSIT: &str = "transit";
+/// A block of rows already shaped for a table: an Arrow IPC stream.
+pub const FORMAT_ARROW: &str = "arrow";
 
 /// One immutable Parquet file of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +162,7 @@ impl StreamRow {
 impl BlockRow {
     pub(crate) const COLUMNS: &'static str = "block_id, stream_id, process_id, kind, sequence, \
         begin_time, end_time, event_count, payload_size, object_path, object_offset, object_len, \
-        insert_time, partition_id";
+        insert_time, partition_id, format";
 
     pub(crate) fn from_row(r: &AnyRow) -> sqlx::Result<Self> {
         Ok(Self {
@@ -173,6 +180,7 @@ impl BlockRow {
             object_len: r.try_get("object_len")?,
             insert_time: r.try_get("insert_time")?,
             partition_id: r.try_get("partition_id")?,
+            format: r.try_get("format")?,
         })
     }
 }

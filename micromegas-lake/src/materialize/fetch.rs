@@ -16,7 +16,7 @@ use std::sync::Arc;
 const PARALLEL_READS: usize = 8;
 
 /// Where a batch lies: object key, offset, length.
-type Range = (String, i64, i64);
+pub(crate) type Range = (String, i64, i64);
 /// What a block needs to be read.
 type Described = (Arc<ProcessInfo>, Arc<StreamInfo>, Arc<Block>);
 
@@ -43,9 +43,13 @@ pub struct Unreadable {
 }
 
 impl Lake {
-    /// Reads the blocks of `rows`, in the same order. Blocks that cannot be decoded are
-    /// returned apart, with the reason; a failure to reach the object store is an error.
-    pub async fn read_blocks(&self, rows: &[BlockRow]) -> Result<(Vec<RawBlock>, Vec<Unreadable>)> {
+    /// Reads the distinct byte ranges that `rows` point to and decodes each with `decode`;
+    /// a range that is missing or does not decode gets the reason instead.
+    pub(crate) async fn fetch_ranges<T: Send + 'static>(
+        &self,
+        rows: &[BlockRow],
+        decode: fn(&[u8]) -> std::result::Result<T, String>,
+    ) -> Result<Vec<(Range, std::result::Result<T, String>)>> {
         let mut ranges: Vec<Range> = rows
             .iter()
             .map(|r| (r.object_path.clone(), r.object_offset, r.object_len))
@@ -53,27 +57,36 @@ impl Lake {
         ranges.sort();
         ranges.dedup();
         let store = Arc::clone(self.store());
-        let fetched: Vec<(Range, std::result::Result<Batch, String>)> =
-            futures::stream::iter(ranges.into_iter().map(|key| {
-                let store = Arc::clone(&store);
-                async move {
-                    let (path, offset, len) = &key;
-                    let (start, end) = (*offset as u64, (*offset + *len) as u64);
-                    let bytes = store
-                        .get_range(&Path::from(path.as_str()), start..end)
-                        .await;
-                    let decoded = match bytes {
-                        Ok(bytes) => Batch::decode(&bytes).map_err(|e| e.to_string()),
-                        Err(object_store::Error::NotFound { path, .. }) => {
-                            Err(format!("object {path} is missing"))
-                        }
-                        Err(e) => return Err(LakeError::from(e)),
-                    };
-                    Ok((key, decoded))
-                }
-            }))
-            .buffered(PARALLEL_READS)
-            .try_collect()
+        futures::stream::iter(ranges.into_iter().map(|key| {
+            let store = Arc::clone(&store);
+            async move {
+                let (path, offset, len) = &key;
+                let (start, end) = (*offset as u64, (*offset + *len) as u64);
+                let decoded = match store
+                    .get_range(&Path::from(path.as_str()), start..end)
+                    .await
+                {
+                    Ok(bytes) => decode(&bytes),
+                    Err(object_store::Error::NotFound { path, .. }) => {
+                        Err(format!("object {path} is missing"))
+                    }
+                    Err(e) => return Err(LakeError::from(e)),
+                };
+                Ok((key, decoded))
+            }
+        }))
+        .buffered(PARALLEL_READS)
+        .try_collect()
+        .await
+    }
+
+    /// Reads the blocks of `rows`, in the same order. Blocks that cannot be decoded are
+    /// returned apart, with the reason; a failure to reach the object store is an error.
+    pub async fn read_blocks(&self, rows: &[BlockRow]) -> Result<(Vec<RawBlock>, Vec<Unreadable>)> {
+        let fetched = self
+            .fetch_ranges(rows, |bytes| {
+                Batch::decode(bytes).map_err(|e| e.to_string())
+            })
             .await?;
         let mut by_block: HashMap<String, Described> = HashMap::new();
         let mut failed: HashMap<Range, String> = HashMap::new();

@@ -7,12 +7,13 @@ pub(crate) mod spans;
 
 pub use fetch::{RawBlock, Unreadable};
 
-use crate::catalog::BlockRow;
+use crate::catalog::{BlockRow, FORMAT_ARROW};
 use crate::error::{LakeError, Result};
 use crate::tables::{
     log_batch, measure_batch, span_batch, span_hex, trace_hex, LogRow, MeasureRow, ViewTable,
 };
 use crate::Lake;
+use arrow::array::RecordBatch;
 use micromegas_core::read::{self, Event};
 use object_store::ObjectStoreExt;
 use std::collections::BTreeMap;
@@ -141,30 +142,42 @@ impl Lake {
                 .push(b);
         }
         for rows in by_hour.into_values() {
-            let (blocks, unreadable) = self.read_blocks(&rows).await?;
+            let (native, row_blocks): (Vec<BlockRow>, Vec<BlockRow>) =
+                rows.iter().cloned().partition(|r| r.format != FORMAT_ARROW);
+            let (blocks, unreadable) = self.read_blocks(&native).await?;
             let mut bad: Vec<(String, String)> = unreadable
                 .into_iter()
                 .map(|u| (u.block_id, u.reason))
                 .collect();
-            let (batch, envelope) = match table {
-                ViewTable::LogEntries => {
-                    let logs = log_rows(&blocks, &mut bad);
-                    let envelope = envelope(logs.iter().map(|r| (r.time, r.time)));
-                    (log_batch(&logs)?, envelope)
-                }
-                _ => {
-                    let measures = measure_rows(&blocks, &mut bad);
-                    let envelope = envelope(measures.iter().map(|r| (r.time, r.time)));
-                    (measure_batch(&measures)?, envelope)
-                }
+            let native = match table {
+                ViewTable::LogEntries => log_batch(&log_rows(&blocks, &mut bad))?,
+                _ => measure_batch(&measure_rows(&blocks, &mut bad))?,
             };
+            let batch = self
+                .with_row_blocks(table, native, &row_blocks, &mut bad)
+                .await?;
             let ids: Vec<String> = rows.iter().map(|r| r.block_id.clone()).collect();
-            step.record(
-                self.commit_rows(table, batch, envelope, ids, None).await,
-                bad,
-            )?;
+            step.record(self.commit_rows(table, batch, ids, None).await, bad)?;
         }
         Ok(())
+    }
+
+    /// `native` followed by the rows of `row_blocks`, in one batch.
+    async fn with_row_blocks(
+        &self,
+        table: ViewTable,
+        native: RecordBatch,
+        row_blocks: &[BlockRow],
+        bad: &mut Vec<(String, String)>,
+    ) -> Result<RecordBatch> {
+        if row_blocks.is_empty() {
+            return Ok(native);
+        }
+        let (mut batches, unreadable) = self.read_row_blocks(row_blocks).await?;
+        bad.extend(unreadable);
+        batches.retain(|b| b.schema().fields() == table.schema().fields());
+        batches.push(native);
+        Ok(arrow::compute::concat_batches(&table.schema(), &batches)?)
     }
 
     /// One run for spans: for each process with pending blocks, its blocks in stream order,
@@ -179,19 +192,21 @@ impl Lake {
             if rows.is_empty() {
                 continue;
             }
-            let (blocks, unreadable) = self.read_blocks(&rows).await?;
+            let (native, row_blocks): (Vec<BlockRow>, Vec<BlockRow>) =
+                rows.iter().cloned().partition(|r| r.format != FORMAT_ARROW);
+            let (blocks, unreadable) = self.read_blocks(&native).await?;
             let stored = self.catalog().span_carry(&process_id).await?;
             let mut carry = spans::Carry::parse(stored.as_deref());
             let (span_rows, mut bad) = spans::join_spans(&mut carry, &blocks);
             bad.extend(unreadable.into_iter().map(|u| (u.block_id, u.reason)));
-            let envelope = envelope(span_rows.iter().map(|r| (r.start_time, r.end_time)));
             let batch = span_batch(&span_rows)?;
+            let batch = self
+                .with_row_blocks(ViewTable::Spans, batch, &row_blocks, &mut bad)
+                .await?;
             let ids: Vec<String> = rows.iter().map(|r| r.block_id.clone()).collect();
             let state = carry.to_json();
             let carry = Some((process_id.as_str(), state.as_str()));
-            let outcome = self
-                .commit_rows(ViewTable::Spans, batch, envelope, ids, carry)
-                .await;
+            let outcome = self.commit_rows(ViewTable::Spans, batch, ids, carry).await;
             step.record(outcome, bad)?;
         }
         Ok(())
@@ -201,12 +216,12 @@ impl Lake {
     async fn commit_rows(
         &self,
         table: ViewTable,
-        batch: arrow::array::RecordBatch,
-        envelope: (i64, i64),
+        batch: RecordBatch,
         block_ids: Vec<String>,
         carry: Option<(&str, &str)>,
     ) -> Result<MaterializeReport> {
         let batch = partition::sort_batch(table, &batch)?;
+        let envelope = crate::row_blocks::time_envelope(table, &batch).unwrap_or((0, 0));
         let partition = if batch.num_rows() > 0 {
             self.write_partition(table, &batch, envelope, block_ids.len())
                 .await?
@@ -247,75 +262,73 @@ impl Lake {
     }
 }
 
-fn envelope(times: impl Iterator<Item = (i64, i64)>) -> (i64, i64) {
-    times.fold((i64::MAX, i64::MIN), |(lo, hi), (a, b)| {
-        (lo.min(a), hi.max(b))
-    })
+/// Names shared by every row of a block.
+struct BlockContext {
+    process_id: Arc<str>,
+    service: Arc<str>,
+    thread: Arc<str>,
+}
+
+/// Decodes each block and hands its events to `row`; blocks that do not decode go to `bad`.
+fn rows_of<T>(
+    blocks: &[RawBlock],
+    bad: &mut Vec<(String, String)>,
+    mut row: impl FnMut(&BlockContext, Event) -> Option<T>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for raw in blocks {
+        let events = match read::decode_block(&raw.process, &raw.stream, &raw.block) {
+            Ok(e) => e,
+            Err(e) => {
+                bad.push((raw.row.block_id.clone(), e.to_string()));
+                continue;
+            }
+        };
+        let ctx = BlockContext {
+            process_id: raw.process.process_id.to_string().into(),
+            service: raw.process.service_name.as_str().into(),
+            thread: raw.stream.thread_name.as_str().into(),
+        };
+        out.extend(events.into_iter().filter_map(|ev| row(&ctx, ev)));
+    }
+    out
 }
 
 fn log_rows(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Vec<LogRow> {
-    let mut out = Vec::new();
-    for raw in blocks {
-        let events = match read::decode_block(&raw.process, &raw.stream, &raw.block) {
-            Ok(e) => e,
-            Err(e) => {
-                bad.push((raw.row.block_id.clone(), e.to_string()));
-                continue;
-            }
-        };
-        let process_id: Arc<str> = raw.process.process_id.to_string().into();
-        let service: Arc<str> = raw.process.service_name.as_str().into();
-        let thread: Arc<str> = raw.stream.thread_name.as_str().into();
-        for ev in events {
-            let Event::Log(l) = ev else { continue };
-            out.push(LogRow {
-                time: l.time_unix_nanos,
-                process_id: Arc::clone(&process_id),
-                service_name: Arc::clone(&service),
-                thread_name: Arc::clone(&thread),
-                level: l.level.as_str(),
-                severity_number: l.level.severity_number(),
-                target: l.location.target,
-                msg: l.msg,
-                trace_id: trace_hex(l.trace_id as u128),
-                span_id: span_hex(l.span_id),
-                properties: l.properties,
-                file: l.location.file,
-                line: (l.location.line != 0).then_some(l.location.line as i32),
-            });
-        }
-    }
-    out
+    rows_of(blocks, bad, |ctx, ev| {
+        let Event::Log(l) = ev else { return None };
+        Some(LogRow {
+            time: l.time_unix_nanos,
+            process_id: Arc::clone(&ctx.process_id),
+            service_name: Arc::clone(&ctx.service),
+            thread_name: Arc::clone(&ctx.thread),
+            level: l.level.as_str(),
+            severity_number: l.level.severity_number(),
+            target: l.location.target,
+            msg: l.msg,
+            trace_id: trace_hex(l.trace_id as u128),
+            span_id: span_hex(l.span_id),
+            properties: l.properties,
+            file: l.location.file,
+            line: (l.location.line != 0).then_some(l.location.line as i32),
+        })
+    })
 }
 
 fn measure_rows(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Vec<MeasureRow> {
-    let mut out = Vec::new();
-    for raw in blocks {
-        let events = match read::decode_block(&raw.process, &raw.stream, &raw.block) {
-            Ok(e) => e,
-            Err(e) => {
-                bad.push((raw.row.block_id.clone(), e.to_string()));
-                continue;
-            }
-        };
-        let process_id: Arc<str> = raw.process.process_id.to_string().into();
-        let service: Arc<str> = raw.process.service_name.as_str().into();
-        let thread: Arc<str> = raw.stream.thread_name.as_str().into();
-        for ev in events {
-            let Event::Measure(m) = ev else { continue };
-            out.push(MeasureRow {
-                time: m.time_unix_nanos,
-                process_id: Arc::clone(&process_id),
-                service_name: Arc::clone(&service),
-                thread_name: Arc::clone(&thread),
-                name: m.location.name,
-                unit: m.unit,
-                kind: m.kind,
-                value: m.value,
-                target: m.location.target,
-                properties: m.properties,
-            });
-        }
-    }
-    out
+    rows_of(blocks, bad, |ctx, ev| {
+        let Event::Measure(m) = ev else { return None };
+        Some(MeasureRow {
+            time: m.time_unix_nanos,
+            process_id: Arc::clone(&ctx.process_id),
+            service_name: Arc::clone(&ctx.service),
+            thread_name: Arc::clone(&ctx.thread),
+            name: m.location.name,
+            unit: m.unit,
+            kind: m.kind,
+            value: m.value,
+            target: m.location.target,
+            properties: m.properties,
+        })
+    })
 }

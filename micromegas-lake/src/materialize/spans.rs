@@ -29,6 +29,32 @@ struct Open {
     follows: Vec<u64>,
 }
 
+impl Open {
+    /// A span begun at `start` at a native callsite, on the stream's thread.
+    fn at(
+        id: u64,
+        (parent, trace): (u64, u64),
+        loc: read::Location,
+        start: i64,
+        raw: &RawBlock,
+    ) -> Self {
+        Open {
+            id,
+            parent,
+            trace,
+            name: loc.name,
+            target: loc.target,
+            level: None,
+            file: loc.file,
+            line: loc.line,
+            start,
+            thread_name: raw.stream.thread_name.clone(),
+            fields: Vec::new(),
+            follows: Vec::new(),
+        }
+    }
+}
+
 /// State carried between runs for one process.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Carry {
@@ -122,20 +148,7 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
                             let id = scope_id(&raw.stream.stream_id, *count);
                             let stack = carry.stacks.entry(stream_key.clone()).or_default();
                             let (parent, trace) = stack.last().map_or((0, id), |p| (p.id, p.trace));
-                            stack.push(Open {
-                                id,
-                                parent,
-                                trace,
-                                name: s.location.name,
-                                target: s.location.target,
-                                level: None,
-                                file: s.location.file,
-                                line: s.location.line,
-                                start: time,
-                                thread_name: raw.stream.thread_name.clone(),
-                                fields: Vec::new(),
-                                follows: Vec::new(),
-                            });
+                            stack.push(Open::at(id, (parent, trace), s.location, time, raw));
                         }
                         None => {
                             if let Some(o) = carry.stacks.get_mut(&stream_key).and_then(Vec::pop) {
@@ -149,20 +162,7 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
                             } else {
                                 carry.open.get(&parent).map_or(0, |p| p.trace)
                             };
-                            let open = Open {
-                                id,
-                                parent,
-                                trace,
-                                name: s.location.name,
-                                target: s.location.target,
-                                level: None,
-                                file: s.location.file,
-                                line: s.location.line,
-                                start: time,
-                                thread_name: raw.stream.thread_name.clone(),
-                                fields: Vec::new(),
-                                follows: Vec::new(),
-                            };
+                            let open = Open::at(id, (parent, trace), s.location, time, raw);
                             begin(carry, open, &mut out, &process_id, &service);
                         }
                         Some(id) => end(carry, id, time, &mut out, &process_id, &service),
@@ -178,24 +178,15 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
                                 file: String::new(),
                                 line: 0,
                             });
-                            let open = Open {
-                                id: u.span_id,
-                                parent: u.parent_span_id,
-                                trace: if u.trace_id == 0 {
-                                    u.span_id
-                                } else {
-                                    u.trace_id
-                                },
-                                name: loc.name,
-                                target: loc.target,
-                                level: u.level,
-                                file: loc.file,
-                                line: loc.line,
-                                start: time,
-                                thread_name: raw.stream.thread_name.clone(),
-                                fields: u.fields,
-                                follows: Vec::new(),
+                            let trace = if u.trace_id == 0 {
+                                u.span_id
+                            } else {
+                                u.trace_id
                             };
+                            let mut open =
+                                Open::at(u.span_id, (u.parent_span_id, trace), loc, time, raw);
+                            open.level = u.level;
+                            open.fields = u.fields;
                             begin(carry, open, &mut out, &process_id, &service);
                         }
                         SpanChange::Record => {

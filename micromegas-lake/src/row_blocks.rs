@@ -1,0 +1,176 @@
+//! Row blocks: rows already shaped for a table (for example OTLP spans, log records and data
+//! points mapped by the collector), stored raw like native blocks — durable, grouped into one
+//! object per write, idempotent by block id — and materialized into the same partitions, so
+//! one query sees native and OTLP data together.
+
+use crate::catalog::{now_nanos, BlockRow, ProcessRow, StreamRow, WriteRows, FORMAT_ARROW};
+use crate::error::{LakeError, Result};
+use crate::tables::ViewTable;
+use crate::write::WriteOutcome;
+use crate::Lake;
+use arrow::array::{Array, RecordBatch, TimestampNanosecondArray};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use arrow::ipc::CompressionType;
+use std::collections::HashSet;
+
+/// Rows of one table from one process.
+#[derive(Debug, Clone)]
+pub struct RowBlock {
+    /// Unique id; a block written twice is stored once.
+    pub block_id: uuid::Uuid,
+    /// The process (for OTLP: the resource) the rows belong to.
+    pub process: ProcessRow,
+    /// The table the rows are for.
+    pub table: ViewTable,
+    /// The rows, with exactly the table's schema.
+    pub rows: RecordBatch,
+}
+
+/// The stream that holds a process's row blocks of one table.
+pub fn row_stream_id(process_id: &str, table: ViewTable) -> String {
+    let base = uuid::Uuid::parse_str(process_id).map_or(0, |u| u.as_u128());
+    uuid::Uuid::from_u128(base ^ ((0x726f_7773 << 8) | (table as u128 + 1))).to_string()
+}
+
+/// `(min, max)` of a table's time columns over a batch (first column's min, last's max).
+pub(crate) fn time_envelope(table: ViewTable, batch: &RecordBatch) -> Option<(i64, i64)> {
+    let cols = table.time_columns();
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)?
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .cloned()
+    };
+    let min = arrow::compute::min(&column(cols[0])?)?;
+    let max = arrow::compute::max(&column(cols[cols.len() - 1])?)?;
+    Some((min, max))
+}
+
+fn encode(rows: &RecordBatch) -> Result<Vec<u8>> {
+    let options = IpcWriteOptions::default().try_with_compression(Some(CompressionType::ZSTD))?;
+    let mut out = Vec::new();
+    let mut w = StreamWriter::try_new_with_options(&mut out, &rows.schema(), options)?;
+    w.write(rows)?;
+    w.finish()?;
+    drop(w);
+    Ok(out)
+}
+
+/// Decodes a row block's bytes.
+pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
+    let reader =
+        StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
+    reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
+}
+
+impl Lake {
+    /// Stores row blocks: one object for all the new ones, then their catalog rows, durably.
+    /// Blocks the lake already has are skipped. Rows must have their table's schema.
+    pub async fn write_row_blocks(&self, blocks: &[RowBlock]) -> Result<WriteOutcome> {
+        for b in blocks {
+            let expected = b.table.schema();
+            if b.rows.schema().fields() != expected.fields() {
+                return Err(LakeError::InvalidRows(format!(
+                    "row block {} does not have the schema of {}: {:?}",
+                    b.block_id,
+                    b.table.name(),
+                    b.rows.schema()
+                )));
+            }
+        }
+        let ids: Vec<String> = blocks.iter().map(|b| b.block_id.to_string()).collect();
+        let existing = self.catalog().existing_blocks(&ids).await?;
+        let mut seen: HashSet<String> = existing.clone();
+        let mut outcome = WriteOutcome {
+            blocks_skipped: existing.len() as u64,
+            ..Default::default()
+        };
+        let now = now_nanos();
+        let key = crate::write::raw_object_key(now, "arrows");
+        let (mut object, mut rows) = (Vec::new(), WriteRows::default());
+        let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+        for b in blocks {
+            let id = b.block_id.to_string();
+            if b.rows.num_rows() == 0 || !seen.insert(id.clone()) {
+                continue;
+            }
+            let (begin, end) = time_envelope(b.table, &b.rows).unwrap_or((now, now));
+            let bytes = encode(&b.rows)?;
+            let offset = object.len() as i64;
+            object.extend_from_slice(&bytes);
+            min_time = min_time.min(begin);
+            max_time = max_time.max(end);
+            let kind = b.table.stream_kind().as_str().to_owned();
+            let stream_id = row_stream_id(&b.process.process_id, b.table);
+            rows.processes.push(ProcessRow {
+                insert_time: now,
+                ..b.process.clone()
+            });
+            rows.streams.push(StreamRow {
+                stream_id: stream_id.clone(),
+                process_id: b.process.process_id.clone(),
+                kind: kind.clone(),
+                thread_id: 0,
+                thread_name: String::new(),
+                properties: Vec::new(),
+                insert_time: now,
+            });
+            outcome.events_written += b.rows.num_rows() as u64;
+            rows.blocks.push(BlockRow {
+                block_id: id,
+                stream_id,
+                process_id: b.process.process_id.clone(),
+                kind,
+                sequence: 0,
+                begin_time: begin,
+                end_time: end.max(begin),
+                event_count: b.rows.num_rows() as i64,
+                payload_size: bytes.len() as i64,
+                object_path: key.clone(),
+                object_offset: offset,
+                object_len: bytes.len() as i64,
+                insert_time: now,
+                partition_id: None,
+                format: FORMAT_ARROW.into(),
+            });
+        }
+        if rows.blocks.is_empty() {
+            return Ok(outcome);
+        }
+        outcome.object_bytes = object.len() as u64;
+        rows.object = Some((key.clone(), min_time, max_time, object.len() as i64));
+        self.put_durable(&key, object).await?;
+        outcome.blocks_written = self.catalog().insert(&rows).await?;
+        outcome.blocks_skipped += rows.blocks.len() as u64 - outcome.blocks_written;
+        Ok(outcome)
+    }
+
+    /// Reads row blocks back: every batch of the blocks that decode, and the reasons of those
+    /// that do not.
+    pub(crate) async fn read_row_blocks(
+        &self,
+        rows: &[BlockRow],
+    ) -> Result<(Vec<RecordBatch>, Vec<(String, String)>)> {
+        let fetched = self.fetch_ranges(rows, decode).await?;
+        let mut batches = Vec::new();
+        let mut bad = Vec::new();
+        for ((path, offset, _), decoded) in fetched {
+            match decoded {
+                Ok(b) => batches.extend(b),
+                Err(reason) => {
+                    for r in rows
+                        .iter()
+                        .filter(|r| r.object_path == path && r.object_offset == offset)
+                    {
+                        bad.push((r.block_id.clone(), reason.clone()));
+                    }
+                }
+            }
+        }
+        Ok((batches, bad))
+    }
+}
