@@ -37,13 +37,15 @@ step "benchmarks compile"
 cargo bench -p micromegas-core -p micromegas-tracing-layer --no-run
 
 step "quickstart example into a lake, then SQL on it; and into transit files, then dump"
+# The binaries `cargo test --workspace` built (with the workspace's unified features): a plain
+# `cargo run` of one package would build DataFusion again with another feature set.
 out=$(mktemp -d)
-cargo run --example quickstart -- "$out/lake" 1
-cargo run -p micromegas-lake --bin micromegas-sql -- --lake "$out/lake" \
+target/debug/examples/quickstart "$out/lake" 1
+target/debug/micromegas-sql --lake "$out/lake" \
   -c "SELECT level, COUNT(*) AS n FROM log_entries GROUP BY level ORDER BY level;
       SELECT name, COUNT(*) AS n FROM spans GROUP BY name ORDER BY name"
-cargo run --example quickstart -- --blocks "$out/blocks" 1
-cargo run --example dump -- "$out/blocks" --logs 3
+target/debug/examples/quickstart --blocks "$out/blocks" 1
+target/debug/examples/dump "$out/blocks" --logs 3
 rm -rf "$out"
 
 step "Miri: the unsafe code (rings, thread-local streams, tail writer, flusher) on a small run"
