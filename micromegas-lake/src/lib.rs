@@ -40,6 +40,10 @@ pub mod sink;
 pub mod tables;
 pub(crate) mod write;
 
+/// The Arrow version the lake's tables are built with.
+pub use arrow;
+/// The DataFusion version of the lake's sessions.
+pub use datafusion;
 pub use error::{LakeError, Result};
 pub use location::{LakeLocation, S3Options, DEFAULT_LAKE};
 pub use materialize::MaterializeReport;

@@ -1,0 +1,35 @@
+//! # micromegas-otlp-receiver
+//!
+//! The collector of micromegas: OpenTelemetry data (OTLP over gRPC) into the lake, in the same
+//! tables as the native blocks. This first part serves traces and logs over gRPC; metrics,
+//! OTLP/HTTP, native block ingest over the network, authentication and backpressure are being
+//! built (see the README).
+//!
+//! ```
+//! use micromegas_otlp_receiver::mapping::traces;
+//! use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+//! use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+//!
+//! let span = Span {
+//!     trace_id: vec![1; 16],
+//!     span_id: vec![2; 8],
+//!     name: "GET /".into(),
+//!     start_time_unix_nano: 10,
+//!     end_time_unix_nano: 20,
+//!     ..Default::default()
+//! };
+//! let req = ExportTraceServiceRequest {
+//!     resource_spans: vec![ResourceSpans {
+//!         scope_spans: vec![ScopeSpans { spans: vec![span], ..Default::default() }],
+//!         ..Default::default()
+//!     }],
+//! };
+//! let mapped = traces::map(&req);
+//! assert_eq!(mapped.row_count(), 1);
+//! assert_eq!(mapped.groups[0].1[0].trace_id.as_deref(), Some("01010101010101010101010101010101"));
+//! ```
+#![warn(missing_docs)]
+
+pub mod grpc;
+pub mod ingest;
+pub mod mapping;

@@ -1,0 +1,146 @@
+//! What all signals share: resources become processes, attributes become text maps, ids
+//! become lowercase hex.
+
+use micromegas_lake::catalog::{now_nanos, ProcessRow};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+/// An attribute value as text: strings as they are, scalars in their usual spelling, arrays
+/// and maps as JSON, bytes as lowercase hex.
+pub fn value_text(v: Option<&AnyValue>) -> String {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(other) => json(other).map_or_else(String::new, |j| match j {
+            serde_json::Value::String(s) => s,
+            j => j.to_string(),
+        }),
+    }
+}
+
+fn json(v: &Value) -> Option<serde_json::Value> {
+    Some(match v {
+        Value::StringValue(s) => serde_json::Value::String(s.clone()),
+        Value::BoolValue(b) => serde_json::Value::Bool(*b),
+        Value::IntValue(i) => serde_json::Value::from(*i),
+        Value::DoubleValue(d) => serde_json::Value::from(*d),
+        Value::BytesValue(b) => serde_json::Value::String(hex(b)),
+        Value::ArrayValue(a) => serde_json::Value::Array(
+            a.values
+                .iter()
+                .filter_map(|v| v.value.as_ref().and_then(json))
+                .collect(),
+        ),
+        Value::KvlistValue(l) => serde_json::Value::Object(
+            l.values
+                .iter()
+                .map(|kv| {
+                    let v = kv
+                        .value
+                        .as_ref()
+                        .and_then(|v| v.value.as_ref())
+                        .and_then(json);
+                    (kv.key.clone(), v.unwrap_or(serde_json::Value::Null))
+                })
+                .collect(),
+        ),
+        Value::StringValueStrindex(_) => return None,
+    })
+}
+
+/// Attributes as `(key, text)` pairs, in order.
+pub fn attributes(kvs: &[KeyValue]) -> Vec<(String, String)> {
+    kvs.iter()
+        .map(|kv| (kv.key.clone(), value_text(kv.value.as_ref())))
+        .collect()
+}
+
+/// Attributes as a JSON object (for events and links kept inside a span's attributes).
+pub fn attributes_json(kvs: &[KeyValue]) -> serde_json::Value {
+    serde_json::Value::Object(
+        kvs.iter()
+            .map(|kv| {
+                (
+                    kv.key.clone(),
+                    serde_json::Value::String(value_text(kv.value.as_ref())),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// A trace id: 16 bytes, not all zero. `Ok(None)` when absent (empty).
+pub fn trace_id(bytes: &[u8]) -> Result<Option<String>, String> {
+    id(bytes, 16, "trace id")
+}
+
+/// A span id: 8 bytes, not all zero. `Ok(None)` when absent (empty).
+pub fn span_id(bytes: &[u8]) -> Result<Option<String>, String> {
+    id(bytes, 8, "span id")
+}
+
+fn id(bytes: &[u8], len: usize, what: &str) -> Result<Option<String>, String> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if bytes.len() != len {
+        return Err(format!("{what} has {} bytes, expected {len}", bytes.len()));
+    }
+    if bytes.iter().all(|b| *b == 0) {
+        return Err(format!("{what} is all zeros"));
+    }
+    Ok(Some(hex(bytes)))
+}
+
+/// The process a resource stands for. Its id is derived from the resource's attributes, so
+/// every request from the same SDK instance maps to the same process.
+pub fn process(resource: Option<&Resource>) -> ProcessRow {
+    let attrs = resource
+        .map(|r| attributes(&r.attributes))
+        .unwrap_or_default();
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let mut sorted = attrs.clone();
+    sorted.sort();
+    let mut key = String::new();
+    for (k, v) in &sorted {
+        key.push_str(k);
+        key.push('\u{1}');
+        key.push_str(v);
+        key.push('\u{2}');
+    }
+    let id = uuid::Uuid::from_u128(xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
+    ProcessRow {
+        process_id: id.to_string(),
+        service_name: get("service.name").unwrap_or_else(|| "unknown_service".into()),
+        exe: get("process.executable.path")
+            .or_else(|| get("process.executable.name"))
+            .unwrap_or_default(),
+        username: get("process.owner").unwrap_or_default(),
+        hostname: get("host.name").unwrap_or_default(),
+        start_time: now_nanos(),
+        tsc_frequency: 0,
+        properties: attrs,
+        insert_time: 0,
+    }
+}
+
+/// Nanoseconds since the Unix epoch from an OTLP `fixed64` time (0 stays 0).
+pub fn time(ns: u64) -> i64 {
+    ns.min(i64::MAX as u64) as i64
+}

@@ -1,0 +1,245 @@
+//! OTLP/gRPC into the lake through a real server on loopback: traces and logs with their
+//! fields, gzip, partial success for invalid items, idempotent retries.
+
+use micromegas_lake::{Lake, LakeOptions};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use tonic::codec::CompressionEncoding;
+
+fn kv(k: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn s(v: &str) -> any_value::Value {
+    any_value::Value::StringValue(v.into())
+}
+
+fn resource() -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![
+            kv("service.name", s("checkout")),
+            kv("host.name", s("node-7")),
+            kv("deployment.environment", s("prod")),
+        ],
+        ..Default::default()
+    })
+}
+
+fn scope() -> Option<InstrumentationScope> {
+    Some(InstrumentationScope {
+        name: "checkout.http".into(),
+        version: "1.2".into(),
+        ..Default::default()
+    })
+}
+
+fn traces() -> ExportTraceServiceRequest {
+    let t0 = 1_700_000_000_000_000_000u64;
+    let root = Span {
+        trace_id: vec![0xab; 16],
+        span_id: vec![1; 8],
+        name: "POST /pay".into(),
+        kind: span::SpanKind::Server as i32,
+        start_time_unix_nano: t0,
+        end_time_unix_nano: t0 + 9_000_000,
+        attributes: vec![
+            kv("http.status_code", any_value::Value::IntValue(500)),
+            kv("retry", any_value::Value::BoolValue(true)),
+        ],
+        status: Some(Status {
+            code: 2,
+            message: "boom".into(),
+        }),
+        events: vec![span::Event {
+            time_unix_nano: t0 + 1,
+            name: "exception".into(),
+            attributes: vec![kv("exception.type", s("ValueError"))],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let child = Span {
+        trace_id: vec![0xab; 16],
+        span_id: vec![2; 8],
+        parent_span_id: vec![1; 8],
+        name: "SELECT".into(),
+        kind: span::SpanKind::Client as i32,
+        start_time_unix_nano: t0 + 1_000_000,
+        end_time_unix_nano: t0 + 3_000_000,
+        links: vec![span::Link {
+            trace_id: vec![0xcd; 16],
+            span_id: vec![3; 8],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let invalid = Span {
+        trace_id: vec![1, 2, 3],
+        span_id: vec![4; 8],
+        name: "bad".into(),
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(),
+            scope_spans: vec![ScopeSpans {
+                scope: scope(),
+                spans: vec![root, child, invalid],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn logs() -> ExportLogsServiceRequest {
+    let t0 = 1_700_000_000_005_000_000u64;
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: resource(),
+            scope_logs: vec![ScopeLogs {
+                scope: scope(),
+                log_records: vec![
+                    LogRecord {
+                        time_unix_nano: t0,
+                        severity_number: 17,
+                        severity_text: "ERROR".into(),
+                        body: Some(AnyValue {
+                            value: Some(s("payment failed")),
+                        }),
+                        attributes: vec![kv("order", any_value::Value::IntValue(42))],
+                        trace_id: vec![0xab; 16],
+                        span_id: vec![1; 8],
+                        ..Default::default()
+                    },
+                    LogRecord {
+                        observed_time_unix_nano: t0 + 1,
+                        severity_text: "warning".into(),
+                        body: Some(AnyValue {
+                            value: Some(s("retrying")),
+                        }),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
+    let ctx = lake.session().await.unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let text = micromegas_lake::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    text.lines()
+        .filter(|l| l.starts_with("| "))
+        .skip(1)
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_grpc_traces_and_logs_land_in_the_lake() {
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
+        lake.clone(),
+        listener,
+        micromegas_otlp_receiver::grpc::DEFAULT_MAX_MESSAGE_BYTES,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let url = format!("http://{addr}");
+    let mut tc = TraceServiceClient::connect(url.clone())
+        .await
+        .unwrap()
+        .send_compressed(CompressionEncoding::Gzip);
+    let reply = tc.export(traces()).await.unwrap().into_inner();
+    let partial = reply.partial_success.expect("one span is invalid");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("trace id has 3 bytes"),
+        "{}",
+        partial.error_message
+    );
+    // A retry of the same request stores nothing new.
+    tc.export(traces()).await.unwrap();
+    let mut lc = LogsServiceClient::connect(url).await.unwrap();
+    let reply = lc.export(logs()).await.unwrap().into_inner();
+    assert!(reply.partial_success.is_none());
+
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT service_name, hostname, property_get(properties, 'deployment.environment') FROM processes"
+        )
+        .await,
+        ["checkout|node-7|prod"]
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT trace_id, span_id, parent_span_id, name, target, kind, status_code, \
+             status_message, duration_ns, property_get(attributes, 'http.status_code'), \
+             property_get(attributes, 'retry') FROM spans ORDER BY start_time"
+        )
+        .await,
+        [
+            "abababababababababababababababab|0101010101010101||POST /pay|checkout.http|SERVER|ERROR|boom|9000000|500|true",
+            "abababababababababababababababab|0202020202020202|0101010101010101|SELECT|checkout.http|CLIENT|UNSET||2000000||",
+        ]
+    );
+    let events = rows(
+        &lake,
+        "SELECT property_get(attributes, 'otel.events') FROM spans WHERE name = 'POST /pay'",
+    )
+    .await;
+    assert!(
+        events[0].contains("\"exception.type\":\"ValueError\""),
+        "{events:?}"
+    );
+    let links = rows(
+        &lake,
+        "SELECT property_get(attributes, 'otel.links') FROM spans WHERE name = 'SELECT'",
+    )
+    .await;
+    assert!(links[0].contains("cdcdcdcd"), "{links:?}");
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT level, severity_number, msg, trace_id, span_id, property_get(properties, 'order') \
+             FROM log_entries ORDER BY time"
+        )
+        .await,
+        [
+            "ERROR|17|payment failed|abababababababababababababababab|0101010101010101|42",
+            "WARN|13|retrying|||",
+        ]
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
