@@ -1,16 +1,22 @@
-//! The OTLP/gRPC services: traces, logs (metrics come next). gzip accepted; the message size
+//! The OTLP/gRPC services: traces, logs and metrics. gzip accepted; the message size
 //! limit applies after decompression; invalid items are reported through `partial_success`
 //! while the valid ones of the same request are kept.
 
 use crate::ingest::store;
-use crate::mapping::{logs, traces, Mapped};
-use micromegas_lake::tables::{log_batch, span_batch};
+use crate::mapping::{logs, metrics, traces, Mapped};
+use micromegas_lake::tables::{log_batch, measure_batch, span_batch};
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -60,11 +66,17 @@ impl OtlpServices {
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_message_bytes);
-        let logs = LogsServiceServer::new(self)
+        let logs = LogsServiceServer::new(self.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_message_bytes);
-        tonic::service::Routes::new(traces).add_service(logs)
+        let metrics = MetricsServiceServer::new(self)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(max_message_bytes);
+        tonic::service::Routes::new(traces)
+            .add_service(logs)
+            .add_service(metrics)
     }
 }
 
@@ -104,6 +116,27 @@ impl LogsService for OtlpServices {
         Ok(Response::new(ExportLogsServiceResponse {
             partial_success: (mapped.rejected > 0).then(|| ExportLogsPartialSuccess {
                 rejected_log_records: mapped.rejected as i64,
+                error_message: message(&mapped),
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for OtlpServices {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let req = request.into_inner();
+        let hash = xxhash_rust::xxh3::xxh3_128(&req.encode_to_vec());
+        let mapped = metrics::map(&req);
+        store(&self.lake, &mapped, measure_batch, hash)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ExportMetricsServiceResponse {
+            partial_success: (mapped.rejected > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: mapped.rejected as i64,
                 error_message: message(&mapped),
             }),
         }))

@@ -4,10 +4,16 @@
 use micromegas_lake::{Lake, LakeOptions};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, summary_data_point, Gauge, Histogram, HistogramDataPoint, Metric,
+    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use tonic::codec::CompressionEncoding;
@@ -138,6 +144,95 @@ fn logs() -> ExportLogsServiceRequest {
     }
 }
 
+fn metrics() -> ExportMetricsServiceRequest {
+    let t = 1_700_000_000_010_000_000u64;
+    let number = |v: number_data_point::Value, attrs: Vec<KeyValue>| NumberDataPoint {
+        time_unix_nano: t,
+        value: Some(v),
+        attributes: attrs,
+        ..Default::default()
+    };
+    let metric = |name: &str, unit: &str, data: metric::Data| Metric {
+        name: name.into(),
+        unit: unit.into(),
+        data: Some(data),
+        ..Default::default()
+    };
+    let histogram = |counts: Vec<u64>| {
+        metric::Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                time_unix_nano: t,
+                count: counts.iter().sum(),
+                sum: Some(12.5),
+                bucket_counts: counts,
+                explicit_bounds: vec![1.0, 5.0],
+                min: Some(0.5),
+                max: Some(7.0),
+                ..Default::default()
+            }],
+            aggregation_temporality: 2,
+        })
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource(),
+            scope_metrics: vec![ScopeMetrics {
+                scope: scope(),
+                metrics: vec![
+                    metric(
+                        "queue.depth",
+                        "{items}",
+                        metric::Data::Gauge(Gauge {
+                            data_points: vec![number(
+                                number_data_point::Value::AsInt(7),
+                                vec![kv("queue", s("orders"))],
+                            )],
+                        }),
+                    ),
+                    metric(
+                        "requests",
+                        "{requests}",
+                        metric::Data::Sum(Sum {
+                            data_points: vec![number(
+                                number_data_point::Value::AsDouble(3.0),
+                                vec![],
+                            )],
+                            aggregation_temporality: 1,
+                            is_monotonic: true,
+                        }),
+                    ),
+                    metric("latency", "s", histogram(vec![1, 2, 1])),
+                    metric("broken", "s", histogram(vec![1])),
+                    metric(
+                        "rpc.duration",
+                        "ms",
+                        metric::Data::Summary(Summary {
+                            data_points: vec![SummaryDataPoint {
+                                time_unix_nano: t,
+                                count: 10,
+                                sum: 55.0,
+                                quantile_values: vec![
+                                    summary_data_point::ValueAtQuantile {
+                                        quantile: 0.5,
+                                        value: 5.0,
+                                    },
+                                    summary_data_point::ValueAtQuantile {
+                                        quantile: 0.99,
+                                        value: 9.9,
+                                    },
+                                ],
+                                ..Default::default()
+                            }],
+                        }),
+                    ),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
 async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
     let ctx = lake.session().await.unwrap();
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
@@ -158,7 +253,7 @@ async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otlp_grpc_traces_and_logs_land_in_the_lake() {
+async fn otlp_grpc_traces_logs_and_metrics_land_in_the_lake() {
     let lake = Lake::open("memory://", LakeOptions::default())
         .await
         .unwrap();
@@ -238,6 +333,36 @@ async fn otlp_grpc_traces_and_logs_land_in_the_lake() {
         [
             "ERROR|17|payment failed|abababababababababababababababab|0101010101010101|42",
             "WARN|13|retrying|||",
+        ]
+    );
+    let mut mc = MetricsServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let reply = mc.export(metrics()).await.unwrap().into_inner();
+    let partial = reply
+        .partial_success
+        .expect("the broken histogram is rejected");
+    assert_eq!(partial.rejected_data_points, 1);
+    assert!(
+        partial.error_message.contains("1 buckets for 2 bounds"),
+        "{}",
+        partial.error_message
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT name, unit, kind, value, property_get(properties, 'queue'), \
+             property_get(properties, 'otel.temporality'), property_get(properties, 'otel.bucket_counts'), \
+             property_get(properties, 'otel.explicit_bounds'), property_get(properties, 'quantile') \
+             FROM measures ORDER BY name, value"
+        )
+        .await,
+        [
+            "latency|s|histogram|12.5||cumulative|1,2,1|1,5|",
+            "queue.depth|{items}|gauge|7.0|orders||||",
+            "requests|{requests}|counter|3.0||delta|||",
+            "rpc.duration|ms|summary|5.0|||||0.5",
+            "rpc.duration|ms|summary|9.9|||||0.99",
         ]
     );
     let _ = stop.send(());

@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod logs;
+pub mod metrics;
 pub mod traces;
 
 use micromegas_lake::catalog::ProcessRow;
