@@ -1,0 +1,169 @@
+//! The official OpenTelemetry Python SDK, with its OTLP/gRPC exporters, sends traces, logs and
+//! metrics to a `micromegas-collector` process; everything comes back from the lake with the
+//! expected values.
+
+use micromegas_lake::{Lake, LakeOptions};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn python() -> Option<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let ok = venv.exists()
+        && Command::new(&venv)
+            .args(["-c", "import opentelemetry.exporter.otlp.proto.grpc"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
+            "the OpenTelemetry Python SDK is required: scripts/test.sh installs it in .venv"
+        );
+        eprintln!("skipped: no .venv with the OpenTelemetry SDK (scripts/test.sh creates it)");
+        return None;
+    }
+    Some(venv)
+}
+
+async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
+    let ctx = lake.session().await.unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let options = micromegas_lake::arrow::util::display::FormatOptions::default();
+    let mut out = Vec::new();
+    for b in &batches {
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| {
+                micromegas_lake::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options)
+                    .unwrap()
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                f.iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_traces_logs_and_metrics() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut collector = Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
+        .arg("--lake")
+        .arg(&lake_dir)
+        .args(["--grpc-addr", &format!("127.0.0.1:{port}")])
+        .env_remove("MICROMEGAS_LAKE")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up, "the collector did not start listening within 10 s");
+
+    let status = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/send_otlp.py"
+        ))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .status()
+        .unwrap();
+    assert!(status.success(), "the Python SDK failed to export");
+
+    // SIGTERM: the collector stops accepting, answers what it accepted, and exits.
+    Command::new("kill")
+        .args(["-TERM", &collector.id().to_string()])
+        .status()
+        .unwrap();
+    let mut exited = None;
+    for _ in 0..200 {
+        if let Some(s) = collector.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let exited = exited.unwrap_or_else(|| {
+        let _ = collector.kill();
+        panic!("the collector did not exit within 10 s of SIGTERM")
+    });
+    assert!(exited.success(), "collector exit status {exited}");
+
+    let lake = Lake::open(lake_dir.to_str().unwrap(), LakeOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT service_name, property_get(properties, 'deployment.environment'), \
+             property_get(properties, 'telemetry.sdk.language') FROM processes"
+        )
+        .await,
+        ["py-shop|test|python"]
+    );
+    let spans = rows(
+        &lake,
+        "SELECT s.name, p.name, s.target, s.kind, s.status_code, s.status_message, \
+         property_get(s.attributes, 'cart.items'), \
+         property_get(s.attributes, 'otel.events') LIKE '%cart.validated%', \
+         length(s.trace_id), s.trace_id = p.trace_id \
+         FROM spans s LEFT JOIN spans p ON s.parent_span_id = p.span_id ORDER BY s.start_time",
+    )
+    .await;
+    assert_eq!(
+        spans,
+        [
+            "checkout||shop.checkout|INTERNAL|UNSET||3|true|32|",
+            "charge_card|checkout|shop.checkout|CLIENT|ERROR|card declined|||32|true",
+        ]
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT l.level, l.severity_number, l.msg, l.target, s.name FROM log_entries l \
+             LEFT JOIN spans s ON l.span_id = s.span_id AND l.trace_id = s.trace_id ORDER BY l.time"
+        )
+        .await,
+        [
+            "ERROR|17|payment failed for order 42|shop.payments|charge_card",
+            "WARN|13|retrying payment|shop.payments|checkout",
+        ]
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT name, unit, kind, value, property_get(properties, 'route'), \
+             property_get(properties, 'item'), property_get(properties, 'otel.count'), \
+             property_get(properties, 'otel.min'), property_get(properties, 'otel.max') \
+             FROM measures ORDER BY name"
+        )
+        .await,
+        [
+            "checkout.latency|ms|histogram|145.0|/pay||4|5|100",
+            "orders|{orders}|counter|3.0|/pay||||",
+            "stock|{items}|gauge|17.0||apple|||",
+        ]
+    );
+}
