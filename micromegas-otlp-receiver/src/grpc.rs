@@ -2,29 +2,26 @@
 //! limit applies after decompression; invalid items are reported through `partial_success`
 //! while the valid ones of the same request are kept.
 
-use crate::ingest::store;
-use crate::mapping::{logs, metrics, traces, Mapped};
-use micromegas_lake::tables::{log_batch, measure_batch, span_batch};
+use crate::export;
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
@@ -44,14 +41,6 @@ fn status(e: LakeError) -> Status {
     } else {
         Status::internal(format!("the lake refused the data: {e}"))
     }
-}
-
-fn message<R>(m: &Mapped<R>) -> String {
-    format!(
-        "{} item(s) rejected; first: {}",
-        m.rejected,
-        m.first_error.as_deref().unwrap_or_default()
-    )
 }
 
 impl OtlpServices {
@@ -86,18 +75,8 @@ impl TraceService for OtlpServices {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let req = request.into_inner();
-        let hash = xxhash_rust::xxh3::xxh3_128(&req.encode_to_vec());
-        let mapped = traces::map(&req);
-        store(&self.lake, &mapped, span_batch, hash)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (mapped.rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: mapped.rejected as i64,
-                error_message: message(&mapped),
-            }),
-        }))
+        let reply = export::traces(&self.lake, &request.into_inner()).await;
+        reply.map(Response::new).map_err(status)
     }
 }
 
@@ -107,18 +86,8 @@ impl LogsService for OtlpServices {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let req = request.into_inner();
-        let hash = xxhash_rust::xxh3::xxh3_128(&req.encode_to_vec());
-        let mapped = logs::map(&req);
-        store(&self.lake, &mapped, log_batch, hash)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (mapped.rejected > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: mapped.rejected as i64,
-                error_message: message(&mapped),
-            }),
-        }))
+        let reply = export::logs(&self.lake, &request.into_inner()).await;
+        reply.map(Response::new).map_err(status)
     }
 }
 
@@ -128,18 +97,8 @@ impl MetricsService for OtlpServices {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let req = request.into_inner();
-        let hash = xxhash_rust::xxh3::xxh3_128(&req.encode_to_vec());
-        let mapped = metrics::map(&req);
-        store(&self.lake, &mapped, measure_batch, hash)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: (mapped.rejected > 0).then(|| ExportMetricsPartialSuccess {
-                rejected_data_points: mapped.rejected as i64,
-                error_message: message(&mapped),
-            }),
-        }))
+        let reply = export::metrics(&self.lake, &request.into_inner()).await;
+        reply.map(Response::new).map_err(status)
     }
 }
 

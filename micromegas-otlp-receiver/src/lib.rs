@@ -30,6 +30,8 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod export;
 pub mod grpc;
+pub mod http;
 pub mod ingest;
 pub mod mapping;

@@ -6,8 +6,9 @@ use micromegas_lake::maintenance::MaintenanceOptions;
 use micromegas_lake::{Lake, LakeOptions, S3Options, DEFAULT_LAKE};
 use std::time::Duration;
 
-/// The micromegas collector: receives OpenTelemetry traces and logs over OTLP/gRPC and writes
-/// them into a lake (acknowledged only once durable), which it keeps materialized, compacted
+/// The micromegas collector: receives OpenTelemetry traces, logs and metrics over OTLP (gRPC
+/// and HTTP, protobuf or JSON) and native blocks (HTTP POST /v1/native), and writes them into
+/// a lake (acknowledged only once durable), which it keeps materialized, compacted
 /// and, if asked, trimmed to a retention age.
 #[derive(Debug, Parser)]
 #[command(name = "micromegas-collector", version, about, long_about)]
@@ -28,6 +29,10 @@ struct Args {
     /// Address of the OTLP/gRPC server.
     #[arg(long, env = "MICROMEGAS_GRPC_ADDR", default_value = "127.0.0.1:4317")]
     grpc_addr: String,
+
+    /// Address of the OTLP/HTTP server (also native blocks at /v1/native and /health).
+    #[arg(long, env = "MICROMEGAS_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    http_addr: String,
 
     /// Largest request accepted, in MiB, after decompression.
     #[arg(long, env = "MICROMEGAS_MAX_MESSAGE_MIB", default_value_t = 64)]
@@ -79,22 +84,45 @@ async fn main() -> anyhow::Result<()> {
         },
         |e| eprintln!("maintenance: {e}"),
     );
-    let listener = tokio::net::TcpListener::bind(&args.grpc_addr)
+    let grpc = tokio::net::TcpListener::bind(&args.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--grpc-addr)", args.grpc_addr))?;
+    let http = tokio::net::TcpListener::bind(&args.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (--http-addr)", args.http_addr))?;
     eprintln!(
-        "micromegas-collector: OTLP/gRPC on {}, lake {}",
-        listener.local_addr()?,
+        "micromegas-collector: OTLP/gRPC on {}, OTLP/HTTP and native blocks on {}, lake {}",
+        grpc.local_addr()?,
+        http.local_addr()?,
         args.lake
     );
-    micromegas_otlp_receiver::grpc::serve(
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let max = args.max_message_mib << 20;
+    let grpc_server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
+        lake.clone(),
+        grpc,
+        max,
+        wait(stopping.clone()),
+    ));
+    let http_server = tokio::spawn(micromegas_otlp_receiver::http::serve(
         lake,
-        listener,
-        args.max_message_mib << 20,
-        shutdown_signal(),
-    )
-    .await
-    .context("gRPC server failed")?;
+        http,
+        max,
+        wait(stopping),
+    ));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    grpc_server
+        .await
+        .context("gRPC server task")?
+        .context("gRPC server failed")?;
+    http_server
+        .await
+        .context("HTTP server task")?
+        .context("HTTP server failed")?;
     eprintln!("micromegas-collector: stopping; requests in flight were answered");
     maintenance.stop().await;
     Ok(())

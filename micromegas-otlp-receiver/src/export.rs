@@ -1,0 +1,74 @@
+//! One export per signal, shared by the gRPC and HTTP servers: map, store durably, answer
+//! with the partial success of what was rejected.
+
+use crate::ingest::store;
+use crate::mapping::{logs, metrics, traces, Mapped};
+use micromegas_lake::tables::{log_batch, measure_batch, span_batch};
+use micromegas_lake::{Lake, LakeError};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+fn message<R>(m: &Mapped<R>) -> String {
+    format!(
+        "{} item(s) rejected; first: {}",
+        m.rejected,
+        m.first_error.as_deref().unwrap_or_default()
+    )
+}
+
+fn hash(req: &impl Message) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(&req.encode_to_vec())
+}
+
+/// Stores the spans of a request.
+pub async fn traces(
+    lake: &Lake,
+    req: &ExportTraceServiceRequest,
+) -> Result<ExportTraceServiceResponse, LakeError> {
+    let mapped = traces::map(req);
+    store(lake, &mapped, span_batch, hash(req)).await?;
+    Ok(ExportTraceServiceResponse {
+        partial_success: (mapped.rejected > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: mapped.rejected as i64,
+            error_message: message(&mapped),
+        }),
+    })
+}
+
+/// Stores the log records of a request.
+pub async fn logs(
+    lake: &Lake,
+    req: &ExportLogsServiceRequest,
+) -> Result<ExportLogsServiceResponse, LakeError> {
+    let mapped = logs::map(req);
+    store(lake, &mapped, log_batch, hash(req)).await?;
+    Ok(ExportLogsServiceResponse {
+        partial_success: (mapped.rejected > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: mapped.rejected as i64,
+            error_message: message(&mapped),
+        }),
+    })
+}
+
+/// Stores the data points of a request.
+pub async fn metrics(
+    lake: &Lake,
+    req: &ExportMetricsServiceRequest,
+) -> Result<ExportMetricsServiceResponse, LakeError> {
+    let mapped = metrics::map(req);
+    store(lake, &mapped, measure_batch, hash(req)).await?;
+    Ok(ExportMetricsServiceResponse {
+        partial_success: (mapped.rejected > 0).then(|| ExportMetricsPartialSuccess {
+            rejected_data_points: mapped.rejected as i64,
+            error_message: message(&mapped),
+        }),
+    })
+}

@@ -1,0 +1,223 @@
+//! OTLP/HTTP (protobuf and JSON, gzip), native block ingest and health on a real server on
+//! loopback; bad input gets the documented error and the server keeps serving.
+
+use micromegas_lake::{Lake, LakeOptions};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message;
+use std::io::Write;
+use std::sync::Arc;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn spans() -> ExportTraceServiceRequest {
+    let span = |id: u8, trace: Vec<u8>| Span {
+        trace_id: trace,
+        span_id: vec![id; 8],
+        name: format!("op{id}"),
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_000_000_500,
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span(1, vec![9; 16]), span(2, vec![0; 16])],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+const JSON_LOGS: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json-svc"}}]},"scopeLogs":[{"scope":{"name":"js"},"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":13,"body":{"stringValue":"hello json"},"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
+
+async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
+    let ctx = lake.session().await.unwrap();
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let options = micromegas_lake::arrow::util::display::FormatOptions::default();
+    let mut out = Vec::new();
+    for b in &batches {
+        let f: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| {
+                micromegas_lake::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options)
+                    .unwrap()
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            let cells: Vec<String> = f.iter().map(|f| f.value(r).to_string()).collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}
+
+fn native_batch() -> Vec<u8> {
+    let sink = Arc::new(micromegas_core::sink::MemorySink::new());
+    let guard = micromegas_core::init(
+        sink.clone(),
+        micromegas_core::Options::default().service_name("native-app"),
+    )
+    .unwrap();
+    micromegas_core::info!("native {}", 1);
+    micromegas_core::info!("native {}", 2);
+    guard.shutdown();
+    let batches = sink.batches();
+    assert_eq!(batches.len(), 1);
+    batches[0].encode()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_http_native_ingest_and_errors() {
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(micromegas_otlp_receiver::http::serve(
+        lake.clone(),
+        listener,
+        64 * 1024,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let post = |path: &str, ct: &str, body: Vec<u8>, gz: bool| {
+        let mut r = client
+            .post(format!("{base}{path}"))
+            .header("content-type", ct)
+            .body(if gz { gzip(&body) } else { body });
+        if gz {
+            r = r.header("content-encoding", "gzip");
+        }
+        r.send()
+    };
+
+    // Protobuf, gzip: one valid span kept, the all-zero trace id rejected.
+    let r = post(
+        "/v1/traces",
+        "application/x-protobuf",
+        spans().encode_to_vec(),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let reply = ExportTraceServiceResponse::decode(r.bytes().await.unwrap()).unwrap();
+    let partial = reply.partial_success.unwrap();
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(partial.error_message.contains("all zeros"));
+
+    // JSON.
+    let r = post("/v1/logs", "application/json", JSON_LOGS.into(), false)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+
+    // Native blocks, twice: stored once.
+    let batch = native_batch();
+    let r = post(
+        "/v1/native",
+        micromegas_otlp_receiver::http::NATIVE_CONTENT_TYPE,
+        batch.clone(),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(v["blocks_written"].as_u64().unwrap() > 0, "{v}");
+    let r = post(
+        "/v1/native",
+        micromegas_otlp_receiver::http::NATIVE_CONTENT_TYPE,
+        batch,
+        false,
+    )
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["blocks_written"], 0, "{v}");
+
+    // Bad input: the documented status, and the server keeps serving.
+    let bad = [
+        ("/v1/traces", "text/plain", b"x".to_vec(), false, 415),
+        (
+            "/v1/traces",
+            "application/x-protobuf",
+            vec![0x0a, 0xff, 0xff],
+            false,
+            400,
+        ),
+        (
+            "/v1/logs",
+            "application/json",
+            b"{\"resourceLogs\": 7}".to_vec(),
+            false,
+            400,
+        ),
+        (
+            "/v1/traces",
+            "application/x-protobuf",
+            vec![0; 100 * 1024],
+            false,
+            413,
+        ),
+        (
+            "/v1/traces",
+            "application/x-protobuf",
+            vec![0; 10 << 20],
+            true,
+            413,
+        ),
+        (
+            "/v1/native",
+            "application/x-micromegas-transit",
+            b"MMTBgarbage".to_vec(),
+            false,
+            400,
+        ),
+        ("/v1/native", "text/plain", b"x".to_vec(), false, 415),
+    ];
+    for (path, ct, body, gz, status) in bad {
+        let r = post(path, ct, body, gz).await.unwrap();
+        assert_eq!(r.status(), status, "{path} {ct} gzip={gz}");
+    }
+    let r = client
+        .post(format!("{base}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .header("content-encoding", "gzip")
+        .body(b"not gzip".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    assert_eq!(rows(&lake, "SELECT name FROM spans").await, ["op1"]);
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT service_name, level, msg, trace_id, span_id FROM log_entries ORDER BY service_name, msg"
+        )
+        .await,
+        [
+            "json-svc|WARN|hello json|5b8efff798038103d269b633813fc60c|eee19b7ec3c1b174",
+            "native-app|INFO|native 1||",
+            "native-app|INFO|native 2||",
+        ]
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
