@@ -40,6 +40,29 @@ struct RpcStatus {
     message: String,
 }
 
+/// A refused request: its status and message, answered in the request's encoding.
+struct Reject {
+    status: StatusCode,
+    message: String,
+    enc: Encoding,
+}
+
+impl Reject {
+    fn new(status: StatusCode, message: impl Into<String>, enc: Encoding) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            enc,
+        }
+    }
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        error(self.status, self.message, self.enc)
+    }
+}
+
 fn error(status: StatusCode, message: impl Into<String>, enc: Encoding) -> Response {
     let body = RpcStatus {
         code: match status {
@@ -98,7 +121,7 @@ fn read_body(
     body: Bytes,
     max: usize,
     enc: Encoding,
-) -> Result<Vec<u8>, Response> {
+) -> Result<Vec<u8>, Reject> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -106,7 +129,7 @@ fn read_body(
         .trim()
         .to_ascii_lowercase();
     let too_large = || {
-        error(
+        Reject::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the body is over the limit of {max} bytes (after decompression)"),
             enc,
@@ -123,7 +146,7 @@ fn read_body(
             let mut out = Vec::new();
             let mut reader = flate2::read::GzDecoder::new(&body[..]).take(max as u64 + 1);
             reader.read_to_end(&mut out).map_err(|e| {
-                error(
+                Reject::new(
                     StatusCode::BAD_REQUEST,
                     format!("invalid gzip body: {e}"),
                     enc,
@@ -134,7 +157,7 @@ fn read_body(
             }
             Ok(out)
         }
-        other => Err(error(
+        other => Err(Reject::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("unsupported Content-Encoding '{other}'; use gzip or none"),
             enc,
@@ -155,7 +178,7 @@ fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// Decodes an OTLP request of either encoding.
-fn request<R>(headers: &HeaderMap, body: Bytes, max: usize) -> Result<(R, Encoding), Response>
+fn request<R>(headers: &HeaderMap, body: Bytes, max: usize) -> Result<(R, Encoding), Reject>
 where
     R: Message + Default + serde::de::DeserializeOwned,
 {
@@ -163,7 +186,7 @@ where
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" => Encoding::Json,
         other => {
-            return Err(error(
+            return Err(Reject::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
                     "unsupported Content-Type '{other}'; use application/x-protobuf or \
@@ -179,7 +202,7 @@ where
         Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
     };
     decoded.map(|r| (r, enc)).map_err(|e| {
-        error(
+        Reject::new(
             StatusCode::BAD_REQUEST,
             format!("invalid OTLP request: {e}"),
             enc,
@@ -193,7 +216,7 @@ async fn traces(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> 
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error(e, enc),
         },
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -203,7 +226,7 @@ async fn logs(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Re
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error(e, enc),
         },
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -213,7 +236,7 @@ async fn metrics(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) ->
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error(e, enc),
         },
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -238,7 +261,7 @@ async fn native(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> 
     }
     let bytes = match read_body(&headers, body, s.max_bytes, enc) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match s.lake.write_encoded(&bytes).await {
         Ok(o) => encode(
