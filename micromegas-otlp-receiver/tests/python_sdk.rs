@@ -4,14 +4,17 @@
 
 use micromegas_lake::{Lake, LakeOptions};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn python() -> Option<PathBuf> {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     let ok = venv.exists()
         && Command::new(&venv)
-            .args(["-c", "import opentelemetry.exporter.otlp.proto.grpc"])
+            .args([
+                "-c",
+                "import opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http",
+            ])
             .status()
             .is_ok_and(|s| s.success());
     if !ok {
@@ -51,22 +54,41 @@ async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_sdk_traces_logs_and_metrics() {
-    let Some(python) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let lake_dir = dir.path().join("lake");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_over_grpc() {
+    python_sdk("grpc").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_over_http() {
+    python_sdk("http").await;
+}
+
+/// The SDK sends traces, logs and metrics over `protocol` (`grpc` or `http`).
+async fn python_sdk(protocol: &str) {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let (grpc_port, http_port) = (free_port(), free_port());
+    let port = if protocol == "http" {
+        http_port
+    } else {
+        grpc_port
+    };
     let mut collector = Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
         .arg("--lake")
         .arg(&lake_dir)
-        .args(["--grpc-addr", &format!("127.0.0.1:{port}")])
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
+        .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
         .env_remove("MICROMEGAS_LAKE")
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut up = false;
@@ -79,17 +101,31 @@ async fn python_sdk_traces_logs_and_metrics() {
     }
     assert!(up, "the collector did not start listening within 10 s");
 
-    let status = Command::new(&python)
+    let mut sdk = Command::new(&python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/python/send_otlp.py"
         ))
+        .arg(protocol)
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://127.0.0.1:{port}"),
         )
-        .status()
+        .spawn()
         .unwrap();
+    let mut status = None;
+    for _ in 0..1200 {
+        if let Some(s) = sdk.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = status.unwrap_or_else(|| {
+        let _ = sdk.kill();
+        let _ = collector.kill();
+        panic!("the Python SDK did not finish within 120 s")
+    });
     assert!(status.success(), "the Python SDK failed to export");
 
     // SIGTERM: the collector stops accepting, answers what it accepted, and exits.

@@ -1,14 +1,24 @@
-"""Sends traces, logs and metrics with the official OpenTelemetry Python SDK and its OTLP/gRPC
-exporters to the endpoint in OTEL_EXPORTER_OTLP_ENDPOINT, then flushes and exits.
+"""Sends traces, logs and metrics with the official OpenTelemetry Python SDK and its OTLP
+exporters (gRPC, or HTTP/protobuf with the argument `http`) to the endpoint in
+OTEL_EXPORTER_OTLP_ENDPOINT, then flushes and exits.
 """
 import logging
 import sys
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
-from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+if len(sys.argv) > 1 and sys.argv[1] == "http":
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    OPTIONS = {}
+else:
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    OPTIONS = {"insecure": True}
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -17,19 +27,38 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+# Every export's result: the script fails if any export did not succeed.
+failures = []
+
+
+def checked(exporter):
+    original = exporter.export
+
+    def export(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if getattr(result, "name", "SUCCESS") != "SUCCESS":
+            failures.append(f"{type(exporter).__name__}: {result}")
+        return result
+
+    exporter.export = export
+    return exporter
+
+
 resource = Resource.create({"service.name": "py-shop", "deployment.environment": "test"})
 
 tracer_provider = TracerProvider(resource=resource)
-tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(insecure=True)))
+tracer_provider.add_span_processor(BatchSpanProcessor(checked(OTLPSpanExporter(**OPTIONS))))
 trace.set_tracer_provider(tracer_provider)
 
 logger_provider = LoggerProvider(resource=resource)
-logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(insecure=True)))
+logger_provider.add_log_record_processor(BatchLogRecordProcessor(checked(OTLPLogExporter(**OPTIONS))))
 set_logger_provider(logger_provider)
 logging.getLogger().addHandler(LoggingHandler(level=logging.INFO, logger_provider=logger_provider))
 logging.getLogger().setLevel(logging.INFO)
 
-reader = PeriodicExportingMetricReader(OTLPMetricExporter(insecure=True), export_interval_millis=60_000)
+reader = PeriodicExportingMetricReader(
+    checked(OTLPMetricExporter(**OPTIONS)), export_interval_millis=60_000
+)
 meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
 metrics.set_meter_provider(meter_provider)
 
@@ -57,4 +86,6 @@ ok = tracer_provider.force_flush() and logger_provider.force_flush()
 tracer_provider.shutdown()
 logger_provider.shutdown()
 meter_provider.shutdown()
-sys.exit(0 if ok else 1)
+if failures or not ok:
+    print("export failed:", failures or "flush timed out", file=sys.stderr)
+    sys.exit(1)
