@@ -2,6 +2,7 @@
 //! limit applies after decompression; invalid items are reported through `partial_success`
 //! while the valid ones of the same request are kept.
 
+use crate::auth::Tokens;
 use crate::export;
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
@@ -23,6 +24,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 /// Default largest request, after decompression: 64 MiB, as the OTLP specification
@@ -49,8 +51,9 @@ impl OtlpServices {
         Self { lake }
     }
 
-    /// The tonic router with every service, gzip accepted, `max_message_bytes` enforced.
-    pub fn router(self, max_message_bytes: usize) -> tonic::service::Routes {
+    /// The tonic router with every service, gzip accepted, `max_message_bytes` enforced,
+    /// `tokens` required.
+    pub fn router(self, max_message_bytes: usize, tokens: &Tokens) -> tonic::service::Routes {
         let traces = TraceServiceServer::new(self.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
@@ -63,9 +66,9 @@ impl OtlpServices {
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_message_bytes);
-        tonic::service::Routes::new(traces)
-            .add_service(logs)
-            .add_service(metrics)
+        tonic::service::Routes::new(InterceptedService::new(traces, tokens.interceptor()))
+            .add_service(InterceptedService::new(logs, tokens.interceptor()))
+            .add_service(InterceptedService::new(metrics, tokens.interceptor()))
     }
 }
 
@@ -107,11 +110,12 @@ pub async fn serve(
     lake: Lake,
     listener: tokio::net::TcpListener,
     max_message_bytes: usize,
+    tokens: Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()
-        .add_routes(OtlpServices::new(lake).router(max_message_bytes))
+        .add_routes(OtlpServices::new(lake).router(max_message_bytes, &tokens))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

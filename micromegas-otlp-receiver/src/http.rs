@@ -5,6 +5,7 @@
 //! 503 with `Retry-After` when the lake cannot take the data now; the body is a `Status`
 //! message in the request's encoding.
 
+use crate::auth::Tokens;
 use crate::export;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -291,16 +292,47 @@ async fn health(State(s): State<HttpState>) -> Response {
     }
 }
 
-/// The HTTP routes, writing into `lake`, bodies limited to `max_bytes` (after decompression).
-pub fn router(lake: Lake, max_bytes: usize) -> Router {
-    Router::new()
+async fn require_token(
+    State(tokens): State<Tokens>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if tokens.accepts(header) {
+        next.run(request).await
+    } else {
+        let json = content_type(request.headers()) == "application/json";
+        let enc = if json {
+            Encoding::Json
+        } else {
+            Encoding::Protobuf
+        };
+        error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (Authorization: Bearer <token>)",
+            enc,
+        )
+    }
+}
+
+/// The HTTP routes, writing into `lake`, bodies limited to `max_bytes` (after decompression),
+/// ingest requiring one of `tokens` (health does not).
+pub fn router(lake: Lake, max_bytes: usize, tokens: Tokens) -> Router {
+    let state = HttpState { lake, max_bytes };
+    let ingest = Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/logs", post(logs))
         .route("/v1/metrics", post(metrics))
         .route("/v1/native", post(native))
-        .route("/health", get(health))
         .layer(DefaultBodyLimit::max(max_bytes))
-        .with_state(HttpState { lake, max_bytes })
+        .route_layer(axum::middleware::from_fn_with_state(tokens, require_token));
+    Router::new()
+        .merge(ingest)
+        .route("/health", get(health))
+        .with_state(state)
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes; requests in flight finish.
@@ -308,9 +340,10 @@ pub async fn serve(
     lake: Lake,
     listener: tokio::net::TcpListener,
     max_bytes: usize,
+    tokens: Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(lake, max_bytes))
+    axum::serve(listener, router(lake, max_bytes, tokens))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -30,6 +30,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod export;
 pub mod grpc;
 pub mod http;

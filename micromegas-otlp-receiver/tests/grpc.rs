@@ -264,6 +264,7 @@ async fn otlp_grpc_traces_logs_and_metrics_land_in_the_lake() {
         lake.clone(),
         listener,
         micromegas_otlp_receiver::grpc::DEFAULT_MAX_MESSAGE_BYTES,
+        Default::default(),
         async {
             let _ = stopped.await;
         },

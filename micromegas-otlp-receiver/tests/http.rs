@@ -87,6 +87,7 @@ async fn otlp_http_native_ingest_and_errors() {
         lake.clone(),
         listener,
         64 * 1024,
+        Default::default(),
         async {
             let _ = stopped.await;
         },

@@ -38,6 +38,16 @@ struct Args {
     #[arg(long, env = "MICROMEGAS_MAX_MESSAGE_MIB", default_value_t = 64)]
     max_message_mib: usize,
 
+    /// Require `Authorization: Bearer <token>` on ingest, with one of these tokens (repeat
+    /// the flag, or separate with commas in the variable). Default: no authentication.
+    #[arg(
+        long = "auth-token",
+        env = "MICROMEGAS_AUTH_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    auth_tokens: Vec<String>,
+
     /// Delete data older than this age (e.g. 30d, 12h); default: keep everything.
     #[arg(long, env = "MICROMEGAS_RETENTION", value_parser = micromegas_lake::retention::parse_age)]
     retention: Option<Duration>,
@@ -101,16 +111,24 @@ async fn main() -> anyhow::Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let max = args.max_message_mib << 20;
+    let tokens = micromegas_otlp_receiver::auth::Tokens::new(args.auth_tokens.clone());
+    if tokens.is_open() {
+        eprintln!(
+            "micromegas-collector: no --auth-token: ingest is open to anyone who can connect"
+        );
+    }
     let grpc_server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
         lake.clone(),
         grpc,
         max,
+        tokens.clone(),
         wait(stopping.clone()),
     ));
     let http_server = tokio::spawn(micromegas_otlp_receiver::http::serve(
         lake,
         http,
         max,
+        tokens,
         wait(stopping),
     ));
     shutdown_signal().await;
