@@ -29,6 +29,7 @@
 
 pub mod access;
 pub mod catalog;
+pub mod cli;
 mod error;
 pub mod location;
 pub mod maintenance;

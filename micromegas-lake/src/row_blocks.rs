@@ -138,15 +138,8 @@ impl Lake {
                 format: FORMAT_ARROW.into(),
             });
         }
-        if rows.blocks.is_empty() {
-            return Ok(outcome);
-        }
-        outcome.object_bytes = object.len() as u64;
-        rows.object = Some((key.clone(), min_time, max_time, object.len() as i64));
-        self.put_durable(&key, object).await?;
-        outcome.blocks_written = self.catalog().insert(&rows).await?;
-        outcome.blocks_skipped += rows.blocks.len() as u64 - outcome.blocks_written;
-        Ok(outcome)
+        self.commit_object(key, object, (min_time, max_time), rows, outcome)
+            .await
     }
 
     /// Reads row blocks back: every batch of the blocks that decode, and the reasons of those

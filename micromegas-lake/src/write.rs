@@ -125,6 +125,20 @@ impl Lake {
                 });
             }
         }
+        self.commit_object(key, object, (min_time, max_time), rows, outcome)
+            .await
+    }
+
+    /// Makes `object` durable under `key`, then commits `rows` (which refer to it) to the
+    /// catalog; nothing is written when `rows` has no block.
+    pub(crate) async fn commit_object(
+        &self,
+        key: String,
+        object: Vec<u8>,
+        (min_time, max_time): (i64, i64),
+        mut rows: WriteRows,
+        mut outcome: WriteOutcome,
+    ) -> Result<WriteOutcome> {
         if rows.blocks.is_empty() {
             return Ok(outcome);
         }

@@ -1,6 +1,10 @@
 //! OTLP/gRPC into the lake through a real server on loopback: traces and logs with their
 //! fields, gzip, partial success for invalid items, idempotent retries.
 
+mod common;
+
+use common::rows;
+
 use micromegas_lake::{Lake, LakeOptions};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -231,25 +235,6 @@ fn metrics() -> ExportMetricsServiceRequest {
             ..Default::default()
         }],
     }
-}
-
-async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
-    let ctx = lake.session().await.unwrap();
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let text = micromegas_lake::arrow::util::pretty::pretty_format_batches(&batches)
-        .unwrap()
-        .to_string();
-    text.lines()
-        .filter(|l| l.starts_with("| "))
-        .skip(1)
-        .map(|l| {
-            l.trim_matches('|')
-                .split('|')
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join("|")
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,10 @@
 //! OTLP/HTTP (protobuf and JSON, gzip), native block ingest and health on a real server on
 //! loopback; bad input gets the documented error and the server keeps serving.
 
+mod common;
+
+use common::rows;
+
 use micromegas_lake::{Lake, LakeOptions};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -37,28 +41,6 @@ fn spans() -> ExportTraceServiceRequest {
 }
 
 const JSON_LOGS: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json-svc"}}]},"scopeLogs":[{"scope":{"name":"js"},"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":13,"body":{"stringValue":"hello json"},"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
-
-async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
-    let ctx = lake.session().await.unwrap();
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let options = micromegas_lake::arrow::util::display::FormatOptions::default();
-    let mut out = Vec::new();
-    for b in &batches {
-        let f: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| {
-                micromegas_lake::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options)
-                    .unwrap()
-            })
-            .collect();
-        for r in 0..b.num_rows() {
-            let cells: Vec<String> = f.iter().map(|f| f.value(r).to_string()).collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out
-}
 
 fn native_batch() -> Vec<u8> {
     let sink = Arc::new(micromegas_core::sink::MemorySink::new());

@@ -2,6 +2,10 @@
 //! metrics to a `micromegas-collector` process; everything comes back from the lake with the
 //! expected values.
 
+mod common;
+
+use common::rows;
+
 use micromegas_lake::{Lake, LakeOptions};
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,32 +30,6 @@ fn python() -> Option<PathBuf> {
         return None;
     }
     Some(venv)
-}
-
-async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
-    let ctx = lake.session().await.unwrap();
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    let options = micromegas_lake::arrow::util::display::FormatOptions::default();
-    let mut out = Vec::new();
-    for b in &batches {
-        let f: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| {
-                micromegas_lake::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options)
-                    .unwrap()
-            })
-            .collect();
-        for r in 0..b.num_rows() {
-            out.push(
-                f.iter()
-                    .map(|f| f.value(r).to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            );
-        }
-    }
-    out
 }
 
 fn free_port() -> u16 {

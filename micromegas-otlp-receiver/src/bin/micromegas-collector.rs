@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use micromegas_lake::maintenance::MaintenanceOptions;
-use micromegas_lake::{Lake, LakeOptions, S3Options, DEFAULT_LAKE};
+use micromegas_lake::Lake;
 use std::time::Duration;
 
 /// The micromegas collector: receives OpenTelemetry traces, logs and metrics over OTLP (gRPC
@@ -13,18 +13,8 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "micromegas-collector", version, about, long_about)]
 struct Args {
-    /// The lake: a directory, file://DIR, s3://bucket/prefix or memory://.
-    #[arg(long, env = "MICROMEGAS_LAKE", default_value = DEFAULT_LAKE)]
-    lake: String,
-
-    /// Catalog database (postgres://user:password@host/db); default: SQLite inside a local
-    /// lake.
-    #[arg(long, env = "MICROMEGAS_CATALOG", hide_env_values = true)]
-    catalog: Option<String>,
-
-    /// S3 endpoint, e.g. http://127.0.0.1:8333 (default: AWS_ENDPOINT_URL).
-    #[arg(long, env = "MICROMEGAS_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
+    #[command(flatten)]
+    lake: micromegas_lake::cli::LakeArgs,
 
     /// Address of the OTLP/gRPC server.
     #[arg(long, env = "MICROMEGAS_GRPC_ADDR", default_value = "127.0.0.1:4317")]
@@ -77,16 +67,9 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let options = LakeOptions {
-        catalog: args.catalog.clone(),
-        s3: S3Options {
-            endpoint: args.s3_endpoint.clone(),
-            ..Default::default()
-        },
-    };
-    let lake = Lake::open(&args.lake, options)
+    let lake = Lake::open(&args.lake.lake, args.lake.options())
         .await
-        .with_context(|| format!("cannot open the lake at {}", args.lake))?;
+        .with_context(|| format!("cannot open the lake at {}", args.lake.lake))?;
     let maintenance = lake.spawn_maintenance(
         MaintenanceOptions {
             retention: args.retention,
@@ -104,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
         "micromegas-collector: OTLP/gRPC on {}, OTLP/HTTP and native blocks on {}, lake {}",
         grpc.local_addr()?,
         http.local_addr()?,
-        args.lake
+        args.lake.lake
     );
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

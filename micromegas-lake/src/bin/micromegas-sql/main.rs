@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::parser::DFParser;
-use micromegas_lake::{Lake, LakeOptions, ViewTable, DEFAULT_LAKE};
+use micromegas_lake::{Lake, ViewTable};
 use output::Format;
 use std::io::Write;
 use std::process::ExitCode;
@@ -21,18 +21,8 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "micromegas-sql", version, about, long_about)]
 struct Args {
-    /// The lake: a directory, file://DIR, s3://bucket/prefix or memory://.
-    #[arg(long, env = "MICROMEGAS_LAKE", default_value = DEFAULT_LAKE)]
-    lake: String,
-
-    /// Catalog database (postgres://user:password@host/db); default: the SQLite catalog
-    /// inside a local lake.
-    #[arg(long, env = "MICROMEGAS_CATALOG", hide_env_values = true)]
-    catalog: Option<String>,
-
-    /// S3 endpoint, e.g. http://127.0.0.1:8333 (default: AWS_ENDPOINT_URL).
-    #[arg(long, env = "MICROMEGAS_S3_ENDPOINT")]
-    s3_endpoint: Option<String>,
+    #[command(flatten)]
+    lake: micromegas_lake::cli::LakeArgs,
 
     /// Run these SQL statements (separated by `;`) and exit.
     #[arg(short = 'c', long = "command", conflicts_with = "file")]
@@ -103,16 +93,9 @@ pub fn describe(e: &anyhow::Error) -> String {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let options = LakeOptions {
-        catalog: args.catalog.clone(),
-        s3: micromegas_lake::S3Options {
-            endpoint: args.s3_endpoint.clone(),
-            ..Default::default()
-        },
-    };
-    let lake = Lake::open(&args.lake, options)
+    let lake = Lake::open(&args.lake.lake, args.lake.options())
         .await
-        .with_context(|| format!("cannot open the lake at {}", args.lake))?;
+        .with_context(|| format!("cannot open the lake at {}", args.lake.lake))?;
     match &args.action {
         Some(Action::Materialize) => {
             for table in ViewTable::ALL {

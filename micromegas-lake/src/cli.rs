@@ -1,0 +1,33 @@
+//! Command-line options shared by the binaries that open a lake.
+
+use crate::{LakeOptions, S3Options, DEFAULT_LAKE};
+
+/// Where the lake is and how to reach it (`--lake`, `--catalog`, `--s3-endpoint`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LakeArgs {
+    /// The lake: a directory, file://DIR, s3://bucket/prefix or memory://.
+    #[arg(long, env = "MICROMEGAS_LAKE", default_value = DEFAULT_LAKE)]
+    pub lake: String,
+
+    /// Catalog database (postgres://user:password@host/db); default: the SQLite catalog
+    /// inside a local lake.
+    #[arg(long, env = "MICROMEGAS_CATALOG", hide_env_values = true)]
+    pub catalog: Option<String>,
+
+    /// S3 endpoint, e.g. http://127.0.0.1:8333 (default: AWS_ENDPOINT_URL).
+    #[arg(long, env = "MICROMEGAS_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+}
+
+impl LakeArgs {
+    /// The options to open the lake with.
+    pub fn options(&self) -> LakeOptions {
+        LakeOptions {
+            catalog: self.catalog.clone(),
+            s3: S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                ..Default::default()
+            },
+        }
+    }
+}
