@@ -12,7 +12,6 @@ use arrow::array::{Array, RecordBatch, TimestampNanosecondArray};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow::ipc::CompressionType;
-use std::collections::HashSet;
 
 /// Rows of one table from one process.
 #[derive(Debug, Clone)]
@@ -83,12 +82,7 @@ impl Lake {
             }
         }
         let ids: Vec<String> = blocks.iter().map(|b| b.block_id.to_string()).collect();
-        let existing = self.catalog().existing_blocks(&ids).await?;
-        let mut seen: HashSet<String> = existing.clone();
-        let mut outcome = WriteOutcome {
-            blocks_skipped: existing.len() as u64,
-            ..Default::default()
-        };
+        let (mut seen, mut outcome) = self.known_blocks(&ids).await?;
         let now = now_nanos();
         let key = crate::write::raw_object_key(now, "arrows");
         let (mut object, mut rows) = (Vec::new(), WriteRows::default());

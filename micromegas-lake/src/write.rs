@@ -39,12 +39,7 @@ impl Lake {
             .iter()
             .flat_map(|b| b.blocks.iter().map(|k| k.header.block_id.to_string()))
             .collect();
-        let existing = self.catalog().existing_blocks(&ids).await?;
-        let mut seen: HashSet<String> = existing.clone();
-        let mut outcome = WriteOutcome {
-            blocks_skipped: existing.len() as u64,
-            ..Default::default()
-        };
+        let (mut seen, mut outcome) = self.known_blocks(&ids).await?;
         let now = now_nanos();
         let mut object = Vec::new();
         let mut rows = WriteRows::default();
@@ -127,6 +122,20 @@ impl Lake {
         }
         self.commit_object(key, object, (min_time, max_time), rows, outcome)
             .await
+    }
+
+    /// The blocks among `ids` the lake already has (the start of the set a write skips), and
+    /// an outcome that counts them as skipped.
+    pub(crate) async fn known_blocks(
+        &self,
+        ids: &[String],
+    ) -> Result<(HashSet<String>, WriteOutcome)> {
+        let existing = self.catalog().existing_blocks(ids).await?;
+        let outcome = WriteOutcome {
+            blocks_skipped: existing.len() as u64,
+            ..Default::default()
+        };
+        Ok((existing, outcome))
     }
 
     /// Makes `object` durable under `key`, then commits `rows` (which refer to it) to the
