@@ -175,7 +175,19 @@ impl Lake {
         }
         let (mut batches, unreadable) = self.read_row_blocks(row_blocks).await?;
         bad.extend(unreadable);
+        let read = batches.len();
         batches.retain(|b| b.schema().fields() == table.schema().fields());
+        if batches.len() < read {
+            // Writes check the schema, so only a damaged or foreign object gets here: report it.
+            bad.push((
+                "row blocks".into(),
+                format!(
+                    "{} batch(es) without the schema of {}",
+                    read - batches.len(),
+                    table.name()
+                ),
+            ));
+        }
         batches.push(native);
         Ok(arrow::compute::concat_batches(&table.schema(), &batches)?)
     }
