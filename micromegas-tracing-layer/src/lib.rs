@@ -7,6 +7,7 @@
 //! - [`LogBridge`]: a `log::Log`;
 //! - [`MicromegasRecorder`]: a `metrics` 0.24 `Recorder`;
 //! - [`init`]: all three in one call, configured from the environment.
+//! - `network::NetworkSink` (feature `network`): sends the blocks to a micromegas collector.
 //!
 //! ```
 //! use micromegas_core::sink::MemorySink;
@@ -36,6 +37,8 @@ mod fields;
 mod layer;
 mod log_bridge;
 mod metrics_recorder;
+#[cfg(feature = "network")]
+pub mod network;
 
 pub use config::{init, Builder, InitError};
 pub use layer::{MicromegasLayer, SpanIds};

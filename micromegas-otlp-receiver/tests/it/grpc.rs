@@ -1,9 +1,7 @@
 //! OTLP/gRPC into the lake through a real server on loopback: traces and logs with their
 //! fields, gzip, partial success for invalid items, idempotent retries.
 
-mod common;
-
-use common::rows;
+use crate::common::rows;
 
 use micromegas_lake::{Lake, LakeOptions};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;

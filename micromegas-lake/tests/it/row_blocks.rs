@@ -1,9 +1,7 @@
 //! Rows shaped for a table (what the collector makes of OTLP) land in the same tables as
 //! native blocks: one query sees a trace that crosses both.
 
-mod common;
-
-use common::{capture, rows, serial};
+use crate::common::{capture, rows, serial};
 use micromegas_lake::catalog::ProcessRow;
 use micromegas_lake::row_blocks::RowBlock;
 use micromegas_lake::tables::{log_batch, span_batch, LogRow, SpanRow};

@@ -2,9 +2,7 @@
 //! (a real server), both started by `scripts/services.sh`. Without them the test says so and
 //! passes, unless MICROMEGAS_TEST_REQUIRE_SERVICES is set (as the test script does).
 
-mod common;
-
-use common::{capture, rows, serial, shifted};
+use crate::common::{capture, rows, serial, shifted};
 use futures::StreamExt;
 use micromegas_core::{imetric, info, span_scope};
 use micromegas_lake::{Lake, LakeOptions, S3Options};

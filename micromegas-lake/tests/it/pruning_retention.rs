@@ -1,9 +1,7 @@
 //! Time-range filters prune partitions before any file is opened (and materialize only what
 //! the range needs); retention deletes old objects and rows; the embedded sink writes a lake.
 
-mod common;
-
-use common::{capture, rows, serial, shifted};
+use crate::common::{capture, rows, serial, shifted};
 use micromegas_core::{imetric, info, span_scope};
 use micromegas_lake::sink::LakeSink;
 use micromegas_lake::{Lake, LakeOptions};

@@ -2,9 +2,7 @@
 //! metrics to a `micromegas-collector` process; everything comes back from the lake with the
 //! expected values.
 
-mod common;
-
-use common::rows;
+use crate::common::rows;
 
 use micromegas_lake::{Lake, LakeOptions};
 use std::path::PathBuf;

@@ -1,9 +1,7 @@
 //! The background loop materializes new blocks by itself; compaction merges the partitions of
 //! a past hour without changing any row.
 
-mod common;
-
-use common::{capture, rows, serial, shifted};
+use crate::common::{capture, rows, serial, shifted};
 use futures::StreamExt;
 use micromegas_core::{imetric, info, span_scope};
 use micromegas_lake::maintenance::MaintenanceOptions;

@@ -1,5 +1,4 @@
 //! Helpers shared by the collector's integration tests.
-#![allow(dead_code)]
 
 use micromegas_lake::arrow::util::display::{ArrayFormatter, FormatOptions};
 use micromegas_lake::Lake;

@@ -1,9 +1,7 @@
 //! `micromegas-sql` used like a user would: one-shot commands, files, formats, the prompt,
 //! and errors as messages with a non-zero exit code.
 
-mod common;
-
-use common::{capture, serial};
+use crate::common::{capture, serial};
 use micromegas_core::info;
 use micromegas_lake::{Lake, LakeOptions};
 use std::io::Write;

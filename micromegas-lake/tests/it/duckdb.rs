@@ -1,9 +1,7 @@
 //! DuckDB, an independent Parquet reader, reads the lake's partitions and returns the same
 //! counts and values as our SQL: the files are standard Parquet.
 
-mod common;
-
-use common::{capture, rows, serial, shifted};
+use crate::common::{capture, rows, serial, shifted};
 use micromegas_core::{fmetric, imetric, info, span_scope, warn};
 use micromegas_lake::{Lake, LakeOptions};
 use std::path::PathBuf;

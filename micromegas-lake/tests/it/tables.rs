@@ -1,9 +1,7 @@
 //! Blocks written by micromegas-core (native macros and the tracing layer) land in every
 //! table with exactly the expected rows.
 
-mod common;
-
-use common::{capture, rows, serial};
+use crate::common::{capture, rows, serial};
 use micromegas_core::{fmetric, imetric, info, span_scope, warn};
 use micromegas_lake::{Lake, LakeOptions};
 use tracing_subscriber::layer::SubscriberExt;

@@ -1,9 +1,7 @@
 //! OTLP/HTTP (protobuf and JSON, gzip), native block ingest and health on a real server on
 //! loopback; bad input gets the documented error and the server keeps serving.
 
-mod common;
-
-use common::rows;
+use crate::common::rows;
 
 use micromegas_lake::{Lake, LakeOptions};
 use opentelemetry_proto::tonic::collector::trace::v1::{

@@ -1,5 +1,4 @@
 //! Helpers shared by the lake's integration tests.
-#![allow(dead_code)]
 
 use arrow::array::RecordBatch;
 use micromegas_core::sink::MemorySink;

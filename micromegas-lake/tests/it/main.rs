@@ -1,0 +1,12 @@
+//! Integration tests of micromegas-lake, one binary (each test file of a crate linked with
+//! DataFusion would be a binary of its own, about a gigabyte in a debug build).
+
+mod cli;
+#[allow(dead_code)]
+mod common;
+mod duckdb;
+mod maintenance;
+mod pruning_retention;
+mod row_blocks;
+mod shared_lake;
+mod tables;

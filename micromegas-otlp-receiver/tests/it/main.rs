@@ -1,0 +1,9 @@
+//! Integration tests of micromegas-otlp-receiver, one binary (each test file of a crate linked with
+//! DataFusion would be a binary of its own, about a gigabyte in a debug build).
+
+mod auth;
+#[allow(dead_code)]
+mod common;
+mod grpc;
+mod http;
+mod python_sdk;
