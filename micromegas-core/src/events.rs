@@ -144,7 +144,7 @@ fn variable<const W: usize>(
     write_variable(kind, MAX_VARIABLE_RECORD, |dst| {
         let fixed = 1 + 8 * W;
         // SAFETY: `write_variable` hands MAX_VARIABLE_RECORD writable bytes, more than the
-        // fixed part (at most 1 + 8 * 5) and the 2-byte tail length.
+        // fixed part (at most 1 + 8 * 6) and the 2-byte tail length.
         unsafe {
             *dst = ty;
             for (i, w) in words.iter().enumerate() {
@@ -203,13 +203,20 @@ pub fn span_new(
     meta: u64,
     span_id: u64,
     parent_span_id: u64,
-    trace_id: u64,
+    trace_id: u128,
     fields: impl FnOnce(&mut TailWriter),
 ) {
     variable(
         StreamKind::Spans,
         SPAN_NEW,
-        [meta, 0, span_id, parent_span_id, trace_id],
+        [
+            meta,
+            0,
+            span_id,
+            parent_span_id,
+            trace_id as u64,
+            (trace_id >> 64) as u64,
+        ],
         1,
         fields,
     );
@@ -258,11 +265,11 @@ pub fn span_follows(span_id: u64, follows_span_id: u64) {
 
 /// Records a log entry with fields, in span `span_id` of trace `trace_id` (0 for none).
 #[inline]
-pub fn log_fields(meta: u64, span_id: u64, trace_id: u64, fields: impl FnOnce(&mut TailWriter)) {
+pub fn log_fields(meta: u64, span_id: u64, trace_id: u128, fields: impl FnOnce(&mut TailWriter)) {
     variable(
         StreamKind::Logs,
         LOG_FIELDS,
-        [meta, 0, span_id, trace_id],
+        [meta, 0, span_id, trace_id as u64, (trace_id >> 64) as u64],
         1,
         fields,
     );

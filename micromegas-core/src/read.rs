@@ -50,7 +50,7 @@ pub struct LogEntry {
     /// Span the entry was emitted in (0 for none or unknown).
     pub span_id: u64,
     /// Trace of that span (0 for none).
-    pub trace_id: u64,
+    pub trace_id: u128,
 }
 
 /// One metric value.
@@ -118,7 +118,7 @@ pub struct SpanUpdate {
     /// Parent span (for `New`; 0 for a root).
     pub parent_span_id: u64,
     /// Trace (for `New`).
-    pub trace_id: u64,
+    pub trace_id: u128,
     /// The span it follows from (for `Follows`).
     pub follows_span_id: u64,
     /// Callsite (for `New`).
@@ -190,7 +190,7 @@ fn log_entry(
     ticks: u64,
     msg: String,
     properties: Vec<(String, String)>,
-    (span_id, trace_id): (u64, u64),
+    (span_id, trace_id): (u64, u128),
 ) -> LogEntry {
     LogEntry {
         ticks,
@@ -238,7 +238,7 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                 ticks: ticks()?,
                 span_id: ev.u64("span_id")?,
                 parent_span_id: opt("parent_span_id")?,
-                trace_id: opt("trace_id")?,
+                trace_id: u128::from(opt("trace_id")?) | u128::from(opt("trace_id_high")?) << 64,
                 follows_span_id: opt("follows_span_id")?,
                 location: dep.filter(|_| change == SpanChange::New).map(Location::of),
                 level: dep
@@ -263,7 +263,13 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                     properties.push((k, v));
                 }
             }
-            let ids = (ev.u64("span_id")?, ev.u64("trace_id")?);
+            let high = if ev.layout.field("trace_id_high").is_some() {
+                ev.u64("trace_id_high")?
+            } else {
+                0
+            };
+            let trace = u128::from(ev.u64("trace_id")?) | u128::from(high) << 64;
+            let ids = (ev.u64("span_id")?, trace);
             Event::Log(log_entry(process, dep, ticks()?, msg, properties, ids))
         }
         "begin_scope" | "end_scope" | "begin_async" | "end_async" => {

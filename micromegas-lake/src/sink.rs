@@ -7,8 +7,23 @@ use micromegas_core::transit::batch::Batch;
 /// A [`Sink`] writing every batch into a lake, durably, before acknowledging it.
 #[derive(Debug)]
 pub struct LakeSink {
-    runtime: tokio::runtime::Runtime,
+    runtime: Runtime,
     lake: Lake,
+}
+
+#[derive(Debug)]
+enum Runtime {
+    Own(tokio::runtime::Runtime),
+    Shared(tokio::runtime::Handle),
+}
+
+impl Runtime {
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match self {
+            Runtime::Own(r) => r.block_on(f),
+            Runtime::Shared(h) => h.block_on(f),
+        }
+    }
 }
 
 impl LakeSink {
@@ -25,7 +40,20 @@ impl LakeSink {
                 source,
             })?;
         let lake = runtime.block_on(Lake::open(url, options))?;
-        Ok(Self { runtime, lake })
+        Ok(Self {
+            runtime: Runtime::Own(runtime),
+            lake,
+        })
+    }
+
+    /// A sink into a lake already open on the runtime of `handle` (a service recording its own
+    /// telemetry into the lake it serves). The flusher thread waits on that runtime, so it
+    /// must keep running while the pipeline does.
+    pub fn with_lake(lake: Lake, handle: tokio::runtime::Handle) -> Self {
+        Self {
+            runtime: Runtime::Shared(handle),
+            lake,
+        }
     }
 
     /// The lake written to.

@@ -3,6 +3,7 @@
 
 use crate::ingest::store;
 use crate::mapping::{logs, metrics, traces, Mapped};
+use crate::telemetry;
 use micromegas_lake::tables::{log_batch, measure_batch, span_batch};
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -35,6 +36,12 @@ pub async fn traces(
 ) -> Result<ExportTraceServiceResponse, LakeError> {
     let mapped = traces::map(req);
     store(lake, &mapped, span_batch, hash(req)).await?;
+    telemetry::stored(
+        "traces",
+        mapped.row_count() as u64,
+        mapped.rejected as u64,
+        mapped.first_error.as_deref(),
+    );
     Ok(ExportTraceServiceResponse {
         partial_success: (mapped.rejected > 0).then(|| ExportTracePartialSuccess {
             rejected_spans: mapped.rejected as i64,
@@ -50,6 +57,12 @@ pub async fn logs(
 ) -> Result<ExportLogsServiceResponse, LakeError> {
     let mapped = logs::map(req);
     store(lake, &mapped, log_batch, hash(req)).await?;
+    telemetry::stored(
+        "logs",
+        mapped.row_count() as u64,
+        mapped.rejected as u64,
+        mapped.first_error.as_deref(),
+    );
     Ok(ExportLogsServiceResponse {
         partial_success: (mapped.rejected > 0).then(|| ExportLogsPartialSuccess {
             rejected_log_records: mapped.rejected as i64,
@@ -65,6 +78,12 @@ pub async fn metrics(
 ) -> Result<ExportMetricsServiceResponse, LakeError> {
     let mapped = metrics::map(req);
     store(lake, &mapped, measure_batch, hash(req)).await?;
+    telemetry::stored(
+        "metrics",
+        mapped.row_count() as u64,
+        mapped.rejected as u64,
+        mapped.first_error.as_deref(),
+    );
     Ok(ExportMetricsServiceResponse {
         partial_success: (mapped.rejected > 0).then(|| ExportMetricsPartialSuccess {
             rejected_data_points: mapped.rejected as i64,

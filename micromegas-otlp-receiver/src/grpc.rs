@@ -1,9 +1,13 @@
-//! The OTLP/gRPC services: traces, logs and metrics. gzip accepted; the message size
-//! limit applies after decompression; invalid items are reported through `partial_success`
-//! while the valid ones of the same request are kept.
+//! The gRPC server: OTLP traces, logs and metrics, and native blocks. gzip accepted; the
+//! message size limit applies after decompression; invalid items are reported through
+//! `partial_success` while the valid ones of the same request are kept; over the in-flight
+//! budget a request is refused with UNAVAILABLE and `RetryInfo`.
 
-use crate::auth::Tokens;
-use crate::export;
+use crate::admission::RETRY_AFTER;
+use crate::collector::Collector;
+use crate::native::NativeIngestServer;
+use crate::rpc_status::unavailable_retry_after;
+use crate::{export, telemetry};
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -23,52 +27,78 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
-/// Default largest request, after decompression: 64 MiB, as the OTLP specification
-/// recommends.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
-
-/// The OTLP services, writing into one lake.
+/// The OTLP services, writing into one collector's lake.
 #[derive(Debug, Clone)]
 pub struct OtlpServices {
-    lake: Lake,
+    collector: Collector,
 }
 
-fn status(e: LakeError) -> Status {
+/// The gRPC status of a failed lake write.
+pub(crate) fn lake_status(e: LakeError) -> Status {
     if e.is_retryable() {
-        Status::unavailable(format!("the lake cannot take the data now, retry: {e}"))
+        unavailable_retry_after(
+            format!("the lake cannot take the data now, retry: {e}"),
+            RETRY_AFTER,
+        )
     } else {
         Status::internal(format!("the lake refused the data: {e}"))
     }
 }
 
 impl OtlpServices {
-    /// Services writing into `lake`.
-    pub fn new(lake: Lake) -> Self {
-        Self { lake }
+    /// Services of `collector`.
+    pub fn new(collector: Collector) -> Self {
+        Self { collector }
     }
 
-    /// The tonic router with every service, gzip accepted, `max_message_bytes` enforced,
-    /// `tokens` required.
-    pub fn router(self, max_message_bytes: usize, tokens: &Tokens) -> tonic::service::Routes {
+    /// The tonic router with every service (OTLP traces, logs, metrics, and native blocks),
+    /// gzip accepted on OTLP, the message size limit and the tokens of the collector enforced.
+    pub fn router(self) -> tonic::service::Routes {
+        let max = self.collector.options().max_message_bytes;
+        let tokens = self.collector.options().tokens.clone();
+        let native = NativeIngestServer::new(self.collector.clone());
         let traces = TraceServiceServer::new(self.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max_message_bytes);
+            .max_decoding_message_size(max);
         let logs = LogsServiceServer::new(self.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max_message_bytes);
+            .max_decoding_message_size(max);
         let metrics = MetricsServiceServer::new(self)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max_message_bytes);
+            .max_decoding_message_size(max);
         tonic::service::Routes::new(InterceptedService::new(traces, tokens.interceptor()))
             .add_service(InterceptedService::new(logs, tokens.interceptor()))
             .add_service(InterceptedService::new(metrics, tokens.interceptor()))
+            .add_service(InterceptedService::new(native, tokens.interceptor()))
+    }
+
+    /// Admits, stores and answers one OTLP request.
+    async fn export<R: Message, A>(
+        &self,
+        signal: &'static str,
+        request: Request<R>,
+        store: impl AsyncFnOnce(&Lake, &R) -> Result<A, LakeError>,
+    ) -> Result<Response<A>, Status> {
+        let req = request.into_inner();
+        let _admitted = self
+            .collector
+            .admit("grpc", signal, req.encoded_len())
+            .map_err(|busy| unavailable_retry_after(busy.to_string(), RETRY_AFTER))?;
+        match store(self.collector.lake(), &req).await {
+            Ok(reply) => Ok(Response::new(reply)),
+            Err(e) => {
+                telemetry::refused("grpc", signal, "lake", &e.to_string());
+                Err(lake_status(e))
+            }
+        }
     }
 }
 
@@ -78,8 +108,7 @@ impl TraceService for OtlpServices {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let reply = export::traces(&self.lake, &request.into_inner()).await;
-        reply.map(Response::new).map_err(status)
+        OtlpServices::export(self, "traces", request, export::traces).await
     }
 }
 
@@ -89,8 +118,7 @@ impl LogsService for OtlpServices {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let reply = export::logs(&self.lake, &request.into_inner()).await;
-        reply.map(Response::new).map_err(status)
+        OtlpServices::export(self, "logs", request, export::logs).await
     }
 }
 
@@ -100,22 +128,20 @@ impl MetricsService for OtlpServices {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let reply = export::metrics(&self.lake, &request.into_inner()).await;
-        reply.map(Response::new).map_err(status)
+        OtlpServices::export(self, "metrics", request, export::metrics).await
     }
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` completes; requests in flight finish.
+/// Serves gRPC (OTLP and native blocks) on `listener` until `shutdown` completes; requests in
+/// flight finish.
 pub async fn serve(
-    lake: Lake,
+    collector: Collector,
     listener: tokio::net::TcpListener,
-    max_message_bytes: usize,
-    tokens: Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()
-        .add_routes(OtlpServices::new(lake).router(max_message_bytes, &tokens))
+        .add_routes(OtlpServices::new(collector).router())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -5,40 +5,28 @@
 //! 503 with `Retry-After` when the lake cannot take the data now; the body is a `Status`
 //! message in the request's encoding.
 
+use crate::admission::{Admitted, Busy};
 use crate::auth::Tokens;
-use crate::export;
+use crate::collector::Collector;
+use crate::rpc_status::RpcStatus;
+use crate::{export, telemetry};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use micromegas_lake::{Lake, LakeError};
+use micromegas_lake::LakeError;
 use prost::Message;
 use std::io::Read;
 
 /// Content type of native transit batches.
 pub const NATIVE_CONTENT_TYPE: &str = "application/x-micromegas-transit";
 
-#[derive(Clone)]
-struct HttpState {
-    lake: Lake,
-    max_bytes: usize,
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     Protobuf,
     Json,
-}
-
-/// `google.rpc.Status`, the body of OTLP/HTTP error responses.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 /// A refused request: its status and message, answered in the request's encoding.
@@ -74,6 +62,7 @@ fn error(status: StatusCode, message: impl Into<String>, enc: Encoding) -> Respo
             _ => 13,                               // INTERNAL
         },
         message: message.into(),
+        details: Vec::new(),
     };
     let mut response = encode(&body, enc).into_response();
     *response.status_mut() = status;
@@ -100,7 +89,8 @@ fn encode<T: Message + serde::Serialize>(value: &T, enc: Encoding) -> Response {
     }
 }
 
-fn lake_error(e: LakeError, enc: Encoding) -> Response {
+fn lake_error(signal: &'static str, e: LakeError, enc: Encoding) -> Response {
+    telemetry::refused("http", signal, "lake", &e.to_string());
     if e.is_retryable() {
         error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -178,8 +168,41 @@ fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
-/// Decodes an OTLP request of either encoding.
-fn request<R>(headers: &HeaderMap, body: Bytes, max: usize) -> Result<(R, Encoding), Reject>
+fn busy(b: Busy, enc: Encoding) -> Reject {
+    Reject::new(StatusCode::SERVICE_UNAVAILABLE, b.to_string(), enc)
+}
+
+/// Decodes an OTLP request of either encoding and admits it into the in-flight budget; a
+/// refusal is recorded in the collector's telemetry.
+fn request<R>(
+    c: &Collector,
+    signal: &'static str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(R, Encoding, Admitted), Reject>
+where
+    R: Message + Default + serde::de::DeserializeOwned,
+{
+    let result = decode_request(c, signal, headers, body);
+    if let Err(r) = &result {
+        let reason = match r.status {
+            StatusCode::PAYLOAD_TOO_LARGE => Some("too_large"),
+            StatusCode::SERVICE_UNAVAILABLE => None, // recorded by the admission
+            _ => Some("invalid"),
+        };
+        if let Some(reason) = reason {
+            telemetry::refused("http", signal, reason, &r.message);
+        }
+    }
+    result
+}
+
+fn decode_request<R>(
+    c: &Collector,
+    signal: &'static str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(R, Encoding, Admitted), Reject>
 where
     R: Message + Default + serde::de::DeserializeOwned,
 {
@@ -197,12 +220,15 @@ where
             ))
         }
     };
-    let bytes = read_body(headers, body, max, enc)?;
+    let bytes = read_body(headers, body, c.options().max_message_bytes, enc)?;
+    let admitted = c
+        .admit("http", signal, bytes.len())
+        .map_err(|b| busy(b, enc))?;
     let decoded = match enc {
         Encoding::Protobuf => R::decode(&bytes[..]).map_err(|e| e.to_string()),
         Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
     };
-    decoded.map(|r| (r, enc)).map_err(|e| {
+    decoded.map(|r| (r, enc, admitted)).map_err(|e| {
         Reject::new(
             StatusCode::BAD_REQUEST,
             format!("invalid OTLP request: {e}"),
@@ -211,31 +237,31 @@ where
     })
 }
 
-async fn traces(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&headers, body, s.max_bytes) {
-        Ok((req, enc)) => match export::traces(&s.lake, &req).await {
+async fn traces(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
+    match request(&c, "traces", &headers, body) {
+        Ok((req, enc, _admitted)) => match export::traces(c.lake(), &req).await {
             Ok(reply) => encode(&reply, enc),
-            Err(e) => lake_error(e, enc),
+            Err(e) => lake_error("traces", e, enc),
         },
         Err(r) => r.into_response(),
     }
 }
 
-async fn logs(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&headers, body, s.max_bytes) {
-        Ok((req, enc)) => match export::logs(&s.lake, &req).await {
+async fn logs(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
+    match request(&c, "logs", &headers, body) {
+        Ok((req, enc, _admitted)) => match export::logs(c.lake(), &req).await {
             Ok(reply) => encode(&reply, enc),
-            Err(e) => lake_error(e, enc),
+            Err(e) => lake_error("logs", e, enc),
         },
         Err(r) => r.into_response(),
     }
 }
 
-async fn metrics(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&headers, body, s.max_bytes) {
-        Ok((req, enc)) => match export::metrics(&s.lake, &req).await {
+async fn metrics(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
+    match request(&c, "metrics", &headers, body) {
+        Ok((req, enc, _admitted)) => match export::metrics(c.lake(), &req).await {
             Ok(reply) => encode(&reply, enc),
-            Err(e) => lake_error(e, enc),
+            Err(e) => lake_error("metrics", e, enc),
         },
         Err(r) => r.into_response(),
     }
@@ -250,7 +276,7 @@ struct NativeReply {
     blocks_skipped: u64,
 }
 
-async fn native(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn native(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
     let enc = Encoding::Json;
     let ct = content_type(&headers);
     if ct != NATIVE_CONTENT_TYPE && ct != "application/octet-stream" {
@@ -260,29 +286,36 @@ async fn native(State(s): State<HttpState>, headers: HeaderMap, body: Bytes) -> 
             enc,
         );
     }
-    let bytes = match read_body(&headers, body, s.max_bytes, enc) {
+    let bytes = match read_body(&headers, body, c.options().max_message_bytes, enc) {
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    match s.lake.write_encoded(&bytes).await {
-        Ok(o) => encode(
-            &NativeReply {
-                blocks_written: o.blocks_written,
-                blocks_skipped: o.blocks_skipped,
-            },
-            enc,
-        ),
+    let _admitted = match c.admit("http", "native", bytes.len()) {
+        Ok(a) => a,
+        Err(b) => return busy(b, enc).into_response(),
+    };
+    match c.lake().write_encoded(&bytes).await {
+        Ok(o) => {
+            telemetry::stored("native", o.events_written, 0, None);
+            encode(
+                &NativeReply {
+                    blocks_written: o.blocks_written,
+                    blocks_skipped: o.blocks_skipped,
+                },
+                enc,
+            )
+        }
         Err(LakeError::InvalidBatch(e)) => error(
             StatusCode::BAD_REQUEST,
             format!("invalid transit batch: {e}"),
             enc,
         ),
-        Err(e) => lake_error(e, enc),
+        Err(e) => lake_error("native", e, enc),
     }
 }
 
-async fn health(State(s): State<HttpState>) -> Response {
-    match s.lake.catalog().schema_version().await {
+async fn health(State(c): State<Collector>) -> Response {
+    match c.lake().catalog().schema_version().await {
         Ok(v) => (StatusCode::OK, format!("ok (catalog schema {v})\n")).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -310,6 +343,12 @@ async fn require_token(
         } else {
             Encoding::Protobuf
         };
+        telemetry::refused(
+            "http",
+            "-",
+            "unauthenticated",
+            "missing or wrong bearer token",
+        );
         error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token (Authorization: Bearer <token>)",
@@ -318,10 +357,11 @@ async fn require_token(
     }
 }
 
-/// The HTTP routes, writing into `lake`, bodies limited to `max_bytes` (after decompression),
-/// ingest requiring one of `tokens` (health does not).
-pub fn router(lake: Lake, max_bytes: usize, tokens: Tokens) -> Router {
-    let state = HttpState { lake, max_bytes };
+/// The HTTP routes of `collector`: bodies limited to its maximum message size (after
+/// decompression), ingest requiring one of its tokens (health does not).
+pub fn router(collector: Collector) -> Router {
+    let max_bytes = collector.options().max_message_bytes;
+    let tokens = collector.options().tokens.clone();
     let ingest = Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/logs", post(logs))
@@ -332,18 +372,16 @@ pub fn router(lake: Lake, max_bytes: usize, tokens: Tokens) -> Router {
     Router::new()
         .merge(ingest)
         .route("/health", get(health))
-        .with_state(state)
+        .with_state(collector)
 }
 
 /// Serves HTTP on `listener` until `shutdown` completes; requests in flight finish.
 pub async fn serve(
-    lake: Lake,
+    collector: Collector,
     listener: tokio::net::TcpListener,
-    max_bytes: usize,
-    tokens: Tokens,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(lake, max_bytes, tokens))
+    axum::serve(listener, router(collector))
         .with_graceful_shutdown(shutdown)
         .await
 }

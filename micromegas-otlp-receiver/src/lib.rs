@@ -30,9 +30,16 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod auth;
+pub mod collector;
 pub mod export;
 pub mod grpc;
 pub mod http;
 pub mod ingest;
 pub mod mapping;
+pub mod native;
+pub mod rpc_status;
+pub mod telemetry;
+
+pub use collector::{Collector, CollectorOptions};

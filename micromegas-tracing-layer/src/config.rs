@@ -39,6 +39,33 @@ pub enum InitError {
     AlreadySet(&'static str),
 }
 
+#[cfg(feature = "network")]
+fn network_sink(url: &str, token: Option<String>) -> Result<Arc<dyn Sink>, InitError> {
+    let options = crate::network::NetworkOptions {
+        token,
+        ..Default::default()
+    };
+    let sink = crate::network::NetworkSink::connect(url, options).map_err(|e| InitError::Env {
+        name: "MICROMEGAS_SINK",
+        value: url.to_string(),
+        reason: if matches!(e, crate::network::NetworkError::Token) {
+            "MICROMEGAS_AUTH_TOKEN cannot be sent as an HTTP header"
+        } else {
+            "expected a collector address such as http://127.0.0.1:4317"
+        },
+    })?;
+    Ok(Arc::new(sink))
+}
+
+#[cfg(not(feature = "network"))]
+fn network_sink(url: &str, _token: Option<String>) -> Result<Arc<dyn Sink>, InitError> {
+    Err(InitError::Env {
+        name: "MICROMEGAS_SINK",
+        value: url.to_string(),
+        reason: "sending to a collector needs micromegas-tracing-layer's feature `network`",
+    })
+}
+
 /// Settings of the pipeline behind [`MicromegasLayer`].
 #[derive(Clone, Default)]
 pub struct Builder {
@@ -79,7 +106,9 @@ impl Builder {
     }
 
     /// Applies `MICROMEGAS_SERVICE_NAME` (or `OTEL_SERVICE_NAME`), `MICROMEGAS_BUDGET_BYTES`,
-    /// `MICROMEGAS_FLUSH_PERIOD_MS` and `MICROMEGAS_SINK` (`null`, or a directory path).
+    /// `MICROMEGAS_FLUSH_PERIOD_MS` and `MICROMEGAS_SINK`: `null`, a directory path, or (with
+    /// the feature `network`) a collector's gRPC address such as `http://127.0.0.1:4317`, with
+    /// `MICROMEGAS_AUTH_TOKEN` as its bearer token.
     pub fn from_env(mut self) -> Result<Self, InitError> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         if let Some(name) = var("MICROMEGAS_SERVICE_NAME").or_else(|| var("OTEL_SERVICE_NAME")) {
@@ -104,6 +133,8 @@ impl Builder {
         if let Some(v) = var("MICROMEGAS_SINK") {
             self.sink = Some(if v == "null" {
                 Arc::new(NullSink)
+            } else if v.starts_with("http://") || v.starts_with("https://") {
+                network_sink(&v, var("MICROMEGAS_AUTH_TOKEN"))?
             } else {
                 Arc::new(
                     DirectorySink::new(&v).map_err(|source| InitError::Sink { path: v, source })?,

@@ -14,13 +14,25 @@ use tracing_subscriber::Layer;
 pub struct SpanIds {
     /// Process-unique span id.
     pub span_id: u64,
-    /// Id of the root span of the tree (the trace).
-    pub trace_id: u64,
+    /// The trace: the W3C trace id given by a `traceparent` field of the root span, or else the
+    /// id of the root span.
+    pub trace_id: u128,
 }
 
 /// A `tracing_subscriber::Layer` recording spans (creation with fields, late fields, enter and
 /// exit on each thread, close, follows-from) and events (as log entries with their fields and
 /// the ids of their span and trace) into micromegas.
+///
+/// A root span continues a distributed trace when it has a `traceparent` field holding a W3C
+/// trace context (`00-<32 hex trace id>-<16 hex parent span id>-<2 hex flags>`, as received
+/// in an HTTP header): the span and its descendants take that trace id, and the span's parent
+/// is the remote span, so that a trace started by an OpenTelemetry service and continued here
+/// is one tree in the lake.
+///
+/// ```
+/// # let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// let span = tracing::info_span!("handle", traceparent = header);
+/// ```
 ///
 /// It keeps no state of its own: records go to the calling thread's micromegas streams, which
 /// [`micromegas_core::init`] (or [`crate::init`], or [`MicromegasLayer::builder`]) sets up.
@@ -63,7 +75,10 @@ where
             return;
         };
         let span_id = events::new_span_id();
-        let (parent_id, trace_id) = parent.map_or((0, span_id), |p| (p.span_id, p.trace_id));
+        let (parent_id, trace_id) = match parent {
+            Some(p) => (p.span_id, p.trace_id),
+            None => crate::traceparent::remote_parent(attrs).unwrap_or((0, span_id.into())),
+        };
         events::span_new(meta, span_id, parent_id, trace_id, |w| {
             attrs.record(&mut FieldWriter(w))
         });

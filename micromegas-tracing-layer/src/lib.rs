@@ -39,6 +39,7 @@ mod log_bridge;
 mod metrics_recorder;
 #[cfg(feature = "network")]
 pub mod network;
+mod traceparent;
 
 pub use config::{init, Builder, InitError};
 pub use layer::{MicromegasLayer, SpanIds};

@@ -103,12 +103,12 @@ fn span_tree_and_log_correlation_decode_exactly() {
     assert_eq!(request.location.as_ref().unwrap().name, "request");
     assert_eq!(request.level.as_deref(), Some("INFO"));
     assert_eq!(request.parent_span_id, 0);
-    assert_eq!(request.trace_id, request.span_id);
+    assert_eq!(request.trace_id, u128::from(request.span_id));
     let s = |k: &str, v: &str| (k.to_owned(), v.to_owned());
     assert_eq!(request.fields, vec![s("id", "42"), s("path", "/pay")]);
     assert_eq!(db.location.as_ref().unwrap().name, "db");
     assert_eq!(db.parent_span_id, request.span_id);
-    assert_eq!(db.trace_id, request.span_id);
+    assert_eq!(db.trace_id, u128::from(request.span_id));
     assert_eq!(db.fields, vec![s("table", "orders")]);
 
     let changes: Vec<(SpanChange, u64)> = evs
@@ -153,12 +153,12 @@ fn span_tree_and_log_correlation_decode_exactly() {
         logs[0].properties,
         vec![s("amount", "12.5"), s("ok", "true")]
     );
-    assert_eq!((logs[0].span_id, logs[0].trace_id), (r, r));
+    assert_eq!((logs[0].span_id, logs[0].trace_id), (r, r.into()));
     assert_eq!(logs[0].level, micromegas_core::metadata::Level::Info);
     assert!(logs[0].location.file.ends_with("layer.rs"));
     assert_eq!(logs[1].msg, "query done");
     assert_eq!(logs[1].properties, vec![s("rows", "3")]);
-    assert_eq!((logs[1].span_id, logs[1].trace_id), (d, r));
+    assert_eq!((logs[1].span_id, logs[1].trace_id), (d, r.into()));
     assert_eq!(logs[2].msg, "slow request");
     assert_eq!(logs[2].level, micromegas_core::metadata::Level::Warn);
     assert_eq!(logs[2].span_id, r);
@@ -265,11 +265,11 @@ fn async_requests_across_a_multi_thread_runtime_keep_their_trees() {
             .filter(|s| s.parent_span_id == r.span_id)
             .collect();
         assert_eq!(mine.len(), 3);
-        assert!(mine.iter().all(|s| s.trace_id == r.span_id));
+        assert!(mine.iter().all(|s| s.trace_id == u128::from(r.span_id)));
         let logs = evs
             .iter()
             .filter(
-                |e| matches!(e, Event::Log(l) if l.trace_id == r.span_id && l.msg == "step done"),
+                |e| matches!(e, Event::Log(l) if l.trace_id == u128::from(r.span_id) && l.msg == "step done"),
             )
             .count();
         assert_eq!(
@@ -288,4 +288,51 @@ fn async_requests_across_a_multi_thread_runtime_keep_their_trees() {
         assert_eq!(count(SpanChange::Enter), count(SpanChange::Exit));
         assert_eq!(count(SpanChange::Close), 1);
     }
+}
+
+#[test]
+fn a_traceparent_field_continues_a_remote_trace() {
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    tracing::subscriber::with_default(subscriber, || {
+        let root = tracing::info_span!("handle", traceparent = %header);
+        root.in_scope(|| {
+            tracing::info_span!("query").in_scope(|| tracing::info!("inside"));
+        });
+        // A malformed header leaves the span a local root.
+        tracing::info_span!("other", traceparent = "garbage").in_scope(|| {});
+    });
+    guard.shutdown();
+    let evs = events(&sink);
+    let news: Vec<&SpanUpdate> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(u) if u.change == SpanChange::New => Some(u),
+            _ => None,
+        })
+        .collect();
+    let trace = 0x4bf92f3577b34da6a3ce929d0e0e4736u128;
+    assert_eq!(news.len(), 3);
+    assert_eq!(
+        (news[0].parent_span_id, news[0].trace_id),
+        (0x00f067aa0ba902b7, trace)
+    );
+    assert_eq!(
+        (news[1].parent_span_id, news[1].trace_id),
+        (news[0].span_id, trace)
+    );
+    assert_eq!(
+        (news[2].parent_span_id, news[2].trace_id),
+        (0, news[2].span_id.into())
+    );
+    let log = evs
+        .iter()
+        .find_map(|e| match e {
+            Event::Log(l) => Some(l),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!((log.span_id, log.trace_id), (news[1].span_id, trace));
 }

@@ -210,7 +210,8 @@ pub mod native {
     /// Span stream: an async span ends (`meta`, `ticks`, `span_id`, `parent_span_id`).
     pub const END_ASYNC: u8 = 4;
     /// Span stream: a span with an id is created (`meta`, `ticks`, `span_id`,
-    /// `parent_span_id`, `trace_id`), its fields in the tail.
+    /// `parent_span_id`, `trace_id`, `trace_id_high`: the W3C trace id in two halves), its
+    /// fields in the tail.
     pub const SPAN_NEW: u8 = 5;
     /// Span stream: fields recorded on an existing span (`meta`, `ticks`, `span_id`), in the
     /// tail (`meta` names the fields).
@@ -224,7 +225,8 @@ pub mod native {
     /// Span stream: `span_id` follows from `follows_span_id` (`span_id`, `ticks`,
     /// `follows_span_id`).
     pub const SPAN_FOLLOWS: u8 = 10;
-    /// Log stream: an event with fields (`meta`, `ticks`, `span_id`, `trace_id`), the fields
+    /// Log stream: an event with fields (`meta`, `ticks`, `span_id`, `trace_id`,
+    /// `trace_id_high`), the fields
     /// (including `message`) in the tail.
     pub const LOG_FIELDS: u8 = 3;
     /// Log stream: a log with a static message (`meta`, `ticks`).
@@ -274,6 +276,7 @@ pub mod native {
                     ("span_id", SpanId),
                     ("parent_span_id", SpanId),
                     ("trace_id", U64),
+                    ("trace_id_high", U64),
                 ],
             ),
             EventLayout::packed(
@@ -322,6 +325,7 @@ pub mod native {
                     ("ticks", Ticks),
                     ("span_id", SpanId),
                     ("trace_id", U64),
+                    ("trace_id_high", U64),
                 ],
             ),
         ]

@@ -318,7 +318,7 @@ fn log_rows(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Vec<LogRow>
             severity_number: l.level.severity_number(),
             target: l.location.target,
             msg: l.msg,
-            trace_id: trace_hex(l.trace_id as u128),
+            trace_id: trace_hex(l.trace_id),
             span_id: span_hex(l.span_id),
             properties: l.properties,
             file: l.location.file,

@@ -17,7 +17,7 @@ const MAX_OPEN: usize = 100_000;
 struct Open {
     id: u64,
     parent: u64,
-    trace: u64,
+    trace: u128,
     name: String,
     target: String,
     level: Option<String>,
@@ -33,7 +33,7 @@ impl Open {
     /// A span begun at `start` at a native callsite, on the stream's thread.
     fn at(
         id: u64,
-        (parent, trace): (u64, u64),
+        (parent, trace): (u64, u128),
         loc: read::Location,
         start: i64,
         raw: &RawBlock,
@@ -100,7 +100,7 @@ fn row(o: Open, end: i64, process_id: &Arc<str>, service: &Arc<str>) -> SpanRow 
         attributes.push(("follows_from".into(), ids.join(",")));
     }
     SpanRow {
-        trace_id: trace_hex(o.trace as u128),
+        trace_id: trace_hex(o.trace),
         span_id: format!("{:016x}", o.id),
         parent_span_id: span_hex(o.parent),
         name: o.name,
@@ -147,7 +147,8 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
                             *count += 1;
                             let id = scope_id(&raw.stream.stream_id, *count);
                             let stack = carry.stacks.entry(stream_key.clone()).or_default();
-                            let (parent, trace) = stack.last().map_or((0, id), |p| (p.id, p.trace));
+                            let (parent, trace) =
+                                stack.last().map_or((0, id.into()), |p| (p.id, p.trace));
                             stack.push(Open::at(id, (parent, trace), s.location, time, raw));
                         }
                         None => {
@@ -158,7 +159,7 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
                         Some(id) if s.begin => {
                             let parent = s.parent_span_id.unwrap_or(0);
                             let trace = if parent == 0 {
-                                id
+                                id.into()
                             } else {
                                 carry.open.get(&parent).map_or(0, |p| p.trace)
                             };
@@ -179,7 +180,7 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
                                 line: 0,
                             });
                             let trace = if u.trace_id == 0 {
-                                u.span_id
+                                u.span_id.into()
                             } else {
                                 u.trace_id
                             };

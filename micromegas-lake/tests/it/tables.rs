@@ -77,10 +77,10 @@ async fn every_table_has_exactly_the_rows_written() {
     assert_eq!(
         logs,
         [
-            "worker|INFO|9|value 42 and text|tables|NULL|true|true".to_owned(),
-            "worker|WARN|13|static warning|tables|NULL|true|true".to_owned(),
-            "worker|INFO|9|in task|tables|NULL|true|true".to_owned(),
-            format!("{thread}|INFO|9|payment accepted for bob|tables|12.5|false|false"),
+            "worker|INFO|9|value 42 and text|it::tables|NULL|true|true".to_owned(),
+            "worker|WARN|13|static warning|it::tables|NULL|true|true".to_owned(),
+            "worker|INFO|9|in task|it::tables|NULL|true|true".to_owned(),
+            format!("{thread}|INFO|9|payment accepted for bob|it::tables|12.5|false|false"),
         ]
     );
     assert_eq!(

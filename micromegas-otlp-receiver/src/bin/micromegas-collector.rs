@@ -1,13 +1,19 @@
-//! `micromegas-collector`: OTLP/gRPC into a micromegas lake, keeping it materialized.
+//! `micromegas-collector`: OTLP (gRPC, HTTP) and native blocks into a micromegas lake, kept
+//! materialized.
 
 use anyhow::Context;
 use clap::Parser;
 use micromegas_lake::maintenance::MaintenanceOptions;
+use micromegas_lake::sink::LakeSink;
 use micromegas_lake::Lake;
+use micromegas_otlp_receiver::{Collector, CollectorOptions};
+use micromegas_tracing_layer::MicromegasLayer;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The micromegas collector: receives OpenTelemetry traces, logs and metrics over OTLP (gRPC
-/// and HTTP, protobuf or JSON) and native blocks (HTTP POST /v1/native), and writes them into
+/// and HTTP, protobuf or JSON) and native blocks (gRPC micromegas.ingest.v1.NativeIngest on
+/// the gRPC address, or HTTP POST /v1/native), and writes them into
 /// a lake (acknowledged only once durable), which it keeps materialized, compacted
 /// and, if asked, trimmed to a retention age.
 #[derive(Debug, Parser)]
@@ -38,6 +44,17 @@ struct Args {
     )]
     auth_tokens: Vec<String>,
 
+    /// Requests being written at once, in MiB, before new ones are refused with gRPC
+    /// UNAVAILABLE + RetryInfo / HTTP 503 + Retry-After (clients retry them).
+    #[arg(long, env = "MICROMEGAS_MAX_INFLIGHT_MIB", default_value_t = 256)]
+    max_inflight_mib: usize,
+
+    /// Do not record the collector's own logs and metrics (requests, rows, bytes, refusals,
+    /// in-flight bytes) into the lake. By default they are written straight into the lake
+    /// (never through the collector's own endpoints), as the process `micromegas-collector`.
+    #[arg(long, env = "MICROMEGAS_NO_SELF_TELEMETRY")]
+    no_self_telemetry: bool,
+
     /// Delete data older than this age (e.g. 30d, 12h); default: keep everything.
     #[arg(long, env = "MICROMEGAS_RETENTION", value_parser = micromegas_lake::retention::parse_age)]
     retention: Option<Duration>,
@@ -64,18 +81,73 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Logs to stderr, and (unless disabled) the collector's own telemetry into `lake` through
+/// MicromegasLayer. Our own modules log from INFO, dependencies from WARN; the lake's database
+/// driver not at all, since its messages come from writing this very telemetry.
+fn start_telemetry(lake: &Lake, enabled: bool) -> anyhow::Result<Option<micromegas_core::Guard>> {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("micromegas", LevelFilter::INFO)
+        .with_target("sqlx", LevelFilter::OFF);
+    macro_rules! stderr {
+        () => {
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+        };
+    }
+    if !enabled {
+        tracing_subscriber::registry()
+            .with(stderr!().with_filter(filter))
+            .init();
+        return Ok(None);
+    }
+    let sink = LakeSink::with_lake(lake.clone(), tokio::runtime::Handle::current());
+    let (layer, guard) = MicromegasLayer::builder()
+        .service_name("micromegas-collector")
+        .sink(Arc::new(sink))
+        .build()
+        .context("cannot start the collector's own telemetry")?;
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter.clone()))
+        .with(stderr!().with_filter(filter))
+        .init();
+    Ok(Some(guard))
+}
+
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let telemetry = runtime.block_on(run(args))?;
+    // The last telemetry is flushed by the pipeline's flusher thread through the runtime,
+    // which is still alive here (outside of it, so waiting on it is allowed).
+    if let Some(guard) = telemetry {
+        let stats = guard.shutdown();
+        if stats.total_dropped() > 0 {
+            eprintln!("micromegas-collector: some of its own telemetry was dropped: {stats:?}");
+        }
+    }
+    Ok(())
+}
+
+async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     let lake = Lake::open(&args.lake.lake, args.lake.options())
         .await
         .with_context(|| format!("cannot open the lake at {}", args.lake.lake))?;
+    let telemetry = start_telemetry(&lake, !args.no_self_telemetry)?;
     let maintenance = lake.spawn_maintenance(
         MaintenanceOptions {
             retention: args.retention,
             ..Default::default()
         },
-        |e| eprintln!("maintenance: {e}"),
+        |e| tracing::warn!(error = %e, "maintenance failed; retried next period"),
     );
     let grpc = tokio::net::TcpListener::bind(&args.grpc_addr)
         .await
@@ -83,35 +155,42 @@ async fn main() -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(&args.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--http-addr)", args.http_addr))?;
+    let tokens = micromegas_otlp_receiver::auth::Tokens::new(args.auth_tokens.clone());
+    if tokens.is_open() {
+        tracing::warn!("no --auth-token: ingest is open to anyone who can connect");
+    }
+    let collector = Collector::new(
+        lake.clone(),
+        CollectorOptions {
+            max_message_bytes: args.max_message_mib << 20,
+            max_inflight_bytes: args.max_inflight_mib << 20,
+            tokens,
+        },
+    );
     eprintln!(
-        "micromegas-collector: OTLP/gRPC on {}, OTLP/HTTP and native blocks on {}, lake {}",
+        "micromegas-collector: OTLP/gRPC and native blocks on {}, OTLP/HTTP on {}, lake {}",
         grpc.local_addr()?,
         http.local_addr()?,
         args.lake.lake
+    );
+    tracing::info!(
+        grpc = %grpc.local_addr()?,
+        http = %http.local_addr()?,
+        lake = %args.lake.lake,
+        "collector started"
     );
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let max = args.max_message_mib << 20;
-    let tokens = micromegas_otlp_receiver::auth::Tokens::new(args.auth_tokens.clone());
-    if tokens.is_open() {
-        eprintln!(
-            "micromegas-collector: no --auth-token: ingest is open to anyone who can connect"
-        );
-    }
     let grpc_server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
-        lake.clone(),
+        collector.clone(),
         grpc,
-        max,
-        tokens.clone(),
         wait(stopping.clone()),
     ));
     let http_server = tokio::spawn(micromegas_otlp_receiver::http::serve(
-        lake,
+        collector,
         http,
-        max,
-        tokens,
         wait(stopping),
     ));
     shutdown_signal().await;
@@ -124,7 +203,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("HTTP server task")?
         .context("HTTP server failed")?;
+    tracing::info!("collector stopped; requests in flight were answered");
     eprintln!("micromegas-collector: stopping; requests in flight were answered");
     maintenance.stop().await;
-    Ok(())
+    Ok(telemetry)
 }

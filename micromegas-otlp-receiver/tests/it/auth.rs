@@ -3,6 +3,7 @@
 
 use micromegas_lake::{Lake, LakeOptions};
 use micromegas_otlp_receiver::auth::Tokens;
+use micromegas_otlp_receiver::{Collector, CollectorOptions};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
@@ -48,18 +49,22 @@ async fn tokens_are_enforced_on_grpc_and_http() {
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
-    tokio::spawn(micromegas_otlp_receiver::grpc::serve(
+    let collector = Collector::new(
         lake.clone(),
+        CollectorOptions {
+            max_message_bytes: 1 << 20,
+            tokens,
+            ..Default::default()
+        },
+    );
+    tokio::spawn(micromegas_otlp_receiver::grpc::serve(
+        collector.clone(),
         grpc,
-        1 << 20,
-        tokens.clone(),
         std::future::pending(),
     ));
     tokio::spawn(micromegas_otlp_receiver::http::serve(
-        lake.clone(),
+        collector,
         http,
-        1 << 20,
-        tokens,
         std::future::pending(),
     ));
 

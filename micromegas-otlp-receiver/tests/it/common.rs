@@ -22,3 +22,9 @@ pub async fn rows(lake: &Lake, sql: &str) -> Vec<String> {
     }
     out
 }
+
+/// Tests that start the process-wide micromegas pipeline take turns.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -2,6 +2,7 @@
 //! fields, gzip, partial success for invalid items, idempotent retries.
 
 use crate::common::rows;
+use micromegas_otlp_receiver::{Collector, CollectorOptions};
 
 use micromegas_lake::{Lake, LakeOptions};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
@@ -244,10 +245,8 @@ async fn otlp_grpc_traces_logs_and_metrics_land_in_the_lake() {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
-        lake.clone(),
+        Collector::new(lake.clone(), CollectorOptions::default()),
         listener,
-        micromegas_otlp_receiver::grpc::DEFAULT_MAX_MESSAGE_BYTES,
-        Default::default(),
         async {
             let _ = stopped.await;
         },

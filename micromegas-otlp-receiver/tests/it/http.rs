@@ -1,7 +1,8 @@
 //! OTLP/HTTP (protobuf and JSON, gzip), native block ingest and health on a real server on
 //! loopback; bad input gets the documented error and the server keeps serving.
 
-use crate::common::rows;
+use crate::common::{rows, serial};
+use micromegas_otlp_receiver::{Collector, CollectorOptions};
 
 use micromegas_lake::{Lake, LakeOptions};
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -41,6 +42,7 @@ fn spans() -> ExportTraceServiceRequest {
 const JSON_LOGS: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json-svc"}}]},"scopeLogs":[{"scope":{"name":"js"},"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":13,"body":{"stringValue":"hello json"},"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
 
 fn native_batch() -> Vec<u8> {
+    let _serial = serial();
     let sink = Arc::new(micromegas_core::sink::MemorySink::new());
     let guard = micromegas_core::init(
         sink.clone(),
@@ -64,10 +66,14 @@ async fn otlp_http_native_ingest_and_errors() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(micromegas_otlp_receiver::http::serve(
-        lake.clone(),
+        Collector::new(
+            lake.clone(),
+            CollectorOptions {
+                max_message_bytes: 64 * 1024,
+                ..Default::default()
+            },
+        ),
         listener,
-        64 * 1024,
-        Default::default(),
         async {
             let _ = stopped.await;
         },

@@ -6,4 +6,5 @@ mod auth;
 mod common;
 mod grpc;
 mod http;
+mod native_sink;
 mod python_sdk;

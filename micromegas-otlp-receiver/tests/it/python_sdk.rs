@@ -130,7 +130,8 @@ async fn python_sdk(protocol: &str) {
         rows(
             &lake,
             "SELECT service_name, property_get(properties, 'deployment.environment'), \
-             property_get(properties, 'telemetry.sdk.language') FROM processes"
+             property_get(properties, 'telemetry.sdk.language') FROM processes \
+             WHERE service_name <> 'micromegas-collector'"
         )
         .await,
         ["py-shop|test|python"]
@@ -155,7 +156,8 @@ async fn python_sdk(protocol: &str) {
         rows(
             &lake,
             "SELECT l.level, l.severity_number, l.msg, l.target, s.name FROM log_entries l \
-             LEFT JOIN spans s ON l.span_id = s.span_id AND l.trace_id = s.trace_id ORDER BY l.time"
+             LEFT JOIN spans s ON l.span_id = s.span_id AND l.trace_id = s.trace_id \
+             WHERE l.service_name = 'py-shop' ORDER BY l.time"
         )
         .await,
         [
@@ -169,13 +171,37 @@ async fn python_sdk(protocol: &str) {
             "SELECT name, unit, kind, value, property_get(properties, 'route'), \
              property_get(properties, 'item'), property_get(properties, 'otel.count'), \
              property_get(properties, 'otel.min'), property_get(properties, 'otel.max') \
-             FROM measures ORDER BY name"
+             FROM measures WHERE service_name = 'py-shop' ORDER BY name"
         )
         .await,
         [
             "checkout.latency|ms|histogram|145.0|/pay||4|5|100",
             "orders|{orders}|counter|3.0|/pay||||",
             "stock|{items}|gauge|17.0||apple|||",
+        ]
+    );
+
+    // The collector's own telemetry, written into the same lake as its own process.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT property_get(properties, 'signal'), CAST(SUM(value) AS BIGINT) FROM measures \
+             WHERE service_name = 'micromegas-collector' AND name = 'collector.rows' \
+             GROUP BY 1 ORDER BY 1"
+        )
+        .await,
+        ["logs|2", "metrics|3", "traces|2"]
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT level, msg FROM log_entries WHERE service_name = 'micromegas-collector' \
+             AND msg LIKE 'collector st%' ORDER BY time"
+        )
+        .await,
+        [
+            "INFO|collector started",
+            "INFO|collector stopped; requests in flight were answered"
         ]
     );
 }

@@ -37,9 +37,7 @@ use tonic::{Code, Request, Status};
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     /// The collector address is not a usable URL.
-    #[error(
-        "invalid collector address {url:?}: {reason} (expected e.g. http://127.0.0.1:4317)"
-    )]
+    #[error("invalid collector address {url:?}: {reason} (expected e.g. http://127.0.0.1:4317)")]
     Address {
         /// The address given.
         url: String,
@@ -100,7 +98,9 @@ pub struct NetworkSink {
 
 impl std::fmt::Debug for NetworkSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NetworkSink").field("url", &self.url).finish()
+        f.debug_struct("NetworkSink")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -172,7 +172,8 @@ impl NetworkSink {
                 .await
                 .map_err(|e| Status::unavailable(format!("collector not reachable: {e}")))?;
             let path = tonic::codegen::http::uri::PathAndQuery::from_static(proto::WRITE_PATH);
-            let codec = tonic_prost::ProstCodec::<proto::WriteRequest, proto::WriteReply>::default();
+            let codec =
+                tonic_prost::ProstCodec::<proto::WriteRequest, proto::WriteReply>::default();
             grpc.unary(request, path, codec)
                 .await
                 .map(|r| r.into_inner())
@@ -181,7 +182,10 @@ impl NetworkSink {
 
     fn warn_once(&self, message: &str) {
         if !self.warned.swap(true, Ordering::Relaxed) {
-            eprintln!("micromegas: the collector at {} refuses batches: {message}", self.url);
+            eprintln!(
+                "micromegas: the collector at {} refuses batches: {message}",
+                self.url
+            );
         }
     }
 }

@@ -1,0 +1,105 @@
+//! Native block ingest over gRPC: `micromegas.ingest.v1.NativeIngest/Write`, served beside
+//! the OTLP services, fed by the tracing layer's network sink. The reply comes once the
+//! blocks are durable in the lake; blocks already there (a retry) are skipped.
+
+use crate::collector::Collector;
+use crate::rpc_status::unavailable_retry_after;
+use crate::telemetry;
+use micromegas_lake::LakeError;
+use micromegas_tracing_layer::network::proto::{WriteReply, WriteRequest, SERVICE, WRITE_PATH};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+use tonic::codegen::{http, BoxFuture, Service, StdError};
+use tonic::{Request, Response, Status};
+
+/// The `NativeIngest` gRPC service.
+#[derive(Debug, Clone)]
+pub struct NativeIngestServer {
+    collector: Collector,
+}
+
+impl NativeIngestServer {
+    /// The service, writing into `collector`'s lake.
+    pub fn new(collector: Collector) -> Self {
+        Self { collector }
+    }
+}
+
+/// Writes one native batch.
+pub async fn write(collector: &Collector, request: WriteRequest) -> Result<WriteReply, Status> {
+    let bytes = request.batch;
+    let _admitted = collector
+        .admit("grpc", "native", bytes.len())
+        .map_err(|busy| unavailable_retry_after(busy.to_string(), crate::admission::RETRY_AFTER))?;
+    match collector.lake().write_encoded(&bytes).await {
+        Ok(o) => {
+            telemetry::stored("native", o.events_written, 0, None);
+            Ok(WriteReply {
+                blocks_written: o.blocks_written,
+                blocks_skipped: o.blocks_skipped,
+            })
+        }
+        Err(LakeError::InvalidBatch(e)) => {
+            let message = format!("invalid transit batch: {e}");
+            telemetry::refused("grpc", "native", "invalid", &message);
+            Err(Status::invalid_argument(message))
+        }
+        Err(e) => {
+            telemetry::refused("grpc", "native", "lake", &e.to_string());
+            Err(crate::grpc::lake_status(e))
+        }
+    }
+}
+
+struct WriteSvc(Collector);
+
+impl tonic::server::UnaryService<WriteRequest> for WriteSvc {
+    type Response = WriteReply;
+    type Future = BoxFuture<Response<WriteReply>, Status>;
+
+    fn call(&mut self, request: Request<WriteRequest>) -> Self::Future {
+        let collector = self.0.clone();
+        Box::pin(async move {
+            write(&collector, request.into_inner())
+                .await
+                .map(Response::new)
+        })
+    }
+}
+
+impl<B> Service<http::Request<B>> for NativeIngestServer
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let collector = self.collector.clone();
+        if req.uri().path() != WRITE_PATH {
+            return Box::pin(async move {
+                Ok(
+                    Status::unimplemented(format!("no such method; {SERVICE} has only Write"))
+                        .into_http(),
+                )
+            });
+        }
+        let max = collector.options().max_message_bytes;
+        Box::pin(async move {
+            let codec = tonic_prost::ProstCodec::<WriteReply, WriteRequest>::default();
+            let mut grpc =
+                tonic::server::Grpc::new(codec).apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(WriteSvc(collector), req).await)
+        })
+    }
+}
+
+impl tonic::server::NamedService for NativeIngestServer {
+    const NAME: &'static str = SERVICE;
+}

@@ -1,0 +1,35 @@
+//! The collector's own telemetry: metrics and logs about its ingest, recorded through the
+//! micromegas pipeline (the collector binary writes them straight into its lake, never through
+//! its own ingest endpoints). Without a pipeline (a library user that did not start one) these
+//! calls cost a check and record nothing.
+//!
+//! Metrics: `collector.request_bytes` (per request; properties `transport`, `signal`),
+//! `collector.inflight_bytes`, `collector.rows` and `collector.rejected_items` (per signal),
+//! `collector.refused_requests` (properties `transport`, `signal`, `reason`: `busy`,
+//! `invalid`, `too_large`, `unauthenticated`, `lake`).
+
+/// A request admitted.
+pub fn request(transport: &'static str, signal: &'static str, bytes: usize, in_flight: usize) {
+    micromegas_core::imetric!("collector.request_bytes", "bytes", bytes, "transport" => transport, "signal" => signal);
+    micromegas_core::imetric!("collector.inflight_bytes", "bytes", in_flight);
+}
+
+/// Rows stored for a request, and items rejected in it (partial success).
+pub fn stored(signal: &'static str, rows: u64, rejected: u64, first_error: Option<&str>) {
+    micromegas_core::imetric!("collector.rows", "count", rows, "signal" => signal);
+    if rejected > 0 {
+        micromegas_core::imetric!("collector.rejected_items", "count", rejected, "signal" => signal);
+        tracing::warn!(
+            signal,
+            rejected,
+            first_error = first_error.unwrap_or_default(),
+            "items rejected (partial success)"
+        );
+    }
+}
+
+/// A request refused as a whole.
+pub fn refused(transport: &'static str, signal: &'static str, reason: &'static str, message: &str) {
+    micromegas_core::imetric!("collector.refused_requests", "count", 1u64, "transport" => transport, "signal" => signal, "reason" => reason);
+    tracing::warn!(transport, signal, reason, message, "request refused");
+}

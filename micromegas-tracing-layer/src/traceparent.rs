@@ -1,0 +1,78 @@
+//! W3C trace context (`traceparent`) given as a span field: the remote parent of a root span.
+
+use tracing_core::field::{Field, Visit};
+use tracing_core::span::Attributes;
+
+/// Name of the field read.
+pub const FIELD: &str = "traceparent";
+
+/// The remote parent span id and trace id of a span with a valid `traceparent` field.
+pub fn remote_parent(attrs: &Attributes<'_>) -> Option<(u64, u128)> {
+    attrs.metadata().fields().field(FIELD)?;
+    let mut v = Find(None);
+    attrs.record(&mut v);
+    parse(v.0.as_deref()?)
+}
+
+struct Find(Option<String>);
+
+impl Visit for Find {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == FIELD {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == FIELD {
+            self.0 = Some(format!("{value:?}").trim_matches('"').to_owned());
+        }
+    }
+}
+
+/// Parses `version-traceid-parentid-flags` (W3C Trace Context, level 1). All-zero ids and the
+/// invalid version `ff` are refused; later versions are read by their first four fields.
+pub fn parse(header: &str) -> Option<(u64, u128)> {
+    let mut parts = header.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex(version, 2) || version.eq_ignore_ascii_case("ff") || !hex(flags, 2) {
+        return None;
+    }
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    if !hex(trace, 32) || !hex(parent, 16) {
+        return None;
+    }
+    let trace = u128::from_str_radix(trace, 16).ok()?;
+    let parent = u64::from_str_radix(parent, 16).ok()?;
+    (trace != 0 && parent != 0).then_some((parent, trace))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn parses_valid_and_refuses_invalid_headers() {
+        assert_eq!(
+            parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some((0x00f067aa0ba902b7, 0x4bf92f3577b34da6a3ce929d0e0e4736))
+        );
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473x-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert!(parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future").is_some());
+    }
+}
