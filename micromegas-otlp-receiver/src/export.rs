@@ -39,7 +39,7 @@ pub async fn traces(
     telemetry::stored(
         "traces",
         mapped.row_count() as u64,
-        mapped.rejected as u64,
+        mapped.rejected,
         mapped.first_error.as_deref(),
     );
     Ok(ExportTraceServiceResponse {
@@ -60,7 +60,7 @@ pub async fn logs(
     telemetry::stored(
         "logs",
         mapped.row_count() as u64,
-        mapped.rejected as u64,
+        mapped.rejected,
         mapped.first_error.as_deref(),
     );
     Ok(ExportLogsServiceResponse {
@@ -81,7 +81,7 @@ pub async fn metrics(
     telemetry::stored(
         "metrics",
         mapped.row_count() as u64,
-        mapped.rejected as u64,
+        mapped.rejected,
         mapped.first_error.as_deref(),
     );
     Ok(ExportMetricsServiceResponse {
