@@ -2,13 +2,16 @@
 //! what it records into a lake (the embedded sink), ready to query with `micromegas-sql`.
 //!
 //! `cargo run --release --example quickstart -- [LAKE] [SECONDS]`
-//! (defaults: `./micromegas-lake`, 3 s). With `--blocks DIR` it writes transit files to a
-//! directory instead (read them with the `dump` example).
+//! (defaults: `./micromegas-lake`, 3 s). With `--collector URL` it sends to a running
+//! `micromegas-collector` instead (e.g. `--collector http://127.0.0.1:4317`, through the
+//! network sink; `MICROMEGAS_AUTH_TOKEN` is its bearer token), and with `--blocks DIR` it
+//! writes transit files to a directory (read them with the `dump` example).
 
 use micromegas_core::sink::{DirectorySink, Sink};
 use micromegas_core::{fmetric, imetric, info, span_scope, warn};
 use micromegas_lake::sink::LakeSink;
 use micromegas_lake::LakeOptions;
+use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,34 +45,46 @@ fn handle_request(id: u64) {
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let blocks = args.first().is_some_and(|a| a == "--blocks");
-    if blocks {
-        args.remove(0);
-    }
+    let mode = match args.first().map(String::as_str) {
+        Some("--blocks") | Some("--collector") => args.remove(0),
+        _ => String::new(),
+    };
     let mut args = args.into_iter();
-    let default = if blocks {
-        "micromegas-blocks"
-    } else {
-        micromegas_lake::DEFAULT_LAKE
+    let default = match mode.as_str() {
+        "--blocks" => "micromegas-blocks",
+        "--collector" => "http://127.0.0.1:4317",
+        _ => micromegas_lake::DEFAULT_LAKE,
     };
     let dir = args.next().unwrap_or_else(|| default.to_owned());
     let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let sink: Arc<dyn Sink> = if blocks {
-        match DirectorySink::new(&dir) {
+    let sink: Arc<dyn Sink> = match mode.as_str() {
+        "--blocks" => match DirectorySink::new(&dir) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 eprintln!("cannot create {dir}: {e}");
                 std::process::exit(1);
             }
+        },
+        "--collector" => {
+            let options = NetworkOptions {
+                token: std::env::var("MICROMEGAS_AUTH_TOKEN").ok(),
+                ..Default::default()
+            };
+            match NetworkSink::connect(&dir, options) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            }
         }
-    } else {
-        match LakeSink::open(&dir, LakeOptions::default()) {
+        _ => match LakeSink::open(&dir, LakeOptions::default()) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 eprintln!("cannot open the lake at {dir}: {e}");
                 std::process::exit(1);
             }
-        }
+        },
     };
     let options = micromegas_core::Options::default().service_name("quickstart");
     let guard = micromegas_core::init(sink, options).expect("micromegas already initialized");
@@ -99,8 +114,10 @@ fn main() {
         stats.delivered_bytes,
         stats.total_dropped()
     );
-    if blocks {
+    if mode == "--blocks" {
         println!("wrote {dir}; inspect it with: cargo run --example dump -- {dir}");
+    } else if mode == "--collector" {
+        println!("sent to the collector at {dir}");
     } else {
         println!(
             "wrote the lake {dir}; query it with: cargo run --release -p micromegas-lake \

@@ -36,6 +36,11 @@ step "benchmarks compile"
 # build of DataFusion (about 20 minutes on 2 cores) to every run.
 cargo bench -p micromegas-core -p micromegas-tracing-layer --no-run
 
+step "the main job (scripts/demo.sh): collector, a native app and an OpenTelemetry app, SQL"
+demo=$(mktemp -d)
+PROFILE=debug scripts/demo.sh "$demo/lake"
+rm -rf "$demo"
+
 step "quickstart example into a lake, then SQL on it; and into transit files, then dump"
 # The binaries `cargo test --workspace` built (with the workspace's unified features): a plain
 # `cargo run` of one package would build DataFusion again with another feature set.
