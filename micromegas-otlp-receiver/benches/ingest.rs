@@ -1,0 +1,400 @@
+//! Ingest benchmark, one run: OTLP trace requests of 512 spans decoded, mapped and written
+//! durably into a local lake (what the collector does per request), next to prost decode-only
+//! of the same requests (the floor); bytes on disk per span next to the zstd-compressed OTLP
+//! protobuf of the same spans; and native transit batches written into a lake.
+//!
+//! `cargo bench -p micromegas-otlp-receiver --bench ingest` (env: REQUESTS=400 of 512 spans,
+//! NATIVE_EVENTS=4000000, RUNS=3, DIR=target/bench-ingest).
+//!
+//! Rates are given per wall second on a single-threaded async runtime and per CPU second of
+//! the whole process (all threads, from /proc/self/stat), the latter being "per core".
+
+use micromegas_core::sink::MemorySink;
+use micromegas_core::transit::batch::Batch;
+use micromegas_lake::{Lake, LakeOptions};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
+use prost::Message;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SPANS_PER_REQUEST: usize = 512;
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn kv(k: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn text(v: &str) -> any_value::Value {
+    any_value::Value::StringValue(v.into())
+}
+
+const ROUTES: [&str; 6] = [
+    "/api/orders",
+    "/api/orders/{id}",
+    "/api/cart",
+    "/api/users/{id}",
+    "/health",
+    "/api/search",
+];
+
+const CHILDREN: [(&str, span::SpanKind); 7] = [
+    ("SELECT orders", span::SpanKind::Client),
+    ("SELECT users", span::SpanKind::Client),
+    ("redis GET", span::SpanKind::Client),
+    ("redis SET", span::SpanKind::Client),
+    ("POST payments", span::SpanKind::Client),
+    ("render", span::SpanKind::Internal),
+    ("serialize", span::SpanKind::Internal),
+];
+
+fn child_attributes(name: &str, c: usize) -> Vec<KeyValue> {
+    let mut attributes = vec![kv("thread.id", any_value::Value::IntValue(c as i64))];
+    if name.starts_with("SELECT") {
+        attributes.push(kv("db.system", text("postgresql")));
+        attributes.push(kv("db.namespace", text("shop")));
+        attributes.push(kv("db.query.text", text(&format!("{name} WHERE id = $1"))));
+    } else if name.starts_with("redis") {
+        attributes.push(kv("db.system", text("redis")));
+        attributes.push(kv("server.address", text("cache-1")));
+    } else if name.starts_with("POST") {
+        attributes.push(kv("http.request.method", text("POST")));
+        attributes.push(kv("server.address", text("payments.internal")));
+    }
+    attributes
+}
+
+/// One trace of 8 spans: an HTTP server span and its client, database and internal children,
+/// with the usual semantic-convention attributes.
+fn trace(rng: &mut Rng, start: u64, spans: &mut Vec<Span>) {
+    let trace_id: Vec<u8> = [rng.next(), rng.next()]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect();
+    let root_id = rng.next().to_le_bytes().to_vec();
+    let route = ROUTES[(rng.next() % 6) as usize];
+    let error = rng.next().is_multiple_of(50);
+    let client = format!("10.0.{}.{}", rng.next() % 256, rng.next() % 256);
+    spans.push(Span {
+        trace_id: trace_id.clone(),
+        span_id: root_id.clone(),
+        name: format!("GET {route}"),
+        kind: span::SpanKind::Server as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + 2_000_000 + rng.next() % 40_000_000,
+        attributes: vec![
+            kv("http.request.method", text("GET")),
+            kv("http.route", text(route)),
+            kv(
+                "http.response.status_code",
+                any_value::Value::IntValue(if error { 500 } else { 200 }),
+            ),
+            kv("url.scheme", text("https")),
+            kv("server.address", text("api.example.com")),
+            kv("client.address", text(&client)),
+        ],
+        status: error.then(|| Status {
+            code: status::StatusCode::Error as i32,
+            message: "upstream timeout".into(),
+        }),
+        ..Default::default()
+    });
+    for (c, (name, kind)) in CHILDREN.iter().enumerate() {
+        let s = start + 100_000 * (c as u64 + 1) + rng.next() % 100_000;
+        spans.push(Span {
+            trace_id: trace_id.clone(),
+            span_id: rng.next().to_le_bytes().to_vec(),
+            parent_span_id: root_id.clone(),
+            name: (*name).into(),
+            kind: *kind as i32,
+            start_time_unix_nano: s,
+            end_time_unix_nano: s + 50_000 + rng.next() % 2_000_000,
+            attributes: child_attributes(name, c),
+            ..Default::default()
+        });
+    }
+}
+
+/// A request as an SDK's batch processor sends it: one service, one scope, 512 spans.
+fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportTraceServiceRequest {
+    let mut spans = Vec::with_capacity(SPANS_PER_REQUEST);
+    for t in 0..(SPANS_PER_REQUEST / 8) as u64 {
+        let start = t0 + (n * 64 + t) * 1_000_000 + rng.next() % 1_000_000;
+        trace(rng, start, &mut spans);
+    }
+    let resource = [
+        ("service.name", "checkout"),
+        ("service.version", "2.14.1"),
+        ("host.name", "node-7"),
+        ("deployment.environment", "prod"),
+        ("telemetry.sdk.language", "java"),
+        ("telemetry.sdk.name", "opentelemetry"),
+        ("telemetry.sdk.version", "1.44.0"),
+    ];
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: resource.iter().map(|(k, v)| kv(k, text(v))).collect(),
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "io.opentelemetry.tomcat-10.0".into(),
+                    version: "2.10.0".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// CPU time of the whole process (user + system, all threads).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime (fields 14 and 15 of the file, 12 and 13 after the command name), in
+    // clock ticks of 1/100 s on Linux.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_bytes(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Run {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Run {
+    fn measure(f: impl FnOnce()) -> Self {
+        let (c0, w0) = (cpu_time(), Instant::now());
+        f();
+        Run {
+            wall: w0.elapsed(),
+            cpu: cpu_time().saturating_sub(c0),
+        }
+    }
+}
+
+/// (per wall second, per CPU second), medians.
+fn rates(runs: &[Run], n: u64) -> (f64, f64) {
+    let wall = runs.iter().map(|r| n as f64 / r.wall.as_secs_f64());
+    let cpu = runs
+        .iter()
+        .map(|r| n as f64 / r.cpu.as_secs_f64().max(0.01));
+    (median(wall.collect()), median(cpu.collect()))
+}
+
+fn fresh_lake(rt: &tokio::runtime::Runtime, dir: &Path) -> Lake {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("bench dir");
+    rt.block_on(Lake::open(
+        dir.to_str().expect("utf-8 path"),
+        LakeOptions::default(),
+    ))
+    .expect("lake")
+}
+
+/// Native batches of spans, logs and metrics from two threads, encoded for the wire.
+fn native_batches(events_wanted: u64) -> (Vec<Vec<u8>>, u64) {
+    let sink = Arc::new(MemorySink::new());
+    let options = micromegas_core::Options::default()
+        .service_name("native-bench")
+        .budget_bytes(1 << 30);
+    let guard = micromegas_core::init(sink.clone(), options).expect("init");
+    // 4 events per iteration: scope begin and end, a log, a metric.
+    let per_thread = events_wanted / 2 / 4;
+    let workers: Vec<_> = (0..2u64)
+        .map(|w| {
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    micromegas_core::span_scope!("handle");
+                    micromegas_core::info!("request {} served by worker {}", i, w);
+                    micromegas_core::imetric!("latency", "ns", 1000 + i % 977);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("worker");
+    }
+    let stats = guard.shutdown();
+    assert_eq!(stats.total_dropped(), 0, "{stats:?}");
+    let batches: Vec<Batch> = sink.batches();
+    let events = batches.iter().map(Batch::event_count).sum();
+    (batches.iter().map(Batch::encode).collect(), events)
+}
+
+fn main() {
+    let requests: u64 = env_or("REQUESTS", 400);
+    let native_events: u64 = env_or("NATIVE_EVENTS", 4_000_000);
+    let runs: usize = env_or("RUNS", 3).max(1);
+    let root = PathBuf::from(env_or("DIR", "target/bench-ingest".to_string()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // The requests, as they come over the wire.
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let t0 = micromegas_lake::catalog::now_nanos() as u64 - 3_600_000_000_000;
+    let wire: Vec<Vec<u8>> = (0..requests)
+        .map(|n| request(n, &mut rng, t0).encode_to_vec())
+        .collect();
+    let spans = requests * SPANS_PER_REQUEST as u64;
+    let proto_bytes: u64 = wire.iter().map(|w| w.len() as u64).sum();
+    let zstd_bytes: u64 = wire
+        .iter()
+        .map(|w| zstd::encode_all(&w[..], 3).expect("zstd").len() as u64)
+        .sum();
+
+    // Floor: decode only.
+    let decode: Vec<Run> = (0..runs.max(3))
+        .map(|_| {
+            Run::measure(|| {
+                for w in &wire {
+                    let r = ExportTraceServiceRequest::decode(&w[..]).expect("decode");
+                    std::hint::black_box(&r);
+                }
+            })
+        })
+        .collect();
+
+    // Decode + map + durable write, request after request (as the collector answers them).
+    let mut ingest = Vec::new();
+    let (mut raw_bytes, mut parquet_bytes) = (0, 0);
+    for run in 0..runs {
+        let dir = root.join(format!("otlp-{run}"));
+        let lake = fresh_lake(&rt, &dir);
+        ingest.push(Run::measure(|| {
+            rt.block_on(async {
+                for w in &wire {
+                    let r = ExportTraceServiceRequest::decode(&w[..]).expect("decode");
+                    micromegas_otlp_receiver::export::traces(&lake, &r)
+                        .await
+                        .expect("ingest");
+                }
+            })
+        }));
+        if run == 0 {
+            raw_bytes = dir_bytes(&dir.join("raw"));
+            rt.block_on(lake.materialize_all()).expect("materialize");
+            parquet_bytes = dir_bytes(&dir.join("tables").join("spans"));
+        }
+    }
+
+    // Native blocks.
+    let (native, events) = native_batches(native_events);
+    let native_wire: u64 = native.iter().map(|b| b.len() as u64).sum();
+    let native_runs: Vec<Run> = (0..runs)
+        .map(|run| {
+            let lake = fresh_lake(&rt, &root.join(format!("native-{run}")));
+            Run::measure(|| {
+                rt.block_on(async {
+                    for b in &native {
+                        lake.write_encoded(b).await.expect("native ingest");
+                    }
+                })
+            })
+        })
+        .collect();
+
+    let (floor_wall, _) = rates(&decode, spans);
+    let (ingest_wall, ingest_cpu) = rates(&ingest, spans);
+    let (native_wall, native_cpu) = rates(&native_runs, events);
+    let per_span = |b: u64| b as f64 / spans as f64;
+    println!(
+        "ingest benchmark: {requests} OTLP requests x {SPANS_PER_REQUEST} spans = {spans} \
+         spans; {events} native events in {} batches; medians of {runs} runs",
+        native.len()
+    );
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| prost decode only (floor), spans/s on one thread | {floor_wall:.0} |");
+    println!("| OTLP ingest (decode + map + durable write), spans/s, wall, one async thread | {ingest_wall:.0} |");
+    println!("| OTLP ingest, spans per CPU second of the process (per core) | {ingest_cpu:.0} |");
+    println!(
+        "| OTLP ingest per core / decode-only | {:.3} |",
+        ingest_cpu / floor_wall
+    );
+    println!(
+        "| OTLP protobuf, bytes/span | {:.1} |",
+        per_span(proto_bytes)
+    );
+    println!(
+        "| OTLP protobuf zstd(3) per request, bytes/span | {:.1} |",
+        per_span(zstd_bytes)
+    );
+    println!(
+        "| raw row blocks on disk, bytes/span (ratio to zstd OTLP) | {:.1} ({:.2}x) |",
+        per_span(raw_bytes),
+        raw_bytes as f64 / zstd_bytes as f64
+    );
+    println!(
+        "| spans Parquet on disk, bytes/span (ratio to zstd OTLP) | {:.1} ({:.2}x) |",
+        per_span(parquet_bytes),
+        parquet_bytes as f64 / zstd_bytes as f64
+    );
+    println!(
+        "| native transit on the wire, bytes/event | {:.2} |",
+        native_wire as f64 / events as f64
+    );
+    println!("| native ingest, events/s, wall, one async thread | {native_wall:.0} |");
+    println!(
+        "| native ingest, events per CPU second of the process (per core) | {native_cpu:.0} |"
+    );
+}
