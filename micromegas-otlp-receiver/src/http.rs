@@ -174,12 +174,7 @@ fn busy(b: Busy, enc: Encoding) -> Reject {
 
 /// Decodes an OTLP request of either encoding and admits it into the in-flight budget; a
 /// refusal is recorded in the collector's telemetry.
-fn request<R>(
-    c: &Collector,
-    signal: &'static str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<(R, Encoding, Admitted), Reject>
+fn request<R>(c: &Collector, signal: &'static str, headers: &HeaderMap, body: Bytes) -> Decoded<R>
 where
     R: Message + Default + serde::de::DeserializeOwned,
 {
@@ -197,12 +192,14 @@ where
     result
 }
 
+type Decoded<R> = Result<(R, Encoding, Admitted), Reject>;
+
 fn decode_request<R>(
     c: &Collector,
     signal: &'static str,
     headers: &HeaderMap,
     body: Bytes,
-) -> Result<(R, Encoding, Admitted), Reject>
+) -> Decoded<R>
 where
     R: Message + Default + serde::de::DeserializeOwned,
 {

@@ -91,13 +91,7 @@ fn span_tree_and_log_correlation_decode_exactly() {
     tracing::subscriber::with_default(subscriber, workload);
     guard.shutdown();
     let evs = events(&sink);
-    let news: Vec<&SpanUpdate> = evs
-        .iter()
-        .filter_map(|e| match e {
-            Event::SpanUpdate(u) if u.change == SpanChange::New => Some(u),
-            _ => None,
-        })
-        .collect();
+    let news = created(&evs);
     assert_eq!(news.len(), 2);
     let (request, db) = (news[0], news[1]);
     assert_eq!(request.location.as_ref().unwrap().name, "request");
@@ -242,13 +236,7 @@ fn async_requests_across_a_multi_thread_runtime_keep_their_trees() {
     drop(rt);
     guard.shutdown();
     let evs = events(&sink);
-    let news: Vec<&SpanUpdate> = evs
-        .iter()
-        .filter_map(|e| match e {
-            Event::SpanUpdate(u) if u.change == SpanChange::New => Some(u),
-            _ => None,
-        })
-        .collect();
+    let news = created(&evs);
     let requests: Vec<_> = news
         .iter()
         .filter(|u| u.location.as_ref().unwrap().name == "request")
@@ -306,13 +294,7 @@ fn a_traceparent_field_continues_a_remote_trace() {
     });
     guard.shutdown();
     let evs = events(&sink);
-    let news: Vec<&SpanUpdate> = evs
-        .iter()
-        .filter_map(|e| match e {
-            Event::SpanUpdate(u) if u.change == SpanChange::New => Some(u),
-            _ => None,
-        })
-        .collect();
+    let news = created(&evs);
     let trace = 0x4bf92f3577b34da6a3ce929d0e0e4736u128;
     assert_eq!(news.len(), 3);
     assert_eq!(
@@ -335,4 +317,14 @@ fn a_traceparent_field_continues_a_remote_trace() {
         })
         .unwrap();
     assert_eq!((log.span_id, log.trace_id), (news[1].span_id, trace));
+}
+
+/// The span creations among `evs`, in order.
+fn created(evs: &[Event]) -> Vec<&SpanUpdate> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(u) if u.change == SpanChange::New => Some(u),
+            _ => None,
+        })
+        .collect()
 }
