@@ -29,13 +29,35 @@ fn hash(req: &impl Message) -> u128 {
     xxhash_rust::xxh3::xxh3_128(&req.encode_to_vec())
 }
 
+/// The identity of a trace request without encoding it again: each resource, then each
+/// span's ids, times and name (a retried request has the same; two requests with the same
+/// spans are the same data).
+fn trace_identity(req: &ExportTraceServiceRequest) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for rs in &req.resource_spans {
+        if let Some(r) = &rs.resource {
+            h.update(&r.encode_to_vec());
+        }
+        for ss in &rs.scope_spans {
+            for s in &ss.spans {
+                h.update(&s.trace_id);
+                h.update(&s.span_id);
+                h.update(&s.start_time_unix_nano.to_le_bytes());
+                h.update(&s.end_time_unix_nano.to_le_bytes());
+                h.update(s.name.as_bytes());
+            }
+        }
+    }
+    h.digest128()
+}
+
 /// Stores the spans of a request.
 pub async fn traces(
     lake: &Lake,
     req: &ExportTraceServiceRequest,
 ) -> Result<ExportTraceServiceResponse, LakeError> {
     let mapped = traces::map(req);
-    store(lake, &mapped, span_batch, hash(req)).await?;
+    store(lake, &mapped, span_batch, trace_identity(req)).await?;
     telemetry::stored(
         "traces",
         mapped.row_count() as u64,
