@@ -1,9 +1,12 @@
 //! # micromegas-otlp-receiver
 //!
-//! The collector of micromegas: OpenTelemetry data (OTLP over gRPC) into the lake, in the same
-//! tables as the native blocks. This first part serves traces and logs over gRPC; metrics,
-//! OTLP/HTTP, native block ingest over the network, authentication and backpressure are being
-//! built (see the README).
+//! The collector of micromegas: OpenTelemetry traces, logs and metrics (OTLP over gRPC and
+//! HTTP, protobuf or JSON) and native transit blocks (from the tracing layer's network sink)
+//! into the lake, in the same tables. A request is answered only once its rows are durable;
+//! retries are stored once. [`Collector`] holds what the servers share (the lake, the message
+//! size limit, bearer tokens, the in-flight budget that turns overload into UNAVAILABLE /
+//! 503 with a retry delay); [`grpc::serve`] and [`http::serve`] serve it; [`mapping`] turns
+//! OTLP into rows and can be used alone:
 //!
 //! ```
 //! use micromegas_otlp_receiver::mapping::traces;

@@ -208,3 +208,49 @@ async fn otlp_http_native_ingest_and_errors() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_inflight_budget_http_answers_503_with_retry_after() {
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    let collector = Collector::new(
+        lake.clone(),
+        CollectorOptions {
+            max_inflight_bytes: 4096,
+            ..Default::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    tokio::spawn(micromegas_otlp_receiver::http::serve(
+        collector.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    let post = || {
+        reqwest::Client::new()
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(spans().encode_to_vec())
+            .send()
+    };
+    // The budget is taken (as by writes in flight): refused, nothing written.
+    let held = collector.admit("test", "traces", 4096).unwrap();
+    let busy = post().await.unwrap();
+    assert_eq!(busy.status(), 503);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    let body = busy.bytes().await.unwrap();
+    let status = micromegas_otlp_receiver::rpc_status::RpcStatus::decode(&body[..]).unwrap();
+    assert_eq!(status.code, 14);
+    assert!(
+        status.message.contains("--max-inflight-mib"),
+        "{}",
+        status.message
+    );
+    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM spans").await, ["0"]);
+    // Once the budget is free again, the same request is taken.
+    drop(held);
+    assert_eq!(post().await.unwrap().status(), 200);
+    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM spans").await, ["1"]);
+}
