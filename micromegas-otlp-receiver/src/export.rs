@@ -51,23 +51,37 @@ fn trace_identity(req: &ExportTraceServiceRequest) -> u128 {
     h.digest128()
 }
 
+/// Stores the rows of a request, records them in the collector's telemetry, and returns what
+/// was rejected (count and message) for the response's partial success.
+async fn store_mapped<R>(
+    lake: &Lake,
+    signal: &'static str,
+    mapped: &Mapped<R>,
+    build: fn(&[R]) -> crate::ingest::arrow_result::Result,
+    identity: u128,
+) -> Result<Option<(i64, String)>, LakeError> {
+    store(lake, mapped, build, identity).await?;
+    let first_error = mapped.first_error.as_deref();
+    telemetry::stored(
+        signal,
+        mapped.row_count() as u64,
+        mapped.rejected,
+        first_error,
+    );
+    Ok((mapped.rejected > 0).then(|| (mapped.rejected as i64, message(mapped))))
+}
+
 /// Stores the spans of a request.
 pub async fn traces(
     lake: &Lake,
     req: &ExportTraceServiceRequest,
 ) -> Result<ExportTraceServiceResponse, LakeError> {
     let mapped = traces::map(req);
-    store(lake, &mapped, span_batch, trace_identity(req)).await?;
-    telemetry::stored(
-        "traces",
-        mapped.row_count() as u64,
-        mapped.rejected,
-        mapped.first_error.as_deref(),
-    );
+    let rejected = store_mapped(lake, "traces", &mapped, span_batch, trace_identity(req)).await?;
     Ok(ExportTraceServiceResponse {
-        partial_success: (mapped.rejected > 0).then(|| ExportTracePartialSuccess {
-            rejected_spans: mapped.rejected as i64,
-            error_message: message(&mapped),
+        partial_success: rejected.map(|(n, error_message)| ExportTracePartialSuccess {
+            rejected_spans: n,
+            error_message,
         }),
     })
 }
@@ -78,17 +92,11 @@ pub async fn logs(
     req: &ExportLogsServiceRequest,
 ) -> Result<ExportLogsServiceResponse, LakeError> {
     let mapped = logs::map(req);
-    store(lake, &mapped, log_batch, hash(req)).await?;
-    telemetry::stored(
-        "logs",
-        mapped.row_count() as u64,
-        mapped.rejected,
-        mapped.first_error.as_deref(),
-    );
+    let rejected = store_mapped(lake, "logs", &mapped, log_batch, hash(req)).await?;
     Ok(ExportLogsServiceResponse {
-        partial_success: (mapped.rejected > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: mapped.rejected as i64,
-            error_message: message(&mapped),
+        partial_success: rejected.map(|(n, error_message)| ExportLogsPartialSuccess {
+            rejected_log_records: n,
+            error_message,
         }),
     })
 }
@@ -99,17 +107,11 @@ pub async fn metrics(
     req: &ExportMetricsServiceRequest,
 ) -> Result<ExportMetricsServiceResponse, LakeError> {
     let mapped = metrics::map(req);
-    store(lake, &mapped, measure_batch, hash(req)).await?;
-    telemetry::stored(
-        "metrics",
-        mapped.row_count() as u64,
-        mapped.rejected,
-        mapped.first_error.as_deref(),
-    );
+    let rejected = store_mapped(lake, "metrics", &mapped, measure_batch, hash(req)).await?;
     Ok(ExportMetricsServiceResponse {
-        partial_success: (mapped.rejected > 0).then(|| ExportMetricsPartialSuccess {
-            rejected_data_points: mapped.rejected as i64,
-            error_message: message(&mapped),
+        partial_success: rejected.map(|(n, error_message)| ExportMetricsPartialSuccess {
+            rejected_data_points: n,
+            error_message,
         }),
     })
 }

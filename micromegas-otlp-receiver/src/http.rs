@@ -8,6 +8,7 @@
 use crate::admission::{Admitted, Busy};
 use crate::auth::Tokens;
 use crate::collector::Collector;
+use crate::native::Refusal;
 use crate::rpc_status::RpcStatus;
 use crate::{export, telemetry};
 use axum::body::Bytes;
@@ -91,6 +92,10 @@ fn encode<T: Message + serde::Serialize>(value: &T, enc: Encoding) -> Response {
 
 fn lake_error(signal: &'static str, e: LakeError, enc: Encoding) -> Response {
     telemetry::refused("http", signal, "lake", &e.to_string());
+    lake_response(e, enc)
+}
+
+fn lake_response(e: LakeError, enc: Encoding) -> Response {
     if e.is_retryable() {
         error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -287,27 +292,17 @@ async fn native(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> 
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let _admitted = match c.admit("http", "native", bytes.len()) {
-        Ok(a) => a,
-        Err(b) => return busy(b, enc).into_response(),
-    };
-    match c.lake().write_encoded(&bytes).await {
-        Ok(o) => {
-            telemetry::stored("native", o.events_written, 0, None);
-            encode(
-                &NativeReply {
-                    blocks_written: o.blocks_written,
-                    blocks_skipped: o.blocks_skipped,
-                },
-                enc,
-            )
-        }
-        Err(LakeError::InvalidBatch(e)) => error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid transit batch: {e}"),
+    match crate::native::ingest(&c, "http", &bytes).await {
+        Ok(o) => encode(
+            &NativeReply {
+                blocks_written: o.blocks_written,
+                blocks_skipped: o.blocks_skipped,
+            },
             enc,
         ),
-        Err(e) => lake_error("native", e, enc),
+        Err(Refusal::Busy(b)) => busy(b, enc).into_response(),
+        Err(Refusal::Invalid(m)) => error(StatusCode::BAD_REQUEST, m, enc),
+        Err(Refusal::Lake(e)) => lake_response(e, enc),
     }
 }
 

@@ -2,6 +2,7 @@
 //! the OTLP services, fed by the tracing layer's network sink. The reply comes once the
 //! blocks are durable in the lake; blocks already there (a retry) are skipped.
 
+use crate::admission::{Busy, RETRY_AFTER};
 use crate::collector::Collector;
 use crate::rpc_status::unavailable_retry_after;
 use crate::telemetry;
@@ -25,13 +26,28 @@ impl NativeIngestServer {
     }
 }
 
-/// Writes one native batch.
-pub async fn write(collector: &Collector, request: WriteRequest) -> Result<WriteReply, Status> {
-    let bytes = request.batch;
+/// Why a native batch was not written.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The in-flight budget is spent: retry later.
+    Busy(Busy),
+    /// The bytes are not a transit batch: never retry.
+    Invalid(String),
+    /// The lake did not take it.
+    Lake(LakeError),
+}
+
+/// Admits and writes one encoded native batch (for either transport); answered once durable.
+/// Records the outcome in the collector's telemetry.
+pub async fn ingest(
+    collector: &Collector,
+    transport: &'static str,
+    batch: &[u8],
+) -> Result<WriteReply, Refusal> {
     let _admitted = collector
-        .admit("grpc", "native", bytes.len())
-        .map_err(|busy| unavailable_retry_after(busy.to_string(), crate::admission::RETRY_AFTER))?;
-    match collector.lake().write_encoded(&bytes).await {
+        .admit(transport, "native", batch.len())
+        .map_err(Refusal::Busy)?;
+    match collector.lake().write_encoded(batch).await {
         Ok(o) => {
             telemetry::stored("native", o.events_written, 0, None);
             Ok(WriteReply {
@@ -41,14 +57,25 @@ pub async fn write(collector: &Collector, request: WriteRequest) -> Result<Write
         }
         Err(LakeError::InvalidBatch(e)) => {
             let message = format!("invalid transit batch: {e}");
-            telemetry::refused("grpc", "native", "invalid", &message);
-            Err(Status::invalid_argument(message))
+            telemetry::refused(transport, "native", "invalid", &message);
+            Err(Refusal::Invalid(message))
         }
         Err(e) => {
-            telemetry::refused("grpc", "native", "lake", &e.to_string());
-            Err(crate::grpc::lake_status(e))
+            telemetry::refused(transport, "native", "lake", &e.to_string());
+            Err(Refusal::Lake(e))
         }
     }
+}
+
+/// Writes one native batch received over gRPC.
+pub async fn write(collector: &Collector, request: WriteRequest) -> Result<WriteReply, Status> {
+    ingest(collector, "grpc", &request.batch)
+        .await
+        .map_err(|r| match r {
+            Refusal::Busy(b) => unavailable_retry_after(b.to_string(), RETRY_AFTER),
+            Refusal::Invalid(m) => Status::invalid_argument(m),
+            Refusal::Lake(e) => crate::grpc::lake_status(e),
+        })
 }
 
 struct WriteSvc(Collector);

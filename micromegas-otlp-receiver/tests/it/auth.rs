@@ -1,9 +1,9 @@
 //! With tokens configured, ingest without the right bearer token is refused on gRPC and HTTP
 //! and nothing is written; with one of the tokens it is accepted.
 
-use micromegas_lake::{Lake, LakeOptions};
+use micromegas_lake::Lake;
 use micromegas_otlp_receiver::auth::Tokens;
-use micromegas_otlp_receiver::{Collector, CollectorOptions};
+use micromegas_otlp_receiver::CollectorOptions;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
@@ -42,34 +42,16 @@ async fn count(lake: &Lake) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_enforced_on_grpc_and_http() {
-    let lake = Lake::open("memory://", LakeOptions::default())
-        .await
-        .unwrap();
-    let tokens = Tokens::new(["s3cret".to_owned(), "other".to_owned()]);
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
-    let collector = Collector::new(
-        lake.clone(),
-        CollectorOptions {
-            max_message_bytes: 1 << 20,
-            tokens,
-            ..Default::default()
-        },
-    );
-    tokio::spawn(micromegas_otlp_receiver::grpc::serve(
-        collector.clone(),
-        grpc,
-        std::future::pending(),
-    ));
-    tokio::spawn(micromegas_otlp_receiver::http::serve(
-        collector,
-        http,
-        std::future::pending(),
-    ));
+    let served = crate::common::serve(CollectorOptions {
+        max_message_bytes: 1 << 20,
+        tokens: Tokens::new(["s3cret".to_owned(), "other".to_owned()]),
+        ..Default::default()
+    })
+    .await;
+    let lake = served.lake;
 
     // gRPC: no token, wrong token → UNAUTHENTICATED; right token → stored.
-    let mut client = LogsServiceClient::connect(format!("http://{grpc_addr}"))
+    let mut client = LogsServiceClient::connect(served.grpc.clone())
         .await
         .unwrap();
     let err = client.export(request("no token")).await.unwrap_err();
@@ -93,7 +75,7 @@ async fn tokens_are_enforced_on_grpc_and_http() {
     let http = reqwest::Client::new();
     let post = |token: Option<&str>, msg: &str| {
         let mut r = http
-            .post(format!("http://{http_addr}/v1/logs"))
+            .post(format!("{}/v1/logs", served.http))
             .header("content-type", "application/x-protobuf")
             .body(request(msg).encode_to_vec());
         if let Some(t) = token {
@@ -108,7 +90,7 @@ async fn tokens_are_enforced_on_grpc_and_http() {
     assert_eq!(count(&lake).await, 2);
     // Health needs no token.
     let health = http
-        .get(format!("http://{http_addr}/health"))
+        .get(format!("{}/health", served.http))
         .send()
         .await
         .unwrap();

@@ -28,3 +28,54 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// A collector on a memory lake, serving gRPC and HTTP on free loopback ports until the test
+/// ends.
+pub struct Served {
+    pub lake: Lake,
+    pub collector: micromegas_otlp_receiver::Collector,
+    /// `http://127.0.0.1:PORT` of the gRPC server.
+    pub grpc: String,
+    /// `http://127.0.0.1:PORT` of the HTTP server.
+    pub http: String,
+}
+
+pub async fn serve(options: micromegas_otlp_receiver::CollectorOptions) -> Served {
+    let lake = Lake::open("memory://", micromegas_lake::LakeOptions::default())
+        .await
+        .unwrap();
+    let collector = micromegas_otlp_receiver::Collector::new(lake.clone(), options);
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
+    tokio::spawn(micromegas_otlp_receiver::grpc::serve(
+        collector.clone(),
+        grpc,
+        std::future::pending(),
+    ));
+    tokio::spawn(micromegas_otlp_receiver::http::serve(
+        collector.clone(),
+        http,
+        std::future::pending(),
+    ));
+    Served {
+        lake,
+        collector,
+        grpc: format!("http://{grpc_addr}"),
+        http: format!("http://{http_addr}"),
+    }
+}
+
+/// Runs `work` with the process-wide pipeline capturing into memory (tests take turns) and
+/// returns the one batch it made.
+pub fn capture(service: &str, work: impl FnOnce()) -> micromegas_core::transit::batch::Batch {
+    let _serial = serial();
+    let sink = std::sync::Arc::new(micromegas_core::sink::MemorySink::new());
+    let options = micromegas_core::Options::default().service_name(service);
+    let guard = micromegas_core::init(sink.clone(), options).unwrap();
+    work();
+    guard.shutdown();
+    let mut batches = sink.batches();
+    assert_eq!(batches.len(), 1);
+    batches.remove(0)
+}

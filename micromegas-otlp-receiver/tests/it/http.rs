@@ -1,7 +1,7 @@
 //! OTLP/HTTP (protobuf and JSON, gzip), native block ingest and health on a real server on
 //! loopback; bad input gets the documented error and the server keeps serving.
 
-use crate::common::{rows, serial};
+use crate::common::{capture, rows, serve};
 use micromegas_otlp_receiver::{Collector, CollectorOptions};
 
 use micromegas_lake::{Lake, LakeOptions};
@@ -11,7 +11,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use std::io::Write;
-use std::sync::Arc;
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -42,19 +41,11 @@ fn spans() -> ExportTraceServiceRequest {
 const JSON_LOGS: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json-svc"}}]},"scopeLogs":[{"scope":{"name":"js"},"logRecords":[{"timeUnixNano":"1700000000000000000","severityNumber":13,"body":{"stringValue":"hello json"},"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
 
 fn native_batch() -> Vec<u8> {
-    let _serial = serial();
-    let sink = Arc::new(micromegas_core::sink::MemorySink::new());
-    let guard = micromegas_core::init(
-        sink.clone(),
-        micromegas_core::Options::default().service_name("native-app"),
-    )
-    .unwrap();
-    micromegas_core::info!("native {}", 1);
-    micromegas_core::info!("native {}", 2);
-    guard.shutdown();
-    let batches = sink.batches();
-    assert_eq!(batches.len(), 1);
-    batches[0].encode()
+    capture("native-app", || {
+        micromegas_core::info!("native {}", 1);
+        micromegas_core::info!("native {}", 2);
+    })
+    .encode()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,23 +202,13 @@ async fn otlp_http_native_ingest_and_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_inflight_budget_http_answers_503_with_retry_after() {
-    let lake = Lake::open("memory://", LakeOptions::default())
-        .await
-        .unwrap();
-    let collector = Collector::new(
-        lake.clone(),
-        CollectorOptions {
-            max_inflight_bytes: 4096,
-            ..Default::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-    tokio::spawn(micromegas_otlp_receiver::http::serve(
-        collector.clone(),
-        listener,
-        std::future::pending(),
-    ));
+    let served = serve(CollectorOptions {
+        max_inflight_bytes: 4096,
+        ..Default::default()
+    })
+    .await;
+    let (lake, collector) = (served.lake, served.collector);
+    let url = format!("{}/v1/traces", served.http);
     let post = || {
         reqwest::Client::new()
             .post(&url)

@@ -3,9 +3,9 @@
 //! span carries the W3C `traceparent`) comes back as one tree. Retries are idempotent, a wrong
 //! token is refused, a collector over its in-flight budget answers with backpressure.
 
-use crate::common::{rows, serial};
+use crate::common::{capture, rows, serial, serve};
 use micromegas_core::sink::{Sink, SinkError};
-use micromegas_lake::{Lake, LakeOptions};
+use micromegas_lake::Lake;
 use micromegas_otlp_receiver::auth::Tokens;
 use micromegas_otlp_receiver::rpc_status::retry_delay;
 use micromegas_otlp_receiver::{Collector, CollectorOptions};
@@ -59,25 +59,13 @@ fn otel_root(now: u64) -> ExportTraceServiceRequest {
 }
 
 async fn start(tokens: Tokens, max_inflight_bytes: usize) -> (Lake, Collector, String) {
-    let lake = Lake::open("memory://", LakeOptions::default())
-        .await
-        .unwrap();
-    let collector = Collector::new(
-        lake.clone(),
-        CollectorOptions {
-            tokens,
-            max_inflight_bytes,
-            ..Default::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(micromegas_otlp_receiver::grpc::serve(
-        collector.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    (lake, collector, url)
+    let served = serve(CollectorOptions {
+        tokens,
+        max_inflight_bytes,
+        ..Default::default()
+    })
+    .await;
+    (served.lake, served.collector, served.grpc)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,20 +129,12 @@ async fn native_spans_continue_an_otel_trace_through_the_network_sink() {
     );
 }
 
-fn one_batch() -> micromegas_core::transit::batch::Batch {
-    let _serial = serial();
-    let sink = Arc::new(micromegas_core::sink::MemorySink::new());
-    let options = micromegas_core::Options::default().service_name("retry");
-    let guard = micromegas_core::init(sink.clone(), options).unwrap();
-    micromegas_core::info!("one");
-    guard.shutdown();
-    sink.batches().remove(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_are_idempotent_and_refusals_are_mapped() {
     let (lake, collector, url) = start(Tokens::new(["t0ken".to_owned()]), 4096).await;
-    let batch = tokio::task::spawn_blocking(one_batch).await.unwrap();
+    let batch = tokio::task::spawn_blocking(|| capture("retry", || micromegas_core::info!("one")))
+        .await
+        .unwrap();
     let (ok, wrong, down) = {
         let url = url.clone();
         tokio::task::spawn_blocking(move || {
