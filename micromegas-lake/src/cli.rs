@@ -31,3 +31,43 @@ impl LakeArgs {
         }
     }
 }
+
+/// The FlightSQL server's settings (`--flightsql-addr`, `--query-token`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FlightSqlArgs {
+    /// Address of the FlightSQL server (Grafana, ADBC, pyarrow).
+    #[arg(long, env = "MICROMEGAS_FLIGHTSQL_ADDR", default_value = crate::flightsql::DEFAULT_ADDR)]
+    pub flightsql_addr: String,
+
+    /// Require one of these tokens on FlightSQL (bearer token, or the password of the
+    /// handshake's Basic auth); repeat the flag, or separate with commas in the variable.
+    #[arg(
+        long = "query-token",
+        env = "MICROMEGAS_QUERY_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub query_tokens: Vec<String>,
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

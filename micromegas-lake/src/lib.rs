@@ -28,9 +28,11 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod auth;
 pub mod catalog;
 pub mod cli;
 mod error;
+pub mod flightsql;
 pub mod location;
 pub mod maintenance;
 pub mod materialize;

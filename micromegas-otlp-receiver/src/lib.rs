@@ -34,7 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod admission;
-pub mod auth;
+pub use micromegas_lake::auth;
 pub mod collector;
 pub mod export;
 pub mod grpc;

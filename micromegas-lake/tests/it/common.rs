@@ -112,3 +112,24 @@ pub fn shifted(batches: &[Batch], hours: i64) -> Vec<Batch> {
         })
         .collect()
 }
+
+/// The test venv's Python, if it can import `module` (scripts/test.sh installs it); `None`
+/// (test skipped) outside CI, a failure when the services are required.
+pub fn python(module: &str) -> Option<std::path::PathBuf> {
+    use std::process::Command;
+    let venv = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let ok = venv.exists()
+        && Command::new(&venv)
+            .args(["-c", &format!("import {module}")])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
+            "Python module {module} is required: scripts/test.sh installs it in .venv"
+        );
+        eprintln!("skipped: no .venv with {module} (scripts/test.sh creates it)");
+        return None;
+    }
+    Some(venv)
+}

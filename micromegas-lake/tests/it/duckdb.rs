@@ -1,29 +1,11 @@
 //! DuckDB, an independent Parquet reader, reads the lake's partitions and returns the same
 //! counts and values as our SQL: the files are standard Parquet.
 
-use crate::common::{capture, rows, serial, shifted};
+use crate::common::{capture, python, rows, serial, shifted};
 use micromegas_core::{fmetric, imetric, info, span_scope, warn};
 use micromegas_lake::{Lake, LakeOptions};
 use std::path::PathBuf;
 use std::process::Command;
-
-fn python() -> Option<PathBuf> {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    let ok = venv.exists()
-        && Command::new(&venv)
-            .args(["-c", "import duckdb"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
-            "DuckDB is required: scripts/test.sh installs it in .venv"
-        );
-        eprintln!("skipped: no .venv with duckdb (scripts/test.sh creates it)");
-        return None;
-    }
-    Some(venv)
-}
 
 /// Runs `sql` in DuckDB, with `{log_entries}`, `{measures}` and `{spans}` replaced by the
 /// partitions of that table; rows as `|`-separated text.
@@ -73,7 +55,9 @@ fn work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duckdb_reads_the_partitions_with_the_same_results() {
-    let Some(python) = python() else { return };
+    let Some(python) = python("duckdb") else {
+        return;
+    };
     let batches = {
         let _serial = serial();
         capture("duck", work)

@@ -5,6 +5,7 @@ mod cli;
 #[allow(dead_code)]
 mod common;
 mod duckdb;
+mod flightsql;
 mod maintenance;
 mod pruning_retention;
 mod row_blocks;

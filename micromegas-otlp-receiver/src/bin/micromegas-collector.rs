@@ -55,30 +55,17 @@ struct Args {
     #[arg(long, env = "MICROMEGAS_NO_SELF_TELEMETRY")]
     no_self_telemetry: bool,
 
+    #[command(flatten)]
+    flightsql: micromegas_lake::cli::FlightSqlArgs,
+
+    /// Do not serve FlightSQL. Without --query-token, FlightSQL accepts the --auth-token
+    /// tokens (so setting ingest tokens never leaves queries open).
+    #[arg(long, env = "MICROMEGAS_NO_FLIGHTSQL")]
+    no_flightsql: bool,
+
     /// Delete data older than this age (e.g. 30d, 12h); default: keep everything.
     #[arg(long, env = "MICROMEGAS_RETENTION", value_parser = micromegas_lake::retention::parse_age)]
     retention: Option<Duration>,
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }
 
 /// Logs to stderr, and (unless disabled) the collector's own telemetry into `lake` through
@@ -155,6 +142,22 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     let http = tokio::net::TcpListener::bind(&args.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--http-addr)", args.http_addr))?;
+    let flightsql = if args.no_flightsql {
+        None
+    } else {
+        let addr = &args.flightsql.flightsql_addr;
+        Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--flightsql-addr)"))?,
+        )
+    };
+    let query_tokens = if args.flightsql.query_tokens.is_empty() {
+        &args.auth_tokens
+    } else {
+        &args.flightsql.query_tokens
+    };
+    let query_tokens = micromegas_lake::auth::Tokens::new(query_tokens.clone());
     let tokens = micromegas_otlp_receiver::auth::Tokens::new(args.auth_tokens.clone());
     if tokens.is_open() {
         tracing::warn!("no --auth-token: ingest is open to anyone who can connect");
@@ -167,8 +170,13 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
             tokens,
         },
     );
+    let flightsql_addr = match &flightsql {
+        Some(l) => l.local_addr()?.to_string(),
+        None => "off".to_owned(),
+    };
     eprintln!(
-        "micromegas-collector: OTLP/gRPC and native blocks on {}, OTLP/HTTP on {}, lake {}",
+        "micromegas-collector: OTLP/gRPC and native blocks on {}, OTLP/HTTP on {}, \
+         FlightSQL on {flightsql_addr}, lake {}",
         grpc.local_addr()?,
         http.local_addr()?,
         args.lake.lake
@@ -176,6 +184,7 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     tracing::info!(
         grpc = %grpc.local_addr()?,
         http = %http.local_addr()?,
+        flightsql = %flightsql_addr,
         lake = %args.lake.lake,
         "collector started"
     );
@@ -191,9 +200,13 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     let http_server = tokio::spawn(micromegas_otlp_receiver::http::serve(
         collector,
         http,
-        wait(stopping),
+        wait(stopping.clone()),
     ));
-    shutdown_signal().await;
+    let flightsql_server = flightsql.map(|listener| {
+        let server = micromegas_lake::flightsql::FlightSqlServer::new(lake.clone(), query_tokens);
+        tokio::spawn(server.serve(listener, wait(stopping)))
+    });
+    micromegas_lake::cli::shutdown_signal().await;
     let _ = stop.send(true);
     grpc_server
         .await
@@ -203,6 +216,12 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
         .await
         .context("HTTP server task")?
         .context("HTTP server failed")?;
+    if let Some(server) = flightsql_server {
+        server
+            .await
+            .context("FlightSQL server task")?
+            .context("FlightSQL server failed")?;
+    }
     tracing::info!("collector stopped; requests in flight were answered");
     eprintln!("micromegas-collector: stopping; requests in flight were answered");
     maintenance.stop().await;

@@ -53,7 +53,7 @@ async fn python_sdk(protocol: &str) {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
-    let (grpc_port, http_port) = (free_port(), free_port());
+    let (grpc_port, http_port, flight_port) = (free_port(), free_port(), free_port());
     let port = if protocol == "http" {
         http_port
     } else {
@@ -64,6 +64,7 @@ async fn python_sdk(protocol: &str) {
         .arg(&lake_dir)
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
         .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
+        .args(["--flightsql-addr", &format!("127.0.0.1:{flight_port}")])
         .env_remove("MICROMEGAS_LAKE")
         .spawn()
         .unwrap();
@@ -103,6 +104,16 @@ async fn python_sdk(protocol: &str) {
         panic!("the Python SDK did not finish within 120 s")
     });
     assert!(status.success(), "the Python SDK failed to export");
+
+    // What was acknowledged is queryable at once through the collector's FlightSQL server.
+    assert_eq!(
+        flightsql_count(
+            flight_port,
+            "SELECT COUNT(*) FROM spans WHERE service_name = 'py-shop'"
+        )
+        .await,
+        2
+    );
 
     // SIGTERM: the collector stops accepting, answers what it accepted, and exits.
     Command::new("kill")
@@ -204,4 +215,31 @@ async fn python_sdk(protocol: &str) {
             "INFO|collector stopped; requests in flight were answered"
         ]
     );
+}
+
+/// The one integer `sql` returns, asked through the collector's FlightSQL server.
+async fn flightsql_count(port: u16, sql: &str) -> i64 {
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use futures::TryStreamExt;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = FlightSqlServiceClient::new(channel);
+    let info = client.execute(sql.to_owned(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let batches: Vec<_> = client
+        .do_get(ticket)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let column = batches[0].column(0);
+    column
+        .as_any()
+        .downcast_ref::<micromegas_lake::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0)
 }

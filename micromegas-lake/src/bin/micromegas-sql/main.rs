@@ -36,6 +36,14 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Format::Table, env = "MICROMEGAS_SQL_FORMAT")]
     format: Format,
 
+    /// Serve the lake over FlightSQL (for Grafana, ADBC, pyarrow) until interrupted, instead
+    /// of running SQL here.
+    #[arg(long, conflicts_with_all = ["command", "file"])]
+    serve: bool,
+
+    #[command(flatten)]
+    flightsql: micromegas_lake::cli::FlightSqlArgs,
+
     /// Print at most this many rows per statement (0: all). Default: all for -c and -f,
     /// 40 interactively.
     #[arg(long)]
@@ -126,6 +134,10 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => {}
     }
+    if args.serve {
+        serve(lake, &args.flightsql).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let ctx = lake.session().await?;
     let script = match (&args.command, &args.file) {
         (Some(c), _) => Some(c.clone()),
@@ -146,6 +158,30 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Serves FlightSQL until SIGINT or SIGTERM.
+async fn serve(lake: Lake, args: &micromegas_lake::cli::FlightSqlArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&args.flightsql_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (--flightsql-addr)",
+                args.flightsql_addr
+            )
+        })?;
+    let tokens = micromegas_lake::auth::Tokens::new(args.query_tokens.clone());
+    if tokens.is_open() {
+        eprintln!("warning: no --query-token: anyone who can connect can query the lake");
+    }
+    eprintln!(
+        "micromegas-sql: FlightSQL on {} (Ctrl-C to stop)",
+        listener.local_addr()?
+    );
+    micromegas_lake::flightsql::FlightSqlServer::new(lake, tokens)
+        .serve(listener, micromegas_lake::cli::shutdown_signal())
+        .await
+        .context("FlightSQL server failed")
 }
 
 /// Runs every statement of `sql` in order; stops at the first error.

@@ -1,6 +1,6 @@
-//! Optional bearer-token authentication of ingest: with tokens configured, a request without
+//! Optional bearer-token authentication: with tokens configured, a request without
 //! `Authorization: Bearer <token>` naming one of them is refused (gRPC UNAUTHENTICATED, HTTP
-//! 401) and nothing is written.
+//! 401) and nothing is written or read.
 
 use std::sync::Arc;
 
