@@ -36,6 +36,7 @@ pub mod flightsql;
 pub mod location;
 pub mod maintenance;
 pub mod materialize;
+pub mod perfetto;
 pub mod query;
 pub mod retention;
 pub mod row_blocks;

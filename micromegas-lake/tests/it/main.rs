@@ -7,6 +7,7 @@ mod common;
 mod duckdb;
 mod flightsql;
 mod maintenance;
+mod perfetto;
 mod pruning_retention;
 mod row_blocks;
 mod shared_lake;

@@ -65,6 +65,34 @@ enum Action {
     },
     /// Print the number of catalog rows of each table, then exit.
     Stats,
+    /// Write the spans of one process or one trace (and the logs of their threads) to a
+    /// Perfetto trace file; open it at https://ui.perfetto.dev.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["process", "trace"])))]
+    ExportPerfetto {
+        /// The process (UUID, from `SELECT process_id FROM processes`).
+        #[arg(long)]
+        process: Option<String>,
+        /// The trace (32 hex digits, from `SELECT trace_id FROM spans`).
+        #[arg(long)]
+        trace: Option<String>,
+        /// Only spans ending at or after this time (RFC 3339, e.g. 2026-11-28T10:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        begin: Option<i64>,
+        /// Only spans starting before this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        end: Option<i64>,
+        /// The file to write (.pftrace).
+        #[arg(short = 'o', long)]
+        output: std::path::PathBuf,
+    },
+}
+
+/// An RFC 3339 time as ns since the Unix epoch.
+fn parse_time(text: &str) -> Result<i64, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| format!("{e}: expected RFC 3339 such as 2026-11-28T10:00:00Z"))?;
+    t.timestamp_nanos_opt()
+        .ok_or_else(|| "time out of range".to_owned())
 }
 
 fn main() -> ExitCode {
@@ -129,6 +157,36 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(Action::Stats) => {
             for (table, n) in lake.catalog().counts().await? {
                 println!("{table}\t{n}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Action::ExportPerfetto {
+            process,
+            trace,
+            begin,
+            end,
+            output,
+        }) => {
+            let selection = micromegas_lake::perfetto::Selection {
+                process_id: process.clone(),
+                trace_id: trace.clone(),
+                begin_ns: *begin,
+                end_ns: *end,
+            };
+            let file = std::fs::File::create(output)
+                .with_context(|| format!("cannot create {}", output.display()))?;
+            let mut file = std::io::BufWriter::new(file);
+            let r = micromegas_lake::perfetto::export(&lake, &selection, &mut file).await?;
+            eprintln!(
+                "{}: {} slices, {} log instants, {} tracks, {} bytes",
+                output.display(),
+                r.slices,
+                r.instants,
+                r.tracks,
+                r.bytes
+            );
+            if r.slices == 0 && r.instants == 0 {
+                eprintln!("warning: nothing matched; the file holds no event");
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -1,0 +1,189 @@
+//! `micromegas-sql export-perfetto` writes a trace that Perfetto's own protobuf schema decodes,
+//! whose slices are the lake's spans (count, times, nesting) and whose instants are its logs.
+
+use crate::common::{capture, python, rows, serial};
+use micromegas_core::{info, span_scope, warn};
+use micromegas_lake::{Lake, LakeOptions};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+fn request(i: u32) {
+    span_scope!("request");
+    info!("request {} started", i);
+    {
+        span_scope!("parse");
+    }
+    {
+        span_scope!("query");
+        {
+            span_scope!("fetch_rows");
+            if i.is_multiple_of(3) {
+                warn!("slow fetch for request {}", i);
+            }
+        }
+    }
+}
+
+fn work() {
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            std::thread::Builder::new()
+                .name(format!("worker-{t}"))
+                .spawn(move || (0..10).for_each(|i| request(t * 10 + i)))
+                .unwrap()
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+}
+
+fn export(lake: &std::path::Path, args: &[&str], file: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_micromegas-sql"))
+        .arg("--lake")
+        .arg(lake)
+        .arg("export-perfetto")
+        .args(args)
+        .arg("-o")
+        .arg(file)
+        .env_remove("MICROMEGAS_LAKE")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_trace_decodes_and_matches_the_spans() {
+    let Some(python) = python("perfetto.protos.perfetto.trace.perfetto_trace_pb2") else {
+        return;
+    };
+    let batches = {
+        let _serial = serial();
+        capture("perfetto", work)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lake");
+    let lake = Lake::open(path.to_str().unwrap(), LakeOptions::default())
+        .await
+        .unwrap();
+    lake.write_batches(&batches).await.unwrap();
+    let process = rows(&lake, "SELECT process_id FROM processes").await;
+    let process = process[0].clone();
+
+    let file = dir.path().join("trace.pftrace");
+    let out = export(&path, &["--process", &process], &file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("120 slices, 40 log instants"), "{said}");
+
+    let decoded = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/perfetto_slices.py"
+        ))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success(),
+        "Perfetto's schema could not decode the file: {}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let trace: Value = serde_json::from_slice(&decoded.stdout).unwrap();
+
+    // Slices are the spans: same names, start and end times (ns), one each.
+    let spans = rows(
+        &lake,
+        "SELECT span_id, name, CAST(start_time AS BIGINT), CAST(end_time AS BIGINT), \
+         COALESCE(parent_span_id, ''), thread_name FROM spans ORDER BY span_id",
+    )
+    .await;
+    assert_eq!(spans.len(), 120);
+    let slices = trace["slices"].as_array().unwrap();
+    let tracks = trace["tracks"].as_object().unwrap();
+    let mut from_file: Vec<String> = slices
+        .iter()
+        .map(|s| {
+            let thread = tracks[&s["track"].to_string()]["thread"].as_str().unwrap();
+            format!(
+                "{}|{}|{}|{}|{}|{thread}",
+                s["span_id"].as_str().unwrap(),
+                s["name"].as_str().unwrap(),
+                s["start"],
+                s["end"],
+                s["annotations"]["parent_span_id"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    from_file.sort();
+    assert_eq!(from_file, spans);
+
+    // Nesting: a slice's enclosing slice is its parent span; depths follow the code.
+    for s in slices {
+        assert_eq!(s["parent"], s["annotations"]["parent_span_id"], "{s}");
+    }
+    let mut depths: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for s in slices {
+        depths
+            .entry(s["name"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(s["depth"].as_u64().unwrap());
+    }
+    for (name, depth) in [
+        ("request", 0),
+        ("parse", 1),
+        ("query", 1),
+        ("fetch_rows", 2),
+    ] {
+        assert!(
+            depths[name].iter().all(|d| *d == depth),
+            "{name}: {:?}",
+            depths[name]
+        );
+        assert_eq!(depths[name].len(), 30);
+    }
+
+    // One process track and one track per thread; no extra lane for properly nested spans.
+    let threads: Vec<&str> = tracks
+        .values()
+        .filter_map(|t| t["thread"].as_str())
+        .collect();
+    assert_eq!(threads.len(), 3, "{tracks:?}");
+    assert_eq!(
+        tracks.values().filter(|t| t["process"].is_string()).count(),
+        1
+    );
+
+    // Logs are instants on their thread, with their level.
+    let instants = trace["instants"].as_array().unwrap();
+    assert_eq!(instants.len(), 40);
+    let warns = instants
+        .iter()
+        .filter(|i| i["annotations"]["level"] == "WARN")
+        .count();
+    assert_eq!(warns, 10);
+
+    // One trace: only its spans.
+    let trace_id = rows(
+        &lake,
+        "SELECT trace_id FROM spans WHERE name = 'request' LIMIT 1",
+    )
+    .await;
+    let one = dir.path().join("one.pftrace");
+    let out = export(&path, &["--trace", &trace_id[0]], &one);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(": 4 slices"));
+
+    // Bad ids and a missing choice are refused with a message.
+    let out = export(&path, &["--trace", "x' OR '1'='1"], &one);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not 32 hex digits"));
+    let out = export(&path, &[], &one);
+    assert!(!out.status.success());
+}
