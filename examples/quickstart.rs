@@ -1,4 +1,5 @@
-//! Instruments a small simulated service with the native API for a few seconds and writes
+//! The demo traffic generator: instruments a small simulated service (four routes, slow
+//! requests, failures, latency and cache metrics) with the native API for a few seconds and writes
 //! what it records into a lake (the embedded sink), ready to query with `micromegas-sql`.
 //!
 //! `cargo run --release --example quickstart -- [LAKE] [SECONDS]`
@@ -8,16 +9,18 @@
 //! writes transit files to a directory (read them with the `dump` example).
 
 use micromegas_core::sink::{DirectorySink, Sink};
-use micromegas_core::{fmetric, imetric, info, span_scope, warn};
-use micromegas_lake::sink::LakeSink;
-use micromegas_lake::LakeOptions;
-use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
+use micromegas_core::{error, fmetric, imetric, info, span_scope, warn};
+use micromegas_examples::Destination;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+const ROUTES: [&str; 4] = ["/api/user", "/api/cart", "/api/search", "/api/checkout"];
+
+/// One request: parse, query, and sometimes a slow cache miss or a failure.
 fn handle_request(id: u64) {
     span_scope!("handle_request");
     let started = Instant::now();
+    let route = ROUTES[(id % 4) as usize];
     {
         span_scope!("parse");
         std::hint::black_box(id.wrapping_mul(2654435761));
@@ -26,16 +29,24 @@ fn handle_request(id: u64) {
         span_scope!("query_db");
         std::thread::sleep(Duration::from_micros(50 + id % 200));
     }
-    if id.is_multiple_of(97) {
+    let status = if id.is_multiple_of(113) {
+        error!(
+            "request {} on {} failed: upstream timeout after {} ms",
+            id, route, 250
+        );
+        503
+    } else if id.is_multiple_of(97) {
         warn!(
             "request {} is slow: cache miss on key {}",
             id,
             format!("user:{}", id % 1000)
         );
+        200
     } else {
         info!("request {} served", id);
-    }
-    imetric!("request.duration", "ns", started.elapsed().as_nanos() as u64, "route" => "/api/user");
+        200
+    };
+    imetric!("request.duration", "ns", started.elapsed().as_nanos() as u64, "route" => route, "status" => status);
     fmetric!(
         "cache.hit_ratio",
         "ratio",
@@ -45,46 +56,32 @@ fn handle_request(id: u64) {
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let mode = match args.first().map(String::as_str) {
-        Some("--blocks") | Some("--collector") => args.remove(0),
-        _ => String::new(),
+    let seconds: f64 = match args.last().and_then(|s| s.parse().ok()) {
+        Some(s) if args.len() > 1 || !args[0].starts_with('-') => {
+            args.pop();
+            s
+        }
+        _ => 3.0,
     };
-    let mut args = args.into_iter();
-    let default = match mode.as_str() {
-        "--blocks" => "micromegas-blocks",
-        "--collector" => "http://127.0.0.1:4317",
-        _ => micromegas_lake::DEFAULT_LAKE,
-    };
-    let dir = args.next().unwrap_or_else(|| default.to_owned());
-    let seconds: f64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let sink: Arc<dyn Sink> = match mode.as_str() {
-        "--blocks" => match DirectorySink::new(&dir) {
-            Ok(s) => Arc::new(s),
+    let blocks = args.first().is_some_and(|a| a == "--blocks");
+    let (sink, description): (Arc<dyn Sink>, String) = if blocks {
+        let dir = args
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| "micromegas-blocks".to_owned());
+        match DirectorySink::new(&dir) {
+            Ok(s) => (
+                Arc::new(s),
+                format!("{dir}; inspect it with: cargo run --example dump -- {dir}"),
+            ),
             Err(e) => {
                 eprintln!("cannot create {dir}: {e}");
                 std::process::exit(1);
             }
-        },
-        "--collector" => {
-            let options = NetworkOptions {
-                token: std::env::var("MICROMEGAS_AUTH_TOKEN").ok(),
-                ..Default::default()
-            };
-            match NetworkSink::connect(&dir, options) {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    eprintln!("{e}");
-                    std::process::exit(1);
-                }
-            }
         }
-        _ => match LakeSink::open(&dir, LakeOptions::default()) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                eprintln!("cannot open the lake at {dir}: {e}");
-                std::process::exit(1);
-            }
-        },
+    } else {
+        let d = Destination::from_args(args);
+        (d.sink, d.description)
     };
     let options = micromegas_core::Options::default().service_name("quickstart");
     let guard = micromegas_core::init(sink, options).expect("micromegas already initialized");
@@ -108,20 +105,10 @@ fn main() {
     }
     let stats = guard.shutdown();
     println!(
-        "recorded {} events in {} blocks ({} bytes), dropped {}",
+        "recorded {} events in {} blocks ({} bytes), dropped {}; sent to {description}",
         stats.delivered_events,
         stats.delivered_blocks,
         stats.delivered_bytes,
         stats.total_dropped()
     );
-    if mode == "--blocks" {
-        println!("wrote {dir}; inspect it with: cargo run --example dump -- {dir}");
-    } else if mode == "--collector" {
-        println!("sent to the collector at {dir}");
-    } else {
-        println!(
-            "wrote the lake {dir}; query it with: cargo run --release -p micromegas-lake \
-             --bin micromegas-sql -- --lake {dir} -c \"SELECT level, COUNT(*) FROM log_entries GROUP BY level\""
-        );
-    }
 }

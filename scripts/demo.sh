@@ -16,7 +16,7 @@ bin=target/$profile
 if [ "$profile" = release ]; then
   echo "==> building (release)"
   cargo build --release --bin micromegas-collector --bin micromegas-sql \
-    --example quickstart --example otel_shop
+    --example quickstart --example otel_exporter
 fi
 
 echo "==> starting micromegas-collector --lake $lake"
@@ -35,7 +35,7 @@ done
 echo "==> a native app (MicromegasLayer pipeline, network sink) sends for 2 s"
 $bin/examples/quickstart --collector http://127.0.0.1:4317 2
 echo "==> an OpenTelemetry app (Rust SDK, OTLP/gRPC) sends a trace, logs and metrics"
-$bin/examples/otel_shop http://127.0.0.1:4317
+$bin/examples/otel_exporter http://127.0.0.1:4317
 
 echo "==> stopping the collector (SIGTERM: it answers what it accepted, then exits)"
 kill -TERM "$collector"
@@ -51,6 +51,15 @@ $bin/micromegas-sql --lake "$lake" -c "
   SELECT service_name, name, COUNT(*) AS n, SUM(value) AS total FROM measures
     WHERE name IN ('orders', 'collector.rows', 'request.duration')
     GROUP BY service_name, name ORDER BY service_name, name"
+
+echo "==> one process's spans and logs as a Perfetto trace (open it at https://ui.perfetto.dev)"
+pid=$($bin/micromegas-sql --lake "$lake" --format csv \
+  -c "SELECT process_id FROM processes WHERE service_name = 'quickstart' LIMIT 1" | tail -n 1)
+trace_file="$(dirname "$lake")/quickstart.pftrace"
+$bin/micromegas-sql --lake "$lake" export-perfetto --process "$pid" \
+  --begin "$(date -u -d '-1 min' +%Y-%m-%dT%H:%M:%SZ)" -o "$trace_file"
+
 echo
 echo "Run the collector yourself: $bin/micromegas-collector --lake $lake"
+echo "  (OTLP on 127.0.0.1:4317 and :4318, FlightSQL for Grafana/ADBC/pyarrow on 127.0.0.1:50051)"
 echo "and query it: $bin/micromegas-sql --lake $lake"

@@ -37,20 +37,22 @@ pub fn end_scope(meta: &'static SpanMetadata) {
     );
 }
 
-/// Records the beginning of an async span; returns its id.
+/// Records the beginning of an async span under `parent` (0 for a root) of trace
+/// `parent_trace`; returns its id and its trace (its own id for a root).
 #[inline]
-pub fn begin_async(meta: &'static SpanMetadata, parent_span_id: u64) -> u64 {
+pub fn begin_async(meta: &'static SpanMetadata, parent: u64, parent_trace: u64) -> (u64, u64) {
     let id = next_span_id();
+    let trace = if parent == 0 { id } else { parent_trace };
     let ticks = crate::time::now();
     write_words(
         StreamKind::Spans,
         BEGIN_ASYNC,
-        [meta.id(), ticks, id, parent_span_id],
+        [meta.id(), ticks, id, parent, trace],
     );
-    id
+    (id, trace)
 }
 
-/// Records the end of an async span, on whatever thread it ends.
+/// Records the end of an async span.
 #[inline]
 pub fn end_async(meta: &'static SpanMetadata, span_id: u64, parent_span_id: u64) {
     let ticks = crate::time::now();

@@ -86,6 +86,9 @@ pub struct SpanEvent {
     pub parent_span_id: Option<u64>,
     /// Callsite, with the span name.
     pub location: Location,
+    /// The trace of an async span's beginning (the root span's id); `None` for scopes, ends,
+    /// and data written before begin_async carried it.
+    pub trace_id: Option<u64>,
 }
 
 /// What happened to a span with an id (spans created through `span_new`, e.g. by the
@@ -288,6 +291,10 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                     None
                 },
                 location: Location::of(ev.dep("meta")?),
+                trace_id: match ev.layout.field("trace_id") {
+                    Some(_) => Some(ev.u64("trace_id")?).filter(|t| *t != 0),
+                    None => None,
+                },
             })
         }
         "log" | "log_args" => {

@@ -36,12 +36,13 @@ impl Drop for ScopeGuard {
 }
 
 thread_local! {
-    static CURRENT_ASYNC: Cell<u64> = const { Cell::new(0) };
+    /// The async span being polled on this thread and its trace, (0, 0) if none.
+    static CURRENT_ASYNC: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
 /// Id of the async span being polled on this thread, 0 if none.
 pub fn current_async_span() -> u64 {
-    CURRENT_ASYNC.with(Cell::get)
+    CURRENT_ASYNC.with(Cell::get).0
 }
 
 /// A future recorded as an async span: it begins at the first poll (its parent is the async
@@ -51,6 +52,7 @@ pub struct InstrumentedFuture<F> {
     inner: F,
     meta: &'static SpanMetadata,
     span_id: u64,
+    trace: u64,
     parent: u64,
     ended: bool,
 }
@@ -62,6 +64,7 @@ impl<F> InstrumentedFuture<F> {
             inner,
             meta,
             span_id: 0,
+            trace: 0,
             parent: 0,
             ended: false,
         }
@@ -73,7 +76,7 @@ impl<F> InstrumentedFuture<F> {
     }
 }
 
-struct RestoreCurrent(u64);
+struct RestoreCurrent((u64, u64));
 
 impl Drop for RestoreCurrent {
     fn drop(&mut self) {
@@ -89,10 +92,12 @@ impl<F: Future> Future for InstrumentedFuture<F> {
         // the other fields are plain data that are not structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
         if this.span_id == 0 {
-            this.parent = current_async_span();
-            this.span_id = events::begin_async(this.meta, this.parent);
+            let (parent, parent_trace) = CURRENT_ASYNC.with(Cell::get);
+            this.parent = parent;
+            (this.span_id, this.trace) = events::begin_async(this.meta, parent, parent_trace);
         }
-        let _restore = RestoreCurrent(CURRENT_ASYNC.with(|c| c.replace(this.span_id)));
+        let current = (this.span_id, this.trace);
+        let _restore = RestoreCurrent(CURRENT_ASYNC.with(|c| c.replace(current)));
         // SAFETY: `this.inner` stays where it is for as long as `self` is pinned (see above).
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
         let out = inner.poll(cx);

@@ -46,6 +46,9 @@ pub enum LakeError {
         /// The error.
         source: std::io::Error,
     },
+    /// A read-only query surface was asked to change something (DDL, DML, `COPY`, `SET`).
+    #[error("the query surface is read-only: {0}")]
+    ReadOnly(String),
     /// Another node changed the same rows first; the operation can be retried.
     #[error("conflict: {0}")]
     Conflict(String),

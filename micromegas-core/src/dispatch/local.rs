@@ -222,6 +222,16 @@ fn detach_thread() {
 
 /// A fresh process-unique span id for async spans (never 0). Ids are handed out to threads in
 /// chunks, so this rarely touches shared state.
+/// Starts this process's span ids at a point drawn from `seed` (the random process id), so
+/// that ids (and the trace ids of root spans, derived from them) of different processes do
+/// not collide in a shared lake. Only the first call has an effect: ids stay unique within
+/// the process across re-initializations.
+pub(crate) fn seed_span_ids(seed: u64) {
+    // Below 2^62 so that the counter never wraps; never 0 (0 means "no span").
+    let start = (seed & 0x3FFF_FFFF_FFFF_F000).max(SPAN_ID_CHUNK);
+    let _ = NEXT_SPAN_ID.compare_exchange(1, start, Ordering::Relaxed, Ordering::Relaxed);
+}
+
 pub(crate) fn next_span_id() -> u64 {
     let local = LOCAL.with(Cell::get);
     if !local.is_null() {

@@ -372,6 +372,7 @@ pub fn init(sink: Arc<dyn Sink>, options: Options) -> Result<Guard, InitError> {
         options.service_name.as_deref(),
         options.properties.clone(),
     ));
+    local::seed_span_ids(process.process_id.as_u128() as u64);
     let dispatch = Arc::new(Dispatch {
         process,
         options: options.clone(),

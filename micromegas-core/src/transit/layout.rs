@@ -264,7 +264,18 @@ pub mod native {
                 false,
                 &[("meta", DepRef), ("ticks", Ticks)],
             ),
-            EventLayout::packed(BEGIN_ASYNC, "begin_async", false, &async_fields),
+            EventLayout::packed(
+                BEGIN_ASYNC,
+                "begin_async",
+                false,
+                &[
+                    ("meta", DepRef),
+                    ("ticks", Ticks),
+                    ("span_id", SpanId),
+                    ("parent_span_id", SpanId),
+                    ("trace_id", U64),
+                ],
+            ),
             EventLayout::packed(END_ASYNC, "end_async", false, &async_fields),
             EventLayout::packed(
                 SPAN_NEW,

@@ -158,10 +158,12 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
                         }
                         Some(id) if s.begin => {
                             let parent = s.parent_span_id.unwrap_or(0);
-                            let trace = if parent == 0 {
-                                id.into()
-                            } else {
-                                carry.open.get(&parent).map_or(0, |p| p.trace)
+                            // The trace is in the event; older data had only the parent,
+                            // found when its beginning was read first.
+                            let trace = match s.trace_id {
+                                Some(t) => t.into(),
+                                None if parent == 0 => id.into(),
+                                None => carry.open.get(&parent).map_or(0, |p| p.trace),
                             };
                             let open = Open::at(id, (parent, trace), s.location, time, raw);
                             begin(carry, open, &mut out, &process_id, &service);

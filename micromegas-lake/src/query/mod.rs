@@ -12,7 +12,8 @@ pub use view_table::LakeViewTable;
 use crate::error::Result;
 use crate::tables::ViewTable;
 use crate::Lake;
-use datafusion::execution::context::SessionContext;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::prelude::SessionConfig;
 use std::sync::Arc;
 
@@ -39,6 +40,22 @@ impl Lake {
         let ctx = SessionContext::new_with_config(config);
         self.register(&ctx)?;
         Ok(ctx)
+    }
+
+    /// Plans `sql` (one statement) on a new session for reading only: DDL (`CREATE ...`),
+    /// DML (`INSERT`, `COPY ... TO`) and statements (`SET`) are refused with
+    /// [`LakeError::ReadOnly`](crate::LakeError::ReadOnly). What a service embedding the lake
+    /// should run users' SQL through.
+    pub async fn query(&self, sql: &str) -> Result<DataFrame> {
+        let ctx = self.session().await?;
+        let plan = ctx.state().create_logical_plan(sql).await?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| crate::LakeError::ReadOnly(e.find_root().to_string()))?;
+        Ok(ctx.execute_logical_plan(plan).await?)
     }
 
     /// Registers the lake's tables, functions and object store in an existing session.

@@ -1,7 +1,7 @@
 //! A service instrumented with the OpenTelemetry Rust SDK (no micromegas code) sending traces,
 //! logs and metrics over OTLP/gRPC to a micromegas-collector:
 //!
-//! `cargo run --example otel_shop -- [ENDPOINT]` (default: `OTEL_EXPORTER_OTLP_ENDPOINT`, or
+//! `cargo run --example otel_exporter -- [ENDPOINT]` (default: `OTEL_EXPORTER_OTLP_ENDPOINT`, or
 //! `http://127.0.0.1:4317`).
 
 #[tokio::main]
@@ -13,7 +13,8 @@ async fn main() {
     let sent = {
         let endpoint = endpoint.clone();
         tokio::task::spawn_blocking(move || {
-            micromegas_examples::otel_shop::run(&endpoint, "rust-shop").map_err(|e| e.to_string())
+            micromegas_examples::otel_exporter::run(&endpoint, "rust-shop")
+                .map_err(|e| e.to_string())
         })
         .await
     };
