@@ -19,12 +19,21 @@ impl Lake {
     /// ago. Catalog rows go first, in one short transaction, so that queries and writes never
     /// see a row whose object is gone; the objects are deleted afterwards.
     pub async fn expire(&self, age: Duration) -> Result<RetentionReport> {
-        let cutoff = now_nanos().saturating_sub(age.as_nanos().min(i64::MAX as u128) as i64);
-        self.expire_before(cutoff).await
+        self.expire_before(cutoff(age)).await
     }
 
     /// [`Lake::expire`] with an absolute cutoff (ns since the Unix epoch).
     pub async fn expire_before(&self, cutoff: i64) -> Result<RetentionReport> {
+        self.expire_before_observed(cutoff, |_| {}).await
+    }
+
+    /// [`Lake::expire_before`], calling `progress` with the number of objects deleted so far
+    /// (for a progress display).
+    pub async fn expire_before_observed(
+        &self,
+        cutoff: i64,
+        mut progress: impl FnMut(&RetentionReport),
+    ) -> Result<RetentionReport> {
         let keys = self.catalog().expire(cutoff).await?;
         let paths = futures::stream::iter(keys.into_iter().map(|k| Ok(Path::from(k))));
         let mut deleted = self.store().delete_stream(paths.boxed());
@@ -34,9 +43,15 @@ impl Lake {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => report.objects_deleted += 1,
                 Err(e) => return Err(e.into()),
             }
+            progress(&report);
         }
         Ok(report)
     }
+}
+
+/// The time `age` ago, in ns since the Unix epoch: what is older is expired.
+pub fn cutoff(age: Duration) -> i64 {
+    now_nanos().saturating_sub(age.as_nanos().min(i64::MAX as u128) as i64)
 }
 
 /// Parses an age such as `30d`, `12h`, `90m`, `45s` or `1w`.

@@ -87,6 +87,17 @@ impl Lake {
         table: ViewTable,
         range: Option<(i64, i64)>,
     ) -> Result<MaterializeReport> {
+        self.materialize_observed(table, range, |_| {}).await
+    }
+
+    /// [`Lake::materialize`], calling `progress` with the running totals after each run of
+    /// up to 4096 blocks (for a progress display).
+    pub async fn materialize_observed(
+        &self,
+        table: ViewTable,
+        range: Option<(i64, i64)>,
+        mut progress: impl FnMut(&MaterializeReport),
+    ) -> Result<MaterializeReport> {
         let _one_at_a_time = self.materialize_lock(table).lock().await;
         let mut report = MaterializeReport::default();
         let mut conflicts = 0;
@@ -98,6 +109,7 @@ impl Lake {
             };
             let progressed = step.report.blocks > 0;
             report.add(step.report);
+            progress(&report);
             if step.conflicts > 0 {
                 // Another node took some of the blocks: look again for what is left.
                 conflicts += 1;

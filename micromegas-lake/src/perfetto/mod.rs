@@ -143,6 +143,17 @@ pub async fn export(
     selection: &Selection,
     out: &mut impl Write,
 ) -> Result<ExportReport> {
+    export_observed(lake, selection, out, |_| {}).await
+}
+
+/// [`export`], calling `progress` with the running totals as spans and logs are read and
+/// written (for a progress display).
+pub async fn export_observed(
+    lake: &Lake,
+    selection: &Selection,
+    out: &mut impl Write,
+    mut progress: impl FnMut(&ExportReport),
+) -> Result<ExportReport> {
     if selection.trace_id.is_none() && selection.process_id.is_none() {
         return Err(LakeError::Config(
             "choose a process or a trace to export".to_owned(),
@@ -154,7 +165,13 @@ pub async fn export(
          trace_id, span_id, parent_span_id, attributes FROM spans WHERE {}",
         selection.filter("start_time", "end_time")?
     );
-    for_each_batch(lake, &spans, |b| read_spans(b, &mut processes)).await?;
+    let mut read = ExportReport::default();
+    for_each_batch(lake, &spans, |b| {
+        read_spans(b, &mut processes);
+        read.slices += b.num_rows();
+        progress(&read);
+    })
+    .await?;
     // Logs of the exported spans' processes (of the trace's spans when a trace is chosen).
     let mut logs = format!(
         "SELECT process_id, service_name, thread_name, time, msg, target, level FROM log_entries \
@@ -162,7 +179,7 @@ pub async fn export(
         selection.filter("time", "time")?
     );
     if selection.trace_id.is_some() && processes.is_empty() {
-        return write(&processes, out);
+        return write(&processes, out, &mut progress);
     }
     if selection.trace_id.is_some() {
         logs = format!(
@@ -174,8 +191,13 @@ pub async fn export(
                 .join(", ")
         );
     }
-    for_each_batch(lake, &logs, |b| read_logs(b, &mut processes)).await?;
-    write(&processes, out)
+    for_each_batch(lake, &logs, |b| {
+        read_logs(b, &mut processes);
+        read.instants += b.num_rows();
+        progress(&read);
+    })
+    .await?;
+    write(&processes, out, &mut progress)
 }
 
 async fn for_each_batch(lake: &Lake, sql: &str, mut f: impl FnMut(&RecordBatch)) -> Result<()> {
@@ -308,7 +330,11 @@ impl<W: Write> Writer<'_, W> {
     }
 }
 
-fn write(processes: &BTreeMap<String, Process>, out: &mut impl Write) -> Result<ExportReport> {
+fn write(
+    processes: &BTreeMap<String, Process>,
+    out: &mut impl Write,
+    progress: &mut impl FnMut(&ExportReport),
+) -> Result<ExportReport> {
     let mut w = Writer {
         out,
         report: ExportReport::default(),
@@ -340,6 +366,7 @@ fn write(processes: &BTreeMap<String, Process>, out: &mut impl Write) -> Result<
                 ..Default::default()
             })?;
             write_thread(&mut w, thread, thread_track, name)?;
+            progress(&w.report);
         }
     }
     w.out.flush().map_err(|source| LakeError::Io {

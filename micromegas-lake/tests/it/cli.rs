@@ -120,3 +120,56 @@ async fn one_shot_formats_files_prompt_and_errors() {
     let o = sql(std::path::Path::new("s3://"), &["-c", "SELECT 1"], None);
     assert!(String::from_utf8_lossy(&o.stderr).contains("names no bucket"));
 }
+
+/// Long operations draw a progress line on a terminal (forced here with
+/// `MICROMEGAS_PROGRESS=always`), erased before the final report; never in a pipe by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_operations_show_progress_on_a_terminal() {
+    let batches = {
+        let _serial = serial();
+        capture("progress", || {
+            for i in 0..100 {
+                micromegas_core::span_scope!("step");
+                info!("step {}", i);
+            }
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lake");
+    let lake = Lake::open(path.to_str().unwrap(), LakeOptions::default())
+        .await
+        .unwrap();
+    lake.write_batches(&batches).await.unwrap();
+    drop(lake);
+    let run = |args: &[&str], progress: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_micromegas-sql"));
+        cmd.arg("--lake").arg(&path).args(args).env_remove("MICROMEGAS_LAKE");
+        match progress {
+            Some(p) => cmd.env("MICROMEGAS_PROGRESS", p),
+            None => cmd.env_remove("MICROMEGAS_PROGRESS"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let shown = run(&["materialize"], Some("always"));
+    assert!(
+        shown.contains("\r\x1b[Kmaterializing log_entries: 1 blocks, 100 rows, 1 partitions"),
+        "{shown:?}"
+    );
+    assert!(shown.contains("\r\x1b[Klog_entries: 1 blocks, 100 rows"), "{shown:?}");
+    let out = dir.path().join("p.pftrace");
+    let process = stdout(&sql(
+        &path,
+        &["--format", "csv", "-c", "SELECT process_id FROM processes"],
+        None,
+    ));
+    let process = process.lines().nth(1).unwrap().to_owned();
+    let args = ["export-perfetto", "--process", &process, "-o", out.to_str().unwrap()];
+    let shown = run(&args, Some("always"));
+    assert!(shown.contains("\r\x1b[Kexporting: "), "{shown:?}");
+    assert!(shown.contains("100 slices, 100 log instants"), "{shown:?}");
+    // Not a terminal, not forced: the report only.
+    let quiet = run(&["retention", "--older-than", "1d"], None);
+    assert_eq!(quiet, "deleted 0 objects\n");
+}

@@ -1,6 +1,7 @@
 //! `micromegas-sql`: SQL on a micromegas lake, one-shot (`-c`, `-f`) or interactive.
 
 mod output;
+mod progress;
 mod repl;
 
 use anyhow::Context;
@@ -135,7 +136,22 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match &args.action {
         Some(Action::Materialize) => {
             for table in ViewTable::ALL {
-                let r = lake.materialize(table, None).await?;
+                let mut line = progress::Progress::new();
+                let r = lake
+                    .materialize_observed(table, None, |r| {
+                        line.show(|| {
+                            format!(
+                                "materializing {}: {} blocks, {} rows, {} partitions",
+                                table.name(),
+                                r.blocks,
+                                r.rows,
+                                r.partitions
+                            )
+                        })
+                    })
+                    .await;
+                line.clear();
+                let r = r?;
                 eprintln!(
                     "{}: {} blocks, {} rows, {} partitions",
                     table.name(),
@@ -150,7 +166,15 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Some(Action::Retention { older_than }) => {
-            let r = lake.expire(*older_than).await?;
+            let mut line = progress::Progress::new();
+            let cutoff = micromegas_lake::retention::cutoff(*older_than);
+            let r = lake
+                .expire_before_observed(cutoff, |r| {
+                    line.show(|| format!("retention: {} objects deleted", r.objects_deleted))
+                })
+                .await;
+            line.clear();
+            let r = r?;
             eprintln!("deleted {} objects", r.objects_deleted);
             return Ok(ExitCode::SUCCESS);
         }
@@ -176,7 +200,18 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let file = std::fs::File::create(output)
                 .with_context(|| format!("cannot create {}", output.display()))?;
             let mut file = std::io::BufWriter::new(file);
-            let r = micromegas_lake::perfetto::export(&lake, &selection, &mut file).await?;
+            let mut line = progress::Progress::new();
+            let r = micromegas_lake::perfetto::export_observed(&lake, &selection, &mut file, |r| {
+                line.show(|| {
+                    format!(
+                        "exporting: {} spans, {} logs, {} tracks, {} bytes written",
+                        r.slices, r.instants, r.tracks, r.bytes
+                    )
+                })
+            })
+            .await;
+            line.clear();
+            let r = r?;
             eprintln!(
                 "{}: {} slices, {} log instants, {} tracks, {} bytes",
                 output.display(),
