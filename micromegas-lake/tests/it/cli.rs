@@ -1,9 +1,8 @@
 //! `micromegas-sql` used like a user would: one-shot commands, files, formats, the prompt,
 //! and errors as messages with a non-zero exit code.
 
-use crate::common::{capture, serial};
+use crate::common::local_lake;
 use micromegas_core::info;
-use micromegas_lake::{Lake, LakeOptions};
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
@@ -38,19 +37,12 @@ fn stdout(o: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_shot_formats_files_prompt_and_errors() {
-    let batches = {
-        let _serial = serial();
-        capture("cli", || {
-            info!("first {}", 1);
-            info!("second {}", 2);
-        })
-    };
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lake");
-    let lake = Lake::open(path.to_str().unwrap(), LakeOptions::default())
-        .await
-        .unwrap();
-    lake.write_batches(&batches).await.unwrap();
+    let (path, lake) = local_lake(dir.path(), "cli", || {
+        info!("first {}", 1);
+        info!("second {}", 2);
+    })
+    .await;
     drop(lake);
 
     let q = "SELECT msg, severity_number FROM log_entries ORDER BY time";
@@ -125,31 +117,31 @@ async fn one_shot_formats_files_prompt_and_errors() {
 /// `MICROMEGAS_PROGRESS=always`), erased before the final report; never in a pipe by default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_operations_show_progress_on_a_terminal() {
-    let batches = {
-        let _serial = serial();
-        capture("progress", || {
-            for i in 0..100 {
-                micromegas_core::span_scope!("step");
-                info!("step {}", i);
-            }
-        })
-    };
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lake");
-    let lake = Lake::open(path.to_str().unwrap(), LakeOptions::default())
-        .await
-        .unwrap();
-    lake.write_batches(&batches).await.unwrap();
+    let (path, lake) = local_lake(dir.path(), "progress", || {
+        for i in 0..100 {
+            micromegas_core::span_scope!("step");
+            info!("step {}", i);
+        }
+    })
+    .await;
     drop(lake);
     let run = |args: &[&str], progress: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_micromegas-sql"));
-        cmd.arg("--lake").arg(&path).args(args).env_remove("MICROMEGAS_LAKE");
+        cmd.arg("--lake")
+            .arg(&path)
+            .args(args)
+            .env_remove("MICROMEGAS_LAKE");
         match progress {
             Some(p) => cmd.env("MICROMEGAS_PROGRESS", p),
             None => cmd.env_remove("MICROMEGAS_PROGRESS"),
         };
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stderr).unwrap()
     };
     let shown = run(&["materialize"], Some("always"));
@@ -157,7 +149,10 @@ async fn long_operations_show_progress_on_a_terminal() {
         shown.contains("\r\x1b[Kmaterializing log_entries: 1 blocks, 100 rows, 1 partitions"),
         "{shown:?}"
     );
-    assert!(shown.contains("\r\x1b[Klog_entries: 1 blocks, 100 rows"), "{shown:?}");
+    assert!(
+        shown.contains("\r\x1b[Klog_entries: 1 blocks, 100 rows"),
+        "{shown:?}"
+    );
     let out = dir.path().join("p.pftrace");
     let process = stdout(&sql(
         &path,
@@ -165,7 +160,13 @@ async fn long_operations_show_progress_on_a_terminal() {
         None,
     ));
     let process = process.lines().nth(1).unwrap().to_owned();
-    let args = ["export-perfetto", "--process", &process, "-o", out.to_str().unwrap()];
+    let args = [
+        "export-perfetto",
+        "--process",
+        &process,
+        "-o",
+        out.to_str().unwrap(),
+    ];
     let shown = run(&args, Some("always"));
     assert!(shown.contains("\r\x1b[Kexporting: "), "{shown:?}");
     assert!(shown.contains("100 slices, 100 log instants"), "{shown:?}");

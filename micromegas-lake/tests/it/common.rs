@@ -133,3 +133,44 @@ pub fn python(module: &str) -> Option<std::path::PathBuf> {
     }
     Some(venv)
 }
+
+/// A local lake at `dir/lake` holding what `work` records as the service `service`.
+pub async fn local_lake(
+    dir: &std::path::Path,
+    service: &str,
+    work: impl FnOnce(),
+) -> (std::path::PathBuf, Lake) {
+    let batches = {
+        let _serial = serial();
+        capture(service, work)
+    };
+    let path = dir.join("lake");
+    let lake = Lake::open(
+        path.to_str().unwrap(),
+        micromegas_lake::LakeOptions::default(),
+    )
+    .await
+    .unwrap();
+    lake.write_batches(&batches).await.unwrap();
+    (path, lake)
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (10 s at most) until something listens on the loopback `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port} within 10 s");
+}

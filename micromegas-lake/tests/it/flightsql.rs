@@ -3,12 +3,10 @@
 //! get the same rows as `micromegas-sql -c`, list the tables with their schemas, stream large
 //! results in several batches, and are refused without a token or when writing.
 
-use crate::common::{capture, python, serial};
+use crate::common::{free_port, local_lake, python, wait_for_port};
 use micromegas_core::{imetric, info, span_scope, warn};
-use micromegas_lake::{Lake, LakeOptions};
 use serde_json::Value;
 use std::process::{Child, Command};
-use std::time::Duration;
 
 const TOKEN: &str = "flight-test-token";
 
@@ -57,23 +55,11 @@ async fn pyarrow_and_adbc_query_the_flightsql_server() {
     let Some(python) = python("adbc_driver_flightsql") else {
         return;
     };
-    let batches = {
-        let _serial = serial();
-        capture("flight", work)
-    };
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lake");
-    let lake = Lake::open(path.to_str().unwrap(), LakeOptions::default())
-        .await
-        .unwrap();
-    lake.write_batches(&batches).await.unwrap();
+    let (path, lake) = local_lake(dir.path(), "flight", work).await;
     drop(lake);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let _server = Server(
         Command::new(env!("CARGO_BIN_EXE_micromegas-sql"))
             .arg("--lake")
@@ -85,15 +71,7 @@ async fn pyarrow_and_adbc_query_the_flightsql_server() {
             .spawn()
             .unwrap(),
     );
-    let mut up = false;
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(up, "micromegas-sql --serve did not listen within 10 s");
+    wait_for_port(port, "micromegas-sql --serve");
 
     let queries = [
         "select 1",

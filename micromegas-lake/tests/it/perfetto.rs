@@ -1,9 +1,8 @@
 //! `micromegas-sql export-perfetto` writes a trace that Perfetto's own protobuf schema decodes,
 //! whose slices are the lake's spans (count, times, nesting) and whose instants are its logs.
 
-use crate::common::{capture, python, rows, serial};
+use crate::common::{local_lake, python, rows};
 use micromegas_core::{info, span_scope, warn};
-use micromegas_lake::{Lake, LakeOptions};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -55,16 +54,8 @@ async fn exported_trace_decodes_and_matches_the_spans() {
     let Some(python) = python("perfetto.protos.perfetto.trace.perfetto_trace_pb2") else {
         return;
     };
-    let batches = {
-        let _serial = serial();
-        capture("perfetto", work)
-    };
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lake");
-    let lake = Lake::open(path.to_str().unwrap(), LakeOptions::default())
-        .await
-        .unwrap();
-    lake.write_batches(&batches).await.unwrap();
+    let (path, lake) = local_lake(dir.path(), "perfetto", work).await;
     let process = rows(&lake, "SELECT process_id FROM processes").await;
     let process = process[0].clone();
 
