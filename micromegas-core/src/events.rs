@@ -20,11 +20,22 @@ unsafe fn put_u64(dst: *mut u8, offset: usize, v: u64) {
 /// Records the beginning of a synchronous scope on this thread.
 #[inline(always)]
 pub fn begin_scope(meta: &'static SpanMetadata) {
-    write_words(
-        StreamKind::Spans,
-        BEGIN_SCOPE,
-        [meta.id(), crate::time::now()],
-    );
+    let (parent, trace) = crate::spans::current_async();
+    if parent == 0 {
+        write_words(
+            StreamKind::Spans,
+            BEGIN_SCOPE,
+            [meta.id(), crate::time::now()],
+        );
+    } else {
+        // Inside an async span's poll: the scope's parent is that span (the reader takes it
+        // for the outermost scope of the poll only).
+        write_words(
+            StreamKind::Spans,
+            BEGIN_SCOPE_IN_ASYNC,
+            [meta.id(), crate::time::now(), parent, trace],
+        );
+    }
 }
 
 /// Records the end of a synchronous scope on this thread.

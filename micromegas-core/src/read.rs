@@ -82,12 +82,13 @@ pub struct SpanEvent {
     pub begin: bool,
     /// Async span id, `None` for a thread scope.
     pub span_id: Option<u64>,
-    /// Async parent span id (0 for none), `None` for a thread scope.
+    /// Async parent span id (0 for none); for a thread scope, the async span being polled
+    /// when it began (`None` outside any).
     pub parent_span_id: Option<u64>,
     /// Callsite, with the span name.
     pub location: Location,
-    /// The trace of an async span's beginning (the root span's id); `None` for scopes, ends,
-    /// and data written before begin_async carried it.
+    /// The trace of an async span's beginning, or of the async span a scope began in (the
+    /// root span's id); `None` otherwise, and for data written before events carried it.
     pub trace_id: Option<u64>,
 }
 
@@ -275,21 +276,16 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
             let ids = (ev.u64("span_id")?, trace);
             Event::Log(log_entry(process, dep, ticks()?, msg, properties, ids))
         }
-        "begin_scope" | "end_scope" | "begin_async" | "end_async" => {
-            let is_async = ev.layout.field("span_id").is_some();
+        "begin_scope" | "end_scope" | "begin_async" | "end_async" | "begin_scope_in_async" => {
+            let field = |f: &str| match ev.layout.field(f) {
+                Some(_) => ev.u64(f).map(Some),
+                None => Ok(None),
+            };
             Event::Span(SpanEvent {
                 ticks: ticks()?,
                 begin: name.starts_with("begin"),
-                span_id: if is_async {
-                    Some(ev.u64("span_id")?)
-                } else {
-                    None
-                },
-                parent_span_id: if is_async {
-                    Some(ev.u64("parent_span_id")?)
-                } else {
-                    None
-                },
+                span_id: field("span_id")?,
+                parent_span_id: field("parent_span_id")?,
                 location: Location::of(ev.dep("meta")?),
                 trace_id: match ev.layout.field("trace_id") {
                     Some(_) => Some(ev.u64("trace_id")?).filter(|t| *t != 0),

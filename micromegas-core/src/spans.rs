@@ -40,6 +40,12 @@ thread_local! {
     static CURRENT_ASYNC: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
 }
 
+/// The async span being polled on this thread and its trace, (0, 0) if none.
+#[inline(always)]
+pub(crate) fn current_async() -> (u64, u64) {
+    CURRENT_ASYNC.with(Cell::get)
+}
+
 /// Id of the async span being polled on this thread, 0 if none.
 pub fn current_async_span() -> u64 {
     CURRENT_ASYNC.with(Cell::get).0

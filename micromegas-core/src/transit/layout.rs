@@ -225,6 +225,9 @@ pub mod native {
     /// Span stream: `span_id` follows from `follows_span_id` (`span_id`, `ticks`,
     /// `follows_span_id`).
     pub const SPAN_FOLLOWS: u8 = 10;
+    /// Span stream: a synchronous scope begins while an async span is being polled on this
+    /// thread (`meta`, `ticks`, `parent_span_id`: that async span, `trace_id`: its trace).
+    pub const BEGIN_SCOPE_IN_ASYNC: u8 = 11;
     /// Log stream: an event with fields (`meta`, `ticks`, `span_id`, `trace_id`,
     /// `trace_id_high`), the fields
     /// (including `message`) in the tail.
@@ -263,6 +266,17 @@ pub mod native {
                 "end_scope",
                 false,
                 &[("meta", DepRef), ("ticks", Ticks)],
+            ),
+            EventLayout::packed(
+                BEGIN_SCOPE_IN_ASYNC,
+                "begin_scope_in_async",
+                false,
+                &[
+                    ("meta", DepRef),
+                    ("ticks", Ticks),
+                    ("parent_span_id", SpanId),
+                    ("trace_id", U64),
+                ],
             ),
             EventLayout::packed(
                 BEGIN_ASYNC,

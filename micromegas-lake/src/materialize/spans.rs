@@ -27,6 +27,9 @@ struct Open {
     thread_name: String,
     fields: Vec<(String, String)>,
     follows: Vec<u64>,
+    /// For a thread scope, the async span being polled when it began (0: none).
+    #[serde(default)]
+    poll_parent: u64,
 }
 
 impl Open {
@@ -51,6 +54,7 @@ impl Open {
             thread_name: raw.stream.thread_name.clone(),
             fields: Vec::new(),
             follows: Vec::new(),
+            poll_parent: 0,
         }
     }
 }
@@ -147,9 +151,26 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
                             *count += 1;
                             let id = scope_id(&raw.stream.stream_id, *count);
                             let stack = carry.stacks.entry(stream_key.clone()).or_default();
-                            let (parent, trace) =
-                                stack.last().map_or((0, id.into()), |p| (p.id, p.trace));
-                            stack.push(Open::at(id, (parent, trace), s.location, time, raw));
+                            let poll_parent = s.parent_span_id.unwrap_or(0);
+                            // The outermost scope of an async span's poll is that span's
+                            // child; scopes within it, and scopes outside async code, are
+                            // children of the enclosing scope.
+                            let (parent, trace) = match stack.last() {
+                                Some(top) if poll_parent == 0 || top.poll_parent == poll_parent => {
+                                    (top.id, top.trace)
+                                }
+                                _ if poll_parent != 0 => {
+                                    let trace = match s.trace_id {
+                                        Some(t) => t.into(),
+                                        None => carry.open.get(&poll_parent).map_or(0, |p| p.trace),
+                                    };
+                                    (poll_parent, trace)
+                                }
+                                _ => (0, id.into()),
+                            };
+                            let mut open = Open::at(id, (parent, trace), s.location, time, raw);
+                            open.poll_parent = poll_parent;
+                            stack.push(open);
                         }
                         None => {
                             if let Some(o) = carry.stacks.get_mut(&stream_key).and_then(Vec::pop) {
