@@ -67,15 +67,24 @@ pub async fn serve(options: micromegas_otlp_receiver::CollectorOptions) -> Serve
 }
 
 /// Runs `work` with the process-wide pipeline capturing into memory (tests take turns) and
-/// returns the one batch it made.
-pub fn capture(service: &str, work: impl FnOnce()) -> micromegas_core::transit::batch::Batch {
+/// returns the batches it made.
+pub fn capture_all(
+    service: &str,
+    work: impl FnOnce(),
+) -> Vec<micromegas_core::transit::batch::Batch> {
     let _serial = serial();
     let sink = std::sync::Arc::new(micromegas_core::sink::MemorySink::new());
     let options = micromegas_core::Options::default().service_name(service);
     let guard = micromegas_core::init(sink.clone(), options).unwrap();
     work();
-    guard.shutdown();
-    let mut batches = sink.batches();
+    let stats = guard.shutdown();
+    assert_eq!(stats.total_dropped(), 0, "{stats:?}");
+    sink.batches()
+}
+
+/// [`capture_all`] for work small enough to make one batch.
+pub fn capture(service: &str, work: impl FnOnce()) -> micromegas_core::transit::batch::Batch {
+    let mut batches = capture_all(service, work);
     assert_eq!(batches.len(), 1);
     batches.remove(0)
 }

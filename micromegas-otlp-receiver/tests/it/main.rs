@@ -4,6 +4,7 @@
 mod auth;
 #[allow(dead_code)]
 mod common;
+mod crash;
 mod grpc;
 mod http;
 mod native_sink;
