@@ -9,3 +9,4 @@ mod grpc;
 mod http;
 mod native_sink;
 mod python_sdk;
+mod security;
