@@ -218,16 +218,37 @@ impl Lake {
             }
             let (native, row_blocks): (Vec<BlockRow>, Vec<BlockRow>) =
                 rows.iter().cloned().partition(|r| r.format != FORMAT_ARROW);
+            // Rows stored as such (OTLP) need no joining: one partition per hour they begin
+            // in, as for logs and measures, so that retention can drop old hours.
+            let mut by_hour: BTreeMap<i64, Vec<BlockRow>> = BTreeMap::new();
+            for b in row_blocks {
+                by_hour
+                    .entry(b.begin_time.div_euclid(NANOS_PER_HOUR))
+                    .or_default()
+                    .push(b);
+            }
+            for group in by_hour.into_values() {
+                let mut bad = Vec::new();
+                let batch = span_batch(&[])?;
+                let batch = self
+                    .with_row_blocks(ViewTable::Spans, batch, &group, &mut bad)
+                    .await?;
+                let ids = group.iter().map(|r| r.block_id.clone()).collect();
+                let outcome = self.commit_rows(ViewTable::Spans, batch, ids, None).await;
+                step.record(outcome, bad)?;
+            }
+            if native.is_empty() {
+                continue;
+            }
+            // Native span events are joined across blocks with the state carried from the
+            // process's previous run.
             let (blocks, unreadable) = self.read_blocks(&native).await?;
             let stored = self.catalog().span_carry(&process_id).await?;
             let mut carry = spans::Carry::parse(stored.as_deref());
             let (span_rows, mut bad) = spans::join_spans(&mut carry, &blocks);
             bad.extend(unreadable.into_iter().map(|u| (u.block_id, u.reason)));
             let batch = span_batch(&span_rows)?;
-            let batch = self
-                .with_row_blocks(ViewTable::Spans, batch, &row_blocks, &mut bad)
-                .await?;
-            let ids: Vec<String> = rows.iter().map(|r| r.block_id.clone()).collect();
+            let ids: Vec<String> = native.iter().map(|r| r.block_id.clone()).collect();
             let state = carry.to_json();
             let carry = Some((process_id.as_str(), state.as_str()));
             let outcome = self.commit_rows(ViewTable::Spans, batch, ids, carry).await;

@@ -9,4 +9,5 @@ mod grpc;
 mod http;
 mod native_sink;
 mod python_sdk;
+mod scale_out;
 mod security;
