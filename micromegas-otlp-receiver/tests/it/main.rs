@@ -12,3 +12,4 @@ mod native_sink;
 mod python_sdk;
 mod scale_out;
 mod security;
+mod storage_down;
