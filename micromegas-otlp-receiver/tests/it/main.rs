@@ -2,6 +2,7 @@
 //! DataFusion would be a binary of its own, about a gigabyte in a debug build).
 
 mod auth;
+mod bad_input;
 mod collector_down;
 #[allow(dead_code)]
 mod common;
