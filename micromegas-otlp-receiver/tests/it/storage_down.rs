@@ -81,16 +81,21 @@ fn weed(weed: &Path, dir: &Path, s3: u16, ports: [u16; 3]) -> Proc {
     )
 }
 
-/// Waits until the S3 server answers and the bucket exists (creating it).
-async fn bucket_ready(s3: u16, bucket: &str) {
+/// Waits until the S3 server answers and the bucket exists (creating it); on failure, shows
+/// the end of the server's log.
+async fn bucket_ready(s3: u16, bucket: &str, log: &Path) {
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{s3}/{bucket}");
     let started = Instant::now();
     loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "SeaweedFS did not start"
-        );
+        if started.elapsed() > Duration::from_secs(120) {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            panic!(
+                "SeaweedFS did not start on {s3}; its log ends with:\n{}",
+                tail.join("\n")
+            );
+        }
         let _ = client.put(&url).send().await;
         if let Ok(r) = client.get(&url).send().await {
             if r.text().await.is_ok_and(|t| t.contains("ListBucketResult")) {
@@ -149,7 +154,7 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
     std::fs::create_dir_all(&data).unwrap();
     let (s3, ports) = (weed_port(), [weed_port(), weed_port(), weed_port()]);
     let mut server = Some(weed(&venv_weed, &data, s3, ports));
-    bucket_ready(s3, "lake").await;
+    bucket_ready(s3, "lake", &data.with_extension("log")).await;
 
     let name = format!("down_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&postgres).await.unwrap();
@@ -210,7 +215,7 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
         }
         if n == 2 * REQUESTS / 3 {
             server = Some(weed(&venv_weed, &data, s3, ports));
-            bucket_ready(s3, "lake").await;
+            bucket_ready(s3, "lake", &data.with_extension("log")).await;
         }
         match client.export(request(n)).await {
             Ok(_) => acknowledged.push(true),
