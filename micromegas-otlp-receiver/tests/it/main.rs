@@ -13,4 +13,5 @@ mod native_sink;
 mod python_sdk;
 mod scale_out;
 mod security;
+mod soak;
 mod storage_down;
