@@ -39,7 +39,7 @@ fn request(n: u64) -> ExportTraceServiceRequest {
             Span {
                 trace_id: [[1u8; 8], (id / 8).to_be_bytes()].concat(),
                 span_id: id.to_be_bytes().to_vec(),
-                parent_span_id: if id % 8 == 0 {
+                parent_span_id: if id.is_multiple_of(8) {
                     vec![]
                 } else {
                     (id - id % 8 + 8).to_be_bytes().to_vec()
