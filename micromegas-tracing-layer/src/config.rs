@@ -32,6 +32,14 @@ pub enum InitError {
         /// Why.
         source: std::io::Error,
     },
+    /// A background thread (the system monitor) could not be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A global `tracing` subscriber, `log` logger or `metrics` recorder is already set.
     #[error(
         "a global {0} is already installed; use MicromegasLayer::builder() and compose it yourself"
@@ -71,6 +79,7 @@ fn network_sink(url: &str, _token: Option<String>) -> Result<Arc<dyn Sink>, Init
 pub struct Builder {
     options: Options,
     sink: Option<Arc<dyn Sink>>,
+    system_monitor: Option<Duration>,
 }
 
 impl Builder {
@@ -94,6 +103,14 @@ impl Builder {
         self.options = self.options.budget_bytes(bytes);
         self
     }
+    /// Records the process's and the machine's health as metrics every `period` (see
+    /// [`crate::system_monitor`]; feature `system-monitor`). Off unless asked, on in [`init`]
+    /// (every 5 s); a zero period turns it off.
+    #[cfg(feature = "system-monitor")]
+    pub fn system_monitor(mut self, period: Duration) -> Self {
+        self.system_monitor = Some(period);
+        self
+    }
     /// Longest time an event waits in an idle thread.
     pub fn flush_period(mut self, period: Duration) -> Self {
         self.options = self.options.flush_period(period);
@@ -108,7 +125,8 @@ impl Builder {
     /// Applies `MICROMEGAS_SERVICE_NAME` (or `OTEL_SERVICE_NAME`), `MICROMEGAS_BUDGET_BYTES`,
     /// `MICROMEGAS_FLUSH_PERIOD_MS` and `MICROMEGAS_SINK`: `null`, a directory path, or (with
     /// the feature `network`) a collector's gRPC address such as `http://127.0.0.1:4317`, with
-    /// `MICROMEGAS_AUTH_TOKEN` as its bearer token.
+    /// `MICROMEGAS_AUTH_TOKEN` as its bearer token; and `MICROMEGAS_SYSTEM_MONITOR_MS`, the
+    /// system monitor's period (0: off).
     pub fn from_env(mut self) -> Result<Self, InitError> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         if let Some(name) = var("MICROMEGAS_SERVICE_NAME").or_else(|| var("OTEL_SERVICE_NAME")) {
@@ -129,6 +147,15 @@ impl Builder {
                 reason: "expected milliseconds",
             })?;
             self = self.flush_period(Duration::from_millis(ms));
+        }
+        #[cfg(feature = "system-monitor")]
+        if let Some(v) = var("MICROMEGAS_SYSTEM_MONITOR_MS") {
+            let ms = v.parse().map_err(|_| InitError::Env {
+                name: "MICROMEGAS_SYSTEM_MONITOR_MS",
+                value: v.clone(),
+                reason: "expected milliseconds (0 turns the system monitor off)",
+            })?;
+            self = self.system_monitor(Duration::from_millis(ms));
         }
         if let Some(v) = var("MICROMEGAS_SINK") {
             self.sink = Some(if v == "null" {
@@ -156,6 +183,13 @@ impl Builder {
             })?),
         };
         let guard = micromegas_core::init(sink, self.options)?;
+        #[cfg(feature = "system-monitor")]
+        if let Some(period) = self.system_monitor.filter(|p| !p.is_zero()) {
+            crate::system_monitor::start(period).map_err(|source| InitError::Thread {
+                what: "system monitor",
+                source,
+            })?;
+        }
         Ok((MicromegasLayer::new(), guard))
     }
 }
@@ -165,7 +199,13 @@ impl Builder {
 /// level filter, default `info`, + [`MicromegasLayer`]), the [`LogBridge`] and the
 /// [`MicromegasRecorder`]. Keep the returned guard alive; dropping it flushes.
 pub fn init() -> Result<Guard, InitError> {
-    let (layer, guard) = Builder::default().from_env()?.build()?;
+    let builder = Builder::default().from_env()?;
+    #[cfg(feature = "system-monitor")]
+    let builder = match builder.system_monitor {
+        None => builder.system_monitor(crate::system_monitor::DEFAULT_PERIOD),
+        Some(_) => builder,
+    };
+    let (layer, guard) = builder.build()?;
     let level = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| v.parse::<tracing_core::LevelFilter>().ok())

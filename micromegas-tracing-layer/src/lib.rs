@@ -8,6 +8,9 @@
 //! - [`MicromegasRecorder`]: a `metrics` 0.24 `Recorder`;
 //! - [`init`]: all three in one call, configured from the environment.
 //! - `network::NetworkSink` (feature `network`): sends the blocks to a micromegas collector.
+//! - [`system_monitor`] (feature `system-monitor`, default): the process's CPU, memory,
+//!   threads and file descriptors, the machine's load and memory, and the pipeline's own
+//!   counters, as metrics every few seconds; on in [`init`], one builder call otherwise.
 //!
 //! ```
 //! use micromegas_core::sink::MemorySink;
@@ -39,6 +42,8 @@ mod log_bridge;
 mod metrics_recorder;
 #[cfg(feature = "network")]
 pub mod network;
+#[cfg(feature = "system-monitor")]
+pub mod system_monitor;
 mod traceparent;
 
 pub use config::{init, Builder, InitError};

@@ -11,4 +11,5 @@ mod perfetto;
 mod pruning_retention;
 mod row_blocks;
 mod shared_lake;
+mod system_monitor;
 mod tables;

@@ -50,7 +50,7 @@ struct Args {
     max_inflight_mib: usize,
 
     /// Do not record the collector's own logs and metrics (requests, rows, bytes, refusals,
-    /// in-flight bytes) into the lake. By default they are written straight into the lake
+    /// in-flight bytes, and its CPU, memory, threads and files every 5 s) into the lake. By default they are written straight into the lake
     /// (never through the collector's own endpoints), as the process `micromegas-collector`.
     #[arg(long, env = "MICROMEGAS_NO_SELF_TELEMETRY")]
     no_self_telemetry: bool,
@@ -97,6 +97,7 @@ fn start_telemetry(lake: &Lake, enabled: bool) -> anyhow::Result<Option<micromeg
     let (layer, guard) = MicromegasLayer::builder()
         .service_name("micromegas-collector")
         .sink(Arc::new(sink))
+        .system_monitor(micromegas_tracing_layer::system_monitor::DEFAULT_PERIOD)
         .build()
         .context("cannot start the collector's own telemetry")?;
     tracing_subscriber::registry()
