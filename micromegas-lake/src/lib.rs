@@ -42,6 +42,7 @@ pub mod retention;
 pub mod row_blocks;
 pub mod sink;
 pub mod tables;
+pub mod views;
 pub(crate) mod write;
 
 /// The Arrow version the lake's tables are built with.

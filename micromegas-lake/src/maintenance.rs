@@ -31,6 +31,9 @@ pub struct MaintenanceOptions {
     pub retention: Option<Duration>,
     /// How often retention runs (default 1 h).
     pub retention_period: Duration,
+    /// How often SQL-defined views are brought up to date (default 1 min; queries on a view
+    /// also bring the hours they read up to date).
+    pub views_period: Duration,
 }
 
 impl Default for MaintenanceOptions {
@@ -40,6 +43,7 @@ impl Default for MaintenanceOptions {
             compaction_period: Duration::from_secs(300),
             retention: None,
             retention_period: Duration::from_secs(3600),
+            views_period: Duration::from_secs(60),
         }
     }
 }
@@ -96,6 +100,7 @@ impl Lake {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let start = tokio::time::Instant::now();
             let (mut last_compaction, mut last_retention) = (start, None::<tokio::time::Instant>);
+            let mut last_views = None::<tokio::time::Instant>;
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
@@ -107,6 +112,12 @@ impl Lake {
                 if last_compaction.elapsed() >= options.compaction_period {
                     last_compaction = tokio::time::Instant::now();
                     if let Err(e) = lake.compact().await {
+                        on_error(&e);
+                    }
+                }
+                if last_views.is_none_or(|t| t.elapsed() >= options.views_period) {
+                    last_views = Some(tokio::time::Instant::now());
+                    if let Err(e) = lake.refresh_views(None).await {
                         on_error(&e);
                     }
                 }

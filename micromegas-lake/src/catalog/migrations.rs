@@ -75,4 +75,24 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
         // Blocks of rows already shaped for a table (Arrow IPC), beside native transit blocks.
         &["ALTER TABLE blocks ADD COLUMN format TEXT NOT NULL DEFAULT 'transit'"],
     ),
+    (
+        3,
+        // SQL-defined views and their materialized hours.
+        &[
+            "CREATE TABLE sql_views (
+            name TEXT PRIMARY KEY,
+            base_table TEXT NOT NULL,
+            sql TEXT NOT NULL,
+            insert_time BIGINT NOT NULL)",
+            "CREATE TABLE view_hours (
+            view_name TEXT NOT NULL,
+            hour BIGINT NOT NULL,
+            source_version TEXT NOT NULL,
+            file_path TEXT NOT NULL,
+            file_size BIGINT NOT NULL,
+            row_count BIGINT NOT NULL,
+            insert_time BIGINT NOT NULL,
+            PRIMARY KEY (view_name, hour))",
+        ],
+    ),
 ];

@@ -3,6 +3,8 @@
 
 mod migrations;
 mod rows;
+mod views;
+pub use views::{ViewHourRow, ViewRow};
 
 pub(crate) use rows::props_to_json;
 pub use rows::{BlockRow, PartitionRow, ProcessRow, StreamRow, FORMAT_ARROW, FORMAT_TRANSIT};

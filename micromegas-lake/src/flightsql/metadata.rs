@@ -21,8 +21,10 @@ use tonic::{Response, Status};
 pub(crate) const CATALOG: &str = "datafusion";
 /// The schema the lake's tables are listed under (DataFusion's default).
 pub(crate) const SCHEMA: &str = "public";
-/// The type of every table listed (what Grafana asks for).
+/// The type of the lake's tables (what Grafana asks for).
 pub(crate) const TABLE_TYPE: &str = "BASE TABLE";
+/// The type of SQL-defined views.
+pub(crate) const VIEW_TYPE: &str = "VIEW";
 
 /// Every table of the lake with its schema.
 fn lake_tables() -> Vec<(&'static str, SchemaRef)> {
@@ -34,13 +36,34 @@ fn lake_tables() -> Vec<(&'static str, SchemaRef)> {
 }
 
 /// The `GetTables` answer: the builder applies the client's catalog, schema, name and type
-/// filters.
-pub(crate) fn tables(query: CommandGetTables) -> Result<RecordBatch, FlightError> {
+/// filters. `views` are the lake's views with their schemas.
+pub(crate) fn tables(
+    query: CommandGetTables,
+    views: &[(String, SchemaRef)],
+) -> Result<RecordBatch, FlightError> {
     let mut builder = query.into_builder();
     for (name, schema) in lake_tables() {
         builder.append(CATALOG, SCHEMA, name, TABLE_TYPE, &schema)?;
     }
+    for (name, schema) in views {
+        builder.append(CATALOG, SCHEMA, name, VIEW_TYPE, schema)?;
+    }
     builder.build()
+}
+
+/// The lake's views and their schemas.
+pub(crate) async fn views(lake: &crate::Lake) -> Result<Vec<(String, SchemaRef)>, Status> {
+    let fail = |e: crate::LakeError| Status::unavailable(format!("cannot list the views: {e}"));
+    let ctx = lake.session().await.map_err(fail)?;
+    let mut out = Vec::new();
+    for view in lake.views().await.map_err(fail)? {
+        let provider = ctx
+            .table_provider(view.name.as_str())
+            .await
+            .map_err(|e| Status::internal(format!("view {}: {e}", view.name)))?;
+        out.push((view.name, provider.schema()));
+    }
+    Ok(out)
 }
 
 /// What `GetSqlInfo` reports, built once.
@@ -97,27 +120,37 @@ mod tests {
 
     #[test]
     fn tables_filter_by_type_and_name() {
-        let all = tables(CommandGetTables {
-            table_types: vec![TABLE_TYPE.to_owned()],
-            include_schema: true,
-            ..Default::default()
-        })
+        let view = ("log_stats".to_owned(), std::sync::Arc::new(Schema::empty()));
+        let all = tables(
+            CommandGetTables {
+                table_types: vec![TABLE_TYPE.to_owned()],
+                include_schema: true,
+                ..Default::default()
+            },
+            std::slice::from_ref(&view),
+        )
         .unwrap();
         assert_eq!(
             all.num_rows(),
             CatalogTable::ALL.len() + ViewTable::ALL.len()
         );
-        let spans = tables(CommandGetTables {
-            table_name_filter_pattern: Some("sp%".to_owned()),
-            ..Default::default()
-        })
+        let spans = tables(
+            CommandGetTables {
+                table_name_filter_pattern: Some("sp%".to_owned()),
+                ..Default::default()
+            },
+            std::slice::from_ref(&view),
+        )
         .unwrap();
         assert_eq!(spans.num_rows(), 1);
-        let views = tables(CommandGetTables {
-            table_types: vec!["VIEW".to_owned()],
-            ..Default::default()
-        })
+        let views = tables(
+            CommandGetTables {
+                table_types: vec![VIEW_TYPE.to_owned()],
+                ..Default::default()
+            },
+            std::slice::from_ref(&view),
+        )
         .unwrap();
-        assert_eq!(views.num_rows(), 0);
+        assert_eq!(views.num_rows(), 1);
     }
 }

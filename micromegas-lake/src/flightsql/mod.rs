@@ -249,7 +249,8 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         self.check(&request)?;
-        metadata::one_batch(metadata::tables(query))
+        let views = metadata::views(&self.lake).await?;
+        metadata::one_batch(metadata::tables(query, &views))
     }
 
     async fn do_get_table_types(
@@ -260,6 +261,7 @@ impl FlightSqlService for FlightSqlServer {
         self.check(&request)?;
         let mut builder = query.into_builder();
         builder.append(metadata::TABLE_TYPE);
+        builder.append(metadata::VIEW_TYPE);
         metadata::one_batch(builder.build())
     }
 

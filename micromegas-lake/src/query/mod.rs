@@ -20,7 +20,15 @@ use std::sync::Arc;
 /// The URL under which the lake's object store is registered in a session.
 pub const LAKE_STORE_URL: &str = "micromegas://lake/";
 
-/// Names of every table a session has.
+/// A session configured as the lake's are, with nothing registered.
+pub(crate) fn new_context() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+    SessionContext::new_with_config(config)
+}
+
+/// Names of every base table a session has (views come beside them).
 pub fn table_names() -> Vec<&'static str> {
     CatalogTable::ALL
         .iter()
@@ -34,11 +42,9 @@ impl Lake {
     /// `partitions`, `log_entries`, `measures`, `spans`) and functions registered, and the
     /// information schema on (`SHOW TABLES`, `information_schema.columns`).
     pub async fn session(&self) -> Result<SessionContext> {
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = new_context();
         self.register(&ctx)?;
+        self.register_views(&ctx).await?;
         Ok(ctx)
     }
 

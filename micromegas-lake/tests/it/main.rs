@@ -13,3 +13,4 @@ mod row_blocks;
 mod shared_lake;
 mod system_monitor;
 mod tables;
+mod views;

@@ -66,6 +66,9 @@ enum Action {
     },
     /// Print the number of catalog rows of each table, then exit.
     Stats,
+    /// SQL-defined views (incremental data reduction): create, list, drop, refresh.
+    #[command(subcommand)]
+    View(ViewAction),
     /// Write the spans of one process or one trace (and the logs of their threads) to a
     /// Perfetto trace file; open it at https://ui.perfetto.dev.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["process", "trace"])))]
@@ -86,6 +89,29 @@ enum Action {
         #[arg(short = 'o', long)]
         output: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ViewAction {
+    /// Define a view: a query over log_entries, measures or spans grouped by a time bucket
+    /// named `time`, e.g. "SELECT date_bin(INTERVAL '1 minute', time) AS time, service_name,
+    /// COUNT(*) AS errors FROM log_entries WHERE severity_number >= 17 GROUP BY 1, 2".
+    Create {
+        /// The view's table name.
+        name: String,
+        /// Its query.
+        #[arg(long)]
+        sql: String,
+    },
+    /// List the views (built-in and defined) with their queries.
+    List,
+    /// Remove a defined view and its data.
+    Drop {
+        /// The view's name.
+        name: String,
+    },
+    /// Bring every view up to date now.
+    Refresh,
 }
 
 /// An RFC 3339 time as ns since the Unix epoch.
@@ -176,6 +202,29 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             line.clear();
             let r = r?;
             eprintln!("deleted {} objects", r.objects_deleted);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Action::View(action)) => {
+            match action {
+                ViewAction::Create { name, sql } => {
+                    let v = lake.create_view(name, sql).await?;
+                    eprintln!("created view {} over {}", v.name, v.base.name());
+                }
+                ViewAction::List => {
+                    for v in lake.views().await? {
+                        let kind = if v.builtin { "built-in" } else { "defined" };
+                        println!("{}\t{kind}\t{}\t{}", v.name, v.base.name(), v.sql);
+                    }
+                }
+                ViewAction::Drop { name } => {
+                    lake.drop_view(name).await?;
+                    eprintln!("dropped view {name}");
+                }
+                ViewAction::Refresh => {
+                    let r = lake.refresh_views(None).await?;
+                    eprintln!("{} hours computed, {} rows", r.hours_computed, r.rows);
+                }
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Some(Action::Stats) => {
