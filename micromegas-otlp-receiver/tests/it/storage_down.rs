@@ -1,8 +1,9 @@
-//! Object store down: the collector's lake is on an S3 server of this test's own (SeaweedFS
-//! from the venv, with the PostgreSQL catalog of `scripts/services.sh`). The S3 server is
-//! killed while a client sends: the collector answers UNAVAILABLE (retryable) and
-//! acknowledges nothing it could not store; when the server is back on the same data, the
-//! collector recovers by itself, and every acknowledged request is there exactly once.
+//! Object store down: the collector reaches the S3 server of `scripts/services.sh` (SeaweedFS,
+//! with the PostgreSQL catalog) through a TCP relay of this test's own. The relay is stopped
+//! while a client sends — connections to S3 are refused and open ones cut, as when the server
+//! is down — then started again. Meanwhile the collector answers UNAVAILABLE (retryable) and
+//! acknowledges nothing it could not store; afterwards it recovers by itself, and every
+//! acknowledged request is there exactly once.
 
 use crate::common::rows;
 use micromegas_lake::{Lake, LakeOptions, S3Options};
@@ -12,8 +13,8 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use sqlx::Connection;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 30;
@@ -36,73 +37,54 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A free port `p` below 30000 whose `p + 10000` is free too (SeaweedFS serves gRPC there).
-fn weed_port() -> u16 {
-    let seed = std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64;
-    let mut n = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    loop {
-        n = n
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let p = 20_000 + (n >> 33) as u16 % 10_000;
-        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if free(p) && free(p + 10_000) {
-            return p;
+/// A TCP relay from a loopback port to `upstream`, which can be stopped (the port refuses
+/// connections and open ones are cut) and started again on the same port.
+struct Relay {
+    port: u16,
+    upstream: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(port: u16, upstream: &str) -> Self {
+        let mut relay = Relay {
+            port,
+            upstream: upstream.to_owned(),
+            task: None,
+        };
+        relay.resume().await;
+        relay
+    }
+
+    async fn resume(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stops listening and cuts every relayed connection.
+    fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
         }
     }
 }
 
-/// A SeaweedFS server with S3 on `s3`, its data in `dir`.
-fn weed(weed: &Path, dir: &Path, s3: u16, ports: [u16; 3]) -> Proc {
-    Proc(
-        Command::new(weed)
-            .arg("server")
-            .arg(format!("-dir={}", dir.display()))
-            .args([
-                "-s3",
-                &format!("-s3.port={s3}"),
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-            ])
-            .arg(format!("-master.port={}", ports[0]))
-            .arg(format!("-volume.port={}", ports[1]))
-            .arg(format!("-filer.port={}", ports[2]))
-            .args([
-                "-master.volumeSizeLimitMB=64",
-                "-s3.port.iceberg=0",
-                "-s3.port.lance=0",
-            ])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Waits until the S3 server answers and the bucket exists (creating it); on failure, shows
-/// the end of the server's log.
-async fn bucket_ready(s3: u16, bucket: &str, log: &Path) {
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{s3}/{bucket}");
-    let started = Instant::now();
-    loop {
-        if started.elapsed() > Duration::from_secs(120) {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            panic!(
-                "SeaweedFS did not start on {s3}; its log ends with:\n{}",
-                tail.join("\n")
-            );
-        }
-        let _ = client.put(&url).send().await;
-        if let Ok(r) = client.get(&url).send().await {
-            if r.text().await.is_ok_and(|t| t.contains("ListBucketResult")) {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -139,23 +121,25 @@ fn request(n: usize) -> ExportLogsServiceRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_store_outage_is_retryable_and_the_collector_recovers() {
-    let venv_weed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/weed");
-    let postgres = std::env::var("MICROMEGAS_TEST_POSTGRES").ok();
-    let (Some(postgres), true) = (postgres, venv_weed.exists()) else {
+    let (Some(postgres), Some(s3), Some(bucket)) = (
+        std::env::var("MICROMEGAS_TEST_POSTGRES").ok(),
+        std::env::var("MICROMEGAS_TEST_S3_ENDPOINT").ok(),
+        std::env::var("MICROMEGAS_TEST_S3_BUCKET").ok(),
+    ) else {
         assert!(
             std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
-            "PostgreSQL and the venv's SeaweedFS are required (scripts/test.sh)"
+            "PostgreSQL and S3 are required: run `eval $(scripts/services.sh start)`"
         );
-        eprintln!("skipped: needs MICROMEGAS_TEST_POSTGRES and .venv/bin/weed");
+        eprintln!("skipped: PostgreSQL/S3 not configured (eval $(scripts/services.sh start))");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("weed");
-    std::fs::create_dir_all(&data).unwrap();
-    let (s3, ports) = (weed_port(), [weed_port(), weed_port(), weed_port()]);
-    let mut server = Some(weed(&venv_weed, &data, s3, ports));
-    bucket_ready(s3, "lake", &data.with_extension("log")).await;
-
+    let upstream = s3
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let relay_port = free_port();
+    // Aborting the relay's task drops its listener and its connections' tasks.
+    let mut relay = Relay::start(relay_port, &upstream).await;
     let name = format!("down_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&postgres).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -163,7 +147,8 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
         .await
         .unwrap();
     let catalog = format!("{}/{name}", postgres.rsplit_once('/').unwrap().0);
-    let endpoint = format!("http://127.0.0.1:{s3}");
+    let endpoint = format!("http://127.0.0.1:{relay_port}");
+    let lake_url = format!("s3://{bucket}/{name}");
     let aws = [
         ("AWS_ACCESS_KEY_ID", "micromegas"),
         ("AWS_SECRET_ACCESS_KEY", "micromegas"),
@@ -174,7 +159,7 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
         Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
             .args([
                 "--lake",
-                "s3://lake/data",
+                &lake_url,
                 "--catalog",
                 &catalog,
                 "--s3-endpoint",
@@ -211,11 +196,10 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
     let mut codes = Vec::new();
     for n in 1..REQUESTS {
         if n == REQUESTS / 3 {
-            server = None; // SIGKILL: S3 is gone
+            relay.stop(); // S3 is gone
         }
         if n == 2 * REQUESTS / 3 {
-            server = Some(weed(&venv_weed, &data, s3, ports));
-            bucket_ready(s3, "lake", &data.with_extension("log")).await;
+            relay.resume().await;
         }
         match client.export(request(n)).await {
             Ok(_) => acknowledged.push(true),
@@ -246,7 +230,7 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
         std::env::set_var(k, v);
     }
     let lake = Lake::open(
-        "s3://lake/data",
+        &lake_url,
         LakeOptions {
             catalog: Some(catalog),
             s3: S3Options {
@@ -271,5 +255,5 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
          retry",
         codes.len()
     );
-    drop(server);
+    drop(relay);
 }
