@@ -7,6 +7,7 @@ mod view_table;
 
 pub use catalog_tables::{CatalogTable, LakeCatalogTable};
 pub use time_range::time_range;
+pub(crate) use view_table::parquet_scan;
 pub use view_table::LakeViewTable;
 
 use crate::error::Result;
@@ -26,6 +27,14 @@ pub(crate) fn new_context() -> SessionContext {
         .with_information_schema(true)
         .set_bool("datafusion.execution.parquet.pushdown_filters", true);
     SessionContext::new_with_config(config)
+}
+
+/// What the read-only query surfaces allow: queries only (no DDL, DML, `COPY` or `SET`).
+pub(crate) fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// Names of every base table a session has (views come beside them).
@@ -55,10 +64,7 @@ impl Lake {
     pub async fn query(&self, sql: &str) -> Result<DataFrame> {
         let ctx = self.session().await?;
         let plan = ctx.state().create_logical_plan(sql).await?;
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
+        read_only()
             .verify_plan(&plan)
             .map_err(|e| crate::LakeError::ReadOnly(e.find_root().to_string()))?;
         Ok(ctx.execute_logical_plan(plan).await?)

@@ -75,34 +75,46 @@ impl TableProvider for LakeViewTable {
             .partitions(self.table.name(), range)
             .await
             .map_err(external)?;
-        let schema = self.table.schema();
-        if partitions.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(schema.project(p)?),
-                None => schema,
-            };
-            return Ok(Arc::new(EmptyExec::new(projected)));
-        }
-        let groups_wanted = state.config().target_partitions().max(1);
-        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups_wanted];
-        for (i, p) in partitions.iter().enumerate() {
-            groups[i % groups_wanted].push(PartitionedFile::new(
-                p.file_path.clone(),
-                p.file_size as u64,
-            ));
-        }
-        let groups: Vec<FileGroup> = groups
+        let files = partitions
             .into_iter()
-            .filter(|g| !g.is_empty())
-            .map(FileGroup::new)
+            .map(|p| PartitionedFile::new(p.file_path, p.file_size as u64))
             .collect();
-        let format = ParquetFormat::default();
-        let source = format.file_source(schema.into());
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(LAKE_STORE_URL)?, source)
-            .with_file_groups(groups)
-            .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .build();
-        format.create_physical_plan(state, config).await
+        parquet_scan(state, self.table.schema(), files, projection, limit).await
     }
+}
+
+/// A scan of Parquet files of the lake with `schema`, spread over the session's target
+/// partitions; an empty plan when there is no file.
+pub(crate) async fn parquet_scan(
+    state: &dyn Session,
+    schema: SchemaRef,
+    files: Vec<PartitionedFile>,
+    projection: Option<&Vec<usize>>,
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if files.is_empty() {
+        let projected = match projection {
+            Some(p) => Arc::new(schema.project(p)?),
+            None => schema,
+        };
+        return Ok(Arc::new(EmptyExec::new(projected)));
+    }
+    let groups_wanted = state.config().target_partitions().max(1);
+    let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups_wanted];
+    for (i, f) in files.into_iter().enumerate() {
+        groups[i % groups_wanted].push(f);
+    }
+    let groups: Vec<FileGroup> = groups
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .map(FileGroup::new)
+        .collect();
+    let format = ParquetFormat::default();
+    let source = format.file_source(schema.into());
+    let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(LAKE_STORE_URL)?, source)
+        .with_file_groups(groups)
+        .with_projection_indices(projection.cloned())?
+        .with_limit(limit)
+        .build();
+    format.create_physical_plan(state, config).await
 }

@@ -36,7 +36,7 @@ use crate::error::{LakeError, Result};
 use crate::tables::ViewTable;
 use crate::Lake;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
 use object_store::ObjectStoreExt;
 
@@ -121,17 +121,12 @@ impl Lake {
         }
         let ctx = self.base_session().await?;
         let plan = ctx.state().create_logical_plan(sql).await?;
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)
-            .map_err(|e| {
-                bad(format!(
-                    "only a query can define a view ({})",
-                    e.find_root()
-                ))
-            })?;
+        crate::query::read_only().verify_plan(&plan).map_err(|e| {
+            bad(format!(
+                "only a query can define a view ({})",
+                e.find_root()
+            ))
+        })?;
         let base = match tables_read(&plan).as_slice() {
             [one] => ViewTable::from_name(one),
             _ => None,

@@ -2,20 +2,15 @@
 //! date, then their Parquet files are scanned.
 
 use super::SqlView;
-use crate::query::{time_range, LAKE_STORE_URL};
+use crate::query::time_range;
 use crate::Lake;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
-use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
 
@@ -81,30 +76,6 @@ impl TableProvider for SqlViewTable {
             .filter(|h| !h.file_path.is_empty())
             .map(|h| PartitionedFile::new(h.file_path, h.file_size as u64))
             .collect();
-        if files.is_empty() {
-            let projected = match projection {
-                Some(p) => Arc::new(self.schema.project(p)?),
-                None => Arc::clone(&self.schema),
-            };
-            return Ok(Arc::new(EmptyExec::new(projected)));
-        }
-        let groups_wanted = state.config().target_partitions().max(1);
-        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); groups_wanted];
-        for (i, f) in files.into_iter().enumerate() {
-            groups[i % groups_wanted].push(f);
-        }
-        let groups: Vec<FileGroup> = groups
-            .into_iter()
-            .filter(|g| !g.is_empty())
-            .map(FileGroup::new)
-            .collect();
-        let format = ParquetFormat::default();
-        let source = format.file_source(Arc::clone(&self.schema).into());
-        let config = FileScanConfigBuilder::new(ObjectStoreUrl::parse(LAKE_STORE_URL)?, source)
-            .with_file_groups(groups)
-            .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .build();
-        format.create_physical_plan(state, config).await
+        crate::query::parquet_scan(state, Arc::clone(&self.schema), files, projection, limit).await
     }
 }

@@ -3,7 +3,7 @@
 //! After a restart on the same lake, everything that was acknowledged is queryable and every
 //! retried item is there exactly once.
 
-use crate::common::rows;
+use crate::common::{free_port, rows, Killed};
 use micromegas_lake::{Lake, LakeOptions};
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,16 +24,7 @@ const LOGS_PER_BATCH: usize = 10_000;
 /// Clients give up (and the test fails) after this long.
 const DEADLINE: Duration = Duration::from_secs(240);
 
-struct Collector(Child);
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(lake: &Path, grpc: u16) -> Collector {
+fn start(lake: &Path, grpc: u16) -> Killed {
     let child = Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
         .arg("--lake")
         .arg(lake)
@@ -42,15 +33,7 @@ fn start(lake: &Path, grpc: u16) -> Collector {
         .env_remove("MICROMEGAS_LAKE")
         .spawn()
         .unwrap();
-    Collector(child)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    Killed(child)
 }
 
 fn request(n: usize) -> ExportTraceServiceRequest {

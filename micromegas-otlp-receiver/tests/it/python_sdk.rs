@@ -2,7 +2,7 @@
 //! metrics to a `micromegas-collector` process; everything comes back from the lake with the
 //! expected values.
 
-use crate::common::rows;
+use crate::common::{free_port, rows};
 
 use micromegas_lake::{Lake, LakeOptions};
 use std::path::PathBuf;
@@ -28,14 +28,6 @@ fn python() -> Option<PathBuf> {
         return None;
     }
     Some(venv)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

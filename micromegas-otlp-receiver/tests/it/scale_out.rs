@@ -4,7 +4,7 @@
 //! query node sees every item exactly once; retention run from two nodes at once deletes the
 //! old data once and keeps the rest.
 
-use crate::common::rows;
+use crate::common::{free_port, fresh_database, rows, wait_for_port, Killed};
 use micromegas_lake::{Lake, LakeOptions, S3Options};
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -12,8 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use sqlx::Connection;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const REQUESTS: usize = 40;
@@ -23,25 +22,8 @@ const LOGS_PER_PROCESS: usize = 2_000;
 /// Requests whose spans are three hours old (retention keeps two hours).
 const OLD_REQUESTS: usize = 10;
 
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn env(k: &str) -> Option<String> {
     std::env::var(k).ok().filter(|v| !v.is_empty())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn request(n: usize, now: u64) -> ExportTraceServiceRequest {
@@ -100,13 +82,8 @@ async fn two_collectors_and_a_query_node_share_an_s3_lake() {
         return;
     };
     // A fresh database and prefix, so runs never see each other's data.
-    let name = format!("scale_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&postgres).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let catalog = format!("{}/{name}", postgres.rsplit_once('/').unwrap().0);
+    let catalog = fresh_database(&postgres, "scale").await;
+    let name = catalog.rsplit_once('/').unwrap().1.to_owned();
     let lake_url = format!("s3://{bucket}/{name}");
     let aws = [
         ("AWS_ACCESS_KEY_ID", "micromegas"),
@@ -133,7 +110,7 @@ async fn two_collectors_and_a_query_node_share_an_s3_lake() {
     let ports = [free_port(), free_port()];
     let mut collectors = Vec::new();
     for port in ports {
-        collectors.push(Node(
+        collectors.push(Killed(
             node(&["--grpc-addr", &format!("127.0.0.1:{port}")])
                 .args([
                     "--http-addr",
@@ -144,15 +121,7 @@ async fn two_collectors_and_a_query_node_share_an_s3_lake() {
                 .spawn()
                 .unwrap(),
         ));
-        let mut up = false;
-        for _ in 0..400 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(up, "collector on {port} did not start");
+        wait_for_port(port, 20, "a collector").await;
     }
     let urls: Vec<String> = ports
         .iter()

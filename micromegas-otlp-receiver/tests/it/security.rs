@@ -3,7 +3,7 @@
 //! tokens never appear in the collector's output or in its own telemetry; object keys come
 //! only from the collector's own ids, whatever names and ids clients send.
 
-use crate::common::rows;
+use crate::common::{free_port, rows, wait_for_port};
 use micromegas_core::sink::{Sink, SinkError};
 use micromegas_lake::{Lake, LakeOptions};
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
@@ -14,7 +14,6 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 const TOKEN: &str = "tok-SECRET-7f3a";
 const WRONG: &str = "wrong-SECRET-99c1";
@@ -57,14 +56,6 @@ fn hostile_logs() -> ExportLogsServiceRequest {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn bearer<T>(mut req: tonic::Request<T>, token: &str) -> tonic::Request<T> {
     req.metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -89,15 +80,7 @@ async fn every_port_needs_the_token_and_secrets_stay_out_of_logs() {
         .spawn()
         .unwrap();
     for port in [grpc, http, flight] {
-        let mut up = false;
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert!(up, "the collector did not listen on {port}");
+        wait_for_port(port, 10, "the collector").await;
     }
     let grpc_url = format!("http://127.0.0.1:{grpc}");
     let http_url = format!("http://127.0.0.1:{http}");

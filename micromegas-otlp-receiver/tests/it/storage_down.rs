@@ -5,37 +5,19 @@
 //! acknowledges nothing it could not store; afterwards it recovers by itself, and every
 //! acknowledged request is there exactly once.
 
-use crate::common::rows;
+use crate::common::{free_port, fresh_database, rows, Killed};
 use micromegas_lake::{Lake, LakeOptions, S3Options};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use sqlx::Connection;
 
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 30;
 const RECORDS: usize = 100;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A TCP relay from a loopback port to `upstream`, which can be stopped (the port refuses
 /// connections and open ones are cut) and started again on the same port.
@@ -140,13 +122,8 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
     let relay_port = free_port();
     // Aborting the relay's task drops its listener and its connections' tasks.
     let mut relay = Relay::start(relay_port, &upstream).await;
-    let name = format!("down_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&postgres).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let catalog = format!("{}/{name}", postgres.rsplit_once('/').unwrap().0);
+    let catalog = fresh_database(&postgres, "down").await;
+    let name = catalog.rsplit_once('/').unwrap().1.to_owned();
     let endpoint = format!("http://127.0.0.1:{relay_port}");
     let lake_url = format!("s3://{bucket}/{name}");
     let aws = [
@@ -155,7 +132,7 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
         ("AWS_REGION", "us-east-1"),
     ];
     let grpc = free_port();
-    let _collector = Proc(
+    let _collector = Killed(
         Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
             .args([
                 "--lake",
