@@ -72,7 +72,8 @@ impl Catalog {
         };
         let in_memory = url.contains("mode=memory");
         let mut options = AnyPoolOptions::new()
-            .acquire_timeout(Duration::from_secs(30))
+            // Past this, a request answers UNAVAILABLE (retried by clients) rather than hang.
+            .acquire_timeout(Duration::from_secs(10))
             .max_connections(match (backend, in_memory) {
                 (Backend::Sqlite, true) => 1,
                 (Backend::Sqlite, false) => 4,

@@ -1,9 +1,9 @@
-//! Object store down: the collector reaches the S3 server of `scripts/services.sh` (SeaweedFS,
-//! with the PostgreSQL catalog) through a TCP relay of this test's own. The relay is stopped
-//! while a client sends — connections to S3 are refused and open ones cut, as when the server
-//! is down — then started again. Meanwhile the collector answers UNAVAILABLE (retryable) and
-//! acknowledges nothing it could not store; afterwards it recovers by itself, and every
-//! acknowledged request is there exactly once.
+//! Object store or catalog down: the collector reaches the S3 server (SeaweedFS) or the
+//! PostgreSQL catalog of `scripts/services.sh` through a TCP relay of this test's own. The
+//! relay is stopped while a client sends — new connections refused and open ones cut, as when
+//! the server is down — then started again. Meanwhile the collector answers UNAVAILABLE
+//! (retryable) and acknowledges nothing it could not store; afterwards it recovers by itself,
+//! and every acknowledged request is there exactly once.
 
 use crate::common::{free_port, fresh_database, rows, Killed};
 use micromegas_lake::{Lake, LakeOptions, S3Options};
@@ -16,7 +16,12 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const REQUESTS: usize = 30;
+/// Which dependency goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dependency {
+    ObjectStore,
+    Catalog,
+}
 const RECORDS: usize = 100;
 
 /// A TCP relay from a loopback port to `upstream`, which can be stopped (the port refuses
@@ -70,7 +75,7 @@ impl Drop for Relay {
     }
 }
 
-fn request(n: usize) -> ExportLogsServiceRequest {
+fn request(n: usize, service: &str) -> ExportLogsServiceRequest {
     let text = |s: String| {
         Some(AnyValue {
             value: Some(any_value::Value::StringValue(s)),
@@ -81,7 +86,7 @@ fn request(n: usize) -> ExportLogsServiceRequest {
             resource: Some(Resource {
                 attributes: vec![KeyValue {
                     key: "service.name".into(),
-                    value: text("storage-down".into()),
+                    value: text(service.into()),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -103,6 +108,17 @@ fn request(n: usize) -> ExportLogsServiceRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_store_outage_is_retryable_and_the_collector_recovers() {
+    outage(Dependency::ObjectStore, 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_outage_is_retryable_and_the_collector_recovers() {
+    outage(Dependency::Catalog, 12).await;
+}
+
+/// Sends `requests` requests, the dependency being unreachable for the middle third.
+async fn outage(dependency: Dependency, requests: usize) {
+    let service = format!("{dependency:?}-down").to_lowercase();
     let (Some(postgres), Some(s3), Some(bucket)) = (
         std::env::var("MICROMEGAS_TEST_POSTGRES").ok(),
         std::env::var("MICROMEGAS_TEST_S3_ENDPOINT").ok(),
@@ -115,16 +131,32 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
         eprintln!("skipped: PostgreSQL/S3 not configured (eval $(scripts/services.sh start))");
         return;
     };
-    let upstream = s3
+    let s3_upstream = s3
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
-    let relay_port = free_port();
-    // Aborting the relay's task drops its listener and its connections' tasks.
-    let mut relay = Relay::start(relay_port, &upstream).await;
     let catalog = fresh_database(&postgres, "down").await;
     let name = catalog.rsplit_once('/').unwrap().1.to_owned();
-    let endpoint = format!("http://127.0.0.1:{relay_port}");
+    // The catalog's host:port, as in postgres://user@127.0.0.1:54329/db.
+    let pg_upstream = catalog
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(host, _)| host.to_owned())
+        .unwrap();
+    let relay_port = free_port();
+    // Aborting the relay's task drops its listener and its connections' tasks.
+    let upstream = match dependency {
+        Dependency::ObjectStore => &s3_upstream,
+        Dependency::Catalog => &pg_upstream,
+    };
+    let mut relay = Relay::start(relay_port, upstream).await;
+    let (endpoint, collector_catalog) = match dependency {
+        Dependency::ObjectStore => (format!("http://127.0.0.1:{relay_port}"), catalog.clone()),
+        Dependency::Catalog => (
+            s3.clone(),
+            catalog.replace(&pg_upstream, &format!("127.0.0.1:{relay_port}")),
+        ),
+    };
     let lake_url = format!("s3://{bucket}/{name}");
     let aws = [
         ("AWS_ACCESS_KEY_ID", "micromegas"),
@@ -138,7 +170,7 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
                 "--lake",
                 &lake_url,
                 "--catalog",
-                &catalog,
+                &collector_catalog,
                 "--s3-endpoint",
                 &endpoint,
             ])
@@ -161,7 +193,7 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
     let mut client = LogsServiceClient::new(channel);
     let started = Instant::now();
     // Until the collector is up.
-    while client.export(request(0)).await.is_err() {
+    while client.export(request(0, &service)).await.is_err() {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "collector did not start"
@@ -171,14 +203,14 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
 
     let mut acknowledged = vec![true];
     let mut codes = Vec::new();
-    for n in 1..REQUESTS {
-        if n == REQUESTS / 3 {
-            relay.stop(); // S3 is gone
+    for n in 1..requests {
+        if n == requests / 3 {
+            relay.stop(); // the dependency is gone
         }
-        if n == 2 * REQUESTS / 3 {
+        if n == 2 * requests / 3 {
             relay.resume().await;
         }
-        match client.export(request(n)).await {
+        match client.export(request(n, &service)).await {
             Ok(_) => acknowledged.push(true),
             Err(status) => {
                 codes.push(status.code());
@@ -186,21 +218,21 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
             }
         }
     }
-    // Refused while S3 was down, every refusal retryable; accepted again once it is back.
+    // Refused while it was down, every refusal retryable; accepted again once it is back.
     assert!(!codes.is_empty(), "the outage was noticed");
     assert!(
         codes.iter().all(|c| *c == tonic::Code::Unavailable),
         "{codes:?}"
     );
     assert!(
-        acknowledged[2 * REQUESTS / 3 + 2..].iter().all(|a| *a),
+        acknowledged[2 * requests / 3 + 2..].iter().all(|a| *a),
         "{acknowledged:?}"
     );
 
     // The client retries what was refused; then everything is there exactly once.
     for (n, ok) in acknowledged.iter().enumerate() {
         if !ok {
-            client.export(request(n)).await.unwrap();
+            client.export(request(n, &service)).await.unwrap();
         }
     }
     for (k, v) in aws {
@@ -218,7 +250,7 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
     )
     .await
     .unwrap();
-    let total = REQUESTS * RECORDS;
+    let total = requests * RECORDS;
     assert_eq!(
         rows(
             &lake,
@@ -228,8 +260,8 @@ async fn object_store_outage_is_retryable_and_the_collector_recovers() {
         [format!("{total}|{total}")]
     );
     eprintln!(
-        "{} of {REQUESTS} requests refused (UNAVAILABLE) while S3 was down, all stored after \
-         retry",
+        "{dependency:?}: {} of {requests} requests refused (UNAVAILABLE) while it was down, \
+         all stored after retry",
         codes.len()
     );
     drop(relay);
