@@ -8,7 +8,7 @@
 //! CATALOG_ADMIN=postgres://user@host/postgres to use a fresh PostgreSQL database per point,
 //! else a SQLite catalog; DIR=target/bench-fleet). Loopback only; stops by itself.
 
-use micromegas_core::transit::batch::Batch;
+use micromegas_core::transit::batch::{as_another_process, Batch};
 use micromegas_lake::{Lake, LakeOptions};
 use micromegas_otlp_receiver::{Collector, CollectorOptions};
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
@@ -40,52 +40,6 @@ fn template() -> Vec<Batch> {
     }
     guard.shutdown();
     sink.batches()
-}
-
-/// `template` as if sent by a new process, its times moved by `shift` ns.
-fn clone_for(template: &[Batch], shift: i64) -> Vec<Batch> {
-    let mut process = (*template[0].process).clone();
-    process.process_id = uuid::Uuid::new_v4();
-    process.calibration.start_unix_nanos += shift;
-    let process = Arc::new(process);
-    let mut streams = std::collections::HashMap::new();
-    template
-        .iter()
-        .map(|b| {
-            let batch_streams = b
-                .streams
-                .iter()
-                .map(|s| {
-                    streams
-                        .entry(s.stream_id)
-                        .or_insert_with(|| {
-                            let mut s = (**s).clone();
-                            s.stream_id = uuid::Uuid::new_v4();
-                            s.process_id = process.process_id;
-                            Arc::new(s)
-                        })
-                        .clone()
-                })
-                .collect();
-            let blocks = b
-                .blocks
-                .iter()
-                .map(|k| {
-                    let mut k = (**k).clone();
-                    k.header.block_id = uuid::Uuid::new_v4();
-                    k.header.stream_id = streams[&k.header.stream_id].stream_id;
-                    k.header.begin_unix_nanos += shift;
-                    k.header.end_unix_nanos += shift;
-                    Arc::new(k)
-                })
-                .collect();
-            Batch {
-                process: process.clone(),
-                streams: batch_streams,
-                blocks,
-            }
-        })
-        .collect()
 }
 
 struct Point {
@@ -137,7 +91,7 @@ async fn run(processes: usize, template: &[Batch], dir: &std::path::Path) -> Poi
     let shift = now_nanos() - begin;
     let events_per_process: u64 = template.iter().map(|b| b.event_count()).sum();
     let encoded: Vec<bytes::Bytes> = (0..processes)
-        .flat_map(|_| clone_for(template, shift))
+        .flat_map(|_| as_another_process(template, shift))
         .map(|b| bytes::Bytes::from(b.encode()))
         .collect();
     let started = Instant::now();

@@ -115,3 +115,60 @@ impl Batch {
         })
     }
 }
+
+/// Copies of `batches` as if another process had written them: new process, stream and block
+/// ids (one new process per process of the originals), every time moved by `shift_nanos`.
+/// For tests and load simulations that need many distinct processes.
+pub fn as_another_process(batches: &[Batch], shift_nanos: i64) -> Vec<Batch> {
+    use std::collections::HashMap;
+    let mut processes: HashMap<uuid::Uuid, Arc<ProcessInfo>> = HashMap::new();
+    let mut streams: HashMap<uuid::Uuid, Arc<StreamInfo>> = HashMap::new();
+    batches
+        .iter()
+        .map(|b| {
+            let process = processes
+                .entry(b.process.process_id)
+                .or_insert_with(|| {
+                    let mut p = (*b.process).clone();
+                    p.process_id = uuid::Uuid::new_v4();
+                    p.calibration.start_unix_nanos += shift_nanos;
+                    Arc::new(p)
+                })
+                .clone();
+            let batch_streams = b
+                .streams
+                .iter()
+                .map(|s| {
+                    streams
+                        .entry(s.stream_id)
+                        .or_insert_with(|| {
+                            let mut s = (**s).clone();
+                            s.stream_id = uuid::Uuid::new_v4();
+                            s.process_id = process.process_id;
+                            Arc::new(s)
+                        })
+                        .clone()
+                })
+                .collect();
+            let blocks = b
+                .blocks
+                .iter()
+                .map(|k| {
+                    let mut k = (**k).clone();
+                    k.header.block_id = uuid::Uuid::new_v4();
+                    if let Some(s) = streams.get(&k.header.stream_id) {
+                        k.header.stream_id = s.stream_id;
+                    }
+                    k.header.begin_unix_nanos += shift_nanos;
+                    k.header.end_unix_nanos += shift_nanos;
+                    Arc::new(k)
+                })
+                .collect();
+            Batch {
+                process,
+                streams: batch_streams,
+                blocks,
+            }
+        })
+        .collect()
+}

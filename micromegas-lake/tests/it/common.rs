@@ -60,57 +60,7 @@ pub fn lines(batches: &[RecordBatch]) -> Vec<String> {
 /// Copies of `batches` as if written by another process `hours` earlier (new process, stream
 /// and block ids; every time shifted).
 pub fn shifted(batches: &[Batch], hours: i64) -> Vec<Batch> {
-    use micromegas_core::model::{ProcessInfo, StreamInfo};
-    use std::collections::HashMap;
-    let shift = hours * 3_600_000_000_000;
-    let mut streams: HashMap<uuid::Uuid, Arc<StreamInfo>> = HashMap::new();
-    let mut processes: HashMap<uuid::Uuid, Arc<ProcessInfo>> = HashMap::new();
-    batches
-        .iter()
-        .map(|b| {
-            let process = processes
-                .entry(b.process.process_id)
-                .or_insert_with(|| {
-                    let mut p = (*b.process).clone();
-                    p.process_id = uuid::Uuid::new_v4();
-                    p.calibration.start_unix_nanos -= shift;
-                    Arc::new(p)
-                })
-                .clone();
-            let batch_streams = b
-                .streams
-                .iter()
-                .map(|s| {
-                    streams
-                        .entry(s.stream_id)
-                        .or_insert_with(|| {
-                            let mut s = (**s).clone();
-                            s.stream_id = uuid::Uuid::new_v4();
-                            s.process_id = process.process_id;
-                            Arc::new(s)
-                        })
-                        .clone()
-                })
-                .collect();
-            let blocks = b
-                .blocks
-                .iter()
-                .map(|k| {
-                    let mut k = (**k).clone();
-                    k.header.block_id = uuid::Uuid::new_v4();
-                    k.header.stream_id = streams[&k.header.stream_id].stream_id;
-                    k.header.begin_unix_nanos -= shift;
-                    k.header.end_unix_nanos -= shift;
-                    Arc::new(k)
-                })
-                .collect();
-            Batch {
-                process,
-                streams: batch_streams,
-                blocks,
-            }
-        })
-        .collect()
+    micromegas_core::transit::batch::as_another_process(batches, -hours * 3_600_000_000_000)
 }
 
 /// The test venv's Python, if it can import `module` (scripts/test.sh installs it); `None`

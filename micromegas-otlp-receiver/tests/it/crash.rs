@@ -8,9 +8,7 @@ use micromegas_lake::{Lake, LakeOptions};
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,9 +35,6 @@ fn start(lake: &Path, grpc: u16) -> Killed {
 }
 
 fn request(n: usize) -> ExportTraceServiceRequest {
-    let text = |s: &str| AnyValue {
-        value: Some(any_value::Value::StringValue(s.to_owned())),
-    };
     let base = 1_700_000_000_000_000_000u64 + (n as u64) * 1_000_000;
     let spans = (0..SPANS_PER_REQUEST)
         .map(|i| {
@@ -54,23 +49,7 @@ fn request(n: usize) -> ExportTraceServiceRequest {
             }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(text("crash-otlp")),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    crate::common::spans_request("crash-otlp", spans)
 }
 
 /// Sends every OTLP request, retrying each until it is acknowledged; counts acknowledgments.
