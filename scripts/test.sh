@@ -70,15 +70,21 @@ fi
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
-  step "fuzz smoke run of the batch decoder (${FUZZ_SECONDS}s)"
+  step "fuzz smoke runs (${FUZZ_SECONDS}s each): transit decoder, native ingest request, OTLP mapping"
   if cargo +nightly --version >/dev/null 2>&1; then
     if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
       cargo install cargo-fuzz --locked
     fi
     (cd micromegas-core && cargo +nightly fuzz run decode_batch -- \
       -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024)
+    # The collector's targets link the lake (DataFusion): an unoptimized build without a
+    # sanitizer keeps their build to minutes; they check assertions, not memory errors.
+    for target in native_ingest otlp_mapping; do
+      (cd micromegas-otlp-receiver && cargo +nightly fuzz run --dev -s none "$target" -- \
+        -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048)
+    done
   else
-    echo "no nightly toolchain on this machine: fuzz run skipped (the target needs nightly)"
+    echo "no nightly toolchain on this machine: fuzz runs skipped (the targets need nightly)"
   fi
 fi
 

@@ -32,7 +32,7 @@ impl LakeArgs {
     }
 }
 
-/// The FlightSQL server's settings (`--flightsql-addr`, `--query-token`).
+/// The FlightSQL server's settings (`--flightsql-addr`, `--query-token`, `--admin-token`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct FlightSqlArgs {
     /// Address of the FlightSQL server (Grafana, ADBC, pyarrow).
@@ -48,6 +48,35 @@ pub struct FlightSqlArgs {
         hide_env_values = true
     )]
     pub query_tokens: Vec<String>,
+
+    /// Admin tokens: FlightSQL calls with one of them may also run the statements everyone
+    /// else is refused — DDL (CREATE EXTERNAL TABLE reads any file the server can), DML,
+    /// `COPY ... TO` (writes files on the server) and SET. No admin when not given.
+    #[arg(
+        long = "admin-token",
+        env = "MICROMEGAS_ADMIN_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_tokens: Vec<String>,
+}
+
+impl FlightSqlArgs {
+    /// The FlightSQL server over `lake` these settings describe; `--query-token`, or
+    /// `fallback` when none is given, are its query tokens.
+    pub fn server(
+        &self,
+        lake: crate::Lake,
+        fallback: &[String],
+    ) -> crate::flightsql::FlightSqlServer {
+        let query = if self.query_tokens.is_empty() {
+            fallback
+        } else {
+            &self.query_tokens
+        };
+        crate::flightsql::FlightSqlServer::new(lake, crate::auth::Tokens::new(query.to_vec()))
+            .with_admin_tokens(crate::auth::Tokens::new(self.admin_tokens.clone()))
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -55,6 +55,12 @@ fn placeholders(start: usize, n: usize) -> String {
 }
 
 impl Catalog {
+    /// Closes the catalog's connections (an in-memory catalog is gone after this); waits for
+    /// the statements in progress. Clones of the lake see a closed catalog afterwards.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Connects to `sqlite://FILE?mode=rwc`, `sqlite:file:NAME?mode=memory&cache=shared` or
     /// `postgres://...`, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {

@@ -1,7 +1,6 @@
 //! The Flight handshake: clients authenticate once (HTTP Basic, the token as the password, or
 //! a bearer token) and get back the bearer token to send on every later call.
 
-use crate::auth::Tokens;
 use arrow_flight::HandshakeResponse;
 use base64::Engine;
 use futures::Stream;
@@ -47,12 +46,13 @@ fn presented(metadata: &MetadataMap) -> Result<Option<String>, Status> {
 
 /// Checks the presented token and answers with the bearer token to use from now on. With no
 /// token configured, any credentials (or none) are accepted: Grafana insists on sending some.
+/// `accepts` tells whether an `Authorization` header value names an accepted token.
 pub(crate) fn answer(
-    tokens: &Tokens,
+    accepts: impl Fn(&str) -> bool,
     metadata: &MetadataMap,
 ) -> Result<Response<HandshakeStream>, Status> {
     let token = presented(metadata)?.unwrap_or_default();
-    if !tokens.accepts(Some(&format!("Bearer {token}"))) {
+    if !accepts(&format!("Bearer {token}")) {
         return Err(Status::unauthenticated(
             "wrong or missing token: authenticate with one of the server's tokens (the \
              password of Basic auth, or a bearer token)",
@@ -78,6 +78,14 @@ pub(crate) fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Tokens;
+
+    fn answer(
+        tokens: &Tokens,
+        metadata: &MetadataMap,
+    ) -> Result<Response<HandshakeStream>, Status> {
+        super::answer(|h| tokens.accepts(Some(h)), metadata)
+    }
 
     fn with(header: &str) -> MetadataMap {
         let mut m = MetadataMap::new();

@@ -5,7 +5,8 @@
 //! batch by batch), prepared statements without parameters, `GetTables` (with Arrow schemas),
 //! `GetCatalogs`, `GetDbSchemas`, `GetTableTypes` and `GetSqlInfo`. The SQL is the lake's
 //! (every table and function of [`Lake::session`]) and read-only: DDL, DML (`INSERT`,
-//! `COPY ... TO`) and `SET` are refused.
+//! `COPY ... TO`) and `SET` are refused, except to a caller presenting one of the admin tokens
+//! ([`FlightSqlServer::with_admin_tokens`]).
 //!
 //! ```no_run
 //! use micromegas_lake::flightsql::{FlightSqlServer, DEFAULT_ADDR};
@@ -50,6 +51,16 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
 pub struct FlightSqlServer {
     lake: Lake,
     tokens: Tokens,
+    admin: Tokens,
+}
+
+/// What a caller may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Queries only.
+    Read,
+    /// Any statement (an admin token was presented).
+    Admin,
 }
 
 type DoGetStream =
@@ -58,7 +69,29 @@ type DoGetStream =
 impl FlightSqlServer {
     /// Serves `lake`; with `tokens` set, every call needs one of them.
     pub fn new(lake: Lake, tokens: Tokens) -> Self {
-        Self { lake, tokens }
+        Self {
+            lake,
+            tokens,
+            admin: Tokens::default(),
+        }
+    }
+
+    /// Lets callers presenting one of `admin` run any statement (DDL, DML, `COPY ... TO`,
+    /// `SET`); everyone else stays read-only. No admin when empty (the default).
+    pub fn with_admin_tokens(mut self, admin: Tokens) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    /// What the `Authorization` header value `header` allows; `None`: refused.
+    pub(crate) fn access(&self, header: Option<&str>) -> Option<Access> {
+        if !self.admin.is_open() && self.admin.accepts(header) {
+            Some(Access::Admin)
+        } else if self.tokens.accepts(header) {
+            Some(Access::Read)
+        } else {
+            None
+        }
     }
 
     /// The tonic service, to mount beside others.
@@ -81,20 +114,18 @@ impl FlightSqlServer {
             .await
     }
 
-    /// Refuses a call without an accepted bearer token.
-    fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// Refuses a call without an accepted bearer token; else what it may do.
+    fn check<T>(&self, request: &Request<T>) -> Result<Access, Status> {
         let header = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        if self.tokens.accepts(header) {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated(
+        self.access(header).ok_or_else(|| {
+            Status::unauthenticated(
                 "missing or wrong token: send `authorization: Bearer <token>` (or do the \
                  handshake with the token as the password)",
-            ))
-        }
+            )
+        })
     }
 
     /// A FlightInfo whose one endpoint's ticket is `ticket`, for results of `schema`.
@@ -124,7 +155,7 @@ impl FlightSqlService for FlightSqlServer {
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        handshake::answer(&self.tokens, request.metadata())
+        handshake::answer(|h| self.access(Some(h)).is_some(), request.metadata())
     }
 
     async fn get_flight_info_statement(
@@ -132,8 +163,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.check(&request)?;
-        let schema = statement::schema(&self.lake, &query.query).await?;
+        let access = self.check(&request)?;
+        let schema = statement::schema(&self.lake, &query.query, access).await?;
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
         };
@@ -145,9 +176,9 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.check(&request)?;
+        let access = self.check(&request)?;
         let sql = statement::handle_sql(&query.prepared_statement_handle)?;
-        let schema = statement::schema(&self.lake, sql).await?;
+        let schema = statement::schema(&self.lake, sql, access).await?;
         Self::info(&schema, query.as_any(), request.into_inner())
     }
 
@@ -206,9 +237,11 @@ impl FlightSqlService for FlightSqlServer {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.check(&request)?;
+        let access = self.check(&request)?;
         let sql = statement::handle_sql(&ticket.statement_handle)?;
-        Ok(Response::new(statement::execute(&self.lake, sql).await?))
+        Ok(Response::new(
+            statement::execute(&self.lake, sql, access).await?,
+        ))
     }
 
     async fn do_get_prepared_statement(
@@ -216,9 +249,11 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.check(&request)?;
+        let access = self.check(&request)?;
         let sql = statement::handle_sql(&query.prepared_statement_handle)?;
-        Ok(Response::new(statement::execute(&self.lake, sql).await?))
+        Ok(Response::new(
+            statement::execute(&self.lake, sql, access).await?,
+        ))
     }
 
     async fn do_get_catalogs(
@@ -290,8 +325,8 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        self.check(&request)?;
-        let schema = statement::schema(&self.lake, &query.query).await?;
+        let access = self.check(&request)?;
+        let schema = statement::schema(&self.lake, &query.query, access).await?;
         // The handle is the SQL itself: any server over the same lake can execute it, and
         // there is nothing to keep or to close.
         Ok(ActionCreatePreparedStatementResult {
@@ -306,7 +341,7 @@ impl FlightSqlService for FlightSqlServer {
         _query: ActionClosePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<(), Status> {
-        self.check(&request)
+        self.check(&request).map(|_| ())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

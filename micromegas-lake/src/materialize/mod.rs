@@ -7,6 +7,12 @@ pub(crate) mod spans;
 
 pub use fetch::{RawBlock, Unreadable};
 
+/// The bytes of a partition of `table` holding `batch`'s rows, as materialization writes them:
+/// sorted by the table's sort columns, then encoded as Parquet.
+pub fn encode_partition(table: ViewTable, batch: &RecordBatch) -> Result<Vec<u8>> {
+    partition::encode(table, &partition::sort_batch(table, batch)?)
+}
+
 use crate::catalog::{BlockRow, FORMAT_ARROW};
 use crate::error::{LakeError, Result};
 use crate::tables::{

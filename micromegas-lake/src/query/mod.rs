@@ -70,6 +70,14 @@ impl Lake {
         Ok(ctx.execute_logical_plan(plan).await?)
     }
 
+    /// Plans `sql` on a fresh [`Lake::session`] with every statement allowed: DDL (including
+    /// `CREATE EXTERNAL TABLE` over any file this process can read), DML, `COPY ... TO` (which
+    /// writes where this process can) and `SET`. For administrators only; see [`Lake::query`]
+    /// for everyone else.
+    pub async fn query_as_admin(&self, sql: &str) -> Result<DataFrame> {
+        Ok(self.session().await?.sql(sql).await?)
+    }
+
     /// Registers the lake's tables, functions and object store in an existing session.
     pub fn register(&self, ctx: &SessionContext) -> Result<()> {
         let url = url::Url::parse(LAKE_STORE_URL)

@@ -153,12 +153,6 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
                 .with_context(|| format!("cannot listen on {addr} (--flightsql-addr)"))?,
         )
     };
-    let query_tokens = if args.flightsql.query_tokens.is_empty() {
-        &args.auth_tokens
-    } else {
-        &args.flightsql.query_tokens
-    };
-    let query_tokens = micromegas_lake::auth::Tokens::new(query_tokens.clone());
     let tokens = micromegas_otlp_receiver::auth::Tokens::new(args.auth_tokens.clone());
     if tokens.is_open() {
         tracing::warn!("no --auth-token: ingest is open to anyone who can connect");
@@ -204,7 +198,7 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
         wait(stopping.clone()),
     ));
     let flightsql_server = flightsql.map(|listener| {
-        let server = micromegas_lake::flightsql::FlightSqlServer::new(lake.clone(), query_tokens);
+        let server = args.flightsql.server(lake.clone(), &args.auth_tokens);
         tokio::spawn(server.serve(listener, wait(stopping)))
     });
     micromegas_lake::cli::shutdown_signal().await;

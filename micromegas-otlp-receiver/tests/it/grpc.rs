@@ -52,7 +52,7 @@ fn scope() -> Option<InstrumentationScope> {
     })
 }
 
-fn traces() -> ExportTraceServiceRequest {
+pub(crate) fn traces() -> ExportTraceServiceRequest {
     let t0 = 1_700_000_000_000_000_000u64;
     let root = Span {
         trace_id: vec![0xab; 16],
@@ -111,7 +111,7 @@ fn traces() -> ExportTraceServiceRequest {
     }
 }
 
-fn logs() -> ExportLogsServiceRequest {
+pub(crate) fn logs() -> ExportLogsServiceRequest {
     let t0 = 1_700_000_000_005_000_000u64;
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
@@ -147,7 +147,7 @@ fn logs() -> ExportLogsServiceRequest {
     }
 }
 
-fn metrics() -> ExportMetricsServiceRequest {
+pub(crate) fn metrics() -> ExportMetricsServiceRequest {
     let t = 1_700_000_000_010_000_000u64;
     let number = |v: number_data_point::Value, attrs: Vec<KeyValue>| NumberDataPoint {
         time_unix_nano: t,

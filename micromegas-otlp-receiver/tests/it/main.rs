@@ -7,6 +7,7 @@ mod collector_down;
 #[allow(dead_code)]
 mod common;
 mod crash;
+mod fuzz_seeds;
 mod grpc;
 mod http;
 mod native_sink;

@@ -1,7 +1,9 @@
 //! Security of a running `micromegas-collector` with a token: every port (OTLP/gRPC, native
-//! gRPC, OTLP/HTTP, native HTTP, FlightSQL) refuses calls without it or with a wrong one; the
-//! tokens never appear in the collector's output or in its own telemetry; object keys come
-//! only from the collector's own ids, whatever names and ids clients send.
+//! gRPC, OTLP/HTTP, native HTTP, FlightSQL) refuses calls without it or with a wrong one;
+//! FlightSQL refuses statements that write or reach outside the lake unless the caller has
+//! the admin token; the tokens never appear in the collector's output or in its own
+//! telemetry; object keys come only from the collector's own ids, whatever names and ids
+//! clients send.
 
 use crate::common::{free_port, rows, wait_for_port};
 use micromegas_core::sink::{Sink, SinkError};
@@ -17,6 +19,7 @@ use std::process::{Command, Stdio};
 
 const TOKEN: &str = "tok-SECRET-7f3a";
 const WRONG: &str = "wrong-SECRET-99c1";
+const ADMIN: &str = "admin-SECRET-51d0";
 
 fn text(s: &str) -> Option<AnyValue> {
     Some(AnyValue {
@@ -74,6 +77,7 @@ async fn every_port_needs_the_token_and_secrets_stay_out_of_logs() {
         .args(["--http-addr", &format!("127.0.0.1:{http}")])
         .args(["--flightsql-addr", &format!("127.0.0.1:{flight}")])
         .args(["--auth-token", TOKEN])
+        .args(["--admin-token", ADMIN])
         .env_remove("MICROMEGAS_LAKE")
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
@@ -159,6 +163,37 @@ async fn every_port_needs_the_token_and_secrets_stay_out_of_logs() {
     flightsql.set_token(TOKEN.to_owned());
     flightsql.execute("SELECT 1".into(), None).await.unwrap();
 
+    // Statements that write or reach outside the lake: refused with the query token, run
+    // with the admin token.
+    let exported = dir.path().join("exported");
+    let copy = format!(
+        "COPY (SELECT 1 AS x) TO '{}' STORED AS CSV",
+        exported.display()
+    );
+    let external = "CREATE EXTERNAL TABLE passwd (line VARCHAR) STORED AS CSV \
+                    LOCATION '/etc/passwd'";
+    for sql in [
+        copy.as_str(),
+        external,
+        "SET datafusion.execution.batch_size = 1",
+    ] {
+        let err = flightsql.execute(sql.into(), None).await.unwrap_err();
+        assert!(
+            err.to_string().contains("read-only") && err.to_string().contains("admin token"),
+            "{sql}: {err}"
+        );
+    }
+    assert!(!exported.exists());
+    flightsql.set_token(ADMIN.to_owned());
+    let info = flightsql.execute(copy.clone(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut stream = flightsql.do_get(ticket).await.unwrap();
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        batch.unwrap();
+    }
+    assert!(exported.exists(), "the admin's COPY wrote its file");
+    flightsql.execute("SELECT 1".into(), None).await.unwrap();
+
     Command::new("kill")
         .args(["-TERM", &collector.id().to_string()])
         .status()
@@ -174,7 +209,9 @@ async fn every_port_needs_the_token_and_secrets_stay_out_of_logs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(said.contains("collector started"), "{said}");
-    assert!(!said.contains(TOKEN) && !said.contains(WRONG), "{said}");
+    for secret in [TOKEN, WRONG, ADMIN] {
+        assert!(!said.contains(secret), "{said}");
+    }
 
     let lake = Lake::open(lake_dir.to_str().unwrap(), LakeOptions::default())
         .await
@@ -193,7 +230,9 @@ async fn every_port_needs_the_token_and_secrets_stay_out_of_logs() {
         own.contains("missing or wrong bearer token"),
         "refusals are logged: {own}"
     );
-    assert!(!own.contains(TOKEN) && !own.contains(WRONG), "{own}");
+    for secret in [TOKEN, WRONG, ADMIN] {
+        assert!(!own.contains(secret), "{own}");
+    }
 
     // Every object in the lake has a key the lake made up.
     let mut keys = Vec::new();

@@ -1,7 +1,8 @@
-//! Object store or catalog down: the collector reaches the S3 server (SeaweedFS) or the
-//! PostgreSQL catalog of `scripts/services.sh` through a TCP relay of this test's own. The
-//! relay is stopped while a client sends — new connections refused and open ones cut, as when
-//! the server is down — then started again. Meanwhile the collector answers UNAVAILABLE
+//! Object store or catalog down, or the disk full: the collector reaches the S3 server
+//! (SeaweedFS) or the PostgreSQL catalog of `scripts/services.sh` through a TCP relay of this
+//! test's own, which is stopped while a client sends — new connections refused and open ones
+//! cut, as when the server is down — then started again; or its embedded lake lives on a small
+//! tmpfs that a filler file fills up, then frees. Meanwhile the collector answers UNAVAILABLE
 //! (retryable) and acknowledges nothing it could not store; afterwards it recovers by itself,
 //! and every acknowledged request is there exactly once.
 
@@ -13,6 +14,8 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,14 @@ enum Dependency {
     Catalog,
 }
 const RECORDS: usize = 100;
+
+/// A dependency of the collector that can fail and come back.
+trait Outage {
+    /// The dependency fails.
+    async fn begin(&mut self);
+    /// It is back.
+    async fn end(&mut self);
+}
 
 /// A TCP relay from a loopback port to `upstream`, which can be stopped (the port refuses
 /// connections and open ones are cut) and started again on the same port.
@@ -66,6 +77,16 @@ impl Relay {
         if let Some(t) = self.task.take() {
             t.abort();
         }
+    }
+}
+
+impl Outage for Relay {
+    async fn begin(&mut self) {
+        self.stop();
+    }
+
+    async fn end(&mut self) {
+        self.resume().await;
     }
 }
 
@@ -186,55 +207,7 @@ async fn outage(dependency: Dependency, requests: usize) {
             .spawn()
             .unwrap(),
     );
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}"))
-        .unwrap()
-        .timeout(Duration::from_secs(20))
-        .connect_lazy();
-    let mut client = LogsServiceClient::new(channel);
-    let started = Instant::now();
-    // Until the collector is up.
-    while client.export(request(0, &service)).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "collector did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    let mut acknowledged = vec![true];
-    let mut codes = Vec::new();
-    for n in 1..requests {
-        if n == requests / 3 {
-            relay.stop(); // the dependency is gone
-        }
-        if n == 2 * requests / 3 {
-            relay.resume().await;
-        }
-        match client.export(request(n, &service)).await {
-            Ok(_) => acknowledged.push(true),
-            Err(status) => {
-                codes.push(status.code());
-                acknowledged.push(false);
-            }
-        }
-    }
-    // Refused while it was down, every refusal retryable; accepted again once it is back.
-    assert!(!codes.is_empty(), "the outage was noticed");
-    assert!(
-        codes.iter().all(|c| *c == tonic::Code::Unavailable),
-        "{codes:?}"
-    );
-    assert!(
-        acknowledged[2 * requests / 3 + 2..].iter().all(|a| *a),
-        "{acknowledged:?}"
-    );
-
-    // The client retries what was refused; then everything is there exactly once.
-    for (n, ok) in acknowledged.iter().enumerate() {
-        if !ok {
-            client.export(request(n, &service)).await.unwrap();
-        }
-    }
+    let refused = send_through(&mut relay, grpc, &service, requests).await;
     for (k, v) in aws {
         std::env::set_var(k, v);
     }
@@ -260,9 +233,169 @@ async fn outage(dependency: Dependency, requests: usize) {
         [format!("{total}|{total}")]
     );
     eprintln!(
-        "{dependency:?}: {} of {requests} requests refused (UNAVAILABLE) while it was down, \
-         all stored after retry",
-        codes.len()
+        "{dependency:?}: {refused} of {requests} requests refused (UNAVAILABLE) while it was \
+         down, all stored after retry"
     );
     drop(relay);
+}
+
+/// Sends `requests` log exports of `RECORDS` records to the collector's gRPC `port`, `outage`
+/// lasting the middle third. Checks that every refusal was UNAVAILABLE, that the collector
+/// took requests again once the outage ended, and retries what was refused (as an OTLP
+/// client does). Returns the number of requests refused.
+async fn send_through(
+    outage: &mut impl Outage,
+    port: u16,
+    service: &str,
+    requests: usize,
+) -> usize {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .timeout(Duration::from_secs(20))
+        .connect_lazy();
+    let mut client = LogsServiceClient::new(channel);
+    let started = Instant::now();
+    // Until the collector is up.
+    while client.export(request(0, service)).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "collector did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut acknowledged = vec![true];
+    let mut codes = Vec::new();
+    for n in 1..requests {
+        if n == requests / 3 {
+            outage.begin().await;
+        }
+        if n == 2 * requests / 3 {
+            outage.end().await;
+        }
+        match client.export(request(n, service)).await {
+            Ok(_) => acknowledged.push(true),
+            Err(status) => {
+                codes.push(status.code());
+                acknowledged.push(false);
+            }
+        }
+    }
+    // Refused while it was down, every refusal retryable; accepted again once it is back.
+    assert!(!codes.is_empty(), "the outage was noticed");
+    assert!(
+        codes.iter().all(|c| *c == tonic::Code::Unavailable),
+        "{codes:?}"
+    );
+    assert!(
+        acknowledged[2 * requests / 3 + 2..].iter().all(|a| *a),
+        "{acknowledged:?}"
+    );
+    // The client retries what was refused.
+    for (n, ok) in acknowledged.iter().enumerate() {
+        if !ok {
+            client.export(request(n, service)).await.unwrap();
+        }
+    }
+    codes.len()
+}
+
+/// A tmpfs of its own, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` reads it) on `dir`; `None` when this
+    /// machine does not let the test mount (it needs root or CAP_SYS_ADMIN).
+    fn mount(dir: &Path, size: &str) -> Option<Self> {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .ok()?;
+        status.success().then(|| Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills a file system with one file until it is full, and frees it.
+struct Filler(PathBuf);
+
+impl Outage for Filler {
+    async fn begin(&mut self) {
+        let mut file = std::fs::File::create(&self.0).unwrap();
+        for chunk in [1 << 20, 4096, 1] {
+            let zeros = vec![0u8; chunk];
+            while file
+                .write_all(&zeros)
+                .and_then(|_| file.sync_data())
+                .is_ok()
+            {}
+        }
+        let full = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.0)
+            .unwrap()
+            .write_all(&[0])
+            .and_then(|_| std::fs::File::open(&self.0)?.sync_all());
+        assert!(full.is_err(), "the file system is full");
+    }
+
+    async fn end(&mut self) {
+        std::fs::remove_file(&self.0).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_is_retryable_and_the_collector_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_tmpfs) = Tmpfs::mount(dir.path(), "32m") else {
+        assert!(
+            std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
+            "the full-disk test mounts a small tmpfs and needs root or CAP_SYS_ADMIN"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+        return;
+    };
+    let lake_dir = dir.path().join("lake");
+    let grpc = free_port();
+    let _collector = Killed(
+        Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
+            .arg("--lake")
+            .arg(&lake_dir)
+            .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
+            .args([
+                "--http-addr",
+                "127.0.0.1:0",
+                "--no-flightsql",
+                "--no-self-telemetry",
+            ])
+            .env_remove("MICROMEGAS_LAKE")
+            .env_remove("MICROMEGAS_CATALOG")
+            .spawn()
+            .unwrap(),
+    );
+    let requests = 12;
+    let mut filler = Filler(dir.path().join("filler"));
+    let refused = send_through(&mut filler, grpc, "disk-full", requests).await;
+    let lake = Lake::open(lake_dir.to_str().unwrap(), LakeOptions::default())
+        .await
+        .unwrap();
+    let total = requests * RECORDS;
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*), COUNT(DISTINCT msg) FROM log_entries"
+        )
+        .await,
+        [format!("{total}|{total}")]
+    );
+    eprintln!(
+        "disk full: {refused} of {requests} requests refused (UNAVAILABLE) while it was full, \
+         all stored after retry"
+    );
 }

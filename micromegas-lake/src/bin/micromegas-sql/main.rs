@@ -312,15 +312,14 @@ async fn serve(lake: Lake, args: &micromegas_lake::cli::FlightSqlArgs) -> anyhow
                 args.flightsql_addr
             )
         })?;
-    let tokens = micromegas_lake::auth::Tokens::new(args.query_tokens.clone());
-    if tokens.is_open() {
+    if args.query_tokens.is_empty() {
         eprintln!("warning: no --query-token: anyone who can connect can query the lake");
     }
     eprintln!(
         "micromegas-sql: FlightSQL on {} (Ctrl-C to stop)",
         listener.local_addr()?
     );
-    micromegas_lake::flightsql::FlightSqlServer::new(lake, tokens)
+    args.server(lake, &[])
         .serve(listener, micromegas_lake::cli::shutdown_signal())
         .await
         .context("FlightSQL server failed")

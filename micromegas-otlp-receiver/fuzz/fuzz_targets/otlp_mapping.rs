@@ -1,0 +1,89 @@
+//! Any OTLP request body (protobuf or JSON, for each signal) that decodes must map to rows
+//! without a panic: every span and log record either becomes a row or is counted as rejected
+//! (nothing silently lost), and the rows always build the table's Arrow batch and encode as
+//! its Parquet partition.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use micromegas_lake::materialize::encode_partition;
+use micromegas_lake::tables::{log_batch, measure_batch, span_batch};
+use micromegas_lake::ViewTable;
+use micromegas_otlp_receiver::mapping::{logs, metrics, traces, Mapped};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+/// Decodes as the HTTP endpoint does: protobuf, or JSON when `json`.
+fn decode<T: prost::Message + Default + serde::de::DeserializeOwned>(
+    body: &[u8],
+    json: bool,
+) -> Option<T> {
+    if json {
+        serde_json::from_slice(body).ok()
+    } else {
+        T::decode(body).ok()
+    }
+}
+
+/// The rows build their table's batch, which encodes as a partition.
+fn store<R>(
+    mapped: &Mapped<R>,
+    build: fn(
+        &[R],
+    ) -> Result<
+        micromegas_lake::arrow::array::RecordBatch,
+        micromegas_lake::arrow::error::ArrowError,
+    >,
+) {
+    for (process, rows) in &mapped.groups {
+        assert!(!process.process_id.is_empty());
+        let batch = build(rows).expect("mapped rows build their Arrow batch");
+        assert_eq!(batch.num_rows(), rows.len());
+        encode_partition(mapped.table, &batch).expect("mapped rows encode as Parquet");
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let json = selector & 1 == 1;
+    match (selector >> 1) % 3 {
+        0 => {
+            let Some(req) = decode::<ExportTraceServiceRequest>(body, json) else {
+                return;
+            };
+            let sent: usize = req
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum();
+            let mapped = traces::map(&req);
+            assert_eq!(mapped.table, ViewTable::Spans);
+            assert_eq!(mapped.row_count() + mapped.rejected as usize, sent);
+            store(&mapped, span_batch);
+        }
+        1 => {
+            let Some(req) = decode::<ExportLogsServiceRequest>(body, json) else {
+                return;
+            };
+            let sent: usize = req
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .map(|s| s.log_records.len())
+                .sum();
+            let mapped = logs::map(&req);
+            assert_eq!(mapped.row_count() + mapped.rejected as usize, sent);
+            store(&mapped, log_batch);
+        }
+        _ => {
+            let Some(req) = decode::<ExportMetricsServiceRequest>(body, json) else {
+                return;
+            };
+            let mapped = metrics::map(&req);
+            store(&mapped, measure_batch);
+        }
+    }
+});
