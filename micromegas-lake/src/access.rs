@@ -1,5 +1,6 @@
-//! An object store wrapper that counts reads per object, so that tests and operators can see
-//! which partition files a query opened.
+//! An object store wrapper that can count reads per object, so that tests and operators can
+//! see which partition files a query opened. Counting is off until asked for: a long-running
+//! node reads every object it materializes, and the counts would grow without end.
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -10,12 +11,14 @@ use object_store::{
 };
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Counts `get` requests per object key.
 #[derive(Debug)]
 pub struct CountingStore {
     inner: Arc<dyn ObjectStore>,
+    counting: AtomicBool,
     reads: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -24,7 +27,16 @@ impl CountingStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
         Self {
             inner,
+            counting: AtomicBool::new(false),
             reads: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Starts (`true`) or stops counting reads; stopping also forgets the counts.
+    pub fn set_counting(&self, on: bool) {
+        self.counting.store(on, Ordering::Relaxed);
+        if !on {
+            self.take_reads();
         }
     }
 
@@ -34,6 +46,9 @@ impl CountingStore {
     }
 
     fn count(&self, location: &Path) {
+        if !self.counting.load(Ordering::Relaxed) {
+            return;
+        }
         let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
         *reads.entry(location.to_string()).or_default() += 1;
     }

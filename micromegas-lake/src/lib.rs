@@ -134,8 +134,15 @@ impl Lake {
         &self.inner.dyn_store
     }
 
+    /// Starts (`true`) or stops counting the objects this lake handle reads (off by default),
+    /// for [`Lake::take_object_reads`].
+    pub fn count_object_reads(&self, on: bool) {
+        self.inner.store.set_counting(on);
+    }
+
     /// Objects read since the last call (key → number of requests), then resets the count.
-    /// Shows which partition files a query opened.
+    /// Shows which partition files a query opened; empty unless
+    /// [`Lake::count_object_reads`] turned counting on.
     pub fn take_object_reads(&self) -> std::collections::BTreeMap<String, u64> {
         self.inner.store.take_reads()
     }

@@ -47,8 +47,12 @@ pub(crate) fn time_envelope(table: ViewTable, batch: &RecordBatch) -> Option<(i6
     Some((min, max))
 }
 
+/// Arrow IPC with LZ4 frames: row blocks are written on the collector's request path and read
+/// once by materialization, so fast compression matters more there than size (the Parquet
+/// partitions made from them use zstd).
 fn encode(rows: &RecordBatch) -> Result<Vec<u8>> {
-    let options = IpcWriteOptions::default().try_with_compression(Some(CompressionType::ZSTD))?;
+    let options =
+        IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
     let mut out = Vec::new();
     let mut w = StreamWriter::try_new_with_options(&mut out, &rows.schema(), options)?;
     w.write(rows)?;

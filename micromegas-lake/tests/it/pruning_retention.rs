@@ -27,6 +27,7 @@ async fn three_hours_apart() -> (Lake, tempfile::TempDir) {
     )
     .await
     .unwrap();
+    lake.count_object_reads(true);
     lake.write_batches(&shifted(&now, 4)).await.unwrap();
     lake.write_batches(&shifted(&now, 2)).await.unwrap();
     lake.write_batches(&now).await.unwrap();

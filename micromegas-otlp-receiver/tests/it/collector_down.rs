@@ -6,7 +6,7 @@
 //! The outage lasts `MICROMEGAS_TEST_OUTAGE_SECS` seconds (default 30). The figures printed
 //! (per-event cost in the calling thread during the outage and after it) go in RELIABILITY.md.
 
-use crate::common::rows;
+use crate::common::{collector_command, rows};
 use micromegas_lake::{Lake, LakeOptions};
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
 use std::path::Path;
@@ -113,19 +113,7 @@ async fn run(service: &'static str, budget: usize, outage: Duration, lake_dir: &
         .unwrap();
     let app = tokio::task::spawn_blocking(move || app.wait_with_output().unwrap());
     tokio::time::sleep(outage).await;
-    let mut collector = Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
-        .arg("--lake")
-        .arg(lake_dir)
-        .args(["--grpc-addr", &format!("127.0.0.1:{port}")])
-        .args([
-            "--http-addr",
-            "127.0.0.1:0",
-            "--no-flightsql",
-            "--no-self-telemetry",
-        ])
-        .env_remove("MICROMEGAS_LAKE")
-        .spawn()
-        .unwrap();
+    let mut collector = collector_command(lake_dir, port).spawn().unwrap();
     let out = app.await.unwrap();
     Command::new("kill")
         .args(["-TERM", &collector.id().to_string()])

@@ -110,6 +110,25 @@ pub async fn wait_for_port(port: u16, seconds: u64, what: &str) {
     }
 }
 
+/// `micromegas-collector` on the local lake `lake`, gRPC on the loopback `grpc` port, HTTP on
+/// any free port, no FlightSQL, no self-telemetry (add arguments before spawning it).
+pub fn collector_command(lake: &std::path::Path, grpc: u16) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_micromegas-collector"));
+    command
+        .arg("--lake")
+        .arg(lake)
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--no-flightsql",
+            "--no-self-telemetry",
+        ])
+        .env_remove("MICROMEGAS_LAKE")
+        .env_remove("MICROMEGAS_CATALOG");
+    command
+}
+
 /// A child process killed when the test ends, passed or not.
 pub struct Killed(pub std::process::Child);
 

@@ -198,5 +198,23 @@ async fn steady_load_without_errors_or_memory_growth() {
         warm >> 10,
         peak >> 10,
     );
+    // The resident size at each tenth of the run, to see a trend rather than one peak.
+    let tenths: Vec<String> = (0..10)
+        .map(|i| rss[i * rss.len() / 10] >> 10)
+        .chain(rss.last().map(|r| r >> 10))
+        .map(|m| m.to_string())
+        .collect();
+    eprintln!(
+        "collector RSS (MiB) at each tenth of the run: {}",
+        tenths.join(", ")
+    );
+    // The collector's own telemetry: what its pipeline held, unsent, at most and at the end.
+    let pending = rows(
+        &lake,
+        "SELECT MAX(value), last_value(value ORDER BY time) FROM measures \
+         WHERE service_name = 'micromegas-collector' AND name = 'micromegas.pending_bytes'",
+    )
+    .await;
+    eprintln!("collector self-telemetry pending bytes (max|last): {pending:?}");
     assert!(peak <= warm + warm / 2, "resident memory grew: {rss:?}");
 }

@@ -6,7 +6,7 @@
 //! (retryable) and acknowledges nothing it could not store; afterwards it recovers by itself,
 //! and every acknowledged request is there exactly once.
 
-use crate::common::{free_port, fresh_database, rows, Killed};
+use crate::common::{collector_command, free_port, fresh_database, rows, Killed};
 use micromegas_lake::{Lake, LakeOptions, S3Options};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -223,15 +223,7 @@ async fn outage(dependency: Dependency, requests: usize) {
     )
     .await
     .unwrap();
-    let total = requests * RECORDS;
-    assert_eq!(
-        rows(
-            &lake,
-            "SELECT COUNT(*), COUNT(DISTINCT msg) FROM log_entries"
-        )
-        .await,
-        [format!("{total}|{total}")]
-    );
+    all_stored_once(&lake, requests).await;
     eprintln!(
         "{dependency:?}: {refused} of {requests} requests refused (UNAVAILABLE) while it was \
          down, all stored after retry"
@@ -300,6 +292,19 @@ async fn send_through(
     codes.len()
 }
 
+/// Every record of the `requests` requests is in the lake exactly once.
+async fn all_stored_once(lake: &Lake, requests: usize) {
+    let total = requests * RECORDS;
+    assert_eq!(
+        rows(
+            lake,
+            "SELECT COUNT(*), COUNT(DISTINCT msg) FROM log_entries"
+        )
+        .await,
+        [format!("{total}|{total}")]
+    );
+}
+
 /// A tmpfs of its own, unmounted when dropped.
 struct Tmpfs(PathBuf);
 
@@ -363,37 +368,14 @@ async fn full_disk_is_retryable_and_the_collector_recovers() {
     };
     let lake_dir = dir.path().join("lake");
     let grpc = free_port();
-    let _collector = Killed(
-        Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
-            .arg("--lake")
-            .arg(&lake_dir)
-            .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
-            .args([
-                "--http-addr",
-                "127.0.0.1:0",
-                "--no-flightsql",
-                "--no-self-telemetry",
-            ])
-            .env_remove("MICROMEGAS_LAKE")
-            .env_remove("MICROMEGAS_CATALOG")
-            .spawn()
-            .unwrap(),
-    );
+    let _collector = Killed(collector_command(&lake_dir, grpc).spawn().unwrap());
     let requests = 12;
     let mut filler = Filler(dir.path().join("filler"));
     let refused = send_through(&mut filler, grpc, "disk-full", requests).await;
     let lake = Lake::open(lake_dir.to_str().unwrap(), LakeOptions::default())
         .await
         .unwrap();
-    let total = requests * RECORDS;
-    assert_eq!(
-        rows(
-            &lake,
-            "SELECT COUNT(*), COUNT(DISTINCT msg) FROM log_entries"
-        )
-        .await,
-        [format!("{total}|{total}")]
-    );
+    all_stored_once(&lake, requests).await;
     eprintln!(
         "disk full: {refused} of {requests} requests refused (UNAVAILABLE) while it was full, \
          all stored after retry"
