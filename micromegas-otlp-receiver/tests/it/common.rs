@@ -110,9 +110,10 @@ pub async fn wait_for_port(port: u16, seconds: u64, what: &str) {
     }
 }
 
-/// `micromegas-collector` on the local lake `lake`, gRPC on the loopback `grpc` port, HTTP on
-/// any free port, no FlightSQL, no self-telemetry (add arguments before spawning it).
-pub fn collector_command(lake: &std::path::Path, grpc: u16) -> std::process::Command {
+/// `micromegas-collector` on the lake `lake` (a directory or a URL), gRPC on the loopback
+/// `grpc` port, HTTP on any free port, no FlightSQL, no self-telemetry (add arguments before
+/// spawning it).
+pub fn collector_command(lake: impl AsRef<std::ffi::OsStr>, grpc: u16) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_micromegas-collector"));
     command
         .arg("--lake")

@@ -186,24 +186,9 @@ async fn outage(dependency: Dependency, requests: usize) {
     ];
     let grpc = free_port();
     let _collector = Killed(
-        Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
-            .args([
-                "--lake",
-                &lake_url,
-                "--catalog",
-                &collector_catalog,
-                "--s3-endpoint",
-                &endpoint,
-            ])
-            .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
-            .args([
-                "--http-addr",
-                "127.0.0.1:0",
-                "--no-flightsql",
-                "--no-self-telemetry",
-            ])
+        collector_command(&lake_url, grpc)
+            .args(["--catalog", &collector_catalog, "--s3-endpoint", &endpoint])
             .envs(aws)
-            .env_remove("MICROMEGAS_LAKE")
             .spawn()
             .unwrap(),
     );
