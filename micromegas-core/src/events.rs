@@ -390,7 +390,7 @@ impl TailWriter {
             // SAFETY: 2 + s.len() bytes reserved.
             unsafe {
                 std::ptr::write_unaligned(p as *mut [u8; 2], (s.len() as u16).to_le_bytes());
-                std::ptr::copy_nonoverlapping(s.as_ptr(), p.add(2), s.len());
+                copy_bytes(s.as_bytes(), p.add(2));
             }
             if s.len() < v.len() {
                 self.truncated = true;
@@ -399,6 +399,16 @@ impl TailWriter {
     }
     /// A value formatted with `Display` now (the fallback for types that are not primitive).
     pub fn display(&mut self, key: Option<&str>, v: &dyn fmt::Display) {
+        self.formatted(key, format_args!("{v}"))
+    }
+
+    /// A value formatted with `Debug` now (for values that offer nothing else).
+    pub fn debug(&mut self, key: Option<&str>, v: &dyn fmt::Debug) {
+        self.formatted(key, format_args!("{v:?}"))
+    }
+
+    /// The text of `args`, as a string value.
+    pub fn formatted(&mut self, key: Option<&str>, args: fmt::Arguments<'_>) {
         let Some(p) = self.tag_key(TAG_STR, key, 2) else {
             return;
         };
@@ -407,7 +417,7 @@ impl TailWriter {
             w: self,
             cut: false,
         };
-        let _ = fmt::write(&mut out, format_args!("{v}"));
+        let _ = fmt::write(&mut out, args);
         let cut = out.cut;
         let n = self.len - start;
         // SAFETY: `p` is the 2-byte length slot reserved above.
@@ -429,6 +439,38 @@ impl TailWriter {
     }
 }
 
+/// Copies `src` to `dst`; strings of up to 16 bytes (most messages' words, keys and values)
+/// with two overlapping loads and stores instead of a call to `memcpy`.
+///
+/// # Safety
+/// `dst` must be valid for `src.len()` bytes of writes and not overlap `src`.
+#[inline(always)]
+unsafe fn copy_bytes(src: &[u8], dst: *mut u8) {
+    let n = src.len();
+    let s = src.as_ptr();
+    // SAFETY (all arms): reads stay inside `src` (offsets + widths <= n), writes inside the
+    // `n` bytes at `dst` (caller contract); unaligned accesses are used throughout.
+    unsafe {
+        if (8..=16).contains(&n) {
+            let a = std::ptr::read_unaligned(s as *const u64);
+            let b = std::ptr::read_unaligned(s.add(n - 8) as *const u64);
+            std::ptr::write_unaligned(dst as *mut u64, a);
+            std::ptr::write_unaligned(dst.add(n - 8) as *mut u64, b);
+        } else if (4..8).contains(&n) {
+            let a = std::ptr::read_unaligned(s as *const u32);
+            let b = std::ptr::read_unaligned(s.add(n - 4) as *const u32);
+            std::ptr::write_unaligned(dst as *mut u32, a);
+            std::ptr::write_unaligned(dst.add(n - 4) as *mut u32, b);
+        } else if n < 4 {
+            for i in 0..n {
+                *dst.add(i) = *s.add(i);
+            }
+        } else {
+            std::ptr::copy_nonoverlapping(s, dst, n);
+        }
+    }
+}
+
 struct DisplayWriter<'a> {
     w: &'a mut TailWriter,
     cut: bool,
@@ -442,9 +484,7 @@ impl fmt::Write for DisplayWriter<'_> {
         let avail = self.w.cap.saturating_sub(self.w.len + 1);
         let part = crate::transit::wire::truncate_str(s, avail.min(u16::MAX as usize));
         // SAFETY: len + part.len() < cap, inside the reserved record.
-        unsafe {
-            std::ptr::copy_nonoverlapping(part.as_ptr(), self.w.ptr.add(self.w.len), part.len())
-        };
+        unsafe { copy_bytes(part.as_bytes(), self.w.ptr.add(self.w.len)) };
         self.w.len += part.len();
         if part.len() < s.len() {
             self.cut = true;
@@ -521,5 +561,23 @@ impl EncodeArg for ArgWrap<'_, &String> {
     #[inline(always)]
     fn encode_arg(&self, key: Option<&str>, w: &mut TailWriter) {
         w.str(key, self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_bytes;
+
+    #[test]
+    fn copy_bytes_copies_every_length_exactly() {
+        let src: Vec<u8> = (1..=40).collect();
+        for n in 0..=src.len() {
+            let mut dst = vec![0u8; n + 2];
+            // SAFETY: `dst` has n + 2 bytes, a separate allocation.
+            unsafe { copy_bytes(&src[..n], dst.as_mut_ptr().add(1)) };
+            assert_eq!(dst[0], 0);
+            assert_eq!(&dst[1..=n], &src[..n]);
+            assert_eq!(dst[n + 1], 0, "wrote past {n} bytes");
+        }
     }
 }

@@ -21,14 +21,6 @@ impl FieldWriter<'_> {
     }
 }
 
-struct DebugAsDisplay<'a>(&'a dyn fmt::Debug);
-
-impl fmt::Display for DebugAsDisplay<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0, f)
-    }
-}
-
 impl Visit for FieldWriter<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         let key = self.key(field);
@@ -68,6 +60,6 @@ impl Visit for FieldWriter<'_> {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let key = self.key(field);
-        self.0.display(key, &DebugAsDisplay(value));
+        self.0.debug(key, value);
     }
 }

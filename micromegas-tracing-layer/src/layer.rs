@@ -2,6 +2,7 @@
 
 use crate::callsite::metadata_id;
 use crate::fields::FieldWriter;
+use crate::span_cache;
 use micromegas_core::events;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
@@ -55,11 +56,19 @@ impl MicromegasLayer {
     }
 }
 
+/// The ids of a live span: from this thread's cache, or else from the registry (and then
+/// cached).
+#[inline]
 fn ids_of<S>(ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    ctx.span(id)?.extensions().get::<SpanIds>().copied()
+    if let Some(ids) = span_cache::lookup(id) {
+        return Some(ids);
+    }
+    let ids = ctx.span(id)?.extensions().get::<SpanIds>().copied()?;
+    span_cache::remember(id, ids);
+    Some(ids)
 }
 
 impl<S> Layer<S> for MicromegasLayer
@@ -68,9 +77,8 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let parent = span
-            .parent()
-            .and_then(|p| p.extensions().get::<SpanIds>().copied());
+        // `parent()` skips the ancestors a per-layer filter hides from this layer.
+        let parent = span.parent().and_then(|p| ids_of(&ctx, &p.id()));
         let Some(meta) = metadata_id(attrs.metadata()) else {
             return;
         };
@@ -82,7 +90,9 @@ where
         events::span_new(meta, span_id, parent_id, trace_id, |w| {
             attrs.record(&mut FieldWriter(w))
         });
-        span.extensions_mut().insert(SpanIds { span_id, trace_id });
+        let ids = SpanIds { span_id, trace_id };
+        span.extensions_mut().insert(ids);
+        span_cache::remember(id, ids);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -106,9 +116,7 @@ where
         let Some(meta) = metadata_id(event.metadata()) else {
             return;
         };
-        let ids = ctx
-            .event_span(event)
-            .and_then(|s| s.extensions().get::<SpanIds>().copied());
+        let ids = ctx.event_span(event).and_then(|s| ids_of(&ctx, &s.id()));
         let (span_id, trace_id) = ids.map_or((0, 0), |i| (i.span_id, i.trace_id));
         events::log_fields(meta, span_id, trace_id, |w| {
             event.record(&mut FieldWriter(w))
@@ -128,8 +136,12 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        if let Some(ids) = ids_of(&ctx, &id) {
+        let ids = span_cache::lookup(&id)
+            .or_else(|| ctx.span(&id)?.extensions().get::<SpanIds>().copied());
+        if let Some(ids) = ids {
             events::span_close(ids.span_id);
         }
+        // Before the registry frees the id for reuse.
+        span_cache::closed(&id);
     }
 }

@@ -35,13 +35,13 @@
 
 mod callsite;
 mod config;
-mod fasthash;
 mod fields;
 mod layer;
 mod log_bridge;
 mod metrics_recorder;
 #[cfg(feature = "network")]
 pub mod network;
+mod span_cache;
 #[cfg(feature = "system-monitor")]
 pub mod system_monitor;
 mod traceparent;

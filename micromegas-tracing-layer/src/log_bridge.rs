@@ -1,9 +1,8 @@
 //! A `log::Log` that records `log` records as micromegas log entries.
 
-use crate::fasthash::FastMap;
 use micromegas_core::events;
 use micromegas_core::metadata::{Level, LogMetadata};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,10 +19,54 @@ pub struct LogBridge {
     max: log::LevelFilter,
 }
 
-type SiteKey = (usize, u32, u8, usize);
+/// A call site of `log`'s macros: addresses of its static file name, message and target
+/// (the target's only when it is provably static: the module path), line and level.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SiteKey {
+    file: usize,
+    msg: usize,
+    target: usize,
+    target_len: usize,
+    line: u32,
+    level: u8,
+}
+
+/// Entries of the per-thread call-site cache (direct-mapped).
+const SITE_WAYS: usize = 64;
 
 thread_local! {
-    static SITES: RefCell<FastMap<SiteKey, &'static LogMetadata>> = RefCell::default();
+    static SITES: [Cell<Option<(SiteKey, &'static LogMetadata)>>; SITE_WAYS] =
+        const { [const { Cell::new(None) }; SITE_WAYS] };
+}
+
+impl SiteKey {
+    #[inline]
+    fn of(record: &log::Record<'_>, static_msg: Option<&'static str>) -> Option<Self> {
+        let file = record.file_static()?;
+        let target = record.target();
+        let static_target = record
+            .module_path_static()
+            .is_some_and(|m| std::ptr::eq(m, target));
+        Some(Self {
+            file: file.as_ptr() as usize,
+            msg: static_msg.map_or(0, |m| m.as_ptr() as usize),
+            target: if static_target {
+                target.as_ptr() as usize
+            } else {
+                0
+            },
+            target_len: target.len(),
+            line: record.line().unwrap_or(0),
+            level: record.level() as u8,
+        })
+    }
+
+    #[inline]
+    fn way(&self) -> usize {
+        let h = (self.msg as u64 ^ (self.line as u64) << 32 ^ self.file as u64 ^ self.level as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> (64 - SITE_WAYS.trailing_zeros())) as usize
+    }
 }
 
 /// Target, file, line, level and message of a call site.
@@ -84,26 +127,22 @@ impl LogBridge {
         Ok(())
     }
 
+    #[inline]
     fn site(record: &log::Record<'_>, static_msg: Option<&'static str>) -> &'static LogMetadata {
         // Records from `log`'s macros carry static file and message pointers: a fast,
         // thread-local key. Others go through the shared map.
-        let fast_key = record.file_static().map(|f| {
-            (
-                f.as_ptr() as usize,
-                record.line().unwrap_or(0),
-                record.level() as u8,
-                static_msg.map_or(0, |m| m.as_ptr() as usize),
-            )
-        });
-        if let Some(key) = fast_key {
-            if let Ok(Some(m)) = SITES.try_with(|s| s.borrow().get(&key).copied()) {
+        let Some(key) = SiteKey::of(record, static_msg) else {
+            return intern(record, static_msg.unwrap_or("{}"));
+        };
+        let way = key.way();
+        if let Some((k, m)) = SITES.with(|s| s[way].get()) {
+            // A target that is not provably static is compared by its text.
+            if k == key && (key.target != 0 || m.target == record.target()) {
                 return m;
             }
         }
         let meta = intern(record, static_msg.unwrap_or("{}"));
-        if let Some(key) = fast_key {
-            let _ = SITES.try_with(|s| s.borrow_mut().insert(key, meta));
-        }
+        SITES.with(|s| s[way].set(Some((key, meta))));
         meta
     }
 }

@@ -1,6 +1,5 @@
 //! A `metrics` 0.24 recorder: counters, gauges and histograms as micromegas metric events.
 
-use crate::fasthash::FastMap;
 use metrics::{
     Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
     SharedString, Unit,
@@ -127,12 +126,20 @@ enum Handle {
 }
 
 type Registered = HashMap<(Key, u8), Handle>;
-/// Handles by (key hash, kind), with the keys to tell collisions apart.
-type HandleCache = FastMap<(u64, u8), Vec<(Key, Handle)>>;
+
+/// Entries of the per-thread handle cache (direct-mapped by the key's precomputed hash).
+const HANDLE_WAYS: usize = 64;
 
 thread_local! {
-    /// Per-thread cache of registered handles, keyed by the key's precomputed hash.
-    static CACHE: RefCell<HandleCache> = RefCell::default();
+    /// Per-thread cache of registered handles: `counter!` registers its key at every call,
+    /// and this answers without a lock.
+    static CACHE: RefCell<[Option<(u8, Key, Handle)>; HANDLE_WAYS]> =
+        const { RefCell::new([const { None }; HANDLE_WAYS]) };
+}
+
+fn handle_way(key: &Key, kind: u8) -> usize {
+    let h = (key.get_hash() ^ kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - HANDLE_WAYS.trailing_zeros())) as usize
 }
 
 /// Records `metrics` counters (increments), gauges (resulting values) and histograms (every
@@ -164,12 +171,12 @@ impl MicromegasRecorder {
     }
 
     fn handle(&self, key: &Key, kind: u8, make: impl FnOnce(u64) -> Handle) -> Handle {
-        let cache_key = (key.get_hash(), kind);
+        let way = handle_way(key, kind);
         let cached = CACHE
-            .try_with(|c| {
-                c.borrow()
-                    .get(&cache_key)
-                    .and_then(|v| v.iter().find(|(k, _)| k == key).map(|(_, h)| h.clone()))
+            .try_with(|c| match &c.borrow()[way] {
+                // `Key`'s equality compares the precomputed hashes first.
+                Some((k, cached, h)) if *k == kind && cached == key => Some(h.clone()),
+                _ => None,
             })
             .ok()
             .flatten();
@@ -197,12 +204,15 @@ impl MicromegasRecorder {
                 })
                 .clone()
         };
-        let _ = CACHE.try_with(|c| {
-            c.borrow_mut()
-                .entry(cache_key)
-                .or_default()
-                .push((key.clone(), h.clone()))
-        });
+        // Counters and histograms hold no shared state: each thread gets its own `Arc`, so that
+        // the reference counting `counter!` does at every call stays on this thread's cache
+        // lines. Gauges share theirs (they keep the current value).
+        let h = match h {
+            Handle::Counter(c) => Handle::Counter(Arc::new(CounterHandle(c.0))),
+            Handle::Histogram(c) => Handle::Histogram(Arc::new(HistogramHandle(c.0))),
+            shared => shared,
+        };
+        let _ = CACHE.try_with(|c| c.borrow_mut()[way] = Some((kind, key.clone(), h.clone())));
         h
     }
 }

@@ -7,6 +7,12 @@ use micromegas_core::metadata::Level;
 use micromegas_core::read::Event;
 use micromegas_tracing_layer::{LogBridge, MicromegasRecorder};
 
+/// Two call sites on one line, differing only by their target.
+#[rustfmt::skip]
+fn two_targets_on_one_line() {
+    for t in [true, false] { if t { log::error!(target: "alpha", "{}", 1) } else { log::error!(target: "gamma", "{}", 1) } }
+}
+
 #[test]
 fn log_records_keep_level_target_file_line_and_message() {
     let _s = serial();
@@ -23,6 +29,7 @@ fn log_records_keep_level_target_file_line_and_message() {
         }
         log::debug!("debug is on");
         log::trace!("trace is below the max level");
+        two_targets_on_one_line();
     })
     .join()
     .unwrap();
@@ -48,6 +55,8 @@ fn log_records_keep_level_target_file_line_and_message() {
             (Level::Info, "bridges", "static message"),
             (Level::Warn, "payments", "card visa declined after 2 tries"),
             (Level::Debug, "bridges", "debug is on"),
+            (Level::Error, "alpha", "1"),
+            (Level::Error, "gamma", "1"),
         ]
     );
     assert!(logs[0].location.file.ends_with("bridges.rs"));

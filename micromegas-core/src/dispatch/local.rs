@@ -122,6 +122,13 @@ fn with_reserved(kind: StreamKind, n: usize, fill: impl FnOnce(*mut u8) -> usize
     if !local.is_null() {
         // SAFETY: see `write_fixed`.
         let dispatch = unsafe { &(*local).dispatch };
+        // SAFETY: as above; a shared read of a flag.
+        if unsafe { (*local).producers[kind.index()].is_suspended() } {
+            // A write from inside another record's `fill` (user `Display` code): refused, and
+            // before anything below could detach the streams the outer write still uses.
+            dispatch.count_drop(DropReason::Reentrant, 1);
+            return;
+        }
         if dispatch.is_stopped() {
             // A previous `init` was shut down: start over with the current one.
             detach_thread();

@@ -264,21 +264,21 @@ impl Producer {
         Some(unsafe { self.base.add(self.pos & self.mask) })
     }
 
-    /// Refuses writes until [`Producer::resume`]: the fast path fails on the zero limit and the
-    /// slow path checks [`Producer::is_suspended`]. Returns the limit to restore.
+    /// Refuses writes until [`Producer::resume`]: the fast path reads its limit from a static
+    /// zero instead of the ring, and the slow path checks [`Producer::is_suspended`]. Returns
+    /// the limit to restore. Only this producer's own fields change (no atomic operation): a
+    /// [`Ring::revoke`] meanwhile still takes effect after the resume.
     #[inline(always)]
-    pub(crate) fn suspend(&mut self) -> usize {
+    pub(crate) fn suspend(&mut self) -> *const AtomicUsize {
         self.suspended = true;
-        // SAFETY: see `try_reserve`.
-        unsafe { (*self.limit).swap(0, Ordering::Relaxed) }
+        std::mem::replace(&mut self.limit, &DETACHED_LIMIT)
     }
 
     /// Ends a [`Producer::suspend`].
     #[inline(always)]
-    pub(crate) fn resume(&mut self, limit: usize) {
+    pub(crate) fn resume(&mut self, limit: *const AtomicUsize) {
         self.suspended = false;
-        // SAFETY: see `try_reserve`.
-        unsafe { (*self.limit).store(limit, Ordering::Relaxed) };
+        self.limit = limit;
     }
 
     pub(crate) fn is_suspended(&self) -> bool {
