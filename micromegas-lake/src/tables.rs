@@ -1,12 +1,15 @@
 //! The tables of the lake: their names, Arrow schemas and how rows are built.
 
 use arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames, RecordBatch,
-    StringBuilder, TimestampNanosecondBuilder,
+    ArrayRef, Float64Builder, Int32Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
+    TimestampNanosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use micromegas_core::model::StreamKind;
 use std::sync::{Arc, OnceLock};
+
+mod span_columns;
+pub use span_columns::{AttributeWriter, SpanColumns, SpanText};
 
 /// A table materialized from raw blocks into Parquet partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -171,9 +174,29 @@ impl PropsBuilder {
     /// Appends one map.
     pub fn append<'a>(&mut self, entries: impl IntoIterator<Item = (&'a str, &'a str)>) {
         for (k, v) in entries {
-            self.0.keys().append_value(k);
-            self.0.values().append_value(v);
+            self.entry(k, v);
         }
+        self.end_map();
+    }
+
+    /// Adds an entry to the map being built.
+    pub fn entry(&mut self, key: &str, value: &str) {
+        self.0.keys().append_value(key);
+        self.0.values().append_value(value);
+    }
+
+    /// Adds an entry whose value is formatted in place.
+    pub fn entry_fmt(&mut self, key: &str, value: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        self.0.keys().append_value(key);
+        let values = self.0.values();
+        // Writing into a builder cannot fail.
+        let _ = values.write_fmt(value);
+        values.append_value("");
+    }
+
+    /// Ends the map being built (the entries added since the last end).
+    pub fn end_map(&mut self) {
         // Cannot fail: keys and values were appended in pairs.
         let _ = self.0.append(true);
     }
@@ -333,32 +356,31 @@ pub fn measure_batch(rows: &[MeasureRow]) -> arrow::error::Result<RecordBatch> {
 
 /// Builds a `spans` batch.
 pub fn span_batch(rows: &[SpanRow]) -> arrow::error::Result<RecordBatch> {
-    let r = || rows.iter();
-    let mut durations = Int64Builder::with_capacity(rows.len());
-    for x in r() {
-        durations.append_value(x.end_time.saturating_sub(x.start_time));
+    let mut columns = SpanColumns::with_capacity(rows.len());
+    for x in rows {
+        let text = SpanText {
+            trace_id: x.trace_id.as_deref(),
+            span_id: &x.span_id,
+            parent_span_id: x.parent_span_id.as_deref(),
+            name: &x.name,
+            target: &x.target,
+            service_name: &x.service_name,
+            process_id: &x.process_id,
+            thread_name: &x.thread_name,
+            start_time: x.start_time,
+            end_time: x.end_time,
+            kind: &x.kind,
+            status_code: &x.status_code,
+            status_message: x.status_message.as_deref(),
+            level: x.level.as_deref(),
+            file: &x.file,
+            line: x.line,
+        };
+        columns.append(&text, |a| {
+            for (k, v) in &x.attributes {
+                a.entry(k, v);
+            }
+        });
     }
-    RecordBatch::try_new(
-        ViewTable::Spans.schema(),
-        vec![
-            strings(r().map(|x| x.trace_id.as_deref())),
-            strings(r().map(|x| Some(x.span_id.as_str()))),
-            strings(r().map(|x| x.parent_span_id.as_deref())),
-            strings(r().map(|x| Some(x.name.as_str()))),
-            strings(r().map(|x| Some(x.target.as_str()))),
-            strings(r().map(|x| Some(&*x.service_name))),
-            strings(r().map(|x| Some(&*x.process_id))),
-            strings(r().map(|x| Some(x.thread_name.as_str()))),
-            times(r().map(|x| x.start_time)),
-            times(r().map(|x| x.end_time)),
-            Arc::new(durations.finish()),
-            strings(r().map(|x| Some(x.kind.as_str()))),
-            strings(r().map(|x| Some(x.status_code.as_str()))),
-            strings(r().map(|x| x.status_message.as_deref())),
-            props(r().map(|x| x.attributes.as_slice())),
-            strings(r().map(|x| x.level.as_deref())),
-            strings(r().map(|x| Some(x.file.as_str()))),
-            i32s(r().map(|x| x.line)),
-        ],
-    )
+    columns.finish()
 }

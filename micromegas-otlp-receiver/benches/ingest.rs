@@ -1,6 +1,7 @@
 //! Ingest benchmark, one run: OTLP trace requests of 512 spans decoded, mapped and written
 //! durably into a local lake (what the collector does per request), next to prost decode-only
-//! of the same requests (the floor); bytes on disk per span next to the zstd-compressed OTLP
+//! of the same requests (the floor) and decode + mapping without the write, the three measured
+//! back to back in each run; bytes on disk per span next to the zstd-compressed OTLP
 //! protobuf of the same spans; and native transit batches written into a lake.
 //!
 //! `cargo bench -p micromegas-otlp-receiver --bench ingest` (env: REQUESTS=400 of 512 spans,
@@ -317,22 +318,29 @@ fn main() {
         .map(|w| zstd::encode_all(&w[..], 3).expect("zstd").len() as u64)
         .sum();
 
-    // Floor: decode only.
-    let decode: Vec<Run> = (0..runs.max(3))
-        .map(|_| {
-            Run::measure(|| {
-                for w in &wire {
-                    let r = ExportTraceServiceRequest::decode(&w[..]).expect("decode");
-                    std::hint::black_box(&r);
-                }
-            })
-        })
-        .collect();
-
-    // Decode + map + durable write, request after request (as the collector answers them).
-    let mut ingest = Vec::new();
+    // Per run, back to back (so that a change in the machine's speed affects all three
+    // alike): the floor, prost decode only; decode + map into the Arrow batch the row block
+    // stores, no write (how much of the ingest cost is the mapping); and decode + map +
+    // durable write, request after request (as the collector answers them).
+    let (mut decode, mut map_only, mut ingest) = (Vec::new(), Vec::new(), Vec::new());
     let (mut raw_bytes, mut parquet_bytes) = (0, 0);
-    for run in 0..runs {
+    for run in 0..runs.max(3) {
+        decode.push(Run::measure(|| {
+            for w in &wire {
+                let r = ExportTraceServiceRequest::decode(&w[..]).expect("decode");
+                std::hint::black_box(&r);
+            }
+        }));
+        map_only.push(Run::measure(|| {
+            for w in &wire {
+                let r = ExportTraceServiceRequest::decode(&w[..]).expect("decode");
+                let mapped = micromegas_otlp_receiver::mapping::traces::map(&r);
+                std::hint::black_box(mapped);
+            }
+        }));
+        if run >= runs {
+            continue;
+        }
         let dir = root.join(format!("otlp-{run}"));
         let lake = fresh_lake(&rt, &dir);
         ingest.push(Run::measure(|| {
@@ -370,6 +378,7 @@ fn main() {
 
     let (floor_wall, _) = rates(&decode, spans);
     let (ingest_wall, ingest_cpu) = rates(&ingest, spans);
+    let (map_wall, _) = rates(&map_only, spans);
     let (native_wall, native_cpu) = rates(&native_runs, events);
     let per_span = |b: u64| b as f64 / spans as f64;
     println!(
@@ -380,6 +389,10 @@ fn main() {
     println!("| measure | value |");
     println!("|---|---|");
     println!("| prost decode only (floor), spans/s on one thread | {floor_wall:.0} |");
+    println!(
+        "| decode + map into the Arrow batch (no write), spans/s on one thread | {map_wall:.0} ({:.2} of decode-only) |",
+        map_wall / floor_wall
+    );
     println!("| OTLP ingest (decode + map + durable write), spans/s, wall, one async thread | {ingest_wall:.0} |");
     println!("| OTLP ingest, spans per CPU second of the process (per core) | {ingest_cpu:.0} |");
     println!(

@@ -2,9 +2,8 @@
 //! with the partial success of what was rejected.
 
 use crate::ingest::store;
-use crate::mapping::{logs, metrics, traces, Mapped};
+use crate::mapping::{logs, metrics, traces, Mapped, RowGroup};
 use crate::telemetry;
-use micromegas_lake::tables::{log_batch, measure_batch, span_batch};
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -17,7 +16,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
-fn message<R>(m: &Mapped<R>) -> String {
+fn message<G>(m: &Mapped<G>) -> String {
     format!(
         "{} item(s) rejected; first: {}",
         m.rejected,
@@ -53,14 +52,13 @@ fn trace_identity(req: &ExportTraceServiceRequest) -> u128 {
 
 /// Stores the rows of a request, records them in the collector's telemetry, and returns what
 /// was rejected (count and message) for the response's partial success.
-async fn store_mapped<R>(
+async fn store_mapped<G: RowGroup>(
     lake: &Lake,
     signal: &'static str,
-    mapped: &Mapped<R>,
-    build: fn(&[R]) -> crate::ingest::arrow_result::Result,
+    mapped: &Mapped<G>,
     identity: u128,
 ) -> Result<Option<(i64, String)>, LakeError> {
-    store(lake, mapped, build, identity).await?;
+    store(lake, mapped, identity).await?;
     let first_error = mapped.first_error.as_deref();
     telemetry::stored(
         signal,
@@ -77,7 +75,7 @@ pub async fn traces(
     req: &ExportTraceServiceRequest,
 ) -> Result<ExportTraceServiceResponse, LakeError> {
     let mapped = traces::map(req);
-    let rejected = store_mapped(lake, "traces", &mapped, span_batch, trace_identity(req)).await?;
+    let rejected = store_mapped(lake, "traces", &mapped, trace_identity(req)).await?;
     Ok(ExportTraceServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportTracePartialSuccess {
             rejected_spans: n,
@@ -92,7 +90,7 @@ pub async fn logs(
     req: &ExportLogsServiceRequest,
 ) -> Result<ExportLogsServiceResponse, LakeError> {
     let mapped = logs::map(req);
-    let rejected = store_mapped(lake, "logs", &mapped, log_batch, hash(req)).await?;
+    let rejected = store_mapped(lake, "logs", &mapped, hash(req)).await?;
     Ok(ExportLogsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportLogsPartialSuccess {
             rejected_log_records: n,
@@ -107,7 +105,7 @@ pub async fn metrics(
     req: &ExportMetricsServiceRequest,
 ) -> Result<ExportMetricsServiceResponse, LakeError> {
     let mapped = metrics::map(req);
-    let rejected = store_mapped(lake, "metrics", &mapped, measure_batch, hash(req)).await?;
+    let rejected = store_mapped(lake, "metrics", &mapped, hash(req)).await?;
     Ok(ExportMetricsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportMetricsPartialSuccess {
             rejected_data_points: n,

@@ -1,15 +1,14 @@
 //! Storing mapped rows: one row block per resource and table, ids derived from the request's
 //! bytes so that a retried request is stored once. Returns only once the lake has it durably.
 
-use crate::mapping::Mapped;
+use crate::mapping::{Mapped, RowGroup};
 use micromegas_lake::row_blocks::RowBlock;
 use micromegas_lake::{Lake, LakeError};
 
 /// Writes the rows of one request. `request_hash` identifies the request's content.
-pub async fn store<R>(
+pub async fn store<G: RowGroup>(
     lake: &Lake,
-    mapped: &Mapped<R>,
-    build: fn(&[R]) -> arrow_result::Result,
+    mapped: &Mapped<G>,
     request_hash: u128,
 ) -> Result<u64, LakeError> {
     let mut blocks = Vec::with_capacity(mapped.groups.len());
@@ -20,20 +19,11 @@ pub async fn store<R>(
             block_id: uuid::Uuid::from_u128(id),
             process: process.clone(),
             table: mapped.table,
-            rows: build(rows)?,
+            rows: rows.batch()?,
         });
     }
     if blocks.is_empty() {
         return Ok(0);
     }
     Ok(lake.write_row_blocks(&blocks).await?.blocks_written)
-}
-
-/// The batch builders' result type.
-pub mod arrow_result {
-    /// Result of building a record batch.
-    pub type Result = std::result::Result<
-        micromegas_lake::arrow::array::RecordBatch,
-        micromegas_lake::arrow::error::ArrowError,
-    >;
 }

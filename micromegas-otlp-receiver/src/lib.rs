@@ -29,7 +29,10 @@
 //! };
 //! let mapped = traces::map(&req);
 //! assert_eq!(mapped.row_count(), 1);
-//! assert_eq!(mapped.groups[0].1[0].trace_id.as_deref(), Some("01010101010101010101010101010101"));
+//! let batch = &mapped.groups[0].1; // the `spans` rows of the first resource, as Arrow
+//! let trace_ids = batch.column_by_name("trace_id").unwrap();
+//! let trace_ids = trace_ids.as_any().downcast_ref::<micromegas_lake::arrow::array::StringArray>();
+//! assert_eq!(trace_ids.unwrap().value(0), "01010101010101010101010101010101");
 //! ```
 #![warn(missing_docs)]
 

@@ -6,9 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use micromegas_lake::materialize::encode_partition;
-use micromegas_lake::tables::{log_batch, measure_batch, span_batch};
 use micromegas_lake::ViewTable;
-use micromegas_otlp_receiver::mapping::{logs, metrics, traces, Mapped};
+use micromegas_otlp_receiver::mapping::{logs, metrics, traces, Mapped, RowGroup};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -26,19 +25,11 @@ fn decode<T: prost::Message + Default + serde::de::DeserializeOwned>(
 }
 
 /// The rows build their table's batch, which encodes as a partition.
-fn store<R>(
-    mapped: &Mapped<R>,
-    build: fn(
-        &[R],
-    ) -> Result<
-        micromegas_lake::arrow::array::RecordBatch,
-        micromegas_lake::arrow::error::ArrowError,
-    >,
-) {
+fn store<G: RowGroup>(mapped: &Mapped<G>) {
     for (process, rows) in &mapped.groups {
         assert!(!process.process_id.is_empty());
-        let batch = build(rows).expect("mapped rows build their Arrow batch");
-        assert_eq!(batch.num_rows(), rows.len());
+        let batch = rows.batch().expect("mapped rows build their Arrow batch");
+        assert_eq!(batch.num_rows(), rows.rows());
         encode_partition(mapped.table, &batch).expect("mapped rows encode as Parquet");
     }
 }
@@ -62,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
             let mapped = traces::map(&req);
             assert_eq!(mapped.table, ViewTable::Spans);
             assert_eq!(mapped.row_count() + mapped.rejected as usize, sent);
-            store(&mapped, span_batch);
+            store(&mapped);
         }
         1 => {
             let Some(req) = decode::<ExportLogsServiceRequest>(body, json) else {
@@ -76,14 +67,14 @@ fuzz_target!(|data: &[u8]| {
                 .sum();
             let mapped = logs::map(&req);
             assert_eq!(mapped.row_count() + mapped.rejected as usize, sent);
-            store(&mapped, log_batch);
+            store(&mapped);
         }
         _ => {
             let Some(req) = decode::<ExportMetricsServiceRequest>(body, json) else {
                 return;
             };
             let mapped = metrics::map(&req);
-            store(&mapped, measure_batch);
+            store(&mapped);
         }
     }
 });

@@ -2,6 +2,7 @@
 //! become lowercase hex.
 
 use micromegas_lake::catalog::{now_nanos, ProcessRow};
+use micromegas_lake::tables::AttributeWriter;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -17,6 +18,18 @@ pub fn value_text(v: Option<&AnyValue>) -> String {
             serde_json::Value::String(s) => s,
             j => j.to_string(),
         }),
+    }
+}
+
+/// Adds an attribute to the map being built, its value as [`value_text`] spells it: strings,
+/// integers and booleans written in place, other values through [`value_text`].
+pub fn write_attribute(out: &mut AttributeWriter<'_>, key: &str, v: Option<&AnyValue>) {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => out.entry(key, ""),
+        Some(Value::StringValue(s)) => out.entry(key, s),
+        Some(Value::IntValue(i)) => out.entry_fmt(key, format_args!("{i}")),
+        Some(Value::BoolValue(b)) => out.entry(key, if *b { "true" } else { "false" }),
+        Some(_) => out.entry(key, &value_text(v)),
     }
 }
 
@@ -71,9 +84,10 @@ pub fn attributes_json(kvs: &[KeyValue]) -> serde_json::Value {
     )
 }
 
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         s.push(DIGITS[usize::from(b >> 4)] as char);
@@ -82,17 +96,46 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Room for the hex of the longest id (a 16-byte trace id).
+pub type IdText = [u8; 32];
+
+/// Lowercase hex of up to 16 bytes, written into `buf`.
+fn hex_into<'b>(bytes: &[u8], buf: &'b mut IdText) -> &'b str {
+    let n = bytes.len().min(16);
+    for (i, b) in bytes[..n].iter().enumerate() {
+        buf[2 * i] = DIGITS[usize::from(b >> 4)];
+        buf[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[..2 * n]).unwrap_or_default()
+}
+
 /// A trace id: 16 bytes, not all zero. `Ok(None)` when absent (empty).
 pub fn trace_id(bytes: &[u8]) -> Result<Option<String>, String> {
-    id(bytes, 16, "trace id")
+    Ok(trace_id_text(bytes, &mut [0; 32])?.map(str::to_owned))
 }
 
 /// A span id: 8 bytes, not all zero. `Ok(None)` when absent (empty).
 pub fn span_id(bytes: &[u8]) -> Result<Option<String>, String> {
-    id(bytes, 8, "span id")
+    Ok(span_id_text(bytes, &mut [0; 32])?.map(str::to_owned))
 }
 
-fn id(bytes: &[u8], len: usize, what: &str) -> Result<Option<String>, String> {
+/// [`trace_id`], written into `buf`.
+pub fn trace_id_text<'b>(bytes: &[u8], buf: &'b mut IdText) -> Result<Option<&'b str>, String> {
+    id(bytes, 16, "trace id", buf)
+}
+
+/// [`span_id`], written into `buf`.
+pub fn span_id_text<'b>(bytes: &[u8], buf: &'b mut IdText) -> Result<Option<&'b str>, String> {
+    id(bytes, 8, "span id", buf)
+}
+
+fn id<'b>(
+    bytes: &[u8],
+    len: usize,
+    what: &str,
+    buf: &'b mut IdText,
+) -> Result<Option<&'b str>, String> {
     if bytes.is_empty() {
         return Ok(None);
     }
@@ -102,7 +145,7 @@ fn id(bytes: &[u8], len: usize, what: &str) -> Result<Option<String>, String> {
     if bytes.iter().all(|b| *b == 0) {
         return Err(format!("{what} is all zeros"));
     }
-    Ok(Some(hex(bytes)))
+    Ok(Some(hex_into(bytes, buf)))
 }
 
 /// The process a resource stands for. Its id is derived from the resource's attributes, so

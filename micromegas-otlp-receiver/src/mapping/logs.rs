@@ -67,7 +67,7 @@ fn row(r: &LogRecord, target: &str, pid: &Arc<str>, svc: &Arc<str>) -> Result<Lo
 }
 
 /// Maps a request: one group of rows per resource; invalid records are counted and skipped.
-pub fn map(req: &ExportLogsServiceRequest) -> Mapped<LogRow> {
+pub fn map(req: &ExportLogsServiceRequest) -> Mapped<Vec<LogRow>> {
     let mut out = Mapped::new(ViewTable::LogEntries);
     for rl in &req.resource_logs {
         let process = process(rl.resource.as_ref());

@@ -185,7 +185,7 @@ fn points(m: &Metric) -> u64 {
 
 /// Maps a request: one group of rows per resource; a metric with an invalid data point is
 /// rejected whole (its points counted).
-pub fn map(req: &ExportMetricsServiceRequest) -> Mapped<MeasureRow> {
+pub fn map(req: &ExportMetricsServiceRequest) -> Mapped<Vec<MeasureRow>> {
     let mut out = Mapped::new(ViewTable::Measures);
     for rm in &req.resource_metrics {
         let process = process(rm.resource.as_ref());

@@ -8,23 +8,61 @@ pub mod logs;
 pub mod metrics;
 pub mod traces;
 
+use micromegas_lake::arrow::array::RecordBatch;
+use micromegas_lake::arrow::error::ArrowError;
 use micromegas_lake::catalog::ProcessRow;
+use micromegas_lake::tables::{log_batch, measure_batch, LogRow, MeasureRow};
 use micromegas_lake::ViewTable;
+
+/// What one resource of a request maps to: rows of a table, or their Arrow batch already.
+pub trait RowGroup {
+    /// Number of rows.
+    fn rows(&self) -> usize;
+    /// The rows as a batch of their table.
+    fn batch(&self) -> Result<RecordBatch, ArrowError>;
+}
+
+impl RowGroup for Vec<LogRow> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn batch(&self) -> Result<RecordBatch, ArrowError> {
+        log_batch(self)
+    }
+}
+
+impl RowGroup for Vec<MeasureRow> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn batch(&self) -> Result<RecordBatch, ArrowError> {
+        measure_batch(self)
+    }
+}
+
+impl RowGroup for RecordBatch {
+    fn rows(&self) -> usize {
+        self.num_rows()
+    }
+    fn batch(&self) -> Result<RecordBatch, ArrowError> {
+        Ok(self.clone())
+    }
+}
 
 /// The rows of one request, per resource, and what was rejected.
 #[derive(Debug)]
-pub struct Mapped<R> {
+pub struct Mapped<G> {
     /// The table the rows are for.
     pub table: ViewTable,
     /// Rows per resource (process).
-    pub groups: Vec<(ProcessRow, Vec<R>)>,
+    pub groups: Vec<(ProcessRow, G)>,
     /// Number of invalid items skipped.
     pub rejected: u64,
     /// Why the first invalid item was skipped.
     pub first_error: Option<String>,
 }
 
-impl<R> Mapped<R> {
+impl<G: RowGroup> Mapped<G> {
     fn new(table: ViewTable) -> Self {
         Self {
             table,
@@ -39,14 +77,14 @@ impl<R> Mapped<R> {
         self.first_error.get_or_insert(why);
     }
 
-    fn push(&mut self, process: ProcessRow, rows: Vec<R>) {
-        if !rows.is_empty() {
+    fn push(&mut self, process: ProcessRow, rows: G) {
+        if rows.rows() > 0 {
             self.groups.push((process, rows));
         }
     }
 
     /// Number of valid rows.
     pub fn row_count(&self) -> usize {
-        self.groups.iter().map(|(_, r)| r.len()).sum()
+        self.groups.iter().map(|(_, r)| r.rows()).sum()
     }
 }
