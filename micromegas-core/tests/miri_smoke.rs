@@ -5,11 +5,24 @@
 
 use micromegas_core::read::{async_spans, decode_block, thread_scopes, Event};
 use micromegas_core::sink::MemorySink;
-use micromegas_core::{init, DropReason, Options};
+use micromegas_core::{init, DropReason, Guard, Options};
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// The pipeline is process-wide: the tests take turns.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Miri runs this thousands of times slower than native: no timeout must fire.
+fn options() -> Options {
+    Options::default()
+        .shutdown_timeout(Duration::from_secs(3600))
+        .panic_hook(false)
+}
 
 struct Nested;
 impl fmt::Display for Nested {
@@ -22,12 +35,9 @@ impl fmt::Display for Nested {
 
 #[test]
 fn the_whole_pipeline_once() {
+    let _s = serial();
     let sink = Arc::new(MemorySink::new());
-    // Miri runs this thousands of times slower than native: no timeout must fire.
-    let options = Options::default()
-        .shutdown_timeout(Duration::from_secs(3600))
-        .panic_hook(false);
-    let guard = init(sink.clone(), options).unwrap();
+    let guard = init(sink.clone(), options()).unwrap();
     let fut = std::thread::spawn(|| {
         micromegas_core::span_scope!("outer");
         micromegas_core::info!("static");
@@ -91,4 +101,56 @@ fn the_whole_pipeline_once() {
         inside,
         "a metric emitted while formatting a log goes to its own stream"
     );
+}
+
+static RUNNING: Mutex<Option<Guard>> = Mutex::new(None);
+
+/// Shuts the pipeline down while a log's argument is being formatted, then writes a metric
+/// (another stream of the same thread).
+struct StopsThePipeline;
+impl fmt::Display for StopsThePipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let guard = RUNNING.lock().unwrap().take();
+        if let Some(guard) = guard {
+            guard.shutdown();
+        }
+        micromegas_core::imetric!("after_stop", "count", 1);
+        f.write_str("stopped")
+    }
+}
+
+#[test]
+fn a_shutdown_while_formatting_leaves_the_outer_write_its_streams() {
+    let _s = serial();
+    let guard = init(Arc::new(MemorySink::new()), options()).unwrap();
+    *RUNNING.lock().unwrap() = Some(guard);
+    // The metric must not detach the thread's streams (the log being written still uses
+    // them); under Miri, a use after free here is reported.
+    std::thread::spawn(|| micromegas_core::info!("outer {}", StopsThePipeline))
+        .join()
+        .unwrap();
+    assert!(RUNNING.lock().unwrap().is_none(), "the fill ran");
+
+    // A new pipeline afterwards records normally.
+    let sink = Arc::new(MemorySink::new());
+    let guard = init(sink.clone(), options()).unwrap();
+    std::thread::spawn(|| micromegas_core::info!("after"))
+        .join()
+        .unwrap();
+    let stats = guard.shutdown();
+    assert_eq!(stats.total_dropped(), 0, "{stats:?}");
+    let logs = sink
+        .batches()
+        .iter()
+        .flat_map(|b| {
+            b.blocks
+                .iter()
+                .flat_map(|block| {
+                    decode_block(&b.process, b.stream_of(block).unwrap(), block).unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+        .filter(|e| matches!(e, Event::Log(l) if l.msg == "after"))
+        .count();
+    assert_eq!(logs, 1);
 }

@@ -122,10 +122,14 @@ fn with_reserved(kind: StreamKind, n: usize, fill: impl FnOnce(*mut u8) -> usize
     if !local.is_null() {
         // SAFETY: see `write_fixed`.
         let dispatch = unsafe { &(*local).dispatch };
-        // SAFETY: as above; a shared read of a flag.
-        if unsafe { (*local).producers[kind.index()].is_suspended() } {
-            // A write from inside another record's `fill` (user `Display` code): refused, and
-            // before anything below could detach the streams the outer write still uses.
+        // SAFETY: as above; shared reads of flags.
+        let producers = unsafe { &(*local).producers };
+        // A write from inside another record's `fill` (user `Display` code) into the same
+        // stream is refused. Into another stream it is taken, unless the streams would have
+        // to be detached: the outer write still uses them.
+        if producers[kind.index()].is_suspended()
+            || (dispatch.is_stopped() && producers.iter().any(Producer::is_suspended))
+        {
             dispatch.count_drop(DropReason::Reentrant, 1);
             return;
         }
@@ -149,10 +153,6 @@ fn with_reserved(kind: StreamKind, n: usize, fill: impl FnOnce(*mut u8) -> usize
     let dispatch: Arc<Dispatch> = unsafe { (*local).dispatch.clone() };
     // SAFETY: no other reference to the producer is live here.
     let producer = unsafe { &mut *p };
-    if producer.is_suspended() {
-        dispatch.count_drop(DropReason::Reentrant, 1);
-        return;
-    }
     if producer.ring().is_none() {
         // SAFETY: as above, shared reads of the thread's identity.
         let (thread_id, thread_name) = unsafe { ((*local).thread_id, &(*local).thread_name) };

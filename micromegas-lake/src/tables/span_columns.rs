@@ -4,7 +4,8 @@
 
 use super::{PropsBuilder, ViewTable};
 use arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampNanosecondBuilder,
+    ArrayBuilder, ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampNanosecondBuilder,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -67,13 +68,6 @@ pub struct SpanColumns {
     level: StringBuilder,
     file: StringBuilder,
     line: Int32Builder,
-    rows: usize,
-}
-
-impl Default for SpanColumns {
-    fn default() -> Self {
-        Self::with_capacity(0)
-    }
 }
 
 impl SpanColumns {
@@ -99,7 +93,6 @@ impl SpanColumns {
             level: text(),
             file: text(),
             line: Int32Builder::with_capacity(rows),
-            rows: 0,
         }
     }
 
@@ -125,17 +118,16 @@ impl SpanColumns {
         self.level.append_option(s.level);
         self.file.append_value(s.file);
         self.line.append_option(s.line);
-        self.rows += 1;
     }
 
     /// Number of spans appended.
     pub fn len(&self) -> usize {
-        self.rows
+        ArrayBuilder::len(&self.span_id)
     }
 
     /// True if no span was appended.
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.len() == 0
     }
 
     /// The batch.

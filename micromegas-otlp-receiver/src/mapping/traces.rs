@@ -22,46 +22,36 @@ fn kind(k: i32) -> &'static str {
     }
 }
 
+/// The JSON array of `items`, or `None` if there are none.
+fn json_array<T>(items: &[T], item: impl Fn(&T) -> serde_json::Value) -> Option<String> {
+    (!items.is_empty())
+        .then(|| serde_json::Value::Array(items.iter().map(item).collect()).to_string())
+}
+
 /// The JSON text of a span's events, or `None` if it has none.
 fn events_json(span: &Span) -> Option<String> {
-    if span.events.is_empty() {
-        return None;
-    }
-    let events: Vec<serde_json::Value> = span
-        .events
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "time_unix_nano": e.time_unix_nano,
-                "name": e.name,
-                "attributes": attributes_json(&e.attributes),
-            })
+    json_array(&span.events, |e| {
+        serde_json::json!({
+            "time_unix_nano": e.time_unix_nano,
+            "name": e.name,
+            "attributes": attributes_json(&e.attributes),
         })
-        .collect();
-    Some(serde_json::Value::Array(events).to_string())
+    })
 }
 
 /// The JSON text of a span's links, or `None` if it has none.
 fn links_json(span: &Span) -> Option<String> {
-    if span.links.is_empty() {
-        return None;
-    }
-    let links: Vec<serde_json::Value> = span
-        .links
-        .iter()
-        .map(|l| {
-            serde_json::json!({
-                "trace_id": hex(&l.trace_id),
-                "span_id": hex(&l.span_id),
-                "trace_state": l.trace_state,
-                "attributes": attributes_json(&l.attributes),
-            })
+    json_array(&span.links, |l| {
+        serde_json::json!({
+            "trace_id": hex(&l.trace_id),
+            "span_id": hex(&l.span_id),
+            "trace_state": l.trace_state,
+            "attributes": attributes_json(&l.attributes),
         })
-        .collect();
-    Some(serde_json::Value::Array(links).to_string())
+    })
 }
 
-/// The text of the first attribute named one of `keys`.
+/// The value of the first attribute named one of `keys`.
 fn find_attribute<'a>(span: &'a Span, keys: [&str; 2]) -> Option<&'a AnyValue> {
     span.attributes
         .iter()
