@@ -52,6 +52,15 @@ pub enum LakeError {
     /// Another node changed the same rows first; the operation can be retried.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A write committed together with others failed with the group (the message is the
+    /// group's error).
+    #[error("{message}")]
+    Grouped {
+        /// The group's error.
+        message: String,
+        /// Whether the group's error was retryable.
+        retryable: bool,
+    },
 }
 
 /// Result with [`LakeError`].
@@ -77,6 +86,7 @@ impl LakeError {
                     | sqlx::Error::Database(_)
             ),
             LakeError::Conflict(_) | LakeError::Io { .. } => true,
+            LakeError::Grouped { retryable, .. } => *retryable,
             _ => false,
         }
     }

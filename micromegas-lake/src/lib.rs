@@ -33,6 +33,7 @@ pub mod catalog;
 pub mod cli;
 mod error;
 pub mod flightsql;
+mod group_commit;
 pub mod location;
 pub mod maintenance;
 pub mod materialize;
@@ -93,6 +94,7 @@ struct Inner {
     dyn_store: Arc<dyn ObjectStore>,
     catalog: Catalog,
     locks: [tokio::sync::Mutex<()>; 3],
+    commits: [group_commit::GroupCommit; 2],
 }
 
 impl Lake {
@@ -115,6 +117,7 @@ impl Lake {
                 store,
                 catalog,
                 locks: Default::default(),
+                commits: Default::default(),
             }),
         })
     }
@@ -158,29 +161,62 @@ impl Lake {
         }
     }
 
-    /// Writes an object and makes it durable: on a local lake the file and its directory are
-    /// synced (object stores such as S3 acknowledge only durable writes).
+    /// Writes an object and makes it durable. On a local lake the file is written the way the
+    /// object store writes it (a staging name, then renamed into place) and synced with every
+    /// directory whose entries changed, all in one blocking task; object stores such as S3
+    /// acknowledge only durable writes.
     pub(crate) async fn put_durable(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-        self.store().put(&Path::from(key), bytes.into()).await?;
-        if let Some(dir) = self.local_dir() {
-            let file = dir.join(key);
-            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                std::fs::File::open(&file)?.sync_all()?;
-                if let Some(parent) = file.parent() {
-                    std::fs::File::open(parent)?.sync_all()?;
-                }
-                Ok(())
-            })
-            .await
-            .map_err(|e| LakeError::Io {
-                what: format!("syncing {key} to disk"),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(|source| LakeError::Io {
-                what: format!("syncing {key} to disk"),
+        let Some(dir) = self.local_dir() else {
+            self.store().put(&Path::from(key), bytes.into()).await?;
+            return Ok(());
+        };
+        let path = dir.join(key);
+        let what = || format!("writing {} durably", path.display());
+        let result = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || write_durable_file(&path, &bytes)
+        })
+        .await;
+        match result {
+            Ok(written) => written.map_err(|source| LakeError::Io {
+                what: what(),
                 source,
-            })?;
+            }),
+            Err(e) => Err(LakeError::Io {
+                what: what(),
+                source: std::io::Error::other(e),
+            }),
         }
-        Ok(())
     }
+}
+
+/// Writes `bytes` to `path` through a staging file (`path#1`, which object-store listings
+/// skip), then syncs the file, its directory, and the parent of every directory created for
+/// it, so that the file is found after a crash.
+fn write_durable_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let parent = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("the object's path has no directory"))?;
+    let mut created = Vec::new();
+    let mut missing = Some(parent);
+    while let Some(dir) = missing.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        created.push(dir);
+        missing = dir.parent();
+    }
+    std::fs::create_dir_all(parent)?;
+    let mut staging = path.as_os_str().to_owned();
+    staging.push("#1");
+    let mut file = std::fs::File::create(&staging)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&staging, path)?;
+    std::fs::File::open(parent)?.sync_all()?;
+    for dir in created {
+        if let Some(up) = dir.parent() {
+            std::fs::File::open(up)?.sync_all()?;
+        }
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 
 use crate::catalog::{now_nanos, BlockRow, ProcessRow, StreamRow, WriteRows, FORMAT_ARROW};
 use crate::error::{LakeError, Result};
+use crate::group_commit::{ObjectKind, PendingWrite};
 use crate::tables::ViewTable;
 use crate::write::WriteOutcome;
 use crate::Lake;
@@ -71,8 +72,9 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, Stri
 }
 
 impl Lake {
-    /// Stores row blocks: one object for all the new ones, then their catalog rows, durably.
-    /// Blocks the lake already has are skipped. Rows must have their table's schema.
+    /// Stores row blocks: one object for all the new ones (shared with writes made at the same
+    /// time), then their catalog rows, durably. Blocks the lake already has are skipped and
+    /// not written again. Rows must have their table's schema.
     pub async fn write_row_blocks(&self, blocks: &[RowBlock]) -> Result<WriteOutcome> {
         for b in blocks {
             let expected = b.table.schema();
@@ -85,23 +87,17 @@ impl Lake {
                 )));
             }
         }
-        let ids: Vec<String> = blocks.iter().map(|b| b.block_id.to_string()).collect();
-        let (mut seen, mut outcome) = self.known_blocks(&ids).await?;
         let now = now_nanos();
-        let key = crate::write::raw_object_key(now, "arrows");
         let (mut object, mut rows) = (Vec::new(), WriteRows::default());
-        let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
         for b in blocks {
             let id = b.block_id.to_string();
-            if b.rows.num_rows() == 0 || !seen.insert(id.clone()) {
+            if b.rows.num_rows() == 0 {
                 continue;
             }
             let (begin, end) = time_envelope(b.table, &b.rows).unwrap_or((now, now));
             let bytes = encode(&b.rows)?;
             let offset = object.len() as i64;
             object.extend_from_slice(&bytes);
-            min_time = min_time.min(begin);
-            max_time = max_time.max(end);
             let kind = b.table.stream_kind().as_str().to_owned();
             let stream_id = row_stream_id(&b.process.process_id, b.table);
             rows.processes.push(ProcessRow {
@@ -117,7 +113,6 @@ impl Lake {
                 properties: Vec::new(),
                 insert_time: now,
             });
-            outcome.events_written += b.rows.num_rows() as u64;
             rows.blocks.push(BlockRow {
                 block_id: id,
                 stream_id,
@@ -128,7 +123,7 @@ impl Lake {
                 end_time: end.max(begin),
                 event_count: b.rows.num_rows() as i64,
                 payload_size: bytes.len() as i64,
-                object_path: key.clone(),
+                object_path: String::new(),
                 object_offset: offset,
                 object_len: bytes.len() as i64,
                 insert_time: now,
@@ -136,8 +131,8 @@ impl Lake {
                 format: FORMAT_ARROW.into(),
             });
         }
-        self.commit_object(key, object, (min_time, max_time), rows, outcome)
-            .await
+        let write = PendingWrite { object, rows };
+        self.commit(ObjectKind::Arrow, write).await
     }
 
     /// Reads row blocks back: every batch of the blocks that decode, and the reasons of those

@@ -1,11 +1,11 @@
-//! The write API: raw batches become one object per write plus their catalog rows.
+//! The write API: raw batches become one object per write (writes made at the same time share
+//! one, see `group_commit`) plus their catalog rows.
 
 use crate::catalog::{now_nanos, BlockRow, ProcessRow, StreamRow, WriteRows};
 use crate::error::Result;
+use crate::group_commit::{ObjectKind, PendingWrite};
 use crate::Lake;
 use micromegas_core::transit::batch::Batch;
-use std::collections::HashSet;
-use std::sync::Arc;
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,45 +31,23 @@ pub(crate) fn raw_object_key(time: i64, ext: &str) -> String {
 }
 
 impl Lake {
-    /// Stores batches: their new blocks go into one object (the batches' wire encoding, one
-    /// after the other), then their catalog rows are committed. Returns once both are durable.
-    /// Blocks the lake already has are skipped, so a retried write changes nothing.
+    /// Stores batches: their blocks go into one object (the batches' wire encoding, one after
+    /// the other; writes made at the same time share an object), then their catalog rows are
+    /// committed. Returns once both are durable. Blocks the lake already has are skipped (a
+    /// batch whose blocks are all known is not written again), so a retried write changes
+    /// nothing.
     pub async fn write_batches(&self, batches: &[Batch]) -> Result<WriteOutcome> {
-        let ids: Vec<String> = batches
-            .iter()
-            .flat_map(|b| b.blocks.iter().map(|k| k.header.block_id.to_string()))
-            .collect();
-        let (mut seen, mut outcome) = self.known_blocks(&ids).await?;
         let now = now_nanos();
         let mut object = Vec::new();
         let mut rows = WriteRows::default();
-        let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
-        let key = raw_object_key(now, "mmtb");
         for batch in batches {
-            let blocks: Vec<_> = batch
-                .blocks
-                .iter()
-                .filter(|b| seen.insert(b.header.block_id.to_string()))
-                .cloned()
-                .collect();
-            if blocks.is_empty() {
+            if batch.blocks.is_empty() {
                 continue;
             }
-            let streams: Vec<_> = batch
-                .streams
-                .iter()
-                .filter(|s| blocks.iter().any(|b| b.header.stream_id == s.stream_id))
-                .cloned()
-                .collect();
-            let trimmed = Batch {
-                process: Arc::clone(&batch.process),
-                streams,
-                blocks,
-            };
             let offset = object.len() as i64;
-            object.extend_from_slice(&trimmed.encode());
+            object.extend_from_slice(&batch.encode());
             let len = object.len() as i64 - offset;
-            let p = &trimmed.process;
+            let p = &batch.process;
             rows.processes.push(ProcessRow {
                 process_id: p.process_id.to_string(),
                 service_name: p.service_name.clone(),
@@ -81,7 +59,7 @@ impl Lake {
                 properties: p.properties.clone(),
                 insert_time: now,
             });
-            for s in &trimmed.streams {
+            for s in &batch.streams {
                 rows.streams.push(StreamRow {
                     stream_id: s.stream_id.to_string(),
                     process_id: s.process_id.to_string(),
@@ -92,15 +70,12 @@ impl Lake {
                     insert_time: now,
                 });
             }
-            for b in &trimmed.blocks {
+            for b in &batch.blocks {
                 let h = &b.header;
-                let kind = trimmed
+                let kind = batch
                     .stream_of(b)
                     .map(|s| s.kind.as_str())
                     .unwrap_or_default();
-                min_time = min_time.min(h.begin_unix_nanos);
-                max_time = max_time.max(h.end_unix_nanos);
-                outcome.events_written += h.event_count as u64;
                 rows.blocks.push(BlockRow {
                     block_id: h.block_id.to_string(),
                     stream_id: h.stream_id.to_string(),
@@ -111,7 +86,7 @@ impl Lake {
                     end_time: h.end_unix_nanos.max(h.begin_unix_nanos),
                     event_count: h.event_count as i64,
                     payload_size: b.payload.len() as i64,
-                    object_path: key.clone(),
+                    object_path: String::new(),
                     object_offset: offset,
                     object_len: len,
                     insert_time: now,
@@ -120,43 +95,8 @@ impl Lake {
                 });
             }
         }
-        self.commit_object(key, object, (min_time, max_time), rows, outcome)
-            .await
-    }
-
-    /// The blocks among `ids` the lake already has (the start of the set a write skips), and
-    /// an outcome that counts them as skipped.
-    pub(crate) async fn known_blocks(
-        &self,
-        ids: &[String],
-    ) -> Result<(HashSet<String>, WriteOutcome)> {
-        let existing = self.catalog().existing_blocks(ids).await?;
-        let outcome = WriteOutcome {
-            blocks_skipped: existing.len() as u64,
-            ..Default::default()
-        };
-        Ok((existing, outcome))
-    }
-
-    /// Makes `object` durable under `key`, then commits `rows` (which refer to it) to the
-    /// catalog; nothing is written when `rows` has no block.
-    pub(crate) async fn commit_object(
-        &self,
-        key: String,
-        object: Vec<u8>,
-        (min_time, max_time): (i64, i64),
-        mut rows: WriteRows,
-        mut outcome: WriteOutcome,
-    ) -> Result<WriteOutcome> {
-        if rows.blocks.is_empty() {
-            return Ok(outcome);
-        }
-        outcome.object_bytes = object.len() as u64;
-        rows.object = Some((key.clone(), min_time, max_time, object.len() as i64));
-        self.put_durable(&key, object).await?;
-        outcome.blocks_written = self.catalog().insert(&rows).await?;
-        outcome.blocks_skipped += rows.blocks.len() as u64 - outcome.blocks_written;
-        Ok(outcome)
+        let write = PendingWrite { object, rows };
+        self.commit(ObjectKind::Transit, write).await
     }
 
     /// Decodes one encoded batch (as the native sinks send it) and writes it.

@@ -1,11 +1,11 @@
 //! Ingest benchmark, one run: OTLP trace requests of 512 spans decoded, mapped and written
 //! durably into a local lake (what the collector does per request), next to prost decode-only
-//! of the same requests (the floor) and decode + mapping without the write; bytes on disk per
-//! span next to the zstd-compressed OTLP
+//! of the same requests (the floor) and decode + mapping without the write; the same ingest with
+//! several clients sending at once; bytes on disk per span next to the zstd-compressed OTLP
 //! protobuf of the same spans; and native transit batches written into a lake.
 //!
 //! `cargo bench -p micromegas-otlp-receiver --bench ingest` (env: REQUESTS=400 of 512 spans,
-//! NATIVE_EVENTS=4000000, RUNS=3, DIR=target/bench-ingest).
+//! NATIVE_EVENTS=4000000, RUNS=3, CLIENTS=8, DIR=target/bench-ingest).
 //!
 //! Rates are given per wall second on a single-threaded async runtime and per CPU second of
 //! the whole process (all threads, from /proc/self/stat), the latter being "per core".
@@ -298,6 +298,7 @@ fn main() {
     let requests: u64 = env_or("REQUESTS", 400);
     let native_events: u64 = env_or("NATIVE_EVENTS", 4_000_000);
     let runs: usize = env_or("RUNS", 3).max(1);
+    let clients: usize = env_or("CLIENTS", 8).max(1);
     let default_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-ingest");
     let root = PathBuf::from(env_or("DIR", default_dir.to_string()));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -362,6 +363,27 @@ fn main() {
         }
     }
 
+    // The same with `clients` requests in flight, as several SDKs exporting at once: each
+    // client sends its share of the requests one after the other (writes that meet are
+    // committed together).
+    let mut concurrent = Vec::new();
+    for run in 0..runs {
+        let lake = fresh_lake(&rt, &root.join(format!("otlp-concurrent-{run}")));
+        concurrent.push(Run::measure(|| {
+            rt.block_on(futures::future::join_all((0..clients).map(|c| {
+                let (lake, wire) = (&lake, &wire);
+                async move {
+                    for w in wire.iter().skip(c).step_by(clients) {
+                        let r = ExportTraceServiceRequest::decode(&w[..]).expect("decode");
+                        micromegas_otlp_receiver::export::traces(lake, &r)
+                            .await
+                            .expect("ingest");
+                    }
+                }
+            })));
+        }));
+    }
+
     // Native blocks.
     let (native, events) = native_batches(native_events);
     let native_wire: u64 = native.iter().map(|b| b.len() as u64).sum();
@@ -381,6 +403,7 @@ fn main() {
     let (floor_wall, _) = rates(&decode, spans);
     let (ingest_wall, ingest_cpu) = rates(&ingest, spans);
     let (map_wall, _) = rates(&map_only, spans);
+    let (concurrent_wall, concurrent_cpu) = rates(&concurrent, spans);
     let (native_wall, native_cpu) = rates(&native_runs, events);
     let per_span = |b: u64| b as f64 / spans as f64;
     println!(
@@ -400,6 +423,14 @@ fn main() {
     println!(
         "| OTLP ingest per core / decode-only | {:.3} |",
         ingest_cpu / floor_wall
+    );
+    println!("| OTLP ingest, {clients} clients at once, spans/s, wall, one async thread | {concurrent_wall:.0} |");
+    println!(
+        "| OTLP ingest, {clients} clients at once, spans per CPU second (per core) | {concurrent_cpu:.0} |"
+    );
+    println!(
+        "| OTLP ingest, {clients} clients at once, per core / decode-only | {:.3} |",
+        concurrent_cpu / floor_wall
     );
     println!(
         "| OTLP protobuf, bytes/span | {:.1} |",

@@ -47,6 +47,20 @@ pub struct WriteRows {
     pub object: Option<(String, i64, i64, i64)>,
 }
 
+/// `($1, .., $width), ($width+1, ..), ..` for `rows` rows.
+fn value_rows(width: usize, rows: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(1 + r * width, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first item of each key, in order.
+fn first_of_each<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a String) -> Vec<&'a T> {
+    let mut seen = HashSet::new();
+    items.iter().filter(|i| seen.insert(key(i))).collect()
+}
+
 fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)
         .map(|i| format!("${i}"))
@@ -195,40 +209,56 @@ impl Catalog {
     /// Inserts the rows of one write in one transaction; rows already present are left as they
     /// are. Returns the number of blocks that were new.
     pub async fn insert(&self, rows: &WriteRows) -> Result<u64> {
+        Ok(self.insert_new(rows).await?.len() as u64)
+    }
+
+    /// Inserts the rows of one write (or of a group of writes) in one transaction, a few rows
+    /// per statement; rows already present, and repeated ids, are left as the first had them.
+    /// Returns the ids of the blocks that were new.
+    pub(crate) async fn insert_new(&self, rows: &WriteRows) -> Result<HashSet<String>> {
         let mut tx = self.pool.begin().await?;
-        for p in &rows.processes {
-            sqlx::query(
+        let processes = first_of_each(&rows.processes, |p| &p.process_id);
+        for chunk in processes.chunks(CHUNK / 9) {
+            let sql = format!(
                 "INSERT INTO processes (process_id, service_name, exe, username, hostname, \
-                 start_time, tsc_frequency, properties, insert_time) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (process_id) DO NOTHING",
-            )
-            .bind(&p.process_id)
-            .bind(&p.service_name)
-            .bind(&p.exe)
-            .bind(&p.username)
-            .bind(&p.hostname)
-            .bind(p.start_time)
-            .bind(p.tsc_frequency)
-            .bind(props_to_json(&p.properties))
-            .bind(p.insert_time)
-            .execute(&mut *tx)
-            .await?;
+                 start_time, tsc_frequency, properties, insert_time) VALUES {} \
+                 ON CONFLICT (process_id) DO NOTHING",
+                value_rows(9, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for p in chunk {
+                q = q
+                    .bind(&p.process_id)
+                    .bind(&p.service_name)
+                    .bind(&p.exe)
+                    .bind(&p.username)
+                    .bind(&p.hostname)
+                    .bind(p.start_time)
+                    .bind(p.tsc_frequency)
+                    .bind(props_to_json(&p.properties))
+                    .bind(p.insert_time);
+            }
+            q.execute(&mut *tx).await?;
         }
-        for s in &rows.streams {
-            sqlx::query(
+        let streams = first_of_each(&rows.streams, |s| &s.stream_id);
+        for chunk in streams.chunks(CHUNK / 7) {
+            let sql = format!(
                 "INSERT INTO streams (stream_id, process_id, kind, thread_id, thread_name, \
-                 properties, insert_time) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (stream_id) DO NOTHING",
-            )
-            .bind(&s.stream_id)
-            .bind(&s.process_id)
-            .bind(&s.kind)
-            .bind(s.thread_id)
-            .bind(&s.thread_name)
-            .bind(props_to_json(&s.properties))
-            .bind(s.insert_time)
-            .execute(&mut *tx)
-            .await?;
+                 properties, insert_time) VALUES {} ON CONFLICT (stream_id) DO NOTHING",
+                value_rows(7, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                q = q
+                    .bind(&s.stream_id)
+                    .bind(&s.process_id)
+                    .bind(&s.kind)
+                    .bind(s.thread_id)
+                    .bind(&s.thread_name)
+                    .bind(props_to_json(&s.properties))
+                    .bind(s.insert_time);
+            }
+            q.execute(&mut *tx).await?;
         }
         if let Some((path, min, max, size)) = &rows.object {
             sqlx::query(
@@ -243,32 +273,37 @@ impl Catalog {
             .execute(&mut *tx)
             .await?;
         }
-        let mut inserted = 0;
-        for b in &rows.blocks {
+        let mut inserted = HashSet::new();
+        let blocks = first_of_each(&rows.blocks, |b| &b.block_id);
+        for chunk in blocks.chunks(CHUNK / 15) {
             let sql = format!(
-                "INSERT INTO blocks ({}) VALUES ({}) ON CONFLICT (block_id) DO NOTHING",
+                "INSERT INTO blocks ({}) VALUES {} ON CONFLICT (block_id) DO NOTHING \
+                 RETURNING block_id",
                 BlockRow::COLUMNS,
-                placeholders(1, 15)
+                value_rows(15, chunk.len())
             );
-            inserted += sqlx::query(&sql)
-                .bind(&b.block_id)
-                .bind(&b.stream_id)
-                .bind(&b.process_id)
-                .bind(&b.kind)
-                .bind(b.sequence)
-                .bind(b.begin_time)
-                .bind(b.end_time)
-                .bind(b.event_count)
-                .bind(b.payload_size)
-                .bind(&b.object_path)
-                .bind(b.object_offset)
-                .bind(b.object_len)
-                .bind(b.insert_time)
-                .bind(b.partition_id.clone())
-                .bind(&b.format)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let mut q = sqlx::query(&sql);
+            for b in chunk {
+                q = q
+                    .bind(&b.block_id)
+                    .bind(&b.stream_id)
+                    .bind(&b.process_id)
+                    .bind(&b.kind)
+                    .bind(b.sequence)
+                    .bind(b.begin_time)
+                    .bind(b.end_time)
+                    .bind(b.event_count)
+                    .bind(b.payload_size)
+                    .bind(&b.object_path)
+                    .bind(b.object_offset)
+                    .bind(b.object_len)
+                    .bind(b.insert_time)
+                    .bind(b.partition_id.clone())
+                    .bind(&b.format);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get("block_id")?);
+            }
         }
         tx.commit().await?;
         Ok(inserted)

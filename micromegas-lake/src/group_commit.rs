@@ -1,0 +1,349 @@
+//! Group commit: writes that arrive while another one is being made durable wait for it, then
+//! are committed together — one object, one `fsync`, one catalog transaction — and each is
+//! answered with its own outcome once the whole group is durable. Under concurrent requests
+//! this spreads the fixed cost of a durable write over the group; a lone write commits alone,
+//! right away.
+
+use crate::catalog::{now_nanos, WriteRows};
+use crate::error::{LakeError, Result};
+use crate::write::{raw_object_key, WriteOutcome};
+use crate::Lake;
+use std::collections::{HashMap, VecDeque};
+use tokio::sync::oneshot;
+
+/// A group holds at most this many bytes of objects (more if one write alone is larger).
+const MAX_GROUP_BYTES: usize = 64 << 20;
+
+/// The kind of raw object a write makes; each has its own queue, so one object holds one
+/// kind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ObjectKind {
+    /// Native transit batches.
+    Transit = 0,
+    /// Arrow IPC row blocks.
+    Arrow = 1,
+}
+
+impl ObjectKind {
+    fn extension(self) -> &'static str {
+        match self {
+            ObjectKind::Transit => "mmtb",
+            ObjectKind::Arrow => "arrows",
+        }
+    }
+}
+
+/// One write, ready to commit: its bytes and the catalog rows of its blocks. Each block's
+/// `object_offset` and `object_len` give its byte range in `object` (blocks may share a
+/// range); their `object_path` is set at commit.
+#[derive(Debug, Default)]
+pub(crate) struct PendingWrite {
+    pub object: Vec<u8>,
+    pub rows: WriteRows,
+}
+
+struct Entry {
+    write: PendingWrite,
+    reply: oneshot::Sender<Result<WriteOutcome>>,
+}
+
+/// The queue of writes waiting for a commit, and the turn to lead one.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    queue: std::sync::Mutex<VecDeque<Entry>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("queued", &self.queue().len())
+            .finish()
+    }
+}
+
+impl GroupCommit {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Entry>> {
+        // The queue is only pushed to and drained; a panic elsewhere leaves it consistent.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The oldest queued writes, up to `MAX_GROUP_BYTES` (at least one).
+    fn take(&self) -> Vec<Entry> {
+        let mut queue = self.queue();
+        let mut bytes = 0;
+        let mut n = 0;
+        for e in queue.iter() {
+            bytes += e.write.object.len();
+            if n > 0 && bytes > MAX_GROUP_BYTES {
+                break;
+            }
+            n += 1;
+        }
+        queue.drain(..n).collect()
+    }
+}
+
+fn abandoned() -> LakeError {
+    LakeError::Grouped {
+        message: "the commit of the group holding this write stopped before answering; the \
+                  write may or may not be stored, and writing it again is safe (block ids \
+                  make it idempotent)"
+            .into(),
+        retryable: true,
+    }
+}
+
+impl Lake {
+    /// Commits a write with whatever else is waiting: returns once its object and catalog rows
+    /// are durable.
+    pub(crate) async fn commit(
+        &self,
+        kind: ObjectKind,
+        write: PendingWrite,
+    ) -> Result<WriteOutcome> {
+        if write.rows.blocks.is_empty() {
+            return Ok(WriteOutcome::default());
+        }
+        let group = &self.inner.commits[kind as usize];
+        let (reply, mut answer) = oneshot::channel();
+        group.queue().push_back(Entry { write, reply });
+        loop {
+            let _turn = group.turn.lock().await;
+            match answer.try_recv() {
+                Ok(result) => return result,
+                Err(oneshot::error::TryRecvError::Closed) => return Err(abandoned()),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            // This write is still queued: lead the next group. The group runs as its own task,
+            // so a request cancelled while it leads does not stop the others' commit.
+            let entries = group.take();
+            let lake = self.clone();
+            let task = tokio::spawn(async move { lake.commit_entries(kind, entries).await });
+            // A panicking commit drops the replies: the waiting writes see `abandoned`.
+            let _ = task.await;
+        }
+    }
+
+    async fn commit_entries(&self, kind: ObjectKind, entries: Vec<Entry>) {
+        let (writes, replies): (Vec<_>, Vec<_>) =
+            entries.into_iter().map(|e| (e.write, e.reply)).unzip();
+        match self.write_group(kind, writes).await {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // A write whose request went away is stored all the same.
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) if replies.len() == 1 => {
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            Err(e) => {
+                let (message, retryable) = (e.to_string(), e.is_retryable());
+                for reply in replies {
+                    let _ = reply.send(Err(LakeError::Grouped {
+                        message: message.clone(),
+                        retryable,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Writes the group's new blocks as one durable object, then their catalog rows in one
+    /// transaction; one outcome per write, in order. Blocks the lake already has, or that an
+    /// earlier write of the group carries, are skipped, and so are bytes that only they use.
+    async fn write_group(
+        &self,
+        kind: ObjectKind,
+        writes: Vec<PendingWrite>,
+    ) -> Result<Vec<WriteOutcome>> {
+        let ids: Vec<String> = writes
+            .iter()
+            .flat_map(|w| w.rows.blocks.iter().map(|b| b.block_id.clone()))
+            .collect();
+        let mut seen = self.catalog().existing_blocks(&ids).await?;
+        let key = raw_object_key(now_nanos(), kind.extension());
+        let mut object = Vec::with_capacity(writes.iter().map(|w| w.object.len()).sum());
+        let mut rows = WriteRows::default();
+        let mut owners = Vec::new();
+        let mut outcomes = Vec::with_capacity(writes.len());
+        let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+        for (i, w) in writes.into_iter().enumerate() {
+            let mut outcome = WriteOutcome::default();
+            // Where each byte range of this write went in the group's object.
+            let mut placed: HashMap<(i64, i64), i64> = HashMap::new();
+            for mut b in w.rows.blocks {
+                if !seen.insert(b.block_id.clone()) {
+                    outcome.blocks_skipped += 1;
+                    continue;
+                }
+                let range = (b.object_offset, b.object_len);
+                b.object_offset = match placed.get(&range) {
+                    Some(&at) => at,
+                    None => {
+                        let bytes = usize::try_from(range.0)
+                            .ok()
+                            .zip(usize::try_from(range.1).ok())
+                            .and_then(|(at, len)| w.object.get(at..at.checked_add(len)?))
+                            .ok_or_else(|| {
+                                LakeError::InvalidRows(format!(
+                                    "block {} points outside its write's bytes",
+                                    b.block_id
+                                ))
+                            })?;
+                        let at = object.len() as i64;
+                        object.extend_from_slice(bytes);
+                        outcome.object_bytes += bytes.len() as u64;
+                        placed.insert(range, at);
+                        at
+                    }
+                };
+                b.object_path.clone_from(&key);
+                min_time = min_time.min(b.begin_time);
+                max_time = max_time.max(b.end_time);
+                owners.push(i);
+                rows.blocks.push(b);
+            }
+            if !placed.is_empty() {
+                rows.processes.extend(w.rows.processes);
+                rows.streams.extend(w.rows.streams);
+            }
+            outcomes.push(outcome);
+        }
+        if rows.blocks.is_empty() {
+            return Ok(outcomes);
+        }
+        rows.object = Some((key.clone(), min_time, max_time, object.len() as i64));
+        self.put_durable(&key, object).await?;
+        let new = self.catalog().insert_new(&rows).await?;
+        for (b, &i) in rows.blocks.iter().zip(&owners) {
+            let o = &mut outcomes[i];
+            // Another node may have stored the block since the check above.
+            if new.contains(&b.block_id) {
+                o.blocks_written += 1;
+                o.events_written += b.event_count as u64;
+            } else {
+                o.blocks_skipped += 1;
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::ProcessRow;
+    use crate::row_blocks::RowBlock;
+    use crate::tables::{log_batch, LogRow};
+    use crate::{Lake, LakeOptions, ViewTable};
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn block(id: u128, msg: &str) -> RowBlock {
+        let process = ProcessRow {
+            process_id: "6d1f1c1e-0000-4000-8000-000000000001".into(),
+            service_name: "grouped".into(),
+            exe: String::new(),
+            username: String::new(),
+            hostname: String::new(),
+            start_time: 0,
+            tsc_frequency: 0,
+            properties: vec![],
+            insert_time: 0,
+        };
+        let row = LogRow {
+            time: crate::catalog::now_nanos(),
+            process_id: Arc::from(process.process_id.as_str()),
+            service_name: Arc::from("grouped"),
+            thread_name: Arc::from(""),
+            level: "INFO",
+            severity_number: 9,
+            target: "t".into(),
+            msg: msg.into(),
+            trace_id: None,
+            span_id: None,
+            properties: vec![],
+            file: String::new(),
+            line: None,
+        };
+        RowBlock {
+            block_id: uuid::Uuid::from_u128(id),
+            process,
+            table: ViewTable::LogEntries,
+            rows: log_batch(&[row]).expect("log batch"),
+        }
+    }
+
+    /// Writes queued while another commit holds the turn are committed as one group: one
+    /// object, each write answered with its own outcome, a block in two writes stored once,
+    /// every block readable at its offset.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_commit_as_one_group() {
+        let lake = Lake::open("memory://", LakeOptions::default())
+            .await
+            .expect("lake");
+        let group = &lake.inner.commits[super::ObjectKind::Arrow as usize];
+        let turn = group.turn.lock().await;
+        let writes = [(1, "one"), (2, "two"), (3, "three"), (2, "two")];
+        let tasks: Vec<_> = writes
+            .iter()
+            .map(|&(id, msg)| {
+                let lake = lake.clone();
+                tokio::spawn(async move { lake.write_row_blocks(&[block(id, msg)]).await })
+            })
+            .collect();
+        for _ in 0..500 {
+            if group.queue().len() == writes.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(group.queue().len(), writes.len(), "all writes queued");
+        drop(turn);
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.expect("task").expect("write"));
+        }
+        let written: Vec<_> = outcomes.iter().map(|o| o.blocks_written).collect();
+        let skipped: Vec<_> = outcomes.iter().map(|o| o.blocks_skipped).collect();
+        assert_eq!(written.iter().sum::<u64>(), 3, "{outcomes:?}");
+        assert_eq!(skipped.iter().sum::<u64>(), 1, "{outcomes:?}");
+        assert!(outcomes
+            .iter()
+            .all(|o| o.blocks_written + o.blocks_skipped == 1));
+        // The repeated block's bytes were not written again.
+        assert!(outcomes.iter().all(|o| o.events_written == o.blocks_written
+            && (o.object_bytes > 0) == (o.blocks_written > 0)));
+
+        let kind = ViewTable::LogEntries.stream_kind();
+        let blocks = lake
+            .catalog()
+            .pending_blocks(kind.as_str(), None, 100)
+            .await
+            .expect("blocks");
+        let objects: BTreeSet<_> = blocks.iter().map(|b| b.object_path.as_str()).collect();
+        assert_eq!((blocks.len(), objects.len()), (3, 1), "{blocks:?}");
+
+        let ctx = lake.session().await.expect("session");
+        let batches = ctx
+            .sql("SELECT msg FROM log_entries ORDER BY msg")
+            .await
+            .expect("sql")
+            .collect()
+            .await
+            .expect("collect");
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("format")
+            .to_string();
+        let msgs: Vec<_> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("| "))
+            .map(|l| l.trim_end_matches(['|', ' ']))
+            .collect();
+        assert_eq!(msgs, ["msg", "one", "three", "two"], "{text}");
+    }
+}
