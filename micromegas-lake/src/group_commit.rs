@@ -109,15 +109,20 @@ impl Lake {
         let (reply, mut answer) = oneshot::channel();
         group.queue().push_back(Entry { write, reply });
         loop {
-            let _turn = group.turn.lock().await;
+            let turn = group.turn.lock().await;
             match answer.try_recv() {
                 Ok(result) => return result,
                 Err(oneshot::error::TryRecvError::Closed) => return Err(abandoned()),
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
+            let entries = group.take();
+            if entries.is_empty() {
+                // This write is in a group whose leader went away while its task commits it.
+                drop(turn);
+                return answer.await.unwrap_or_else(|_| Err(abandoned()));
+            }
             // This write is still queued: lead the next group. The group runs as its own task,
             // so a request cancelled while it leads does not stop the others' commit.
-            let entries = group.take();
             let lake = self.clone();
             let task = tokio::spawn(async move { lake.commit_entries(kind, entries).await });
             // A panicking commit drops the replies: the waiting writes see `abandoned`.

@@ -190,7 +190,7 @@ impl Lake {
     }
 }
 
-/// Writes `bytes` to `path` through a staging file (`path#1`, which object-store listings
+/// Writes `bytes` to `path` through a staging file (`path#N`, which object-store listings
 /// skip), then syncs the file, its directory, and the parent of every directory created for
 /// it, so that the file is found after a crash.
 fn write_durable_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -205,9 +205,23 @@ fn write_durable_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<(
         missing = dir.parent();
     }
     std::fs::create_dir_all(parent)?;
-    let mut staging = path.as_os_str().to_owned();
-    staging.push("#1");
-    let mut file = std::fs::File::create(&staging)?;
+    // A fresh staging name (`#1`, `#2`, .. as the object store numbers them), never shared
+    // with another writer.
+    let (mut file, staging) = (1..)
+        .map(|n| {
+            let mut staging = path.as_os_str().to_owned();
+            staging.push(format!("#{n}"));
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&staging);
+            (created, staging)
+        })
+        .find_map(|(created, staging)| match created {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+            other => Some(other.map(|f| (f, staging))),
+        })
+        .unwrap_or_else(|| Err(std::io::Error::other("no free staging name")))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -219,4 +233,31 @@ fn write_durable_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The file lands whole under its name, new directories included, through a staging name
+    /// that no other file uses (a leftover staging file is left alone), and nothing else stays.
+    #[test]
+    fn durable_file_write_uses_a_free_staging_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("raw/2026-11-28/16/object.arrows");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        let leftover = dir.path().join("raw/2026-11-28/16/object.arrows#1");
+        std::fs::write(&leftover, b"left by a crash").expect("leftover");
+        super::write_durable_file(&path, b"the object").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"the object");
+        assert_eq!(std::fs::read(&leftover).expect("read"), b"left by a crash");
+        let mut names: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["object.arrows", "object.arrows#1"]);
+
+        let nested = dir.path().join("tables/spans/2026-11-28/17/p.parquet");
+        super::write_durable_file(&nested, b"partition").expect("write nested");
+        assert_eq!(std::fs::read(&nested).expect("read"), b"partition");
+    }
 }
