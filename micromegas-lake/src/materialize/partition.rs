@@ -70,6 +70,12 @@ pub fn writer_properties(table: ViewTable) -> Result<WriterProperties> {
                 .set_column_encoding(col, Encoding::DELTA_BINARY_PACKED);
         }
     }
+    if table == ViewTable::Spans {
+        // Unique per row: a dictionary only adds its indices to the ids' own bytes.
+        b = b
+            .set_column_dictionary_enabled("span_id".into(), false)
+            .set_column_encoding("span_id".into(), Encoding::DELTA_LENGTH_BYTE_ARRAY);
+    }
     if schema.index_of("trace_id").is_ok() {
         b = b.set_column_bloom_filter_enabled("trace_id".into(), true);
     }
