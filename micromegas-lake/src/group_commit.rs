@@ -36,7 +36,7 @@ impl ObjectKind {
 /// One write, ready to commit: its bytes and the catalog rows of its blocks. Each block's
 /// `object_offset` and `object_len` give its byte range in `object` (blocks may share a
 /// range); their `object_path` is set at commit.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct PendingWrite {
     pub object: Vec<u8>,
     pub rows: WriteRows,

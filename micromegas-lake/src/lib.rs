@@ -207,21 +207,21 @@ fn write_durable_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<(
     std::fs::create_dir_all(parent)?;
     // A fresh staging name (`#1`, `#2`, .. as the object store numbers them), never shared
     // with another writer.
-    let (mut file, staging) = (1..)
-        .map(|n| {
-            let mut staging = path.as_os_str().to_owned();
-            staging.push(format!("#{n}"));
-            let created = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&staging);
-            (created, staging)
-        })
-        .find_map(|(created, staging)| match created {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
-            other => Some(other.map(|f| (f, staging))),
-        })
-        .unwrap_or_else(|| Err(std::io::Error::other("no free staging name")))?;
+    let mut n = 0u32;
+    let (mut file, staging) = loop {
+        n += 1;
+        let mut staging = path.as_os_str().to_owned();
+        staging.push(format!("#{n}"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staging)
+        {
+            Ok(file) => break (file, staging),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    };
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
