@@ -50,4 +50,6 @@ pub mod spans;
 pub mod time;
 pub mod transit;
 
-pub use dispatch::{flush, init, stats, DropReason, Guard, InitError, Options, Stats};
+pub use dispatch::{
+    flush, init, register_sampler, stats, DropReason, Guard, InitError, Options, Stats,
+};

@@ -11,7 +11,7 @@ use micromegas_core::metadata::{
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 
 /// A metric interned at registration: name, unit, kind and labels travel once per block as the
 /// dependency of its events.
@@ -70,13 +70,60 @@ impl MetricSite {
     }
 }
 
-struct CounterHandle(u64);
+/// A counter's running total. Increments only add to it (one atomic add, no timestamp); the
+/// flusher records what was added since its last visit as one event, before each periodic
+/// flush, explicit flush and shutdown (see [`sample_counters`]).
+struct CounterCell {
+    id: u64,
+    total: AtomicU64,
+    /// The total at the last sample; only [`sample_counters`] touches it, under `COUNTERS`.
+    sampled: AtomicU64,
+}
+
+/// Every counter ever registered, for [`sample_counters`]. Cells are leaked like the metric's
+/// description: one per registered key and recorder.
+static COUNTERS: Mutex<Vec<&'static CounterCell>> = Mutex::new(Vec::new());
+
+/// Records, for each counter that moved since the last call, what was added as one metric
+/// event. Registered with the core as a sampler, so it runs on the flusher thread before each
+/// flush and at shutdown.
+fn sample_counters() {
+    let cells = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    for cell in cells.iter() {
+        let total = cell.total.load(Ordering::Relaxed);
+        let sampled = cell.sampled.load(Ordering::Relaxed);
+        if total != sampled {
+            cell.sampled.store(total, Ordering::Relaxed);
+            events::metric_u64(cell.id, total.wrapping_sub(sampled));
+        }
+    }
+}
+
+impl CounterCell {
+    fn leak(id: u64) -> &'static CounterCell {
+        static SAMPLER: Once = Once::new();
+        SAMPLER.call_once(|| micromegas_core::register_sampler(sample_counters));
+        let cell: &'static CounterCell = Box::leak(Box::new(CounterCell {
+            id,
+            total: AtomicU64::new(0),
+            sampled: AtomicU64::new(0),
+        }));
+        COUNTERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(cell);
+        cell
+    }
+}
+
+struct CounterHandle(&'static CounterCell);
 impl CounterFn for CounterHandle {
     fn increment(&self, value: u64) {
-        events::metric_u64(self.0, value);
+        self.0.total.fetch_add(value, Ordering::Relaxed);
     }
     fn absolute(&self, value: u64) {
-        events::metric_u64(self.0, value);
+        // A counter never goes down: a lower absolute value is ignored.
+        self.0.total.fetch_max(value, Ordering::Relaxed);
     }
 }
 
@@ -137,15 +184,32 @@ thread_local! {
         const { RefCell::new([const { None }; HANDLE_WAYS]) };
 }
 
+/// `a == b`, answered without comparing text when both keys were built from the same static
+/// strings (what `counter!` with literal names and labels does at every call).
+fn same_key(a: &Key, b: &Key) -> bool {
+    fn same_text(a: &str, b: &str) -> bool {
+        std::ptr::eq(a, b) || a == b
+    }
+    a.get_hash() == b.get_hash()
+        && same_text(a.name(), b.name())
+        && a.labels().len() == b.labels().len()
+        && a.labels()
+            .zip(b.labels())
+            .all(|(x, y)| same_text(x.key(), y.key()) && same_text(x.value(), y.value()))
+}
+
 fn handle_way(key: &Key, kind: u8) -> usize {
     let h = (key.get_hash() ^ kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (h >> (64 - HANDLE_WAYS.trailing_zeros())) as usize
 }
 
-/// Records `metrics` counters (increments), gauges (resulting values) and histograms (every
-/// sample) as micromegas metric events. Keys and labels are interned at registration; the
-/// handle's operation is one append to the calling thread's ring. Units given with
-/// `describe_*` are kept.
+/// Records `metrics` counters, gauges (resulting values) and histograms (every sample) as
+/// micromegas metric events. Keys and labels are interned at registration. A gauge or
+/// histogram operation is one append to the calling thread's ring; a counter increment is one
+/// atomic add, and the flusher records each counter's growth since its previous visit as one
+/// event (kind `counter`, the value is the amount added) before every periodic flush
+/// (`flush_period`, 1 s by default), explicit flush and shutdown: `SUM(value)` over a time
+/// range is the count in that range. Units given with `describe_*` are kept.
 #[derive(Default)]
 pub struct MicromegasRecorder {
     units: Mutex<HashMap<String, Unit>>,
@@ -174,8 +238,7 @@ impl MicromegasRecorder {
         let way = handle_way(key, kind);
         let cached = CACHE
             .try_with(|c| match &c.borrow()[way] {
-                // `Key`'s equality compares the precomputed hashes first.
-                Some((k, cached, h)) if *k == kind && cached == key => Some(h.clone()),
+                Some((k, cached, h)) if *k == kind && same_key(cached, key) => Some(h.clone()),
                 _ => None,
             })
             .ok()
@@ -229,7 +292,9 @@ impl Recorder for MicromegasRecorder {
     }
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        match self.handle(key, 0, |id| Handle::Counter(Arc::new(CounterHandle(id)))) {
+        match self.handle(key, 0, |id| {
+            Handle::Counter(Arc::new(CounterHandle(CounterCell::leak(id))))
+        }) {
             Handle::Counter(c) => Counter::from_arc(c),
             _ => Counter::noop(),
         }

@@ -99,8 +99,11 @@ fn metrics_counters_gauges_and_histograms_with_labels() {
             .map(|m| m.value)
             .collect()
     };
-    assert_eq!(of("requests"), [1.0; 5]);
-    assert_eq!(of("bytes"), [100.0, 50.0]);
+    // Counters are recorded as the amount added since the flusher's previous visit.
+    let sum = |name: &str| of(name).iter().sum::<f64>();
+    assert_eq!(sum("requests"), 5.0);
+    assert_eq!(sum("bytes"), 150.0);
+    assert!(of("requests").iter().chain(&of("bytes")).all(|v| *v > 0.0));
     assert_eq!(of("queue.depth"), [0.0, 1.0, 2.0, 3.0, 4.0, 14.0]);
     assert_eq!(of("latency"), [0.01, 0.02, 0.03, 0.04, 0.05]);
     let requests = measures
@@ -118,4 +121,48 @@ fn metrics_counters_gauges_and_histograms_with_labels() {
         .unwrap();
     assert_eq!(latency.unit, "s");
     assert_eq!(latency.properties, vec![p("route", "/pay")]);
+}
+
+#[test]
+fn counters_are_recorded_as_what_was_added_at_each_flush() {
+    let _s = serial();
+    let (sink, _layer, guard) = start();
+    let recorder = MicromegasRecorder::new();
+    let flush = || assert!(micromegas_core::flush(std::time::Duration::from_secs(5)));
+    metrics::with_local_recorder(&recorder, || {
+        let jobs = metrics::counter!("jobs", "queue" => "emails");
+        jobs.increment(3);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..1000 {
+                        metrics::with_local_recorder(&recorder, || {
+                            metrics::counter!("jobs", "queue" => "emails").increment(1)
+                        });
+                    }
+                });
+            }
+        });
+        flush();
+        // Nothing added: nothing recorded.
+        flush();
+        jobs.increment(2);
+        // A lower absolute value is ignored, a higher one moves the total.
+        jobs.absolute(1);
+        flush();
+        jobs.absolute(4010);
+    });
+    guard.shutdown();
+    let mut samples: Vec<(u64, f64, String)> = events(&sink)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Measure(m) if m.location.name == "jobs" => Some((m.ticks, m.value, m.kind)),
+            _ => None,
+        })
+        .collect();
+    // The last sample is taken at shutdown, in another stream: order by time.
+    samples.sort_by_key(|s| s.0);
+    let values: Vec<f64> = samples.iter().map(|s| s.1).collect();
+    assert_eq!(values, [4003.0, 2.0, 5.0]);
+    assert!(samples.iter().all(|s| s.2 == "counter"));
 }

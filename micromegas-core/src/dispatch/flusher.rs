@@ -161,6 +161,10 @@ impl Flusher {
     /// Drains the rings that need it, queues the blocks, delivers what the sink takes. Returns
     /// true if a ring was drained because it was filling up.
     fn cycle(&mut self, drain_all: bool, report: bool) -> bool {
+        if drain_all && report {
+            // Values aggregated in memory become events now, so that this drain seals them.
+            super::samplers::run_samplers();
+        }
         let mut filling = false;
         let rings: Vec<Arc<Ring>> = self.d.rings.lock().map(|r| r.clone()).unwrap_or_default();
         let mut blocks = Vec::new();

@@ -10,10 +10,12 @@
 mod flusher;
 pub(crate) mod local;
 mod ring;
+mod samplers;
 
 use crate::model::{ProcessInfo, Properties, StreamInfo, StreamKind};
 use crate::sink::Sink;
 use ring::Ring;
+pub use samplers::register_sampler;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::Thread;
