@@ -31,6 +31,9 @@ pub struct MaintenanceOptions {
     pub retention: Option<Duration>,
     /// How often retention runs (default 1 h).
     pub retention_period: Duration,
+    /// Delete raw payloads this long after they were written, once every block they hold is
+    /// materialized (default: keep them). Runs at the compaction period.
+    pub raw_retention: Option<Duration>,
     /// How often SQL-defined views are brought up to date (default 1 min; queries on a view
     /// also bring the hours they read up to date).
     pub views_period: Duration,
@@ -43,6 +46,7 @@ impl Default for MaintenanceOptions {
             compaction_period: Duration::from_secs(300),
             retention: None,
             retention_period: Duration::from_secs(3600),
+            raw_retention: None,
             views_period: Duration::from_secs(60),
         }
     }
@@ -113,6 +117,11 @@ impl Lake {
                     last_compaction = tokio::time::Instant::now();
                     if let Err(e) = lake.compact().await {
                         on_error(&e);
+                    }
+                    if let Some(age) = options.raw_retention {
+                        if let Err(e) = lake.drop_materialized_raw(age).await {
+                            on_error(&e);
+                        }
                     }
                 }
                 if last_views.is_none_or(|t| t.elapsed() >= options.views_period) {

@@ -35,6 +35,37 @@ impl Lake {
         mut progress: impl FnMut(&RetentionReport),
     ) -> Result<RetentionReport> {
         let keys = self.catalog().expire(cutoff).await?;
+        self.delete_objects(keys, &mut progress).await
+    }
+
+    /// Raw retention: deletes the raw payloads (the objects that received blocks) written more
+    /// than `age` ago whose blocks are all materialized into Parquet partitions. Queries read
+    /// partitions, so their results do not change; what is lost is the ability to materialize
+    /// those blocks again. Objects still holding a pending block are kept, whatever their age.
+    pub async fn drop_materialized_raw(&self, age: Duration) -> Result<RetentionReport> {
+        self.drop_materialized_raw_observed(age, |_| {}).await
+    }
+
+    /// [`Lake::drop_materialized_raw`], calling `progress` with the number of objects deleted
+    /// so far.
+    pub async fn drop_materialized_raw_observed(
+        &self,
+        age: Duration,
+        mut progress: impl FnMut(&RetentionReport),
+    ) -> Result<RetentionReport> {
+        let keys = self
+            .catalog()
+            .release_materialized_objects(cutoff(age))
+            .await?;
+        self.delete_objects(keys, &mut progress).await
+    }
+
+    /// Deletes objects the catalog no longer refers to (one already gone counts as deleted).
+    async fn delete_objects(
+        &self,
+        keys: Vec<String>,
+        progress: &mut impl FnMut(&RetentionReport),
+    ) -> Result<RetentionReport> {
         let paths = futures::stream::iter(keys.into_iter().map(|k| Ok(Path::from(k))));
         let mut deleted = self.store().delete_stream(paths.boxed());
         let mut report = RetentionReport::default();

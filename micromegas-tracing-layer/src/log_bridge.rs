@@ -40,7 +40,7 @@ thread_local! {
 }
 
 impl SiteKey {
-    #[inline]
+    #[inline(always)]
     fn of(record: &log::Record<'_>, static_msg: Option<&'static str>) -> Option<Self> {
         let file = record.file_static()?;
         let target = record.target();
@@ -61,7 +61,7 @@ impl SiteKey {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn way(&self) -> usize {
         let h = (self.msg as u64 ^ (self.line as u64) << 32 ^ self.file as u64 ^ self.level as u64)
             .wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -127,7 +127,7 @@ impl LogBridge {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn site(record: &log::Record<'_>, static_msg: Option<&'static str>) -> &'static LogMetadata {
         // Records from `log`'s macros carry static file and message pointers: a fast,
         // thread-local key. Others go through the shared map.

@@ -95,4 +95,9 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             PRIMARY KEY (view_name, hour))",
         ],
     ),
+    (
+        4,
+        // Raw retention finds the objects whose blocks are all materialized.
+        &["CREATE INDEX blocks_object ON blocks (object_path)"],
+    ),
 ];

@@ -572,6 +572,22 @@ impl Catalog {
         Ok(keys)
     }
 
+    /// Forgets the raw objects written before `written_before` (ns since the Unix epoch) whose
+    /// blocks are all materialized, and returns their paths for deletion. Their block rows
+    /// stay (the `blocks` table keeps describing what was received); only pending blocks are
+    /// ever read again, and these objects hold none.
+    pub async fn release_materialized_objects(&self, written_before: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "DELETE FROM objects WHERE insert_time < $1 AND NOT EXISTS \
+             (SELECT 1 FROM blocks b WHERE b.object_path = objects.object_path \
+              AND b.partition_id IS NULL) RETURNING object_path",
+        )
+        .bind(written_before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("object_path")?)).collect()
+    }
+
     /// Row counts of the catalog tables, for reports.
     pub async fn counts(&self) -> Result<Vec<(String, i64)>> {
         let mut out = Vec::new();

@@ -72,6 +72,8 @@ async fn the_background_loop_materializes_new_blocks() {
     let loop_ = lake.spawn_maintenance(
         MaintenanceOptions {
             period: Duration::from_millis(100),
+            compaction_period: Duration::from_millis(100),
+            raw_retention: Some(Duration::ZERO),
             ..Default::default()
         },
         |e| panic!("maintenance failed: {e}"),
@@ -91,5 +93,27 @@ async fn the_background_loop_materializes_new_blocks() {
         rows(&lake, "SELECT SUM(row_count) FROM partitions").await,
         ["15"]
     );
+    // Raw retention: once materialized, the raw object goes; results stay.
+    let raw_objects = || async {
+        let prefix = object_store::path::Path::from("raw");
+        lake.store()
+            .list(Some(&prefix))
+            .collect::<Vec<_>>()
+            .await
+            .len()
+    };
+    let mut raw = raw_objects().await;
+    for _ in 0..100 {
+        if raw == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        raw = raw_objects().await;
+    }
+    assert_eq!(
+        raw, 0,
+        "raw retention did not delete the raw object within 10 s"
+    );
+    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM log_entries").await, ["5"]);
     loop_.stop().await;
 }

@@ -143,6 +143,90 @@ async fn retention_deletes_old_objects_and_rows() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_retention_deletes_only_fully_materialized_objects() {
+    let (lake, dir) = three_hours_apart().await;
+    let raw_files = || {
+        walk(&dir.path().join("lake"))
+            .into_iter()
+            .filter(|p| p.contains("/raw/"))
+            .count()
+    };
+    let counts = "SELECT (SELECT COUNT(*) FROM log_entries) AS l, \
+                  (SELECT COUNT(*) FROM measures) AS m, (SELECT COUNT(*) FROM spans) AS s, \
+                  (SELECT COUNT(*) FROM blocks) AS b";
+    assert_eq!(
+        raw_files(),
+        3,
+        "one object per write, each with the three kinds"
+    );
+    let zero = std::time::Duration::ZERO;
+
+    // Only the recent logs are materialized: every object still holds a pending block.
+    let recent = "time >= now() - INTERVAL '1 hour'";
+    let q = format!("SELECT COUNT(*) FROM log_entries WHERE {recent}");
+    assert_eq!(rows(&lake, &q).await, ["10"]);
+    assert_eq!(
+        lake.drop_materialized_raw(zero)
+            .await
+            .unwrap()
+            .objects_deleted,
+        0
+    );
+
+    // The recent hour of every table: its object may go, but not before the age.
+    let q = format!("SELECT COUNT(*) FROM measures WHERE {recent}");
+    assert_eq!(rows(&lake, &q).await, ["10"]);
+    let q = "SELECT COUNT(*) FROM spans WHERE start_time >= now() - INTERVAL '1 hour'";
+    assert_eq!(rows(&lake, q).await, ["10"]);
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(
+        lake.drop_materialized_raw(hour)
+            .await
+            .unwrap()
+            .objects_deleted,
+        0
+    );
+    assert_eq!(
+        lake.drop_materialized_raw(zero)
+            .await
+            .unwrap()
+            .objects_deleted,
+        1
+    );
+    assert_eq!(raw_files(), 2);
+
+    // The older hours are still materialized from their objects; results are complete.
+    assert_eq!(rows(&lake, counts).await, ["30|30|30|9"]);
+
+    // The command does the same for what is left; results do not change.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micromegas-sql"))
+        .args(["--lake", dir.path().join("lake").to_str().unwrap()])
+        .args(["retention", "--raw-older-than", "0s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("deleted 2 materialized raw objects"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(raw_files(), 0);
+    assert_eq!(rows(&lake, counts).await, ["30|30|30|9"]);
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL"
+        )
+        .await,
+        ["0"]
+    );
+}
+
 fn walk(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {

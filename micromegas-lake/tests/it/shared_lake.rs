@@ -134,6 +134,16 @@ async fn two_nodes_share_an_s3_lake_with_a_postgres_catalog() {
     assert_eq!(rows(&q, "SELECT COUNT(*) FROM log_entries").await, ["20"]);
     let left = q.store().list(None).collect::<Vec<_>>().await;
     assert_eq!(left.len(), 4, "{left:?}");
+    // Raw retention (PostgreSQL catalog, S3 objects): the materialized raw object goes,
+    // query results stay.
+    let report = q
+        .drop_materialized_raw(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.objects_deleted, 1);
+    let left = q.store().list(None).collect::<Vec<_>>().await;
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert_eq!(rows(&q, "SELECT COUNT(*) FROM log_entries").await, ["20"]);
     q.expire(std::time::Duration::ZERO).await.unwrap();
     let left = q.store().list(None).collect::<Vec<_>>().await;
     assert!(left.is_empty(), "{left:?}");

@@ -66,6 +66,13 @@ struct Args {
     /// Delete data older than this age (e.g. 30d, 12h); default: keep everything.
     #[arg(long, env = "MICROMEGAS_RETENTION", value_parser = micromegas_lake::retention::parse_age)]
     retention: Option<Duration>,
+
+    /// Delete raw payloads (what was received, as written) this long after they were written,
+    /// once all they hold is materialized into Parquet (e.g. 0s, 1d); default: keep them.
+    /// Queries read the Parquet partitions, so their results do not change; the blocks can no
+    /// longer be materialized again. Checked every 5 min.
+    #[arg(long, env = "MICROMEGAS_RAW_RETENTION", value_parser = micromegas_lake::retention::parse_age)]
+    raw_retention: Option<Duration>,
 }
 
 /// Logs to stderr, and (unless disabled) the collector's own telemetry into `lake` through
@@ -133,6 +140,7 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     let maintenance = lake.spawn_maintenance(
         MaintenanceOptions {
             retention: args.retention,
+            raw_retention: args.raw_retention,
             ..Default::default()
         },
         |e| tracing::warn!(error = %e, "maintenance failed; retried next period"),

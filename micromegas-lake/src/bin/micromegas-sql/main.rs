@@ -58,11 +58,19 @@ struct Args {
 enum Action {
     /// Materialize every pending raw block into Parquet partitions, then exit.
     Materialize,
-    /// Delete data (raw payloads, partitions, catalog rows) older than an age, then exit.
+    /// Delete data (raw payloads, partitions, catalog rows) older than an age, and/or raw
+    /// payloads already materialized into Parquet, then exit.
     Retention {
-        /// Age such as 30d, 12h, 90m (units s, m, h, d, w).
+        /// Delete everything about data older than this age, such as 30d, 12h, 90m (units s,
+        /// m, h, d, w).
+        #[arg(long, value_parser = micromegas_lake::retention::parse_age,
+              required_unless_present = "raw_older_than")]
+        older_than: Option<std::time::Duration>,
+        /// Delete the raw payloads written longer ago than this age (0s: all) whose blocks are
+        /// all materialized; query results do not change, the blocks cannot be materialized
+        /// again.
         #[arg(long, value_parser = micromegas_lake::retention::parse_age)]
-        older_than: std::time::Duration,
+        raw_older_than: Option<std::time::Duration>,
     },
     /// Print the number of catalog rows of each table, then exit.
     Stats,
@@ -191,17 +199,33 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        Some(Action::Retention { older_than }) => {
-            let mut line = progress::Progress::new();
-            let cutoff = micromegas_lake::retention::cutoff(*older_than);
-            let r = lake
-                .expire_before_observed(cutoff, |r| {
-                    line.show(|| format!("retention: {} objects deleted", r.objects_deleted))
-                })
-                .await;
-            line.clear();
-            let r = r?;
-            eprintln!("deleted {} objects", r.objects_deleted);
+        Some(Action::Retention {
+            older_than,
+            raw_older_than,
+        }) => {
+            if let Some(age) = older_than {
+                let mut line = progress::Progress::new();
+                let cutoff = micromegas_lake::retention::cutoff(*age);
+                let r = lake
+                    .expire_before_observed(cutoff, |r| {
+                        line.show(|| format!("retention: {} objects deleted", r.objects_deleted))
+                    })
+                    .await;
+                line.clear();
+                eprintln!("deleted {} objects", r?.objects_deleted);
+            }
+            if let Some(age) = raw_older_than {
+                let mut line = progress::Progress::new();
+                let r = lake
+                    .drop_materialized_raw_observed(*age, |r| {
+                        line.show(|| {
+                            format!("raw retention: {} objects deleted", r.objects_deleted)
+                        })
+                    })
+                    .await;
+                line.clear();
+                eprintln!("deleted {} materialized raw objects", r?.objects_deleted);
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Some(Action::View(action)) => {
