@@ -77,8 +77,17 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        // `parent()` skips the ancestors a per-layer filter hides from this layer.
-        let parent = span.parent().and_then(|p| ids_of(&ctx, &p.id()));
+        // The registry's parent answers from this thread's cache when a micromegas layer
+        // recorded it (so no filter hid it); otherwise `parent()` finds it, skipping the
+        // ancestors a per-layer filter hides from this layer.
+        let direct = if attrs.is_contextual() {
+            ctx.current_span().id().cloned()
+        } else {
+            attrs.parent().cloned()
+        };
+        let parent = direct
+            .and_then(|p| span_cache::lookup(&p))
+            .or_else(|| span.parent().and_then(|p| ids_of(&ctx, &p.id())));
         let Some(meta) = metadata_id(attrs.metadata()) else {
             return;
         };

@@ -319,6 +319,56 @@ fn a_traceparent_field_continues_a_remote_trace() {
     assert_eq!((log.span_id, log.trace_id), (news[1].span_id, trace));
 }
 
+#[test]
+fn a_span_under_a_hidden_parent_takes_the_nearest_visible_ancestor() {
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    // fmt sees every span, so the INFO span exists in the registry, hidden from our layer only.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::sink)
+        .with_filter(LevelFilter::TRACE);
+    let subscriber = tracing_subscriber::registry()
+        .with(fmt)
+        .with(layer.with_filter(LevelFilter::WARN));
+    tracing::subscriber::with_default(subscriber, || {
+        let outer = tracing::warn_span!("outer").entered();
+        let hidden = tracing::info_span!("hidden").entered();
+        tracing::warn_span!("under_hidden").in_scope(|| {});
+        // An explicit parent: the hidden span, then a visible one.
+        tracing::warn_span!(parent: hidden.id(), "explicit_hidden").in_scope(|| {});
+        tracing::warn_span!(parent: outer.id(), "explicit_outer").in_scope(|| {});
+        drop(hidden);
+        tracing::warn_span!("under_outer").in_scope(|| {});
+        drop(outer);
+        tracing::warn_span!("root").in_scope(|| {});
+    });
+    guard.shutdown();
+    let evs = events(&sink);
+    let news = created(&evs);
+    let names: Vec<&str> = news
+        .iter()
+        .map(|u| u.location.as_ref().unwrap().name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "outer",
+            "under_hidden",
+            "explicit_hidden",
+            "explicit_outer",
+            "under_outer",
+            "root"
+        ]
+    );
+    let outer = news[0].span_id;
+    for child in &news[1..5] {
+        assert_eq!(child.parent_span_id, outer, "{:?}", child.location);
+        assert_eq!(child.trace_id, u128::from(outer));
+    }
+    assert_eq!(news[5].parent_span_id, 0);
+    assert_eq!(news[5].trace_id, u128::from(news[5].span_id));
+}
+
 /// The span creations among `evs`, in order.
 fn created(evs: &[Event]) -> Vec<&SpanUpdate> {
     evs.iter()
