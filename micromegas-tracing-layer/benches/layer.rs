@@ -103,16 +103,21 @@ fn bench(c: &mut Criterion) {
         }
         g.finish();
     }
-    // The same span lifecycle as a child: inside a parent span entered once, outside the
-    // timed loop (most spans of a real request are children).
-    let mut g = c.benchmark_group("tracing_child_span_lifecycle");
-    for (name, dispatch) in &configs {
-        tracing::dispatcher::with_default(dispatch, || {
-            let _parent = tracing::info_span!("parent").entered();
-            g.bench_function(*name, |b| iter_chunked(b, span_lifecycle));
-        });
+    // The same event and span lifecycle inside a parent span entered once, outside the timed
+    // loop (most events and spans of a real request are inside a span).
+    for (group, op) in [
+        ("tracing_event_in_span", event as fn()),
+        ("tracing_child_span_lifecycle", span_lifecycle),
+    ] {
+        let mut g = c.benchmark_group(group);
+        for (name, dispatch) in &configs {
+            tracing::dispatcher::with_default(dispatch, || {
+                let _parent = tracing::info_span!("parent").entered();
+                g.bench_function(*name, |b| iter_chunked(b, op));
+            });
+        }
+        g.finish();
     }
-    g.finish();
 
     let mut g = c.benchmark_group("log_static");
     g.bench_function("log_bridge", |b| {

@@ -125,7 +125,17 @@ where
         let Some(meta) = metadata_id(event.metadata()) else {
             return;
         };
-        let ids = ctx.event_span(event).and_then(|s| ids_of(&ctx, &s.id()));
+        // The event's span answers from this thread's cache when a micromegas layer recorded
+        // it; otherwise `event_span` finds it, skipping the spans a per-layer filter hides.
+        let direct = if event.is_contextual() {
+            ctx.current_span().id().cloned()
+        } else {
+            event.parent().cloned()
+        };
+        let ids = direct.and_then(|id| {
+            span_cache::lookup(&id)
+                .or_else(|| ctx.event_span(event).and_then(|s| ids_of(&ctx, &s.id())))
+        });
         let (span_id, trace_id) = ids.map_or((0, 0), |i| (i.span_id, i.trace_id));
         events::log_fields(meta, span_id, trace_id, |w| {
             event.record(&mut FieldWriter(w))

@@ -332,7 +332,9 @@ fn a_span_under_a_hidden_parent_takes_the_nearest_visible_ancestor() {
         .with(layer.with_filter(LevelFilter::WARN));
     tracing::subscriber::with_default(subscriber, || {
         let outer = tracing::warn_span!("outer").entered();
+        tracing::warn!("in outer");
         let hidden = tracing::info_span!("hidden").entered();
+        tracing::warn!("in hidden");
         tracing::warn_span!("under_hidden").in_scope(|| {});
         // An explicit parent: the hidden span, then a visible one.
         tracing::warn_span!(parent: hidden.id(), "explicit_hidden").in_scope(|| {});
@@ -367,6 +369,16 @@ fn a_span_under_a_hidden_parent_takes_the_nearest_visible_ancestor() {
     }
     assert_eq!(news[5].parent_span_id, 0);
     assert_eq!(news[5].trace_id, u128::from(news[5].span_id));
+    // Events inside the hidden span belong to the nearest visible one.
+    let logs: Vec<(&str, u64, u128)> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some((l.msg.as_str(), l.span_id, l.trace_id)),
+            _ => None,
+        })
+        .collect();
+    let o = (outer, u128::from(outer));
+    assert_eq!(logs, [("in outer", o.0, o.1), ("in hidden", o.0, o.1)]);
 }
 
 /// The span creations among `evs`, in order.
