@@ -24,7 +24,12 @@ def median(group, function):
 if len(sys.argv) > 1 and sys.argv[1] == "layer":
     print("| operation | configuration | median (ns) | vs floor (noop layer) |")
     print("|---|---|---|---|")
-    for group in ["tracing_event", "tracing_span_lifecycle"]:
+    for group in [
+        "tracing_event",
+        "tracing_span_lifecycle",
+        "tracing_event_in_span",
+        "tracing_child_span_lifecycle",
+    ]:
         floor = median(group, "noop_layer")
         for name in ["noop_layer", "micromegas", "fmt_to_sink", "tracing_opentelemetry"]:
             v = median(group, name)
