@@ -71,23 +71,37 @@ where
     Some(ids)
 }
 
+/// The ids of the span a new span or event belongs to (the current span if `contextual`, else
+/// `explicit`): from this thread's cache when a micromegas layer recorded that span (so no
+/// per-layer filter hid it from us), else from `lookup`. `None` when there is no such span.
+#[inline]
+fn cached_or<S>(
+    ctx: &Context<'_, S>,
+    contextual: bool,
+    explicit: Option<&Id>,
+    lookup: impl FnOnce() -> Option<SpanIds>,
+) -> Option<SpanIds>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let direct = if contextual {
+        ctx.current_span().id().cloned()
+    } else {
+        explicit.cloned()
+    };
+    direct.and_then(|id| span_cache::lookup(&id).or_else(lookup))
+}
+
 impl<S> Layer<S> for MicromegasLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        // The registry's parent answers from this thread's cache when a micromegas layer
-        // recorded it (so no filter hid it); otherwise `parent()` finds it, skipping the
-        // ancestors a per-layer filter hides from this layer.
-        let direct = if attrs.is_contextual() {
-            ctx.current_span().id().cloned()
-        } else {
-            attrs.parent().cloned()
-        };
-        let parent = direct
-            .and_then(|p| span_cache::lookup(&p))
-            .or_else(|| span.parent().and_then(|p| ids_of(&ctx, &p.id())));
+        // `parent()` skips the ancestors a per-layer filter hides from this layer.
+        let parent = cached_or(&ctx, attrs.is_contextual(), attrs.parent(), || {
+            span.parent().and_then(|p| ids_of(&ctx, &p.id()))
+        });
         let Some(meta) = metadata_id(attrs.metadata()) else {
             return;
         };
@@ -125,16 +139,9 @@ where
         let Some(meta) = metadata_id(event.metadata()) else {
             return;
         };
-        // The event's span answers from this thread's cache when a micromegas layer recorded
-        // it; otherwise `event_span` finds it, skipping the spans a per-layer filter hides.
-        let direct = if event.is_contextual() {
-            ctx.current_span().id().cloned()
-        } else {
-            event.parent().cloned()
-        };
-        let ids = direct.and_then(|id| {
-            span_cache::lookup(&id)
-                .or_else(|| ctx.event_span(event).and_then(|s| ids_of(&ctx, &s.id())))
+        // `event_span` skips the spans a per-layer filter hides from this layer.
+        let ids = cached_or(&ctx, event.is_contextual(), event.parent(), || {
+            ctx.event_span(event).and_then(|s| ids_of(&ctx, &s.id()))
         });
         let (span_id, trace_id) = ids.map_or((0, 0), |i| (i.span_id, i.trace_id));
         events::log_fields(meta, span_id, trace_id, |w| {

@@ -76,25 +76,22 @@ impl MetricSite {
 struct CounterCell {
     id: u64,
     total: AtomicU64,
-    /// The total at the last sample; only [`sample_counters`] touches it, under `COUNTERS`.
-    sampled: AtomicU64,
 }
 
-/// Every counter ever registered, for [`sample_counters`]. Cells are leaked like the metric's
-/// description: one per registered key and recorder.
-static COUNTERS: Mutex<Vec<&'static CounterCell>> = Mutex::new(Vec::new());
+/// Every counter ever registered, with its total at the last sample, for [`sample_counters`].
+/// Cells are leaked like the metric's description: one per registered key and recorder.
+static COUNTERS: Mutex<Vec<(&'static CounterCell, u64)>> = Mutex::new(Vec::new());
 
 /// Records, for each counter that moved since the last call, what was added as one metric
 /// event. Registered with the core as a sampler, so it runs on the flusher thread before each
 /// flush and at shutdown.
 fn sample_counters() {
-    let cells = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
-    for cell in cells.iter() {
+    let mut cells = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
+    for (cell, sampled) in cells.iter_mut() {
         let total = cell.total.load(Ordering::Relaxed);
-        let sampled = cell.sampled.load(Ordering::Relaxed);
-        if total != sampled {
-            cell.sampled.store(total, Ordering::Relaxed);
-            events::metric_u64(cell.id, total.wrapping_sub(sampled));
+        if total != *sampled {
+            events::metric_u64(cell.id, total.wrapping_sub(*sampled));
+            *sampled = total;
         }
     }
 }
@@ -106,12 +103,11 @@ impl CounterCell {
         let cell: &'static CounterCell = Box::leak(Box::new(CounterCell {
             id,
             total: AtomicU64::new(0),
-            sampled: AtomicU64::new(0),
         }));
         COUNTERS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(cell);
+            .push((cell, 0));
         cell
     }
 }
@@ -184,20 +180,6 @@ thread_local! {
         const { RefCell::new([const { None }; HANDLE_WAYS]) };
 }
 
-/// `a == b`, answered without comparing text when both keys were built from the same static
-/// strings (what `counter!` with literal names and labels does at every call).
-fn same_key(a: &Key, b: &Key) -> bool {
-    fn same_text(a: &str, b: &str) -> bool {
-        std::ptr::eq(a, b) || a == b
-    }
-    a.get_hash() == b.get_hash()
-        && same_text(a.name(), b.name())
-        && a.labels().len() == b.labels().len()
-        && a.labels()
-            .zip(b.labels())
-            .all(|(x, y)| same_text(x.key(), y.key()) && same_text(x.value(), y.value()))
-}
-
 fn handle_way(key: &Key, kind: u8) -> usize {
     let h = (key.get_hash() ^ kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (h >> (64 - HANDLE_WAYS.trailing_zeros())) as usize
@@ -238,7 +220,8 @@ impl MicromegasRecorder {
         let way = handle_way(key, kind);
         let cached = CACHE
             .try_with(|c| match &c.borrow()[way] {
-                Some((k, cached, h)) if *k == kind && same_key(cached, key) => Some(h.clone()),
+                // `Key`'s equality compares the precomputed hashes first.
+                Some((k, cached, h)) if *k == kind && cached == key => Some(h.clone()),
                 _ => None,
             })
             .ok()
@@ -267,9 +250,9 @@ impl MicromegasRecorder {
                 })
                 .clone()
         };
-        // Counters and histograms hold no shared state: each thread gets its own `Arc`, so that
-        // the reference counting `counter!` does at every call stays on this thread's cache
-        // lines. Gauges share theirs (they keep the current value).
+        // Each thread gets its own `Arc` for counters (over the shared running total) and
+        // histograms, so that the reference counting `counter!` does at every call stays on
+        // this thread's cache lines. Gauges share theirs (they keep the current value).
         let h = match h {
             Handle::Counter(c) => Handle::Counter(Arc::new(CounterHandle(c.0))),
             Handle::Histogram(c) => Handle::Histogram(Arc::new(HistogramHandle(c.0))),

@@ -80,14 +80,7 @@ async fn the_background_loop_materializes_new_blocks() {
     );
     lake.write_batches(&batches).await.unwrap();
     let pending = "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL";
-    let mut left = rows(&lake, pending).await;
-    for _ in 0..100 {
-        if left == ["0"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        left = rows(&lake, pending).await;
-    }
+    let left = poll_until(vec!["0".to_owned()], || rows(&lake, pending)).await;
     assert_eq!(left, ["0"], "the loop did not materialize within 10 s");
     assert_eq!(
         rows(&lake, "SELECT SUM(row_count) FROM partitions").await,
@@ -102,18 +95,28 @@ async fn the_background_loop_materializes_new_blocks() {
             .await
             .len()
     };
-    let mut raw = raw_objects().await;
-    for _ in 0..100 {
-        if raw == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        raw = raw_objects().await;
-    }
+    let raw = poll_until(0, raw_objects).await;
     assert_eq!(
         raw, 0,
         "raw retention did not delete the raw object within 10 s"
     );
     assert_eq!(rows(&lake, "SELECT COUNT(*) FROM log_entries").await, ["5"]);
     loop_.stop().await;
+}
+
+/// Calls `probe` every 100 ms, at most 100 times, until it returns `want`; returns its last
+/// value.
+async fn poll_until<T: PartialEq, F: std::future::Future<Output = T>>(
+    want: T,
+    probe: impl Fn() -> F,
+) -> T {
+    let mut last = probe().await;
+    for _ in 0..100 {
+        if last == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = probe().await;
+    }
+    last
 }

@@ -126,16 +126,7 @@ async fn retention_deletes_old_objects_and_rows() {
     assert_eq!(rows(&lake, "SELECT COUNT(*) FROM blocks").await, ["6"]);
 
     // The command does the same.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micromegas-sql"))
-        .args(["--lake", dir.path().join("lake").to_str().unwrap()])
-        .args(["retention", "--older-than", "90m"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sql_cli(dir.path(), &["retention", "--older-than", "90m"]);
     assert_eq!(count_files(), 4);
     assert_eq!(
         rows(&lake, "SELECT COUNT(*) FROM log_entries").await,
@@ -200,20 +191,10 @@ async fn raw_retention_deletes_only_fully_materialized_objects() {
     assert_eq!(rows(&lake, counts).await, ["30|30|30|9"]);
 
     // The command does the same for what is left; results do not change.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micromegas-sql"))
-        .args(["--lake", dir.path().join("lake").to_str().unwrap()])
-        .args(["retention", "--raw-older-than", "0s"])
-        .output()
-        .unwrap();
+    let stderr = sql_cli(dir.path(), &["retention", "--raw-older-than", "0s"]);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("deleted 2 materialized raw objects"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("deleted 2 materialized raw objects"),
+        "{stderr}"
     );
     assert_eq!(raw_files(), 0);
     assert_eq!(rows(&lake, counts).await, ["30|30|30|9"]);
@@ -225,6 +206,18 @@ async fn raw_retention_deletes_only_fully_materialized_objects() {
         .await,
         ["0"]
     );
+}
+
+/// Runs `micromegas-sql` on the lake under `dir`, checks that it succeeded, returns its stderr.
+fn sql_cli(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micromegas-sql"))
+        .args(["--lake", dir.join("lake").to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {
