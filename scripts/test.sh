@@ -5,7 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Disk left on the build volume is printed at each step: a full run builds DataFusion several
+# times (debug, the fuzz targets' own build), and a small CI disk is the first thing to run out.
+step() { printf '\n==> %s   [%s free]\n' "$*" "$(df -h --output=avail . | tail -1 | tr -d ' ')"; }
+
+# No incremental caches: they only help rebuilds, and they take as much disk as the build.
+export CARGO_INCREMENTAL=0
+# MICROMEGAS_CI_FREE_DISK=1 (set by .ci/run) deletes each build once nothing later needs it.
+free_disk() {
+  if [ "${MICROMEGAS_CI_FREE_DISK:-0}" = 1 ]; then
+    rm -rf "$@"
+  fi
+}
 
 step "toolchain"
 cargo --version
@@ -61,6 +72,7 @@ if cargo +nightly --version >/dev/null 2>&1; then
   if cargo +nightly miri --version >/dev/null 2>&1; then
     MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-permissive-provenance" \
       cargo +nightly miri test -p micromegas-core --lib --test miri_smoke
+    free_disk target/miri
   else
     echo "Miri is not installable here: skipped"
   fi
@@ -71,18 +83,22 @@ fi
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
   step "fuzz smoke runs (${FUZZ_SECONDS}s each): transit decoder, native ingest request, OTLP mapping"
+  # The fuzz targets build into their own directories: the workspace's build is not needed.
+  free_disk target
   if cargo +nightly --version >/dev/null 2>&1; then
     if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
       cargo install cargo-fuzz --locked
     fi
     (cd micromegas-core && cargo +nightly fuzz run decode_batch -- \
       -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024)
+    free_disk micromegas-core/fuzz/target
     # The collector's targets link the lake (DataFusion): an unoptimized build without a
     # sanitizer keeps their build to minutes; they check assertions, not memory errors.
     for target in native_ingest otlp_mapping; do
       (cd micromegas-otlp-receiver && cargo +nightly fuzz run --dev -s none "$target" -- \
         -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048)
     done
+    free_disk micromegas-otlp-receiver/fuzz/target
   else
     echo "no nightly toolchain on this machine: fuzz runs skipped (the targets need nightly)"
   fi
