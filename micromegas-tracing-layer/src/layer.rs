@@ -3,6 +3,8 @@
 use crate::callsite::metadata_id;
 use crate::fields::FieldWriter;
 use crate::span_cache;
+use crate::span_stack;
+use crate::span_table::{self, Owner};
 use micromegas_core::events;
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
@@ -10,16 +12,15 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-/// The ids micromegas gives a span, kept in the registry's extensions of that span.
+/// The ids micromegas gives a span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpanIds {
+pub(crate) struct SpanIds {
     /// Process-unique span id.
-    pub span_id: u64,
+    pub(crate) span_id: u64,
     /// The trace: the W3C trace id given by a `traceparent` field of the root span, or else the
     /// id of the root span.
-    pub trace_id: u128,
+    pub(crate) trace_id: u128,
 }
-
 /// A `tracing_subscriber::Layer` recording spans (creation with fields, late fields, enter and
 /// exit on each thread, close, follows-from) and events (as log entries with their fields and
 /// the ids of their span and trace) into micromegas.
@@ -41,13 +42,15 @@ pub struct SpanIds {
 /// layers; filter it with `.with_filter(...)` like any layer.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MicromegasLayer {
-    _private: (),
+    /// Given when the layer is added to a subscriber (`on_layer`): the key of that subscriber's
+    /// spans in the shared span table. Without one, span ids live in the registry's extensions.
+    owner: Option<Owner>,
 }
 
 impl MicromegasLayer {
     /// A layer writing into the already initialized micromegas pipeline.
     pub fn new() -> Self {
-        Self { _private: () }
+        Self { owner: None }
     }
 
     /// Configures the pipeline and the layer together.
@@ -56,51 +59,96 @@ impl MicromegasLayer {
     }
 }
 
-/// The ids of a live span: from this thread's cache, or else from the registry (and then
-/// cached).
-#[inline]
-fn ids_of<S>(ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    if let Some(ids) = span_cache::lookup(id) {
-        return Some(ids);
+impl MicromegasLayer {
+    /// The ids of a live span: from this thread's cache, or else from the shared table or the
+    /// registry's extensions (and then cached).
+    #[inline]
+    fn ids_of<S>(&self, ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if let Some(ids) = span_cache::lookup(id) {
+            return Some(ids);
+        }
+        let ids = self.shared_ids(ctx, id)?;
+        span_cache::remember(id, ids);
+        Some(ids)
     }
-    let ids = ctx.span(id)?.extensions().get::<SpanIds>().copied()?;
-    span_cache::remember(id, ids);
-    Some(ids)
+
+    /// The ids of a live span from the shared table, or else from the registry's extensions
+    /// (where they are when the table had no room, or the layer has no owner).
+    fn shared_ids<S>(&self, ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if let Some(ids) = self
+            .owner
+            .and_then(|owner| span_table::lookup(owner, id.into_u64()))
+        {
+            return Some(ids);
+        }
+        ctx.span(id)?.extensions().get::<SpanIds>().copied()
+    }
+
+    /// Keeps the ids of a new span where other threads find them.
+    #[inline]
+    fn share_ids<S>(&self, ctx: &Context<'_, S>, id: &Id, ids: SpanIds)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let in_table = self
+            .owner
+            .is_some_and(|owner| span_table::insert(owner, id.into_u64(), ids));
+        if !in_table {
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(ids);
+            }
+        }
+        span_cache::remember(id, ids);
+    }
 }
 
-/// The ids of the span a new span or event belongs to (the current span if `contextual`, else
-/// `explicit`): from this thread's cache when a micromegas layer recorded that span (so no
-/// per-layer filter hid it from us), else from `lookup`. `None` when there is no such span.
-#[inline]
-fn cached_or<S>(
-    ctx: &Context<'_, S>,
-    contextual: bool,
-    explicit: Option<&Id>,
-    lookup: impl FnOnce() -> Option<SpanIds>,
-) -> Option<SpanIds>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let direct = if contextual {
-        ctx.current_span().id().cloned()
-    } else {
-        explicit.cloned()
-    };
-    direct.and_then(|id| span_cache::lookup(&id).or_else(lookup))
+impl MicromegasLayer {
+    /// The ids of the span a new span or event belongs to (the current span if `contextual`,
+    /// else `explicit`): the top of this thread's stack of entered spans, or from this thread's
+    /// cache when a micromegas layer recorded that span (so no per-layer filter hid it from
+    /// us), else from `lookup`. `None` when there is no such span.
+    #[inline]
+    fn parent_of<S>(
+        &self,
+        ctx: &Context<'_, S>,
+        contextual: bool,
+        explicit: Option<&Id>,
+        lookup: impl FnOnce() -> Option<SpanIds>,
+    ) -> Option<SpanIds>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let direct = if contextual {
+            if let Some(current) = self.owner.and_then(span_stack::current) {
+                return current;
+            }
+            ctx.current_span().id().cloned()
+        } else {
+            explicit.cloned()
+        };
+        direct.and_then(|id| span_cache::lookup(&id).or_else(lookup))
+    }
 }
 
 impl<S> Layer<S> for MicromegasLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        self.owner = Some(Owner::fresh());
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
         // `parent()` skips the ancestors a per-layer filter hides from this layer.
-        let parent = cached_or(&ctx, attrs.is_contextual(), attrs.parent(), || {
-            span.parent().and_then(|p| ids_of(&ctx, &p.id()))
+        let parent = self.parent_of(&ctx, attrs.is_contextual(), attrs.parent(), || {
+            let parent = ctx.span(id)?.parent()?;
+            self.ids_of(&ctx, &parent.id())
         });
         let Some(meta) = metadata_id(attrs.metadata()) else {
             return;
@@ -113,24 +161,21 @@ where
         events::span_new(meta, span_id, parent_id, trace_id, |w| {
             attrs.record(&mut FieldWriter(w))
         });
-        let ids = SpanIds { span_id, trace_id };
-        span.extensions_mut().insert(ids);
-        span_cache::remember(id, ids);
+        self.share_ids(&ctx, id, SpanIds { span_id, trace_id });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let Some(ids) = span.extensions().get::<SpanIds>().copied() else {
+        let Some(ids) = self.ids_of(&ctx, id) else {
             return;
         };
-        let Some(meta) = metadata_id(span.metadata()) else {
+        let Some(meta) = ctx.metadata(id).and_then(metadata_id) else {
             return;
         };
         events::span_record(meta, ids.span_id, |w| values.record(&mut FieldWriter(w)));
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        if let (Some(a), Some(b)) = (ids_of(&ctx, id), ids_of(&ctx, follows)) {
+        if let (Some(a), Some(b)) = (self.ids_of(&ctx, id), self.ids_of(&ctx, follows)) {
             events::span_follows(a.span_id, b.span_id);
         }
     }
@@ -140,8 +185,9 @@ where
             return;
         };
         // `event_span` skips the spans a per-layer filter hides from this layer.
-        let ids = cached_or(&ctx, event.is_contextual(), event.parent(), || {
-            ctx.event_span(event).and_then(|s| ids_of(&ctx, &s.id()))
+        let ids = self.parent_of(&ctx, event.is_contextual(), event.parent(), || {
+            ctx.event_span(event)
+                .and_then(|s| self.ids_of(&ctx, &s.id()))
         });
         let (span_id, trace_id) = ids.map_or((0, 0), |i| (i.span_id, i.trace_id));
         events::log_fields(meta, span_id, trace_id, |w| {
@@ -150,24 +196,33 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(ids) = ids_of(&ctx, id) {
+        if let Some(ids) = self.ids_of(&ctx, id) {
             events::span_enter(ids.span_id);
+            if let Some(owner) = self.owner {
+                span_stack::push(owner, id.into_u64(), ids);
+            }
         }
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(ids) = ids_of(&ctx, id) {
+        let ids = self
+            .owner
+            .and_then(|owner| span_stack::pop(owner, id.into_u64()))
+            .or_else(|| self.ids_of(&ctx, id));
+        if let Some(ids) = ids {
             events::span_exit(ids.span_id);
         }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let ids = span_cache::lookup(&id)
-            .or_else(|| ctx.span(&id)?.extensions().get::<SpanIds>().copied());
+        let ids = span_cache::lookup(&id).or_else(|| self.shared_ids(&ctx, &id));
         if let Some(ids) = ids {
             events::span_close(ids.span_id);
         }
         // Before the registry frees the id for reuse.
+        if let Some(owner) = self.owner {
+            span_table::remove(owner, id.into_u64());
+        }
         span_cache::closed(&id);
     }
 }

@@ -42,11 +42,13 @@ mod metrics_recorder;
 #[cfg(feature = "network")]
 pub mod network;
 mod span_cache;
+mod span_stack;
+mod span_table;
 #[cfg(feature = "system-monitor")]
 pub mod system_monitor;
 mod traceparent;
 
 pub use config::{init, Builder, InitError};
-pub use layer::{MicromegasLayer, SpanIds};
+pub use layer::MicromegasLayer;
 pub use log_bridge::LogBridge;
 pub use metrics_recorder::MicromegasRecorder;

@@ -381,6 +381,124 @@ fn a_span_under_a_hidden_parent_takes_the_nearest_visible_ancestor() {
     assert_eq!(logs, [("in outer", o.0, o.1), ("in hidden", o.0, o.1)]);
 }
 
+#[test]
+fn two_subscribers_keep_spans_with_the_same_id_apart_on_other_threads() {
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    // Two registries, one layer value: `tracing` ids are per subscriber, and two fresh
+    // registries give the first span of a thread the same id.
+    let first = tracing_core::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let second = tracing_core::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let a = tracing_core::dispatcher::with_default(&first, || tracing::info_span!("a"));
+    let b = tracing_core::dispatcher::with_default(&second, || tracing::info_span!("b"));
+    assert_eq!(a.id(), b.id(), "the case this test is about");
+    // Entered and closed on threads that did not create them: their ids come from the table
+    // shared by all threads, not from the creating thread's cache.
+    std::thread::scope(|s| {
+        for (span, dispatch, msg) in [(a, &first, "in a"), (b, &second, "in b")] {
+            s.spawn(move || {
+                tracing_core::dispatcher::with_default(dispatch, || {
+                    span.in_scope(|| tracing::info!("{msg}"));
+                    drop(span);
+                })
+            });
+        }
+    });
+    guard.shutdown();
+    let evs = events(&sink);
+    let news = created(&evs);
+    let id_of = |name: &str| {
+        news.iter()
+            .find(|u| u.location.as_ref().unwrap().name == name)
+            .unwrap()
+            .span_id
+    };
+    let (a, b) = (id_of("a"), id_of("b"));
+    assert_ne!(a, b);
+    let mut logs: Vec<(&str, u64, u128)> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some((l.msg.as_str(), l.span_id, l.trace_id)),
+            _ => None,
+        })
+        .collect();
+    logs.sort();
+    assert_eq!(logs, [("in a", a, a.into()), ("in b", b, b.into())]);
+    let mut changes: Vec<(SpanChange, u64)> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(u) if u.change != SpanChange::New => Some((u.change, u.span_id)),
+            _ => None,
+        })
+        .collect();
+    changes.sort_by_key(|(c, id)| (*id, *c as u8));
+    use SpanChange::*;
+    let mut expected = [
+        (Enter, a),
+        (Exit, a),
+        (Close, a),
+        (Enter, b),
+        (Exit, b),
+        (Close, b),
+    ];
+    expected.sort_by_key(|(c, id)| (*id, *c as u8));
+    assert_eq!(changes, expected);
+}
+
+#[test]
+fn the_current_span_follows_nested_subscribers_and_out_of_order_exits() {
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    let outer = tracing_core::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let inner = tracing_core::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing_core::dispatcher::with_default(&outer, || {
+        let a = tracing::info_span!("a").entered();
+        // Another subscriber inside `a`: its events and spans are not in `a`.
+        tracing_core::dispatcher::with_default(&inner, || {
+            tracing::info!("inner root");
+            tracing::info_span!("inner").in_scope(|| tracing::info!("in inner"));
+        });
+        tracing::info!("back in a");
+        let b = tracing::info_span!("b").entered();
+        // `a` exited before `b`: `b` stays current.
+        drop(a);
+        tracing::info!("in b");
+        tracing::info_span!("under_b").in_scope(|| {});
+        drop(b);
+        tracing::info!("in none");
+    });
+    guard.shutdown();
+    let evs = events(&sink);
+    let news = created(&evs);
+    let span = |name: &str| {
+        news.iter()
+            .find(|u| u.location.as_ref().unwrap().name == name)
+            .copied()
+            .unwrap()
+    };
+    let (a, b, inner) = (span("a").span_id, span("b").span_id, span("inner").span_id);
+    assert_eq!(span("inner").parent_span_id, 0);
+    assert_eq!(span("b").parent_span_id, a);
+    assert_eq!(span("under_b").parent_span_id, b);
+    let logs: Vec<(&str, u64)> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some((l.msg.as_str(), l.span_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            ("inner root", 0),
+            ("in inner", inner),
+            ("back in a", a),
+            ("in b", b),
+            ("in none", 0)
+        ]
+    );
+}
+
 /// The span creations among `evs`, in order.
 fn created(evs: &[Event]) -> Vec<&SpanUpdate> {
     evs.iter()

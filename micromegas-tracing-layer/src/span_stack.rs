@@ -1,0 +1,108 @@
+//! The spans this thread is in, as the layer saw them entered and exited: the current span of
+//! an event or of a new span is the top of this stack, with no registry lookup (the registry's
+//! answer costs a slab access with a reference count, and a walk of its own stack when a
+//! per-layer filter hides spans).
+//!
+//! Entries carry the [`Owner`] of the layer that pushed them: a thread may be in spans of
+//! several subscribers (`with_default` inside a span), and each layer only sees its own. A
+//! per-layer filter needs nothing more: the layer is told of the enters and exits of the spans
+//! its filter lets through only, so the top entry is the nearest visible span, as
+//! `Context::event_span` would find it.
+
+use crate::layer::SpanIds;
+use crate::span_table::Owner;
+use std::cell::RefCell;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    owner: Owner,
+    id: u64,
+    ids: SpanIds,
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A span was entered on this thread.
+#[inline]
+pub(crate) fn push(owner: Owner, id: u64, ids: SpanIds) {
+    let _ = STACK.try_with(|s| s.borrow_mut().push(Entry { owner, id, ids }));
+}
+
+/// A span was exited on this thread: its most recent entry goes (spans may be exited out of
+/// order, and the same span may be entered more than once). Returns the span's ids, or `None`
+/// if it was not entered here.
+#[inline]
+pub(crate) fn pop(owner: Owner, id: u64) -> Option<SpanIds> {
+    STACK
+        .try_with(|s| {
+            let mut s = s.borrow_mut();
+            match s.last() {
+                Some(top) if top.owner == owner && top.id == id => s.pop().map(|e| e.ids),
+                _ => {
+                    let i = s.iter().rposition(|e| e.owner == owner && e.id == id)?;
+                    Some(s.remove(i).ids)
+                }
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// This thread's current span for `owner`: `Some(None)` when it is in none of that layer's
+/// spans, `None` when the stack cannot be read (the thread is exiting).
+#[inline]
+pub(crate) fn current(owner: Owner) -> Option<Option<SpanIds>> {
+    STACK
+        .try_with(|s| {
+            let s = s.borrow();
+            match s.last() {
+                Some(top) if top.owner == owner => Some(top.ids),
+                _ => s.iter().rev().find(|e| e.owner == owner).map(|e| e.ids),
+            }
+        })
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: u64) -> SpanIds {
+        SpanIds {
+            span_id: n,
+            trace_id: n as u128,
+        }
+    }
+
+    #[test]
+    fn the_current_span_is_the_most_recent_entered_and_not_exited() {
+        let (a, b) = (Owner::fresh(), Owner::fresh());
+        assert_eq!(current(a), Some(None));
+        push(a, 1, ids(1));
+        push(a, 2, ids(2));
+        assert_eq!(current(a), Some(Some(ids(2))));
+        // Another subscriber's span on top hides nothing from the first.
+        push(b, 1, ids(10));
+        assert_eq!(current(a), Some(Some(ids(2))));
+        assert_eq!(current(b), Some(Some(ids(10))));
+        // Out of order: span 1 exited while 2 is still entered.
+        assert_eq!(pop(a, 1), Some(ids(1)));
+        assert_eq!(current(a), Some(Some(ids(2))));
+        pop(a, 2);
+        assert_eq!(current(a), Some(None));
+        // The same span entered twice stays current until both exits.
+        push(a, 3, ids(3));
+        push(a, 3, ids(3));
+        pop(a, 3);
+        assert_eq!(current(a), Some(Some(ids(3))));
+        pop(a, 3);
+        assert_eq!(current(a), Some(None));
+        // An exit never seen entered changes nothing.
+        assert_eq!(pop(a, 99), None);
+        assert_eq!(current(b), Some(Some(ids(10))));
+        pop(b, 1);
+        assert_eq!(current(b), Some(None));
+    }
+}
