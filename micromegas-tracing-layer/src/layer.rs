@@ -2,7 +2,6 @@
 
 use crate::callsite::metadata_id;
 use crate::fields::FieldWriter;
-use crate::span_cache;
 use crate::span_stack;
 use crate::span_table::{self, Owner};
 use micromegas_core::events;
@@ -60,37 +59,24 @@ impl MicromegasLayer {
 }
 
 impl MicromegasLayer {
-    /// The ids of a live span: from this thread's cache, or else from the shared table or the
-    /// registry's extensions (and then cached).
+    /// The ids of a live span recorded by this layer, from the shared table.
+    #[inline]
+    fn table_ids(&self, id: &Id) -> Option<SpanIds> {
+        span_table::lookup(self.owner?, id.into_u64())
+    }
+
+    /// The ids of a live span: from the shared table, or else from the registry's extensions
+    /// (where they are when the table had no room, or the layer has no owner).
     #[inline]
     fn ids_of<S>(&self, ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        if let Some(ids) = span_cache::lookup(id) {
-            return Some(ids);
-        }
-        let ids = self.shared_ids(ctx, id)?;
-        span_cache::remember(id, ids);
-        Some(ids)
+        self.table_ids(id)
+            .or_else(|| ctx.span(id)?.extensions().get::<SpanIds>().copied())
     }
 
-    /// The ids of a live span from the shared table, or else from the registry's extensions
-    /// (where they are when the table had no room, or the layer has no owner).
-    fn shared_ids<S>(&self, ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        if let Some(ids) = self
-            .owner
-            .and_then(|owner| span_table::lookup(owner, id.into_u64()))
-        {
-            return Some(ids);
-        }
-        ctx.span(id)?.extensions().get::<SpanIds>().copied()
-    }
-
-    /// Keeps the ids of a new span where other threads find them.
+    /// Keeps the ids of a new span where every thread finds them.
     #[inline]
     fn share_ids<S>(&self, ctx: &Context<'_, S>, id: &Id, ids: SpanIds)
     where
@@ -104,15 +90,12 @@ impl MicromegasLayer {
                 span.extensions_mut().insert(ids);
             }
         }
-        span_cache::remember(id, ids);
     }
-}
 
-impl MicromegasLayer {
     /// The ids of the span a new span or event belongs to (the current span if `contextual`,
-    /// else `explicit`): the top of this thread's stack of entered spans, or from this thread's
-    /// cache when a micromegas layer recorded that span (so no per-layer filter hid it from
-    /// us), else from `lookup`. `None` when there is no such span.
+    /// else `explicit`): the top of this thread's stack of entered spans, or from the shared
+    /// table when this layer recorded that span (so no per-layer filter hid it from us), else
+    /// from `lookup`. `None` when there is no such span.
     #[inline]
     fn parent_of<S>(
         &self,
@@ -132,7 +115,7 @@ impl MicromegasLayer {
         } else {
             explicit.cloned()
         };
-        direct.and_then(|id| span_cache::lookup(&id).or_else(lookup))
+        direct.and_then(|id| self.table_ids(&id).or_else(lookup))
     }
 }
 
@@ -215,14 +198,13 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let ids = span_cache::lookup(&id).or_else(|| self.shared_ids(&ctx, &id));
+        // The slot is freed before the registry frees the id for reuse.
+        let ids = self
+            .owner
+            .and_then(|owner| span_table::take(owner, id.into_u64()))
+            .or_else(|| ctx.span(&id)?.extensions().get::<SpanIds>().copied());
         if let Some(ids) = ids {
             events::span_close(ids.span_id);
         }
-        // Before the registry frees the id for reuse.
-        if let Some(owner) = self.owner {
-            span_table::remove(owner, id.into_u64());
-        }
-        span_cache::closed(&id);
     }
 }

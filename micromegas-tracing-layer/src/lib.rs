@@ -41,7 +41,6 @@ mod log_bridge;
 mod metrics_recorder;
 #[cfg(feature = "network")]
 pub mod network;
-mod span_cache;
 mod span_stack;
 mod span_table;
 #[cfg(feature = "system-monitor")]

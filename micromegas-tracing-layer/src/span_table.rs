@@ -106,23 +106,28 @@ fn find(owner: Owner, id: u64) -> Option<&'static Slot> {
     None
 }
 
-/// The ids of a live span, if they are in the table.
-#[inline]
-pub(crate) fn lookup(owner: Owner, id: u64) -> Option<SpanIds> {
-    let slot = find(owner, id)?;
-    Some(SpanIds {
+#[inline(always)]
+fn read(slot: &Slot) -> SpanIds {
+    SpanIds {
         span_id: slot.span_id.load(Ordering::Relaxed),
         trace_id: (slot.trace_hi.load(Ordering::Relaxed) as u128) << 64
             | slot.trace_lo.load(Ordering::Relaxed) as u128,
-    })
+    }
 }
 
-/// Frees the slot of a closed span (nothing if it is not in the table).
+/// The ids of a live span, if they are in the table.
 #[inline]
-pub(crate) fn remove(owner: Owner, id: u64) {
-    if let Some(slot) = find(owner, id) {
-        slot.owner.store(TOMBSTONE, Ordering::Release);
-    }
+pub(crate) fn lookup(owner: Owner, id: u64) -> Option<SpanIds> {
+    find(owner, id).map(read)
+}
+
+/// The ids of a span that closes, freeing its slot (`None` if it is not in the table).
+#[inline]
+pub(crate) fn take(owner: Owner, id: u64) -> Option<SpanIds> {
+    let slot = find(owner, id)?;
+    let ids = read(slot);
+    slot.owner.store(TOMBSTONE, Ordering::Release);
+    Some(ids)
 }
 
 #[cfg(test)]
@@ -152,10 +157,10 @@ mod tests {
         assert_eq!(lookup(a, 7), Some(ids(1)));
         assert_eq!(lookup(b, 7), Some(ids(2)));
         assert_eq!(lookup(a, 8), None);
-        remove(a, 7);
+        assert_eq!(take(a, 7), Some(ids(1)));
         assert_eq!(lookup(a, 7), None);
         assert_eq!(lookup(b, 7), Some(ids(2)));
-        remove(b, 7);
+        assert_eq!(take(b, 7), Some(ids(2)));
         assert_eq!(lookup(b, 7), None);
     }
 
@@ -181,7 +186,7 @@ mod tests {
         }
         let refused = *same.iter().find(|id| !stored.contains(id)).unwrap();
         assert_eq!(lookup(owner, refused), None);
-        remove(owner, stored[0]);
+        take(owner, stored[0]);
         assert!(
             insert(owner, refused, ids(refused)),
             "a tombstone is reused"
@@ -189,7 +194,7 @@ mod tests {
         assert_eq!(lookup(owner, refused), Some(ids(refused)));
         for id in stored.iter().skip(1).chain([&refused]) {
             assert_eq!(lookup(owner, *id), Some(ids(*id)));
-            remove(owner, *id);
+            assert_eq!(take(owner, *id), Some(ids(*id)));
         }
     }
 
@@ -206,7 +211,7 @@ mod tests {
                     for i in (t..1000).step_by(4) {
                         let found = lookup(owner, base + i);
                         assert_eq!(found, stored[i as usize].then(|| ids(i)));
-                        remove(owner, base + i);
+                        take(owner, base + i);
                         assert_eq!(lookup(owner, base + i), None);
                     }
                 });
