@@ -72,6 +72,9 @@ if cargo +nightly --version >/dev/null 2>&1; then
   if cargo +nightly miri --version >/dev/null 2>&1; then
     MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-permissive-provenance" \
       cargo +nightly miri test -p micromegas-core --lib --test miri_smoke
+    # The unsafe block by which the layer tells an event's message from other `Debug` values.
+    MIRIFLAGS="-Zmiri-disable-isolation -Zmiri-permissive-provenance" \
+      cargo +nightly miri test -p micromegas-tracing-layer --no-default-features --lib fields
     free_disk target/miri
   else
     echo "Miri is not installable here: skipped"

@@ -161,7 +161,7 @@ impl log::Log for LogBridge {
         if static_msg.is_some() {
             events::log_static(meta);
         } else {
-            events::log_args(meta, |w| w.display(None, record.args()));
+            events::log_args(meta, |w| w.formatted(None, *record.args()));
         }
     }
 
