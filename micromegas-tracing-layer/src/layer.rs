@@ -72,8 +72,10 @@ impl MicromegasLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        self.table_ids(id)
-            .or_else(|| ctx.span(id)?.extensions().get::<SpanIds>().copied())
+        match self.table_ids(id) {
+            Some(ids) => Some(ids),
+            None => extension_ids(ctx, id),
+        }
     }
 
     /// Keeps the ids of a new span where every thread finds them.
@@ -115,8 +117,22 @@ impl MicromegasLayer {
         } else {
             explicit.cloned()
         };
-        direct.and_then(|id| self.table_ids(&id).or_else(lookup))
+        match self.table_ids(&direct?) {
+            Some(ids) => Some(ids),
+            None => lookup(),
+        }
     }
+}
+
+/// The ids of a span kept in the registry's extensions (the table had no room for it, or the
+/// layer has no owner).
+#[cold]
+#[inline(never)]
+fn extension_ids<S>(ctx: &Context<'_, S>, id: &Id) -> Option<SpanIds>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    ctx.span(id)?.extensions().get::<SpanIds>().copied()
 }
 
 impl<S> Layer<S> for MicromegasLayer
@@ -188,10 +204,13 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        let ids = self
+        let popped = self
             .owner
-            .and_then(|owner| span_stack::pop(owner, id.into_u64()))
-            .or_else(|| self.ids_of(&ctx, id));
+            .and_then(|owner| span_stack::pop(owner, id.into_u64()));
+        let ids = match popped {
+            Some(ids) => Some(ids),
+            None => self.ids_of(&ctx, id),
+        };
         if let Some(ids) = ids {
             events::span_exit(ids.span_id);
         }
@@ -199,10 +218,13 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         // The slot is freed before the registry frees the id for reuse.
-        let ids = self
+        let taken = self
             .owner
-            .and_then(|owner| span_table::take(owner, id.into_u64()))
-            .or_else(|| ctx.span(&id)?.extensions().get::<SpanIds>().copied());
+            .and_then(|owner| span_table::take(owner, id.into_u64()));
+        let ids = match taken {
+            Some(ids) => Some(ids),
+            None => extension_ids(&ctx, &id),
+        };
         if let Some(ids) = ids {
             events::span_close(ids.span_id);
         }
