@@ -157,12 +157,10 @@ where
             Some(p) => (p.span_id, p.trace_id),
             None => crate::traceparent::remote_parent(attrs).unwrap_or((0, span_id.into())),
         };
-        // Shared before the record is written: claiming the table slot is a locked
-        // instruction, which would otherwise wait for the record's stores to reach the cache.
-        self.share_ids(&ctx, id, SpanIds { span_id, trace_id });
         events::span_new(meta, span_id, parent_id, trace_id, |w| {
             attrs.record(&mut FieldWriter(w))
         });
+        self.share_ids(&ctx, id, SpanIds { span_id, trace_id });
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
