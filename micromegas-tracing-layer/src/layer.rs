@@ -20,6 +20,7 @@ pub(crate) struct SpanIds {
     /// id of the root span.
     pub(crate) trace_id: u128,
 }
+
 /// A `tracing_subscriber::Layer` recording spans (creation with fields, late fields, enter and
 /// exit on each thread, close, follows-from) and events (as log entries with their fields and
 /// the ids of their span and trace) into micromegas.

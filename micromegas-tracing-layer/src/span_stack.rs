@@ -38,13 +38,8 @@ pub(crate) fn pop(owner: Owner, id: u64) -> Option<SpanIds> {
     STACK
         .try_with(|s| {
             let mut s = s.borrow_mut();
-            match s.last() {
-                Some(top) if top.owner == owner && top.id == id => s.pop().map(|e| e.ids),
-                _ => {
-                    let i = s.iter().rposition(|e| e.owner == owner && e.id == id)?;
-                    Some(s.remove(i).ids)
-                }
-            }
+            let i = s.iter().rposition(|e| e.owner == owner && e.id == id)?;
+            Some(s.remove(i).ids)
         })
         .ok()
         .flatten()
@@ -57,10 +52,7 @@ pub(crate) fn current(owner: Owner) -> Option<Option<SpanIds>> {
     STACK
         .try_with(|s| {
             let s = s.borrow();
-            match s.last() {
-                Some(top) if top.owner == owner => Some(top.ids),
-                _ => s.iter().rev().find(|e| e.owner == owner).map(|e| e.ids),
-            }
+            s.iter().rev().find(|e| e.owner == owner).map(|e| e.ids)
         })
         .ok()
 }

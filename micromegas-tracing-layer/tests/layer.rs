@@ -370,13 +370,7 @@ fn a_span_under_a_hidden_parent_takes_the_nearest_visible_ancestor() {
     assert_eq!(news[5].parent_span_id, 0);
     assert_eq!(news[5].trace_id, u128::from(news[5].span_id));
     // Events inside the hidden span belong to the nearest visible one.
-    let logs: Vec<(&str, u64, u128)> = evs
-        .iter()
-        .filter_map(|e| match e {
-            Event::Log(l) => Some((l.msg.as_str(), l.span_id, l.trace_id)),
-            _ => None,
-        })
-        .collect();
+    let logs = logs(&evs);
     let o = (outer, u128::from(outer));
     assert_eq!(logs, [("in outer", o.0, o.1), ("in hidden", o.0, o.1)]);
 }
@@ -393,7 +387,7 @@ fn two_subscribers_keep_spans_with_the_same_id_apart_on_other_threads() {
     let b = tracing_core::dispatcher::with_default(&second, || tracing::info_span!("b"));
     assert_eq!(a.id(), b.id(), "the case this test is about");
     // Entered and closed on threads that did not create them: their ids come from the table
-    // shared by all threads, not from the creating thread's cache.
+    // shared by all threads, where each subscriber's spans are kept apart.
     std::thread::scope(|s| {
         for (span, dispatch, msg) in [(a, &first, "in a"), (b, &second, "in b")] {
             s.spawn(move || {
@@ -407,21 +401,9 @@ fn two_subscribers_keep_spans_with_the_same_id_apart_on_other_threads() {
     guard.shutdown();
     let evs = events(&sink);
     let news = created(&evs);
-    let id_of = |name: &str| {
-        news.iter()
-            .find(|u| u.location.as_ref().unwrap().name == name)
-            .unwrap()
-            .span_id
-    };
-    let (a, b) = (id_of("a"), id_of("b"));
+    let (a, b) = (named(&news, "a").span_id, named(&news, "b").span_id);
     assert_ne!(a, b);
-    let mut logs: Vec<(&str, u64, u128)> = evs
-        .iter()
-        .filter_map(|e| match e {
-            Event::Log(l) => Some((l.msg.as_str(), l.span_id, l.trace_id)),
-            _ => None,
-        })
-        .collect();
+    let mut logs = logs(&evs);
     logs.sort();
     assert_eq!(logs, [("in a", a, a.into()), ("in b", b, b.into())]);
     let mut changes: Vec<(SpanChange, u64)> = evs
@@ -470,23 +452,12 @@ fn the_current_span_follows_nested_subscribers_and_out_of_order_exits() {
     guard.shutdown();
     let evs = events(&sink);
     let news = created(&evs);
-    let span = |name: &str| {
-        news.iter()
-            .find(|u| u.location.as_ref().unwrap().name == name)
-            .copied()
-            .unwrap()
-    };
+    let span = |name: &str| named(&news, name);
     let (a, b, inner) = (span("a").span_id, span("b").span_id, span("inner").span_id);
     assert_eq!(span("inner").parent_span_id, 0);
     assert_eq!(span("b").parent_span_id, a);
     assert_eq!(span("under_b").parent_span_id, b);
-    let logs: Vec<(&str, u64)> = evs
-        .iter()
-        .filter_map(|e| match e {
-            Event::Log(l) => Some((l.msg.as_str(), l.span_id)),
-            _ => None,
-        })
-        .collect();
+    let logs: Vec<(&str, u64)> = logs(&evs).into_iter().map(|(m, s, _)| (m, s)).collect();
     assert_eq!(
         logs,
         [
@@ -497,6 +468,24 @@ fn the_current_span_follows_nested_subscribers_and_out_of_order_exits() {
             ("in none", 0)
         ]
     );
+}
+
+/// The log entries among `evs`, in order: message, span id and trace id.
+fn logs(evs: &[Event]) -> Vec<(&str, u64, u128)> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some((l.msg.as_str(), l.span_id, l.trace_id)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The creation of the span called `name` among `news`.
+fn named<'a>(news: &[&'a SpanUpdate], name: &str) -> &'a SpanUpdate {
+    news.iter()
+        .find(|u| u.location.as_ref().unwrap().name == name)
+        .copied()
+        .unwrap()
 }
 
 /// The span creations among `evs`, in order.
