@@ -61,9 +61,16 @@ static TABLE: [Slot; SLOTS] = [const {
     }
 }; SLOTS];
 
+/// The bits of an id that pick its slots. `Registry` ids are positions in a slab, with a
+/// generation in the top 13 bits that changes each time a position is reused; leaving it out
+/// gives a span the slots of the last span at its position, whose tombstone it reuses while
+/// that cache line is still hot (a fresh random slot per span costs a cache miss). Only
+/// speed depends on this: slots are matched on the whole id.
+const PLACEMENT_BITS: u64 = (1 << 51) - 1;
+
 #[inline(always)]
 fn probes(owner: Owner, id: u64) -> impl Iterator<Item = &'static Slot> {
-    let h = (id ^ owner.0.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let h = ((id & PLACEMENT_BITS) ^ owner.0.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let first = (h >> (64 - SLOTS.trailing_zeros())) as usize;
     (0..PROBES).map(move |p| &TABLE[(first + p) & (SLOTS - 1)])
 }
@@ -196,6 +203,23 @@ mod tests {
             assert_eq!(lookup(owner, *id), Some(ids(*id)));
             assert_eq!(take(owner, *id), Some(ids(*id)));
         }
+    }
+
+    #[test]
+    fn a_reused_registry_position_takes_the_slot_its_previous_span_freed() {
+        let _serial = serial();
+        let owner = Owner::fresh();
+        let id = (5 << 38) | 77;
+        let next_generation = id + (1 << 51);
+        let slot = |id| find(owner, id).map(|s| s as *const Slot);
+        assert!(insert(owner, id, ids(1)));
+        let before = slot(id);
+        assert_eq!(take(owner, id), Some(ids(1)));
+        assert!(insert(owner, next_generation, ids(2)));
+        assert_eq!(slot(next_generation), before);
+        // The whole id still decides: the old generation is not found.
+        assert_eq!(lookup(owner, id), None);
+        assert_eq!(take(owner, next_generation), Some(ids(2)));
     }
 
     #[test]

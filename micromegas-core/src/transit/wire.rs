@@ -20,10 +20,16 @@ pub(crate) trait WireWrite {
 }
 
 /// Longest prefix of `s` that fits in `max` bytes and ends on a char boundary.
+#[inline(always)]
 pub(crate) fn truncate_str(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
+    cut_str(s, max)
+}
+
+#[cold]
+fn cut_str(s: &str, max: usize) -> &str {
     let mut end = max;
     while !s.is_char_boundary(end) {
         end -= 1;
