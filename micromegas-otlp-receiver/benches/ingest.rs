@@ -24,6 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The allocator of `micromegas-collector`, so that every measure here (the decode-only floor
+/// included) runs as in the collector.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SPANS_PER_REQUEST: usize = 512;
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
