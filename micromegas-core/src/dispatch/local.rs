@@ -51,35 +51,58 @@ const SPAN_ID_CHUNK: u64 = 4096;
 /// `kind` stream.
 #[inline(always)]
 pub(crate) fn write_words<const W: usize>(kind: StreamKind, ty: u8, words: [u64; W]) {
-    let local = LOCAL.with(Cell::get);
-    if !local.is_null() {
-        // SAFETY: LOCAL is non-null only while OWNER keeps the box alive on this thread, and
-        // nothing else on this thread holds a reference into it during a fixed write (no user
-        // code runs).
-        let p = unsafe { &mut (*local).producers[kind.index()] };
-        if p.try_write_words(ty, &words) {
+    // The words never leave this function, so they stay in registers: the slow path makes
+    // room without them, then the record is written in place.
+    for _ in 0..3 {
+        if try_write_words(kind, ty, &words) {
+            return;
+        }
+        if !make_room(kind, 1 + 8 * W) {
             return;
         }
     }
-    write_words_slow(kind, ty, &words);
+    // The room made went away each time (the ring revoked meanwhile): lost, and counted.
+    count_lost(kind);
 }
 
-/// Takes the words by reference, so that the fast path keeps them in registers and only this
-/// cold path puts them in memory.
+#[inline(always)]
+fn try_write_words<const W: usize>(kind: StreamKind, ty: u8, words: &[u64; W]) -> bool {
+    let local = LOCAL.with(Cell::get);
+    if local.is_null() {
+        return false;
+    }
+    // SAFETY: LOCAL is non-null only while OWNER keeps the box alive on this thread, and
+    // nothing else on this thread holds a reference into it during a fixed write (no user
+    // code runs).
+    let p = unsafe { &mut (*local).producers[kind.index()] };
+    p.try_write_words(ty, words)
+}
+
+/// Makes room for `n` bytes at this thread's write position in its `kind` stream (the slow
+/// path of [`with_reserved`], writing nothing); `false` if there is none (a drop was counted).
 #[cold]
 #[inline(never)]
-fn write_words_slow(kind: StreamKind, ty: u8, words: &[u64]) {
-    let n = 1 + 8 * words.len();
-    with_reserved(kind, n, |dst| {
-        // SAFETY: `with_reserved` hands 1 + 8 * W writable bytes.
-        unsafe {
-            *dst = ty;
-            for (i, w) in words.iter().enumerate() {
-                std::ptr::write_unaligned(dst.add(1 + 8 * i) as *mut [u8; 8], w.to_le_bytes());
-            }
-        }
-        n
+fn make_room(kind: StreamKind, n: usize) -> bool {
+    let mut room = false;
+    with_reserved(kind, n, |_| {
+        room = true;
+        0
     });
+    room
+}
+
+/// Counts a fixed record that found no room after the slow path made some.
+#[cold]
+#[inline(never)]
+fn count_lost(kind: StreamKind) {
+    let local = LOCAL.try_with(Cell::get).unwrap_or(std::ptr::null_mut());
+    if local.is_null() {
+        return;
+    }
+    // SAFETY: see `write_words`; a shared read of the producer.
+    if let Some(ring) = unsafe { (*local).producers[kind.index()].ring() } {
+        ring.dropped_full.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Writes a variable-size record of at most `max` bytes. `fill` receives `max` writable bytes
