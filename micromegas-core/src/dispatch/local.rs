@@ -79,7 +79,8 @@ fn try_write_words<const W: usize>(kind: StreamKind, ty: u8, words: &[u64; W]) -
 }
 
 /// Makes room for `n` bytes at this thread's write position in its `kind` stream (the slow
-/// path of [`with_reserved`], writing nothing); `false` if there is none (a drop was counted).
+/// path of [`with_reserved`], writing nothing); `false` if there is none (a drop was counted)
+/// or no pipeline is set up.
 #[cold]
 #[inline(never)]
 fn make_room(kind: StreamKind, n: usize) -> bool {

@@ -20,7 +20,7 @@ pub(crate) const MIN_CAPACITY: usize = 4 * crate::events::MAX_VARIABLE_RECORD;
 /// ring's cache lines to the flusher's core while the producer writes next to them: both are
 /// paid per threshold, so a larger one costs the calling thread less per event (with an
 /// eighth of the ring, at most 64 KiB, a 25-byte metric cost about 1 ns more). The other
-/// half is the slack while the flusher wakes up; a ring found half full grows.
+/// half is the slack while the flusher wakes up; a ring found three quarters full grows.
 pub(crate) fn drain_threshold(capacity: usize) -> usize {
     (capacity / 2).min(1 << 20)
 }
@@ -288,13 +288,15 @@ impl Producer {
         self.suspended
     }
 
-    /// The capacity to grow to, if the ring is at least half full and may still grow up to
-    /// `max_capacity`: a thread that produces faster than its ring drains gets a bigger one.
+    /// The capacity to grow to, if the ring is at least three quarters full and may still
+    /// grow up to `max_capacity`: a thread that produces faster than its ring drains gets a
+    /// bigger one. Above [`drain_threshold`] (at most half the ring), so that reaching the
+    /// threshold, which only wakes the flusher, is not taken for a lagging flusher.
     pub(crate) fn growth(&self, max_capacity: usize) -> Option<usize> {
         let ring = self.ring.as_ref()?;
         let cap = ring.capacity();
         let used = self.pos - ring.read.0.load(Ordering::Acquire);
-        (cap < max_capacity && used >= cap / 2)
+        (cap < max_capacity && used >= cap - cap / 4)
             .then(|| (cap * 2).min(max_capacity.next_power_of_two()))
     }
 
