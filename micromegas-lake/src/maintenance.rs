@@ -3,7 +3,7 @@
 
 use crate::catalog::PartitionRow;
 use crate::error::Result;
-use crate::materialize::partition::sort_batch;
+use crate::materialize::partition::{sort_batch, stored_columns};
 use crate::tables::ViewTable;
 use crate::Lake;
 use object_store::path::Path;
@@ -202,10 +202,10 @@ impl Lake {
                 .bytes()
                 .await?;
             for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
-                batches.push(batch?);
+                batches.push(stored_columns(table, &batch?)?);
             }
         }
-        let merged = arrow::compute::concat_batches(&table.schema(), &batches)?;
+        let merged = arrow::compute::concat_batches(&table.stored_schema(), &batches)?;
         let merged = sort_batch(table, &merged)?;
         let envelope = (
             parts.iter().map(|p| p.min_time).min().unwrap_or(0),

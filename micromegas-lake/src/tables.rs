@@ -59,6 +59,33 @@ impl ViewTable {
         Arc::clone(&all[self as usize])
     }
 
+    /// The columns computed from others when read, not stored in its Parquet partitions:
+    /// `spans.duration_ns` is `end_time - start_time`.
+    pub fn computed_columns(self) -> &'static [&'static str] {
+        match self {
+            ViewTable::Spans => &["duration_ns"],
+            _ => &[],
+        }
+    }
+
+    /// The schema of its Parquet partitions: [`Self::schema`] without the computed columns.
+    pub fn stored_schema(self) -> SchemaRef {
+        static SCHEMAS: OnceLock<[SchemaRef; 3]> = OnceLock::new();
+        let all = SCHEMAS.get_or_init(|| {
+            ViewTable::ALL.map(|t| {
+                let schema = t.schema();
+                let fields: Vec<_> = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| !t.computed_columns().contains(&f.name().as_str()))
+                    .cloned()
+                    .collect();
+                Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+            })
+        });
+        Arc::clone(&all[self as usize])
+    }
+
     /// Parses a table name.
     pub fn from_name(name: &str) -> Option<Self> {
         ViewTable::ALL.into_iter().find(|t| t.name() == name)

@@ -6,7 +6,7 @@ use super::time_range::time_range;
 use super::LAKE_STORE_URL;
 use crate::tables::ViewTable;
 use crate::Lake;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -16,8 +16,12 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::Operator;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::ExecutionPlan;
 use std::sync::Arc;
 
@@ -79,8 +83,91 @@ impl TableProvider for LakeViewTable {
             .into_iter()
             .map(|p| PartitionedFile::new(p.file_path, p.file_size as u64))
             .collect();
-        parquet_scan(state, self.table.schema(), files, projection, limit).await
+        scan_with_computed(state, self.table, files, projection, limit).await
     }
+}
+
+/// A scan of `table`'s partitions for `projection` of its schema: the stored columns are read,
+/// and the computed ones (`spans.duration_ns = end_time - start_time`) are derived from them.
+/// Partitions written when `duration_ns` was stored still have it; the file's copy is not read.
+async fn scan_with_computed(
+    state: &dyn Session,
+    table: ViewTable,
+    files: Vec<PartitionedFile>,
+    projection: Option<&Vec<usize>>,
+    limit: Option<usize>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = table.schema();
+    let stored = table.stored_schema();
+    let wanted: Vec<usize> = match projection {
+        Some(p) => p.clone(),
+        None => (0..schema.fields().len()).collect(),
+    };
+    let computed = |i: &usize| {
+        table
+            .computed_columns()
+            .contains(&schema.field(*i).name().as_str())
+    };
+    if files.is_empty() {
+        return Ok(Arc::new(EmptyExec::new(Arc::new(schema.project(&wanted)?))));
+    }
+    if !wanted.iter().any(computed) {
+        // Only stored columns: their indices in the stored schema.
+        let read = wanted
+            .iter()
+            .map(|&i| stored.index_of(schema.field(i).name()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let plan = parquet_scan(state, Arc::clone(&stored), files, Some(&read), limit).await?;
+        return Ok(plan);
+    }
+    // The stored columns to read: those wanted, plus the two times a duration needs.
+    let mut read: Vec<usize> = Vec::new();
+    for &i in &wanted {
+        let name = schema.field(i).name().as_str();
+        let needs: &[&str] = if computed(&i) {
+            &["start_time", "end_time"]
+        } else {
+            std::slice::from_ref(&name)
+        };
+        for n in needs {
+            let at = stored.index_of(n)?;
+            if !read.contains(&at) {
+                read.push(at);
+            }
+        }
+    }
+    let scan = parquet_scan(state, Arc::clone(&stored), files, Some(&read), limit).await?;
+    let column = |name: &str| -> Result<Arc<dyn PhysicalExpr>> {
+        let at = read
+            .iter()
+            .position(|&j| stored.field(j).name() == name)
+            .ok_or_else(|| DataFusionError::Internal(format!("{name} is not read")))?;
+        Ok(Arc::new(Column::new(name, at)))
+    };
+    let nanos = |name: &str| -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(Arc::new(CastExpr::new(
+            column(name)?,
+            DataType::Int64,
+            None,
+        )))
+    };
+    let exprs = wanted
+        .iter()
+        .map(|&i| {
+            let name = schema.field(i).name().clone();
+            let expr: Arc<dyn PhysicalExpr> = if computed(&i) {
+                Arc::new(BinaryExpr::new(
+                    nanos("end_time")?,
+                    Operator::Minus,
+                    nanos("start_time")?,
+                ))
+            } else {
+                column(&name)?
+            };
+            Ok((expr, name))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Arc::new(ProjectionExec::try_new(exprs, scan)?))
 }
 
 /// A scan of Parquet files of the lake with `schema`, spread over the session's target

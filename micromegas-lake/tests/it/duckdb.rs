@@ -87,7 +87,8 @@ async fn duckdb_reads_the_partitions_with_the_same_results() {
         ),
         (
             "SELECT name, COUNT(*), COUNT(DISTINCT trace_id), SUM(duration_ns), SUM(CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT)) FROM spans GROUP BY name ORDER BY name",
-            "SELECT name, COUNT(*), COUNT(DISTINCT trace_id), SUM(duration_ns), SUM(epoch_ns(end_time) - epoch_ns(start_time)) FROM {spans} GROUP BY name ORDER BY name",
+            // `duration_ns` is computed when our engine reads, not stored in the files.
+            "SELECT name, COUNT(*), COUNT(DISTINCT trace_id), SUM(epoch_ns(end_time) - epoch_ns(start_time)), SUM(epoch_ns(end_time) - epoch_ns(start_time)) FROM {spans} GROUP BY name ORDER BY name",
         ),
         (
             "SELECT COUNT(*) FROM spans c JOIN spans p ON c.parent_span_id = p.span_id AND c.trace_id = p.trace_id",

@@ -109,6 +109,26 @@ async fn every_table_has_exactly_the_rows_written() {
             format!("db|request|{thread}|true|true|true|orders_v2|NULL"),
         ]
     );
+    // `duration_ns` is computed from the times when read, alone, with other columns, or in
+    // a filter.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*), COUNT(duration_ns), \
+             SUM(CASE WHEN duration_ns = CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT) \
+             THEN 1 ELSE 0 END) FROM spans"
+        )
+        .await,
+        ["5|5|5"]
+    );
+    assert_eq!(
+        rows(&lake, "SELECT COUNT(*) FROM spans WHERE duration_ns >= 0").await,
+        ["5"]
+    );
+    assert_eq!(
+        rows(&lake, "SELECT MIN(duration_ns) >= 0 FROM spans").await,
+        ["true"]
+    );
     // The log emitted in the layer's span carries that span's ids.
     assert_eq!(
         rows(
