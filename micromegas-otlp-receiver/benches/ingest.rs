@@ -355,7 +355,7 @@ fn main() {
             rt.block_on(async {
                 for w in &wire {
                     let r = ExportTraceServiceRequest::decode(&w[..]).expect("decode");
-                    micromegas_otlp_receiver::export::traces(&lake, &r)
+                    micromegas_otlp_receiver::export::traces(&lake, r)
                         .await
                         .expect("ingest");
                 }
@@ -384,7 +384,7 @@ fn main() {
                 async move {
                     for w in wire.iter().skip(c).step_by(clients) {
                         let r = ExportTraceServiceRequest::decode(&w[..]).expect("decode");
-                        micromegas_otlp_receiver::export::traces(lake, &r)
+                        micromegas_otlp_receiver::export::traces(lake, r)
                             .await
                             .expect("ingest");
                     }

@@ -69,13 +69,16 @@ async fn store_mapped<G: RowGroup>(
     Ok((mapped.rejected > 0).then(|| (mapped.rejected as i64, message(mapped))))
 }
 
-/// Stores the spans of a request.
+/// Stores the spans of a request. The request is dropped once mapped, before the wait for
+/// the durable write: it is freed while its memory is still in cache, and a collector waiting
+/// on many writes at once holds their rows only.
 pub async fn traces(
     lake: &Lake,
-    req: &ExportTraceServiceRequest,
+    req: ExportTraceServiceRequest,
 ) -> Result<ExportTraceServiceResponse, LakeError> {
-    let mapped = traces::map(req);
-    let rejected = store_mapped(lake, "traces", &mapped, trace_identity(req)).await?;
+    let (mapped, identity) = (traces::map(&req), trace_identity(&req));
+    drop(req);
+    let rejected = store_mapped(lake, "traces", &mapped, identity).await?;
     Ok(ExportTraceServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportTracePartialSuccess {
             rejected_spans: n,
@@ -84,13 +87,14 @@ pub async fn traces(
     })
 }
 
-/// Stores the log records of a request.
+/// Stores the log records of a request (dropped once mapped, as for [`traces`]).
 pub async fn logs(
     lake: &Lake,
-    req: &ExportLogsServiceRequest,
+    req: ExportLogsServiceRequest,
 ) -> Result<ExportLogsServiceResponse, LakeError> {
-    let mapped = logs::map(req);
-    let rejected = store_mapped(lake, "logs", &mapped, hash(req)).await?;
+    let (mapped, identity) = (logs::map(&req), hash(&req));
+    drop(req);
+    let rejected = store_mapped(lake, "logs", &mapped, identity).await?;
     Ok(ExportLogsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportLogsPartialSuccess {
             rejected_log_records: n,
@@ -99,13 +103,14 @@ pub async fn logs(
     })
 }
 
-/// Stores the data points of a request.
+/// Stores the data points of a request (dropped once mapped, as for [`traces`]).
 pub async fn metrics(
     lake: &Lake,
-    req: &ExportMetricsServiceRequest,
+    req: ExportMetricsServiceRequest,
 ) -> Result<ExportMetricsServiceResponse, LakeError> {
-    let mapped = metrics::map(req);
-    let rejected = store_mapped(lake, "metrics", &mapped, hash(req)).await?;
+    let (mapped, identity) = (metrics::map(&req), hash(&req));
+    drop(req);
+    let rejected = store_mapped(lake, "metrics", &mapped, identity).await?;
     Ok(ExportMetricsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportMetricsPartialSuccess {
             rejected_data_points: n,

@@ -85,14 +85,14 @@ impl OtlpServices {
         &self,
         signal: &'static str,
         request: Request<R>,
-        store: impl AsyncFnOnce(&Lake, &R) -> Result<A, LakeError>,
+        store: impl AsyncFnOnce(&Lake, R) -> Result<A, LakeError>,
     ) -> Result<Response<A>, Status> {
         let req = request.into_inner();
         let _admitted = self
             .collector
             .admit("grpc", signal, req.encoded_len())
             .map_err(|busy| unavailable_retry_after(busy.to_string(), RETRY_AFTER))?;
-        match store(self.collector.lake(), &req).await {
+        match store(self.collector.lake(), req).await {
             Ok(reply) => Ok(Response::new(reply)),
             Err(e) => {
                 telemetry::refused("grpc", signal, "lake", &e.to_string());

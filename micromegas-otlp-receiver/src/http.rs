@@ -241,7 +241,7 @@ where
 
 async fn traces(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
     match request(&c, "traces", &headers, body) {
-        Ok((req, enc, _admitted)) => match export::traces(c.lake(), &req).await {
+        Ok((req, enc, _admitted)) => match export::traces(c.lake(), req).await {
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error("traces", e, enc),
         },
@@ -251,7 +251,7 @@ async fn traces(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> 
 
 async fn logs(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
     match request(&c, "logs", &headers, body) {
-        Ok((req, enc, _admitted)) => match export::logs(c.lake(), &req).await {
+        Ok((req, enc, _admitted)) => match export::logs(c.lake(), req).await {
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error("logs", e, enc),
         },
@@ -261,7 +261,7 @@ async fn logs(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Re
 
 async fn metrics(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
     match request(&c, "metrics", &headers, body) {
-        Ok((req, enc, _admitted)) => match export::metrics(c.lake(), &req).await {
+        Ok((req, enc, _admitted)) => match export::metrics(c.lake(), req).await {
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error("metrics", e, enc),
         },
