@@ -56,8 +56,7 @@ pub struct Calibration {
 /// Measures the tick frequency once per process (about 20 ms the first time) and returns a
 /// fresh (ticks, wall time) anchor with it.
 pub fn calibrate() -> Calibration {
-    static FREQ: OnceLock<u64> = OnceLock::new();
-    let ticks_per_second = *FREQ.get_or_init(measure_frequency);
+    let ticks_per_second = ticks_per_second();
     let start_ticks = now();
     let start_unix_nanos = unix_nanos_now();
     Calibration {
@@ -65,6 +64,13 @@ pub fn calibrate() -> Calibration {
         start_unix_nanos,
         ticks_per_second,
     }
+}
+
+/// The tick frequency, measured once per process (about 20 ms the first time; [`calibrate`]
+/// does it when the pipeline starts).
+pub(crate) fn ticks_per_second() -> u64 {
+    static FREQ: OnceLock<u64> = OnceLock::new();
+    *FREQ.get_or_init(measure_frequency)
 }
 
 fn unix_nanos_now() -> i64 {

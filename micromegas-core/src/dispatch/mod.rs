@@ -108,9 +108,11 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     /// Initial size of each thread's ring per stream kind, a power of two (default 256 KiB).
     pub ring_bytes: usize,
-    /// Largest ring (default 8 MiB). A thread whose ring is three quarters full when it
-    /// checks (every 1 MiB at most) gets one twice as large, up to this size. The ring absorbs the
-    /// flusher's scheduling latency: at 20 M events/s, 8 MiB is about 25 ms.
+    /// Largest ring (default 8 MiB). A thread gets a ring twice as large, up to this size,
+    /// when its ring is three quarters full when it checks (every 1 MiB at most), or when it
+    /// wakes the flusher twice within 1 ms (half a ring or 1 MiB apart). The ring absorbs the
+    /// flusher's scheduling latency, and a larger one wakes it less often: at 20 M events/s,
+    /// 8 MiB is about 25 ms.
     pub max_ring_bytes: usize,
     /// Largest event section of a block before compression (default 256 KiB).
     pub max_block_bytes: usize,

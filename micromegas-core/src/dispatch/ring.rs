@@ -25,6 +25,26 @@ pub(crate) fn drain_threshold(capacity: usize) -> usize {
     (capacity / 2).min(1 << 20)
 }
 
+/// A thread that wakes the flusher more often than this gets a larger ring (see
+/// [`Producer::growth`]).
+pub(crate) const FAST_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Records a wake at tick `now` in `woken_tick` (0: none before); whether it came within
+/// [`FAST_WAKE_INTERVAL`] of the previous one.
+fn quick_wake(woken_tick: &mut u64, now: u64) -> bool {
+    let quick = *woken_tick != 0 && now.wrapping_sub(*woken_tick) < fast_wake_ticks();
+    *woken_tick = now;
+    quick
+}
+
+fn fast_wake_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let per_second = u128::from(crate::time::ticks_per_second());
+        (per_second * FAST_WAKE_INTERVAL.as_nanos() / 1_000_000_000) as u64
+    })
+}
+
 #[repr(align(64))]
 struct Padded<T>(T);
 
@@ -138,6 +158,10 @@ pub(crate) struct Producer {
     limit: *const AtomicUsize,
     /// Read position at which the flusher was last woken, to wake it once per drain.
     woken_at: usize,
+    /// Tick of the last wake (0: none yet).
+    woken_tick: u64,
+    /// Two wakes came less than [`FAST_WAKE_INTERVAL`] apart: the ring should grow.
+    filling_fast: bool,
     /// `ring.write`, or a dummy while detached, so that commit needs no branch.
     write: *const AtomicUsize,
     ring: Option<Arc<Ring>>,
@@ -153,6 +177,8 @@ impl Producer {
             pos: 0,
             limit: &DETACHED_LIMIT,
             woken_at: usize::MAX,
+            woken_tick: 0,
+            filling_fast: false,
             write: &DETACHED_WRITE,
             ring: None,
             suspended: false,
@@ -170,6 +196,8 @@ impl Producer {
             mask: ring.mask,
             pos: 0,
             woken_at: usize::MAX,
+            woken_tick: 0,
+            filling_fast: false,
             ring: Some(ring),
             suspended: false,
         }
@@ -240,6 +268,7 @@ impl Producer {
         let threshold = drain_threshold(cap);
         if self.pos - read >= threshold && self.woken_at != read {
             self.woken_at = read;
+            self.filling_fast |= quick_wake(&mut self.woken_tick, crate::time::now());
             wake();
         }
         let boundary = (self.pos | self.mask) + 1;
@@ -288,15 +317,18 @@ impl Producer {
         self.suspended
     }
 
-    /// The capacity to grow to, if the ring is at least three quarters full and may still
-    /// grow up to `max_capacity`: a thread that produces faster than its ring drains gets a
-    /// bigger one. Above [`drain_threshold`] (at most half the ring), so that reaching the
-    /// threshold, which only wakes the flusher, is not taken for a lagging flusher.
+    /// The capacity to grow to, if the ring may still grow up to `max_capacity` and either
+    /// - it is at least three quarters full: the flusher lags behind this thread (above
+    ///   [`drain_threshold`], at most half the ring, so that reaching the threshold, which
+    ///   only wakes the flusher, is not taken for a lag); or
+    /// - this thread fills its threshold faster than once per [`FAST_WAKE_INTERVAL`]: each
+    ///   wake is a system call in this thread and a drain next to where it writes, paid per
+    ///   threshold, so a busy thread gets a larger threshold.
     pub(crate) fn growth(&self, max_capacity: usize) -> Option<usize> {
         let ring = self.ring.as_ref()?;
         let cap = ring.capacity();
         let used = self.pos - ring.read.0.load(Ordering::Acquire);
-        (cap < max_capacity && used >= cap - cap / 4)
+        (cap < max_capacity && (used >= cap - cap / 4 || self.filling_fast))
             .then(|| (cap * 2).min(max_capacity.next_power_of_two()))
     }
 
@@ -307,5 +339,65 @@ impl Producer {
             ring.closed.store(true, Ordering::Release);
         }
         self.limit = &DETACHED_LIMIT;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::StreamKind;
+
+    fn producer(capacity: usize) -> Producer {
+        let stream = Arc::new(StreamInfo {
+            stream_id: uuid::Uuid::nil(),
+            process_id: uuid::Uuid::nil(),
+            kind: StreamKind::Logs,
+            thread_id: 1,
+            thread_name: String::new(),
+            layouts: Vec::new(),
+            properties: Vec::new(),
+        });
+        Producer::attach(Arc::new(Ring::new(capacity, stream)))
+    }
+
+    fn note_wake(p: &mut Producer, now: u64) {
+        p.filling_fast |= quick_wake(&mut p.woken_tick, now);
+    }
+
+    #[test]
+    fn a_ring_grows_when_its_thread_wakes_the_flusher_twice_within_the_interval() {
+        let mut p = producer(64 << 10);
+        let t0 = 1_000_000;
+        note_wake(&mut p, t0);
+        assert_eq!(p.growth(1 << 20), None, "one wake says nothing of the rate");
+        note_wake(&mut p, t0 + fast_wake_ticks() - 1);
+        assert_eq!(p.growth(1 << 20), Some(128 << 10));
+        // Not past the largest ring.
+        assert_eq!(p.growth(64 << 10), None);
+    }
+
+    #[test]
+    fn a_ring_woken_less_often_than_the_interval_keeps_its_size() {
+        let mut p = producer(64 << 10);
+        let mut t = 1_000_000;
+        for _ in 0..5 {
+            note_wake(&mut p, t);
+            t += fast_wake_ticks() + 1;
+        }
+        assert_eq!(p.growth(1 << 20), None);
+    }
+
+    #[test]
+    fn a_ring_three_quarters_full_grows_whatever_the_rate() {
+        let mut p = producer(64 << 10);
+        let cap = 64 << 10;
+        let mut wakes = 0;
+        while p.pos < cap - cap / 4 {
+            let n = 1024;
+            assert!(p.reserve_slow(n, || wakes += 1).is_some());
+            p.commit(n);
+        }
+        assert_eq!(wakes, 1, "one wake per drain");
+        assert_eq!(p.growth(1 << 20), Some(128 << 10));
     }
 }
