@@ -69,16 +69,27 @@ async fn store_mapped<G: RowGroup>(
     Ok((mapped.rejected > 0).then(|| (mapped.rejected as i64, message(mapped))))
 }
 
-/// Stores the spans of a request. The request is dropped once mapped, before the wait for
-/// the durable write: it is freed while its memory is still in cache, and a collector waiting
-/// on many writes at once holds their rows only.
+/// Maps a request and stores its rows (see [`store_mapped`]). The request is dropped once
+/// mapped, before the wait for the durable write: it is freed while its memory is still in
+/// cache, and a collector waiting on many writes at once holds their rows only.
+async fn store_request<R, G: RowGroup>(
+    lake: &Lake,
+    signal: &'static str,
+    req: R,
+    map: impl FnOnce(&R) -> Mapped<G>,
+    identity: impl FnOnce(&R) -> u128,
+) -> Result<Option<(i64, String)>, LakeError> {
+    let (mapped, identity) = (map(&req), identity(&req));
+    drop(req);
+    store_mapped(lake, signal, &mapped, identity).await
+}
+
+/// Stores the spans of a request.
 pub async fn traces(
     lake: &Lake,
     req: ExportTraceServiceRequest,
 ) -> Result<ExportTraceServiceResponse, LakeError> {
-    let (mapped, identity) = (traces::map(&req), trace_identity(&req));
-    drop(req);
-    let rejected = store_mapped(lake, "traces", &mapped, identity).await?;
+    let rejected = store_request(lake, "traces", req, traces::map, trace_identity).await?;
     Ok(ExportTraceServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportTracePartialSuccess {
             rejected_spans: n,
@@ -87,14 +98,12 @@ pub async fn traces(
     })
 }
 
-/// Stores the log records of a request (dropped once mapped, as for [`traces`]).
+/// Stores the log records of a request.
 pub async fn logs(
     lake: &Lake,
     req: ExportLogsServiceRequest,
 ) -> Result<ExportLogsServiceResponse, LakeError> {
-    let (mapped, identity) = (logs::map(&req), hash(&req));
-    drop(req);
-    let rejected = store_mapped(lake, "logs", &mapped, identity).await?;
+    let rejected = store_request(lake, "logs", req, logs::map, hash).await?;
     Ok(ExportLogsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportLogsPartialSuccess {
             rejected_log_records: n,
@@ -103,14 +112,12 @@ pub async fn logs(
     })
 }
 
-/// Stores the data points of a request (dropped once mapped, as for [`traces`]).
+/// Stores the data points of a request.
 pub async fn metrics(
     lake: &Lake,
     req: ExportMetricsServiceRequest,
 ) -> Result<ExportMetricsServiceResponse, LakeError> {
-    let (mapped, identity) = (metrics::map(&req), hash(&req));
-    drop(req);
-    let rejected = store_mapped(lake, "metrics", &mapped, identity).await?;
+    let rejected = store_request(lake, "metrics", req, metrics::map, hash).await?;
     Ok(ExportMetricsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportMetricsPartialSuccess {
             rejected_data_points: n,

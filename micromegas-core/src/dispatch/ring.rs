@@ -29,12 +29,20 @@ pub(crate) fn drain_threshold(capacity: usize) -> usize {
 /// [`Producer::growth`]).
 pub(crate) const FAST_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// Records a wake at tick `now` in `woken_tick` (0: none before); whether it came within
-/// [`FAST_WAKE_INTERVAL`] of the previous one.
-fn quick_wake(woken_tick: &mut u64, now: u64) -> bool {
-    let quick = *woken_tick != 0 && now.wrapping_sub(*woken_tick) < fast_wake_ticks();
-    *woken_tick = now;
-    quick
+/// How often a producer wakes the flusher.
+struct WakeRate {
+    /// Tick of the last wake (0: none yet).
+    last: u64,
+    /// Two wakes came less than [`FAST_WAKE_INTERVAL`] apart: the ring should grow.
+    fast: bool,
+}
+
+impl WakeRate {
+    /// Records a wake at tick `now`.
+    fn note(&mut self, now: u64) {
+        self.fast |= self.last != 0 && now.wrapping_sub(self.last) < fast_wake_ticks();
+        self.last = now;
+    }
 }
 
 fn fast_wake_ticks() -> u64 {
@@ -158,10 +166,7 @@ pub(crate) struct Producer {
     limit: *const AtomicUsize,
     /// Read position at which the flusher was last woken, to wake it once per drain.
     woken_at: usize,
-    /// Tick of the last wake (0: none yet).
-    woken_tick: u64,
-    /// Two wakes came less than [`FAST_WAKE_INTERVAL`] apart: the ring should grow.
-    filling_fast: bool,
+    wake_rate: WakeRate,
     /// `ring.write`, or a dummy while detached, so that commit needs no branch.
     write: *const AtomicUsize,
     ring: Option<Arc<Ring>>,
@@ -177,8 +182,10 @@ impl Producer {
             pos: 0,
             limit: &DETACHED_LIMIT,
             woken_at: usize::MAX,
-            woken_tick: 0,
-            filling_fast: false,
+            wake_rate: WakeRate {
+                last: 0,
+                fast: false,
+            },
             write: &DETACHED_WRITE,
             ring: None,
             suspended: false,
@@ -196,8 +203,10 @@ impl Producer {
             mask: ring.mask,
             pos: 0,
             woken_at: usize::MAX,
-            woken_tick: 0,
-            filling_fast: false,
+            wake_rate: WakeRate {
+                last: 0,
+                fast: false,
+            },
             ring: Some(ring),
             suspended: false,
         }
@@ -268,7 +277,7 @@ impl Producer {
         let threshold = drain_threshold(cap);
         if self.pos - read >= threshold && self.woken_at != read {
             self.woken_at = read;
-            self.filling_fast |= quick_wake(&mut self.woken_tick, crate::time::now());
+            self.wake_rate.note(crate::time::now());
             wake();
         }
         let boundary = (self.pos | self.mask) + 1;
@@ -328,7 +337,7 @@ impl Producer {
         let ring = self.ring.as_ref()?;
         let cap = ring.capacity();
         let used = self.pos - ring.read.0.load(Ordering::Acquire);
-        (cap < max_capacity && (used >= cap - cap / 4 || self.filling_fast))
+        (cap < max_capacity && (used >= cap - cap / 4 || self.wake_rate.fast))
             .then(|| (cap * 2).min(max_capacity.next_power_of_two()))
     }
 
@@ -360,17 +369,13 @@ mod tests {
         Producer::attach(Arc::new(Ring::new(capacity, stream)))
     }
 
-    fn note_wake(p: &mut Producer, now: u64) {
-        p.filling_fast |= quick_wake(&mut p.woken_tick, now);
-    }
-
     #[test]
     fn a_ring_grows_when_its_thread_wakes_the_flusher_twice_within_the_interval() {
         let mut p = producer(64 << 10);
         let t0 = 1_000_000;
-        note_wake(&mut p, t0);
+        p.wake_rate.note(t0);
         assert_eq!(p.growth(1 << 20), None, "one wake says nothing of the rate");
-        note_wake(&mut p, t0 + fast_wake_ticks() - 1);
+        p.wake_rate.note(t0 + fast_wake_ticks() - 1);
         assert_eq!(p.growth(1 << 20), Some(128 << 10));
         // Not past the largest ring.
         assert_eq!(p.growth(64 << 10), None);
@@ -381,7 +386,7 @@ mod tests {
         let mut p = producer(64 << 10);
         let mut t = 1_000_000;
         for _ in 0..5 {
-            note_wake(&mut p, t);
+            p.wake_rate.note(t);
             t += fast_wake_ticks() + 1;
         }
         assert_eq!(p.growth(1 << 20), None);

@@ -16,20 +16,26 @@ use parquet::schema::types::ColumnPath;
 /// Rows per row group: small enough for statistics to prune inside a partition.
 const ROW_GROUP_ROWS: usize = 256 * 1024;
 
-/// Columns a partition of `table` is sorted by, for its main access path. Spans are sorted
-/// by these, then their traces are put in the order of their first start (see
-/// [`order_traces_by_start`]).
-fn sort_columns(table: ViewTable) -> &'static [&'static str] {
+/// How the rows of a partition are ordered, for its table's main access path.
+enum RowOrder {
+    /// By these columns (declared in the file's metadata).
+    Columns(&'static [&'static str]),
+    /// Each trace's rows together, in start order, the traces in the order of their first
+    /// start (no column order to declare).
+    TracesByStart,
+}
+
+fn row_order(table: ViewTable) -> RowOrder {
     match table {
-        ViewTable::LogEntries => &["time"],
-        ViewTable::Measures => &["name", "time"],
-        ViewTable::Spans => &["trace_id", "start_time"],
+        ViewTable::LogEntries => RowOrder::Columns(&["time"]),
+        ViewTable::Measures => RowOrder::Columns(&["name", "time"]),
+        ViewTable::Spans => RowOrder::TracesByStart,
     }
 }
 
-/// Sorts a batch for its table.
-pub fn sort_batch(table: ViewTable, batch: &RecordBatch) -> Result<RecordBatch> {
-    let columns: Vec<SortColumn> = sort_columns(table)
+/// Indices that sort `batch` by `names` (those it has); `None` if it has none of them.
+fn sort_indices(batch: &RecordBatch, names: &[&str]) -> Result<Option<UInt32Array>> {
+    let columns: Vec<SortColumn> = names
         .iter()
         .filter_map(|name| batch.column_by_name(name))
         .map(|c| SortColumn {
@@ -37,14 +43,28 @@ pub fn sort_batch(table: ViewTable, batch: &RecordBatch) -> Result<RecordBatch> 
             options: None,
         })
         .collect();
-    if columns.is_empty() || batch.num_rows() < 2 {
+    if columns.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(lexsort_to_indices(&columns, None)?))
+}
+
+/// Sorts a batch for its table.
+pub fn sort_batch(table: ViewTable, batch: &RecordBatch) -> Result<RecordBatch> {
+    if batch.num_rows() < 2 {
         return Ok(batch.clone());
     }
-    let mut indices = lexsort_to_indices(&columns, None)?;
-    if table == ViewTable::Spans {
-        indices = order_traces_by_start(batch, &indices)?;
+    let indices = match row_order(table) {
+        RowOrder::Columns(names) => sort_indices(batch, names)?,
+        RowOrder::TracesByStart => match sort_indices(batch, &["trace_id", "start_time"])? {
+            Some(by_trace) => Some(order_traces_by_start(batch, &by_trace)?),
+            None => None,
+        },
+    };
+    match indices {
+        Some(indices) => Ok(take_record_batch(batch, &indices)?),
+        None => Ok(batch.clone()),
     }
-    Ok(take_record_batch(batch, &indices)?)
 }
 
 /// Spans sorted by trace, then start (`by_trace`): keeps each trace's rows together, in
@@ -62,45 +82,36 @@ fn order_traces_by_start(batch: &RecordBatch, by_trace: &UInt32Array) -> Result<
     let start = arrow::compute::cast(start, &DataType::Int64)?;
     let start = start.as_primitive::<Int64Type>();
     let trace = trace.as_string::<i32>();
-    // Runs of one trace in `by_trace`: (earliest start, position of the run's first row).
+    let same_trace = |a: usize, b: usize| {
+        trace.is_valid(a) && trace.is_valid(b) && trace.value(a) == trace.value(b)
+    };
+    // Runs of one trace in `by_trace`, each with its first row's start (the run's earliest).
     let rows = by_trace.values();
-    let mut runs: Vec<(i64, usize)> = Vec::new();
-    for (at, &row) in rows.iter().enumerate() {
-        let row = row as usize;
-        let same_trace = at > 0 && {
-            let previous = rows[at - 1] as usize;
-            trace.is_valid(row)
-                && trace.is_valid(previous)
-                && trace.value(row) == trace.value(previous)
-        };
-        if !same_trace {
-            // The run is in start order: its first row starts first.
-            runs.push((start.value(row), at));
+    let mut runs: Vec<(i64, std::ops::Range<usize>)> = Vec::new();
+    let mut at = 0;
+    while at < rows.len() {
+        let first = rows[at] as usize;
+        let mut end = at + 1;
+        while end < rows.len() && same_trace(first, rows[end] as usize) {
+            end += 1;
         }
+        runs.push((start.value(first), at..end));
+        at = end;
     }
-    let mut ends: Vec<usize> = runs.iter().skip(1).map(|&(_, at)| at).collect();
-    ends.push(rows.len());
-    let mut runs: Vec<(i64, usize, usize)> = runs
-        .into_iter()
-        .zip(ends)
-        .map(|((first_start, at), end)| (first_start, at, end))
-        .collect();
     // Stable: traces that start together stay in trace id order.
-    runs.sort_by_key(|&(first_start, _, _)| first_start);
-    let mut out = Vec::with_capacity(rows.len());
-    for (_, at, end) in runs {
-        out.extend_from_slice(&rows[at..end]);
-    }
-    Ok(UInt32Array::from(out))
+    runs.sort_by_key(|(first_start, _)| *first_start);
+    Ok(runs
+        .into_iter()
+        .flat_map(|(_, run)| rows[run].iter().copied())
+        .collect())
 }
 
 /// Writer settings of `table`: zstd, page statistics and index, bloom filter on ids.
 pub fn writer_properties(table: ViewTable) -> Result<WriterProperties> {
     let schema = table.stored_schema();
-    // A spans partition is in trace order only within each trace: no column order to declare.
-    let declared: &[&str] = match table {
-        ViewTable::Spans => &[],
-        _ => sort_columns(table),
+    let declared: &[&str] = match row_order(table) {
+        RowOrder::Columns(names) => names,
+        RowOrder::TracesByStart => &[],
     };
     let sorting: Vec<SortingColumn> = declared
         .iter()

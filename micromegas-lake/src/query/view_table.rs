@@ -111,16 +111,7 @@ async fn scan_with_computed(
     if files.is_empty() {
         return Ok(Arc::new(EmptyExec::new(Arc::new(schema.project(&wanted)?))));
     }
-    if !wanted.iter().any(computed) {
-        // Only stored columns: their indices in the stored schema.
-        let read = wanted
-            .iter()
-            .map(|&i| stored.index_of(schema.field(i).name()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let plan = parquet_scan(state, Arc::clone(&stored), files, Some(&read), limit).await?;
-        return Ok(plan);
-    }
-    // The stored columns to read: those wanted, plus the two times a duration needs.
+    // The stored columns to read: those wanted, in order, and the two times a duration needs.
     let mut read: Vec<usize> = Vec::new();
     for &i in &wanted {
         let name = schema.field(i).name().as_str();
@@ -137,6 +128,10 @@ async fn scan_with_computed(
         }
     }
     let scan = parquet_scan(state, Arc::clone(&stored), files, Some(&read), limit).await?;
+    if read.len() == wanted.len() && !wanted.iter().any(computed) {
+        // The scan reads exactly the wanted columns, in their order.
+        return Ok(scan);
+    }
     let column = |name: &str| -> Result<Arc<dyn PhysicalExpr>> {
         let at = read
             .iter()
