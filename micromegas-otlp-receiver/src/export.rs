@@ -2,7 +2,8 @@
 //! with the partial success of what was rejected.
 
 use crate::ingest::store;
-use crate::mapping::{logs, metrics, traces, Mapped, RowGroup};
+use crate::mapping::traces::MappedTraces;
+use crate::mapping::{logs, metrics, Mapped, RowGroup};
 use crate::telemetry;
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -12,7 +13,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
 
@@ -26,28 +27,6 @@ fn message<G>(m: &Mapped<G>) -> String {
 
 fn hash(req: &impl Message) -> u128 {
     xxhash_rust::xxh3::xxh3_128(&req.encode_to_vec())
-}
-
-/// The identity of a trace request without encoding it again: each resource, then each
-/// span's ids, times and name (a retried request has the same; two requests with the same
-/// spans are the same data).
-fn trace_identity(req: &ExportTraceServiceRequest) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for rs in &req.resource_spans {
-        if let Some(r) = &rs.resource {
-            h.update(&r.encode_to_vec());
-        }
-        for ss in &rs.scope_spans {
-            for s in &ss.spans {
-                h.update(&s.trace_id);
-                h.update(&s.span_id);
-                h.update(&s.start_time_unix_nano.to_le_bytes());
-                h.update(&s.end_time_unix_nano.to_le_bytes());
-                h.update(s.name.as_bytes());
-            }
-        }
-    }
-    h.digest128()
 }
 
 /// Stores the rows of a request, records them in the collector's telemetry, and returns what
@@ -84,12 +63,12 @@ async fn store_request<R, G: RowGroup>(
     store_mapped(lake, signal, &mapped, identity).await
 }
 
-/// Stores the spans of a request.
+/// Stores the spans of a request, mapped from its bytes (see [`crate::mapping::traces::map_protobuf`]).
 pub async fn traces(
     lake: &Lake,
-    req: ExportTraceServiceRequest,
+    request: MappedTraces,
 ) -> Result<ExportTraceServiceResponse, LakeError> {
-    let rejected = store_request(lake, "traces", req, traces::map, trace_identity).await?;
+    let rejected = store_mapped(lake, "traces", &request.mapped, request.identity).await?;
     Ok(ExportTraceServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportTracePartialSuccess {
             rejected_spans: n,

@@ -7,6 +7,7 @@ use crate::admission::RETRY_AFTER;
 use crate::collector::Collector;
 use crate::native::NativeIngestServer;
 use crate::rpc_status::unavailable_retry_after;
+use crate::trace_service::TraceServer;
 use crate::{export, telemetry};
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
@@ -20,12 +21,6 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
 use tonic::codec::CompressionEncoding;
@@ -62,10 +57,8 @@ impl OtlpServices {
         let max = self.collector.options().max_message_bytes;
         let tokens = self.collector.options().tokens.clone();
         let native = NativeIngestServer::new(self.collector.clone());
-        let traces = TraceServiceServer::new(self.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max);
+        // Traces are read from their bytes (see `trace_service`); logs and metrics are decoded.
+        let traces = TraceServer::new(self.collector.clone());
         let logs = LogsServiceServer::new(self.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
@@ -99,16 +92,6 @@ impl OtlpServices {
                 Err(lake_status(e))
             }
         }
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for OtlpServices {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        OtlpServices::export(self, "traces", request, export::traces).await
     }
 }
 

@@ -8,6 +8,7 @@
 use crate::admission::{Admitted, Busy};
 use crate::auth::Tokens;
 use crate::collector::Collector;
+use crate::mapping::traces::{self, MappedTraces};
 use crate::native::Refusal;
 use crate::rpc_status::RpcStatus;
 use crate::{export, telemetry};
@@ -177,13 +178,16 @@ fn busy(b: Busy, enc: Encoding) -> Reject {
     Reject::new(StatusCode::SERVICE_UNAVAILABLE, b.to_string(), enc)
 }
 
-/// Decodes an OTLP request of either encoding and admits it into the in-flight budget; a
-/// refusal is recorded in the collector's telemetry.
-fn request<R>(c: &Collector, signal: &'static str, headers: &HeaderMap, body: Bytes) -> Decoded<R>
-where
-    R: Message + Default + serde::de::DeserializeOwned,
-{
-    let result = decode_request(c, signal, headers, body);
+/// Reads an OTLP request of either encoding with `parse` and admits it into the in-flight
+/// budget; a refusal is recorded in the collector's telemetry.
+fn request<R>(
+    c: &Collector,
+    signal: &'static str,
+    headers: &HeaderMap,
+    body: Bytes,
+    parse: impl FnOnce(&[u8], Encoding) -> Result<R, String>,
+) -> Decoded<R> {
+    let result = decode_request(c, signal, headers, body, parse);
     if let Err(r) = &result {
         let reason = match r.status {
             StatusCode::PAYLOAD_TOO_LARGE => Some("too_large"),
@@ -199,15 +203,34 @@ where
 
 type Decoded<R> = Result<(R, Encoding, Admitted), Reject>;
 
+/// A request message, from protobuf or JSON.
+fn message<R>(bytes: &[u8], enc: Encoding) -> Result<R, String>
+where
+    R: Message + Default + serde::de::DeserializeOwned,
+{
+    match enc {
+        Encoding::Protobuf => R::decode(bytes).map_err(|e| e.to_string()),
+        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+    }
+}
+
+/// A trace request mapped into rows: from its protobuf bytes directly, or from JSON through
+/// the decoded message.
+fn trace_rows(bytes: &[u8], enc: Encoding) -> Result<MappedTraces, String> {
+    match enc {
+        Encoding::Protobuf => traces::map_protobuf(bytes),
+        Encoding::Json => traces::map_request(&message(bytes, enc)?),
+    }
+    .map_err(|e| e.to_string())
+}
+
 fn decode_request<R>(
     c: &Collector,
     signal: &'static str,
     headers: &HeaderMap,
     body: Bytes,
-) -> Decoded<R>
-where
-    R: Message + Default + serde::de::DeserializeOwned,
-{
+    parse: impl FnOnce(&[u8], Encoding) -> Result<R, String>,
+) -> Decoded<R> {
     let enc = match content_type(headers).as_str() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" => Encoding::Json,
@@ -226,11 +249,7 @@ where
     let admitted = c
         .admit("http", signal, bytes.len())
         .map_err(|b| busy(b, enc))?;
-    let decoded = match enc {
-        Encoding::Protobuf => R::decode(&bytes[..]).map_err(|e| e.to_string()),
-        Encoding::Json => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
-    };
-    decoded.map(|r| (r, enc, admitted)).map_err(|e| {
+    parse(&bytes, enc).map(|r| (r, enc, admitted)).map_err(|e| {
         Reject::new(
             StatusCode::BAD_REQUEST,
             format!("invalid OTLP request: {e}"),
@@ -240,8 +259,8 @@ where
 }
 
 async fn traces(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&c, "traces", &headers, body) {
-        Ok((req, enc, _admitted)) => match export::traces(c.lake(), req).await {
+    match request(&c, "traces", &headers, body, trace_rows) {
+        Ok((rows, enc, _admitted)) => match export::traces(c.lake(), rows).await {
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error("traces", e, enc),
         },
@@ -250,7 +269,7 @@ async fn traces(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> 
 }
 
 async fn logs(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&c, "logs", &headers, body) {
+    match request(&c, "logs", &headers, body, message) {
         Ok((req, enc, _admitted)) => match export::logs(c.lake(), req).await {
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error("logs", e, enc),
@@ -260,7 +279,7 @@ async fn logs(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Re
 }
 
 async fn metrics(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&c, "metrics", &headers, body) {
+    match request(&c, "metrics", &headers, body, message) {
         Ok((req, enc, _admitted)) => match export::metrics(c.lake(), req).await {
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error("metrics", e, enc),

@@ -6,7 +6,9 @@
 //! retries are stored once. [`Collector`] holds what the servers share (the lake, the message
 //! size limit, bearer tokens, the in-flight budget that turns overload into UNAVAILABLE /
 //! 503 with a retry delay); [`grpc::serve`] and [`http::serve`] serve it; [`mapping`] turns
-//! OTLP into rows and can be used alone:
+//! OTLP into rows and can be used alone. Trace requests are mapped straight from their
+//! protobuf bytes ([`mapping::traces::map_protobuf`], no decoded message in between);
+//! [`mapping::traces::map`] takes a decoded request:
 //!
 //! ```
 //! use micromegas_otlp_receiver::mapping::traces;
@@ -33,6 +35,12 @@
 //! let trace_ids = batch.column_by_name("trace_id").unwrap();
 //! let trace_ids = trace_ids.as_any().downcast_ref::<micromegas_lake::arrow::array::StringArray>();
 //! assert_eq!(trace_ids.unwrap().value(0), "01010101010101010101010101010101");
+//!
+//! // The same from the bytes a client sends; bytes that are not a request are an error.
+//! use prost::Message;
+//! let from_bytes = traces::map_protobuf(&req.encode_to_vec()).unwrap();
+//! assert_eq!(from_bytes.mapped.row_count(), 1);
+//! assert!(traces::map_protobuf(&[0x0a, 0x05]).is_err());
 //! ```
 #![warn(missing_docs)]
 
@@ -47,5 +55,6 @@ pub mod mapping;
 pub mod native;
 pub mod rpc_status;
 pub mod telemetry;
+pub mod trace_service;
 
 pub use collector::{Collector, CollectorOptions};

@@ -1,5 +1,6 @@
 //! Any OTLP request body (protobuf or JSON, for each signal) that decodes must map to rows
-//! without a panic: every span and log record either becomes a row or is counted as rejected
+//! without a panic (protobuf trace requests, mapped from their bytes, are refused exactly when
+//! prost refuses them): every span and log record either becomes a row or is counted as rejected
 //! (nothing silently lost), and the rows always build the table's Arrow batch and encode as
 //! its Parquet partition.
 #![no_main]
@@ -41,7 +42,14 @@ fuzz_target!(|data: &[u8]| {
     let json = selector & 1 == 1;
     match (selector >> 1) % 3 {
         0 => {
-            let Some(req) = decode::<ExportTraceServiceRequest>(body, json) else {
+            let decoded = decode::<ExportTraceServiceRequest>(body, json);
+            // The collector maps protobuf trace requests from their bytes: it must refuse
+            // exactly what prost refuses, and map what prost decodes.
+            let from_bytes = (!json).then(|| traces::map_protobuf(body));
+            if let Some(ours) = &from_bytes {
+                assert_eq!(ours.is_ok(), decoded.is_some(), "{ours:?}");
+            }
+            let Some(req) = decoded else {
                 return;
             };
             let sent: usize = req
@@ -53,6 +61,10 @@ fuzz_target!(|data: &[u8]| {
             let mapped = traces::map(&req);
             assert_eq!(mapped.table, ViewTable::Spans);
             assert_eq!(mapped.row_count() + mapped.rejected as usize, sent);
+            if let Some(Ok(ours)) = from_bytes {
+                assert_eq!(ours.mapped.row_count(), mapped.row_count());
+                assert_eq!(ours.mapped.rejected, mapped.rejected);
+            }
             store(&mapped);
         }
         1 => {

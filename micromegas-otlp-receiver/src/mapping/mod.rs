@@ -7,6 +7,7 @@ pub mod common;
 pub mod logs;
 pub mod metrics;
 pub mod traces;
+pub mod wire;
 
 use micromegas_lake::arrow::array::RecordBatch;
 use micromegas_lake::arrow::error::ArrowError;

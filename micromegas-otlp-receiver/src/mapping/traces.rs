@@ -1,15 +1,24 @@
-//! OTLP spans → `spans` rows.
+//! OTLP spans → `spans` rows, read straight from the request's protobuf bytes
+//! ([`map_protobuf`]): ids are hex-encoded, and names and scalar attributes copied, from the
+//! bytes into the Arrow columns, with no decoded request in between. The rare parts (span
+//! events, links and status, attribute values that are not a string, integer or boolean, the
+//! resource and the scope) are decoded by prost where they are met.
 
 use super::common::{
     attributes_json, hex, process, span_id_text, time, trace_id_text, value_text, write_attribute,
 };
+use super::wire::{short_field, text, whole_varint, Fields, WireError};
 use super::Mapped;
 use micromegas_lake::arrow::array::RecordBatch;
-use micromegas_lake::tables::{SpanColumns, SpanText};
+use micromegas_lake::tables::{AttributeWriter, SpanColumns, SpanText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::AnyValue;
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Status};
+use prost::Message;
+use xxhash_rust::xxh3::Xxh3;
 
 fn kind(k: i32) -> &'static str {
     match SpanKind::try_from(k).unwrap_or(SpanKind::Unspecified) {
@@ -29,8 +38,8 @@ fn json_array<T>(items: &[T], item: impl Fn(&T) -> serde_json::Value) -> Option<
 }
 
 /// The JSON text of a span's events, or `None` if it has none.
-fn events_json(span: &Span) -> Option<String> {
-    json_array(&span.events, |e| {
+fn events_json(events: &[Event]) -> Option<String> {
+    json_array(events, |e| {
         serde_json::json!({
             "time_unix_nano": e.time_unix_nano,
             "name": e.name,
@@ -40,8 +49,8 @@ fn events_json(span: &Span) -> Option<String> {
 }
 
 /// The JSON text of a span's links, or `None` if it has none.
-fn links_json(span: &Span) -> Option<String> {
-    json_array(&span.links, |l| {
+fn links_json(links: &[Link]) -> Option<String> {
+    json_array(links, |l| {
         serde_json::json!({
             "trace_id": hex(&l.trace_id),
             "span_id": hex(&l.span_id),
@@ -51,27 +60,204 @@ fn links_json(span: &Span) -> Option<String> {
     })
 }
 
-/// The value of the first attribute named one of `keys`.
-fn find_attribute<'a>(span: &'a Span, keys: [&str; 2]) -> Option<&'a AnyValue> {
-    span.attributes
-        .iter()
-        .find(|kv| keys.contains(&kv.key.as_str()))
-        .and_then(|kv| kv.value.as_ref())
+/// An attribute value read in place.
+#[derive(Debug, Clone, Copy)]
+enum Scalar<'a> {
+    Absent,
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+}
+
+/// An attribute of a span, read from its bytes.
+#[derive(Debug)]
+enum Attribute<'a> {
+    /// The usual shape, borrowed: a key and a string, integer or boolean value (or none).
+    Scalar(&'a str, Scalar<'a>),
+    /// Any other shape (arrays, maps, bytes, doubles, an indexed key), decoded by prost.
+    Decoded(KeyValue),
+}
+
+impl<'a> Attribute<'a> {
+    /// Reads a `KeyValue` message.
+    #[inline]
+    fn read(bytes: &'a [u8]) -> Result<Self, WireError> {
+        match Self::read_short(bytes)? {
+            Some(attribute) => Ok(attribute),
+            None => Self::read_fields(bytes),
+        }
+    }
+
+    /// The usual encoding, which SDKs write: the key, then a value holding one string, boolean
+    /// or integer, each with a one-byte length. `None` for any other encoding.
+    #[inline]
+    fn read_short(bytes: &'a [u8]) -> Result<Option<Self>, WireError> {
+        let Some((key, rest)) = short_field(bytes, 0x0a) else {
+            return Ok(None);
+        };
+        let Some((value, rest)) = short_field(rest, 0x12) else {
+            return Ok(None);
+        };
+        if !rest.is_empty() {
+            return Ok(None);
+        }
+        let scalar = match value {
+            [0x0a, len, s @ ..] if usize::from(*len) == s.len() => {
+                Scalar::Text(text(s, "AnyValue.string_value")?)
+            }
+            [0x10, b] if *b < 0x80 => Scalar::Bool(*b != 0),
+            [0x18, v @ ..] => match whole_varint(v) {
+                Some(v) => Scalar::Int(v as i64),
+                None => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        Ok(Some(Self::Scalar(text(key, "KeyValue.key")?, scalar)))
+    }
+
+    /// Reads a `KeyValue` message field by field.
+    fn read_fields(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let decoded = || Ok(Self::Decoded(KeyValue::decode(bytes)?));
+        let (mut key, mut value) = ("", None);
+        let mut fields = Fields::new(bytes);
+        while let Some((tag, v)) = fields.next_field()? {
+            match tag {
+                1 => key = v.text("KeyValue.key")?,
+                2 if value.is_none() => value = Some(v.bytes("KeyValue.value")?),
+                // A second value (merged into the first) or an indexed key.
+                2 | 3 => return decoded(),
+                _ => {}
+            }
+        }
+        let mut scalar = Scalar::Absent;
+        let mut fields = Fields::new(value.unwrap_or_default());
+        while let Some((tag, v)) = fields.next_field()? {
+            scalar = match tag {
+                1 => Scalar::Text(v.text("AnyValue.string_value")?),
+                2 => Scalar::Bool(v.varint("AnyValue.bool_value")? != 0),
+                3 => Scalar::Int(v.varint("AnyValue.int_value")? as i64),
+                4..=8 => return decoded(),
+                _ => scalar,
+            };
+        }
+        Ok(Self::Scalar(key, scalar))
+    }
+
+    fn key(&self) -> &str {
+        match self {
+            Self::Scalar(key, _) => key,
+            Self::Decoded(kv) => &kv.key,
+        }
+    }
+
+    /// The value as [`value_text`] spells it.
+    fn text(&self) -> String {
+        match self {
+            Self::Scalar(_, Scalar::Absent) => String::new(),
+            Self::Scalar(_, Scalar::Text(s)) => (*s).to_owned(),
+            Self::Scalar(_, Scalar::Int(i)) => i.to_string(),
+            Self::Scalar(_, Scalar::Bool(b)) => b.to_string(),
+            Self::Decoded(kv) => value_text(kv.value.as_ref()),
+        }
+    }
+
+    /// Adds the attribute to the span's map, as [`write_attribute`] does.
+    fn write(&self, out: &mut AttributeWriter<'_>) {
+        match self {
+            Self::Scalar(key, Scalar::Absent) => out.entry(key, ""),
+            Self::Scalar(key, Scalar::Text(s)) => out.entry(key, s),
+            Self::Scalar(key, Scalar::Int(i)) => out.entry_fmt(key, format_args!("{i}")),
+            Self::Scalar(key, Scalar::Bool(b)) => out.entry(key, if *b { "true" } else { "false" }),
+            Self::Decoded(kv) => write_attribute(out, &kv.key, kv.value.as_ref()),
+        }
+    }
+}
+
+/// One span, read from its bytes: what its row needs, borrowed where it can be. One view is
+/// reused for every span of a request, so its lists keep their room.
+#[derive(Debug, Default)]
+struct SpanView<'a> {
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    parent_span_id: &'a [u8],
+    trace_state: &'a str,
+    name: &'a str,
+    kind: i32,
+    start: u64,
+    end: u64,
+    attributes: Vec<Attribute<'a>>,
+    events: Vec<Event>,
+    links: Vec<Link>,
+    status: Option<Status>,
+    dropped_attributes: u32,
+    dropped_events: u32,
+    dropped_links: u32,
+}
+
+impl<'a> SpanView<'a> {
+    /// Reads a `Span` message into this view.
+    fn read(&mut self, bytes: &'a [u8]) -> Result<(), WireError> {
+        let mut attributes = std::mem::take(&mut self.attributes);
+        attributes.clear();
+        *self = SpanView {
+            attributes,
+            ..Default::default()
+        };
+        let mut fields = Fields::new(bytes);
+        while let Some((tag, v)) = fields.next_field()? {
+            match tag {
+                1 => self.trace_id = v.bytes("Span.trace_id")?,
+                2 => self.span_id = v.bytes("Span.span_id")?,
+                3 => self.trace_state = v.text("Span.trace_state")?,
+                4 => self.parent_span_id = v.bytes("Span.parent_span_id")?,
+                5 => self.name = v.text("Span.name")?,
+                6 => self.kind = v.varint("Span.kind")? as i32,
+                7 => self.start = v.fixed64("Span.start_time_unix_nano")?,
+                8 => self.end = v.fixed64("Span.end_time_unix_nano")?,
+                9 => {
+                    let kv = Attribute::read(v.bytes("Span.attributes")?)?;
+                    self.attributes.push(kv);
+                }
+                10 => self.dropped_attributes = v.varint("Span.dropped_attributes_count")? as u32,
+                11 => self.events.push(Event::decode(v.bytes("Span.events")?)?),
+                12 => self.dropped_events = v.varint("Span.dropped_events_count")? as u32,
+                13 => self.links.push(Link::decode(v.bytes("Span.links")?)?),
+                14 => self.dropped_links = v.varint("Span.dropped_links_count")? as u32,
+                15 => {
+                    let status = self.status.get_or_insert_default();
+                    status.merge(v.bytes("Span.status")?)?;
+                }
+                16 => {
+                    v.fixed32("Span.flags")?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The text of the first attribute named one of `keys`.
+    fn find_attribute(&self, keys: [&str; 2]) -> Option<String> {
+        self.attributes
+            .iter()
+            .find(|kv| keys.contains(&kv.key()))
+            .map(Attribute::text)
+    }
 }
 
 /// Appends a span to `out`; nothing is appended if the span is invalid.
 fn append(
     out: &mut SpanColumns,
-    span: &Span,
+    span: &SpanView<'_>,
     target: &str,
     pid: &str,
     svc: &str,
 ) -> Result<(), String> {
     let (mut trace_buf, mut id_buf, mut parent_buf) = ([0; 32], [0; 32], [0; 32]);
-    let trace = trace_id_text(&span.trace_id, &mut trace_buf)?.ok_or("span without trace id")?;
-    let id = span_id_text(&span.span_id, &mut id_buf)?.ok_or("span without span id")?;
-    let parent = span_id_text(&span.parent_span_id, &mut parent_buf)?;
-    if span.end_time_unix_nano < span.start_time_unix_nano {
+    let trace = trace_id_text(span.trace_id, &mut trace_buf)?.ok_or("span without trace id")?;
+    let id = span_id_text(span.span_id, &mut id_buf)?.ok_or("span without span id")?;
+    let parent = span_id_text(span.parent_span_id, &mut parent_buf)?;
+    if span.end < span.start {
         return Err(format!("span {id} ends before it starts"));
     }
     let status = span.status.as_ref();
@@ -80,22 +266,23 @@ fn append(
         Some(StatusCode::Error) => "ERROR",
         _ => "UNSET",
     };
-    let file = find_attribute(span, ["code.filepath", "code.file.path"])
-        .map(|v| value_text(Some(v)))
+    let file = span
+        .find_attribute(["code.filepath", "code.file.path"])
         .unwrap_or_default();
-    let line = find_attribute(span, ["code.lineno", "code.line.number"])
-        .and_then(|v| value_text(Some(v)).parse().ok());
+    let line = span
+        .find_attribute(["code.lineno", "code.line.number"])
+        .and_then(|v| v.parse().ok());
     let text = SpanText {
         trace_id: Some(trace),
         span_id: id,
         parent_span_id: parent,
-        name: &span.name,
+        name: span.name,
         target,
         service_name: svc,
         process_id: pid,
         thread_name: "",
-        start_time: time(span.start_time_unix_nano),
-        end_time: time(span.end_time_unix_nano),
+        start_time: time(span.start),
+        end_time: time(span.end),
         kind: kind(span.kind),
         status_code: code,
         status_message: status.map(|s| s.message.as_str()).filter(|m| !m.is_empty()),
@@ -105,24 +292,21 @@ fn append(
     };
     out.append(&text, |a| {
         for kv in &span.attributes {
-            write_attribute(a, &kv.key, kv.value.as_ref());
+            kv.write(a);
         }
-        if let Some(events) = events_json(span) {
+        if let Some(events) = events_json(&span.events) {
             a.entry("otel.events", &events);
         }
-        if let Some(links) = links_json(span) {
+        if let Some(links) = links_json(&span.links) {
             a.entry("otel.links", &links);
         }
         if !span.trace_state.is_empty() {
-            a.entry("otel.trace_state", &span.trace_state);
+            a.entry("otel.trace_state", span.trace_state);
         }
         for (key, n) in [
-            (
-                "otel.dropped_attributes_count",
-                span.dropped_attributes_count,
-            ),
-            ("otel.dropped_events_count", span.dropped_events_count),
-            ("otel.dropped_links_count", span.dropped_links_count),
+            ("otel.dropped_attributes_count", span.dropped_attributes),
+            ("otel.dropped_events_count", span.dropped_events),
+            ("otel.dropped_links_count", span.dropped_links),
         ] {
             if n > 0 {
                 a.entry_fmt(key, format_args!("{n}"));
@@ -132,46 +316,138 @@ fn append(
     Ok(())
 }
 
-/// Maps a request: one batch of the `spans` table per resource, built straight from the
-/// protobuf (no intermediate rows); invalid spans are counted and skipped.
-pub fn map(req: &ExportTraceServiceRequest) -> Mapped<RecordBatch> {
-    let mut out = Mapped::new(ViewTable::Spans);
-    for rs in &req.resource_spans {
-        let process = process(rs.resource.as_ref());
-        let spans = rs.scope_spans.iter().map(|s| s.spans.len()).sum();
-        let mut columns = SpanColumns::with_capacity(spans);
-        for ss in &rs.scope_spans {
-            let target = ss
-                .scope
-                .as_ref()
-                .map(|s| s.name.as_str())
-                .unwrap_or_default();
-            for span in &ss.spans {
-                if let Err(e) = append(
-                    &mut columns,
-                    span,
-                    target,
-                    &process.process_id,
-                    &process.service_name,
-                ) {
-                    out.reject(e);
-                }
+/// A trace request mapped from its bytes.
+#[derive(Debug)]
+pub struct MappedTraces {
+    /// The `spans` rows, per resource, and what was rejected.
+    pub mapped: Mapped<RecordBatch>,
+    /// The request's identity: each resource, then each span's ids, times and name (a
+    /// retried request has the same; two requests with the same spans are the same data).
+    pub identity: u128,
+}
+
+/// The spans of one `ScopeSpans` message, and its scope's name (the rows' target).
+fn scope_spans(bytes: &[u8]) -> Result<(String, Vec<&[u8]>), WireError> {
+    let mut scope: Option<InstrumentationScope> = None;
+    let mut spans = Vec::new();
+    let mut fields = Fields::new(bytes);
+    while let Some((tag, v)) = fields.next_field()? {
+        match tag {
+            1 => scope
+                .get_or_insert_default()
+                .merge(v.bytes("ScopeSpans.scope")?)?,
+            2 => spans.push(v.bytes("ScopeSpans.spans")?),
+            3 => {
+                v.text("ScopeSpans.schema_url")?;
             }
+            _ => {}
         }
-        if columns.is_empty() {
-            continue;
+    }
+    Ok((scope.map(|s| s.name).unwrap_or_default(), spans))
+}
+
+/// Maps one `ResourceSpans` message: one batch of its valid spans; invalid spans are counted.
+fn resource_spans(
+    bytes: &[u8],
+    out: &mut Mapped<RecordBatch>,
+    identity: &mut Xxh3,
+) -> Result<(), WireError> {
+    let mut resource: Option<Resource> = None;
+    let mut scopes = Vec::new();
+    let mut fields = Fields::new(bytes);
+    while let Some((tag, v)) = fields.next_field()? {
+        match tag {
+            1 => {
+                let bytes = v.bytes("ResourceSpans.resource")?;
+                identity.update(bytes);
+                resource.get_or_insert_default().merge(bytes)?;
+            }
+            2 => scopes.push(scope_spans(v.bytes("ResourceSpans.scope_spans")?)?),
+            3 => {
+                v.text("ResourceSpans.schema_url")?;
+            }
+            _ => {}
         }
-        let appended = columns.len();
-        match columns.finish() {
-            Ok(batch) => out.push(process, batch),
-            // Columns appended span by span always match the schema; should building still
-            // fail, the spans are reported rejected rather than lost silently.
-            Err(e) => {
-                for _ in 0..appended {
-                    out.reject(format!("spans batch: {e}"));
-                }
+    }
+    let process = process(resource.as_ref());
+    let count = scopes.iter().map(|(_, spans)| spans.len()).sum();
+    let mut columns = SpanColumns::with_capacity(count);
+    let mut span = SpanView::default();
+    for (target, spans) in &scopes {
+        for bytes in spans {
+            span.read(bytes)?;
+            identity.update(span.trace_id);
+            identity.update(span.span_id);
+            identity.update(&span.start.to_le_bytes());
+            identity.update(&span.end.to_le_bytes());
+            identity.update(span.name.as_bytes());
+            let appended = append(
+                &mut columns,
+                &span,
+                target,
+                &process.process_id,
+                &process.service_name,
+            );
+            if let Err(e) = appended {
+                out.reject(e);
             }
         }
     }
-    out
+    if columns.is_empty() {
+        return Ok(());
+    }
+    let appended = columns.len();
+    match columns.finish() {
+        Ok(batch) => out.push(process, batch),
+        // Columns appended span by span always match the schema; should building still
+        // fail, the spans are reported rejected rather than lost silently.
+        Err(e) => {
+            for _ in 0..appended {
+                out.reject(format!("spans batch: {e}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps an `ExportTraceServiceRequest` from its protobuf bytes: one batch of the `spans` table
+/// per resource; invalid spans are counted and skipped. Bytes that prost would not decode as
+/// a request are an error, and nothing of them is kept.
+pub fn map_protobuf(bytes: &[u8]) -> Result<MappedTraces, WireError> {
+    let mut mapped = Mapped::new(ViewTable::Spans);
+    let mut identity = Xxh3::new();
+    let mut fields = Fields::new(bytes);
+    while let Some((tag, v)) = fields.next_field()? {
+        if tag == 1 {
+            let bytes = v.bytes("ExportTraceServiceRequest.resource_spans")?;
+            resource_spans(bytes, &mut mapped, &mut identity)?;
+        }
+    }
+    Ok(MappedTraces {
+        mapped,
+        identity: identity.digest128(),
+    })
+}
+
+/// Maps a decoded request (one read from JSON, say) through the same path as
+/// [`map_protobuf`], by encoding it first.
+pub fn map_request(req: &ExportTraceServiceRequest) -> Result<MappedTraces, WireError> {
+    map_protobuf(&req.encode_to_vec())
+}
+
+/// Maps a decoded request: one batch of the `spans` table per resource; invalid spans are
+/// counted and skipped. Should the request not map at all (attribute values nested deeper
+/// than prost reads), every span is counted as rejected.
+pub fn map(req: &ExportTraceServiceRequest) -> Mapped<RecordBatch> {
+    match map_request(req) {
+        Ok(m) => m.mapped,
+        Err(e) => {
+            let mut mapped = Mapped::new(ViewTable::Spans);
+            let spans = req.resource_spans.iter().flat_map(|r| &r.scope_spans);
+            for _ in spans.flat_map(|s| &s.spans) {
+                mapped.reject(e.to_string());
+            }
+            mapped
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! stores good data.
 
 use crate::common::{capture, rows, serve};
+use crate::grpc::RawTraceCodec;
 use micromegas_otlp_receiver::CollectorOptions;
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -249,6 +250,33 @@ async fn mutated_requests_on_every_endpoint_get_documented_answers() {
         }
     }
     assert!(reached > 0);
+    // gRPC traces are read from their bytes: every mutation reaches the collector.
+    let channel = tonic::transport::Channel::from_shared(served.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = tonic::client::Grpc::new(channel);
+    let mut refused = 0;
+    for _ in 0..CASES {
+        raw.ready().await.unwrap();
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+            micromegas_otlp_receiver::trace_service::EXPORT_PATH,
+        );
+        let body = mutate(&valid, &mut rng);
+        if let Err(status) = raw
+            .unary(tonic::Request::new(body), path, RawTraceCodec)
+            .await
+        {
+            assert!(
+                [tonic::Code::InvalidArgument, tonic::Code::ResourceExhausted]
+                    .contains(&status.code()),
+                "{status:?}"
+            );
+            refused += 1;
+        }
+    }
+    assert!(refused > 0);
     // Native gRPC: raw mutated batches.
     let url = served.grpc.clone();
     let seed = rng.next();

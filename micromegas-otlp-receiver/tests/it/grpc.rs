@@ -10,7 +10,9 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -348,6 +350,109 @@ async fn otlp_grpc_traces_logs_and_metrics_land_in_the_lake() {
             "rpc.duration|ms|summary|9.9|||||0.99",
         ]
     );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Sends any bytes as a trace request (what a broken client might).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RawTraceCodec;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Codec for RawTraceCodec {
+    type Encode = Vec<u8>;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<ExportTraceServiceResponse>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_bytes_that_are_not_a_request_are_invalid_argument_and_nothing_is_stored() {
+    use micromegas_otlp_receiver::trace_service::EXPORT_PATH;
+    use prost::Message;
+    use tonic::codegen::http::uri::PathAndQuery;
+
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
+        Collector::new(lake.clone(), CollectorOptions::default()),
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let valid = traces().encode_to_vec();
+    let mut not_utf8 = traces();
+    not_utf8.resource_spans[0].scope_spans[0].spans[0].name = "\u{7f}".into();
+    let mut not_utf8 = not_utf8.encode_to_vec();
+    let at = not_utf8.iter().position(|b| *b == 0x7f).unwrap();
+    not_utf8[at] = 0xff;
+    for (what, body) in [
+        ("truncated", valid[..valid.len() - 3].to_vec()),
+        ("a name that is not UTF-8", not_utf8),
+        ("a span id given as a number", {
+            // ResourceSpans { ScopeSpans { Span { span_id (2): varint 5 } } }
+            vec![0x0a, 0x06, 0x12, 0x04, 0x12, 0x02, 0x10, 0x05]
+        }),
+    ] {
+        grpc.ready().await.unwrap();
+        let path = PathAndQuery::from_static(EXPORT_PATH);
+        let err = grpc
+            .unary(tonic::Request::new(body), path, RawTraceCodec)
+            .await
+            .expect_err(what);
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err:?}");
+        assert!(
+            err.message()
+                .starts_with("invalid OTLP trace request: invalid protobuf"),
+            "{what}: {err:?}"
+        );
+    }
+    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM spans").await, ["0"]);
+    // Well-formed bytes sent the same way are stored.
+    grpc.ready().await.unwrap();
+    let path = PathAndQuery::from_static(EXPORT_PATH);
+    let reply = grpc
+        .unary(tonic::Request::new(valid), path, RawTraceCodec)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.partial_success.unwrap().rejected_spans, 1);
+    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM spans").await, ["2"]);
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

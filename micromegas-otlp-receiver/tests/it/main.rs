@@ -16,3 +16,4 @@ mod scale_out;
 mod security;
 mod soak;
 mod storage_down;
+mod trace_bytes;

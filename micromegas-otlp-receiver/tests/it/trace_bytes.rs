@@ -1,0 +1,369 @@
+//! Trace requests are mapped straight from their protobuf bytes. Properties: the rows are
+//! what the decoded request says (ids, names, times, kind, status, attributes as text, the
+//! span's events, links and trace state kept); every span is a row or counted as rejected;
+//! and bytes are refused exactly when prost refuses to decode them as a request.
+
+use micromegas_lake::arrow::array::{Array, AsArray, RecordBatch};
+use micromegas_lake::arrow::datatypes::TimestampNanosecondType;
+use micromegas_otlp_receiver::mapping::common::{attributes, hex};
+use micromegas_otlp_receiver::mapping::traces::map_protobuf;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{
+    any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use prost::Message;
+
+fn id(len: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        6 => vec(any::<u8>(), len),
+        1 => Just(Vec::new()),
+        1 => Just(vec![0; len]),
+        1 => vec(any::<u8>(), 0..20),
+    ]
+}
+
+fn scalar() -> impl Strategy<Value = any_value::Value> {
+    prop_oneof![
+        "[a-z /é]{0,8}".prop_map(any_value::Value::StringValue),
+        "[a-z]{100,140}".prop_map(any_value::Value::StringValue),
+        any::<i64>().prop_map(any_value::Value::IntValue),
+        any::<bool>().prop_map(any_value::Value::BoolValue),
+        any::<f64>().prop_map(any_value::Value::DoubleValue),
+        vec(any::<u8>(), 0..4).prop_map(any_value::Value::BytesValue),
+    ]
+}
+
+fn value() -> impl Strategy<Value = Option<AnyValue>> {
+    let nested = prop_oneof![
+        vec(scalar(), 0..3).prop_map(|v| any_value::Value::ArrayValue(ArrayValue {
+            values: v.into_iter().map(|v| AnyValue { value: Some(v) }).collect(),
+        })),
+        vec(("[a-z]{1,3}", scalar()), 0..3).prop_map(|v| {
+            any_value::Value::KvlistValue(KeyValueList {
+                values: v
+                    .into_iter()
+                    .map(|(key, v)| KeyValue {
+                        key,
+                        value: Some(AnyValue { value: Some(v) }),
+                        key_strindex: 0,
+                    })
+                    .collect(),
+            })
+        }),
+    ];
+    prop_oneof![
+        8 => scalar().prop_map(|v| Some(AnyValue { value: Some(v) })),
+        1 => nested.prop_map(|v| Some(AnyValue { value: Some(v) })),
+        1 => Just(Some(AnyValue { value: None })),
+        1 => Just(None),
+    ]
+}
+
+fn key_value() -> impl Strategy<Value = KeyValue> {
+    let key = prop_oneof![
+        "[a-z.]{0,10}",
+        Just("code.filepath".to_string()),
+        Just("code.lineno".to_string()),
+    ];
+    (key, value(), prop_oneof![9 => Just(0), 1 => 1..5i32]).prop_map(|(key, value, index)| {
+        KeyValue {
+            key,
+            value,
+            key_strindex: index,
+        }
+    })
+}
+
+fn a_span() -> impl Strategy<Value = Span> {
+    let ids = (id(16), id(8), id(8));
+    let times = (any::<u64>(), 0..1_000_000u64, any::<bool>());
+    let rare = (
+        vec(("[a-z]{0,5}", any::<u64>()), 0..2),
+        vec((id(16), id(8)), 0..2),
+        proptest::option::of((0..4i32, "[a-z]{0,5}")),
+        "[a-z=,]{0,6}",
+        (0..3u32, 0..3u32, 0..3u32),
+    );
+    (
+        ids,
+        times,
+        "[a-zA-Z /{}]{0,12}",
+        -1..7i32,
+        vec(key_value(), 0..5),
+        rare,
+    )
+        .prop_map(
+            |((trace, id, parent), (start, len, backwards), name, kind, attrs, rare)| {
+                let (events, links, status, trace_state, dropped) = rare;
+                let end = if backwards {
+                    start.wrapping_sub(len)
+                } else {
+                    start.saturating_add(len)
+                };
+                Span {
+                    trace_id: trace,
+                    span_id: id,
+                    parent_span_id: parent,
+                    trace_state,
+                    name,
+                    kind,
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: end,
+                    attributes: attrs,
+                    dropped_attributes_count: dropped.0,
+                    events: events
+                        .into_iter()
+                        .map(|(name, t)| span::Event {
+                            time_unix_nano: t,
+                            name,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    dropped_events_count: dropped.1,
+                    links: links
+                        .into_iter()
+                        .map(|(trace_id, span_id)| span::Link {
+                            trace_id,
+                            span_id,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    dropped_links_count: dropped.2,
+                    status: status.map(|(code, message)| Status { code, message }),
+                    flags: 0x101,
+                }
+            },
+        )
+}
+
+fn a_request() -> impl Strategy<Value = ExportTraceServiceRequest> {
+    let scope =
+        (proptest::option::of("[a-z:]{0,8}"), vec(a_span(), 0..4)).prop_map(|(name, spans)| {
+            ScopeSpans {
+                scope: name.map(|name| InstrumentationScope {
+                    name,
+                    ..Default::default()
+                }),
+                spans,
+                schema_url: String::new(),
+            }
+        });
+    let resource = (
+        proptest::option::of(vec(key_value(), 0..3)),
+        vec(scope, 0..3),
+    )
+        .prop_map(|(attrs, scope_spans)| ResourceSpans {
+            resource: attrs.map(|attributes| Resource {
+                attributes,
+                ..Default::default()
+            }),
+            scope_spans,
+            schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
+        });
+    vec(resource, 0..3).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
+}
+
+fn valid_id(bytes: &[u8], len: usize, optional: bool) -> bool {
+    (optional && bytes.is_empty()) || (bytes.len() == len && bytes.iter().any(|b| *b != 0))
+}
+
+fn valid(s: &Span) -> bool {
+    valid_id(&s.trace_id, 16, false)
+        && valid_id(&s.span_id, 8, false)
+        && valid_id(&s.parent_span_id, 8, true)
+        && s.end_time_unix_nano >= s.start_time_unix_nano
+}
+
+fn kind_text(kind: i32) -> &'static str {
+    [
+        "UNSPECIFIED",
+        "INTERNAL",
+        "SERVER",
+        "CLIENT",
+        "PRODUCER",
+        "CONSUMER",
+    ]
+    .get(kind as usize)
+    .copied()
+    .unwrap_or("UNSPECIFIED")
+}
+
+fn text(batch: &RecordBatch, column: &str, row: usize) -> Option<String> {
+    let c = batch
+        .column_by_name(column)
+        .expect(column)
+        .as_string::<i32>();
+    (!c.is_null(row)).then(|| c.value(row).to_string())
+}
+
+fn time(batch: &RecordBatch, column: &str, row: usize) -> i64 {
+    let c = batch.column_by_name(column).expect(column);
+    c.as_primitive::<TimestampNanosecondType>().value(row)
+}
+
+fn row_attributes(batch: &RecordBatch, row: usize) -> Vec<(String, String)> {
+    let map = batch
+        .column_by_name("attributes")
+        .expect("attributes")
+        .as_map();
+    let entries = map.value(row);
+    let (keys, values) = (
+        entries.column(0).as_string::<i32>(),
+        entries.column(1).as_string::<i32>(),
+    );
+    (0..entries.len())
+        .map(|i| (keys.value(i).to_string(), values.value(i).to_string()))
+        .collect()
+}
+
+/// The row of `s`, in `batch` at `row`, says what the span says.
+fn assert_row(batch: &RecordBatch, row: usize, s: &Span, target: &str) {
+    assert_eq!(text(batch, "trace_id", row), Some(hex(&s.trace_id)));
+    assert_eq!(text(batch, "span_id", row), Some(hex(&s.span_id)));
+    let parent = (!s.parent_span_id.is_empty()).then(|| hex(&s.parent_span_id));
+    assert_eq!(text(batch, "parent_span_id", row), parent);
+    assert_eq!(text(batch, "name", row).as_deref(), Some(s.name.as_str()));
+    assert_eq!(text(batch, "target", row).as_deref(), Some(target));
+    let capped = |t: u64| t.min(i64::MAX as u64) as i64;
+    assert_eq!(
+        time(batch, "start_time", row),
+        capped(s.start_time_unix_nano)
+    );
+    assert_eq!(time(batch, "end_time", row), capped(s.end_time_unix_nano));
+    assert_eq!(text(batch, "kind", row).as_deref(), Some(kind_text(s.kind)));
+    let code = match s.status.as_ref().map(|s| s.code) {
+        Some(1) => "OK",
+        Some(2) => "ERROR",
+        _ => "UNSET",
+    };
+    assert_eq!(text(batch, "status_code", row).as_deref(), Some(code));
+    let message = s.status.as_ref().map(|s| s.message.clone());
+    assert_eq!(
+        text(batch, "status_message", row),
+        message.filter(|m| !m.is_empty())
+    );
+    let attrs = row_attributes(batch, row);
+    let expected = attributes(&s.attributes);
+    assert_eq!(&attrs[..expected.len()], &expected[..]);
+    let extra: Vec<&str> = attrs[expected.len()..]
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mut wanted = Vec::new();
+    for (key, present) in [
+        ("otel.events", !s.events.is_empty()),
+        ("otel.links", !s.links.is_empty()),
+        ("otel.trace_state", !s.trace_state.is_empty()),
+        (
+            "otel.dropped_attributes_count",
+            s.dropped_attributes_count > 0,
+        ),
+        ("otel.dropped_events_count", s.dropped_events_count > 0),
+        ("otel.dropped_links_count", s.dropped_links_count > 0),
+    ] {
+        if present {
+            wanted.push(key);
+        }
+    }
+    assert_eq!(extra, wanted);
+}
+
+/// A random change of `valid`: a truncation, bit flips, or a splice of its own bytes.
+fn mutate(valid: &[u8], choice: u8, at: usize, bits: u8) -> Vec<u8> {
+    let mut b = valid.to_vec();
+    if b.is_empty() {
+        return vec![bits];
+    }
+    let at = at % b.len();
+    match choice % 3 {
+        0 => b.truncate(at),
+        1 => b[at] ^= bits | 1,
+        _ => {
+            let tail = b[at..].to_vec();
+            b.splice(at / 2..at / 2, tail);
+        }
+    }
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn rows_are_what_the_request_says(req in a_request()) {
+        let mapped = map_protobuf(&req.encode_to_vec()).expect("prost's encoding is read");
+        let mut groups = mapped.mapped.groups.iter();
+        let mut rejected = 0;
+        for rs in &req.resource_spans {
+            let spans = || rs.scope_spans.iter().flat_map(|ss| {
+                let target = ss.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+                ss.spans.iter().map(move |s| (s, target.clone()))
+            });
+            rejected += spans().filter(|(s, _)| !valid(s)).count();
+            let kept: Vec<_> = spans().filter(|(s, _)| valid(s)).collect();
+            if kept.is_empty() {
+                continue;
+            }
+            let (process, batch) = groups.next().expect("a batch per resource with valid spans");
+            let attrs = rs.resource.as_ref().map(|r| attributes(&r.attributes)).unwrap_or_default();
+            prop_assert_eq!(&process.properties, &attrs);
+            prop_assert_eq!(batch.num_rows(), kept.len());
+            for (row, (s, target)) in kept.iter().enumerate() {
+                assert_row(batch, row, s, target);
+            }
+        }
+        prop_assert!(groups.next().is_none());
+        prop_assert_eq!(mapped.mapped.rejected as usize, rejected);
+    }
+
+    #[test]
+    fn bytes_are_refused_exactly_when_prost_refuses_them(
+        req in a_request(),
+        changes in vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = req.encode_to_vec();
+        for (choice, at, bits) in changes {
+            bytes = mutate(&bytes, choice, at, bits);
+        }
+        let ours = map_protobuf(&bytes);
+        match ExportTraceServiceRequest::decode(&bytes[..]) {
+            Ok(decoded) => {
+                let ours = ours.expect("bytes prost decodes are read");
+                let spans = decoded.resource_spans.iter().flat_map(|r| &r.scope_spans)
+                    .map(|s| s.spans.len()).sum::<usize>();
+                prop_assert_eq!(ours.mapped.row_count() + ours.mapped.rejected as usize, spans);
+                let again = map_protobuf(&decoded.encode_to_vec()).expect("re-encoded");
+                prop_assert_eq!(again.mapped.row_count(), ours.mapped.row_count());
+            }
+            Err(e) => prop_assert!(ours.is_err(), "prost refused ({}) what was read", e),
+        }
+    }
+}
+
+#[test]
+fn a_retried_request_has_the_same_identity_and_another_request_another() {
+    let span = |n: u8| Span {
+        trace_id: vec![n; 16],
+        span_id: vec![n; 8],
+        name: "op".into(),
+        start_time_unix_nano: 1,
+        end_time_unix_nano: 2,
+        ..Default::default()
+    };
+    let req = |n: u8| ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span(n)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let identity = |n| map_protobuf(&req(n).encode_to_vec()).unwrap().identity;
+    assert_eq!(identity(1), identity(1));
+    assert_ne!(identity(1), identity(2));
+}
