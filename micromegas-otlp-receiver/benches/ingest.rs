@@ -4,8 +4,12 @@
 //! several clients sending at once; bytes on disk per span next to the zstd-compressed OTLP
 //! protobuf of the same spans; and native transit batches written into a lake.
 //!
+//! Then the same for OTLP logs (`support/logs.rs`): decode-only, mapping, and ingest with
+//! several clients.
+//!
 //! `cargo bench -p micromegas-otlp-receiver --bench ingest` (env: REQUESTS=400 of 512 spans,
-//! NATIVE_EVENTS=4000000, RUNS=3, CLIENTS=8, DIR=target/bench-ingest).
+//! NATIVE_EVENTS=4000000, RUNS=3, CLIENTS=8, LOG_REQUESTS=200 of 512 records,
+//! DIR=target/bench-ingest).
 //!
 //! Rates are given per wall second on a single-threaded async runtime and per CPU second of
 //! the whole process (all threads, from /proc/self/stat), the latter being "per core".
@@ -28,6 +32,9 @@ use std::time::{Duration, Instant};
 
 /// The allocator of `micromegas-collector`, so that every measure here (the decode-only floor
 /// included) runs as in the collector.
+#[path = "support/logs.rs"]
+mod logs_bench;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -471,4 +478,8 @@ fn main() {
     println!(
         "| native ingest, events per CPU second of the process (per core) | {native_cpu:.0} |"
     );
+    let log_requests: u64 = env_or("LOG_REQUESTS", 200);
+    if log_requests > 0 {
+        logs_bench::run(&rt, &root, log_requests, runs, clients);
+    }
 }
