@@ -1,14 +1,16 @@
 //! The tables of the lake: their names, Arrow schemas and how rows are built.
 
 use arrow::array::{
-    ArrayRef, Float64Builder, Int32Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
+    ArrayRef, Float64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
     TimestampNanosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use micromegas_core::model::StreamKind;
 use std::sync::{Arc, OnceLock};
 
+mod log_columns;
 mod span_columns;
+pub use log_columns::{LogColumns, LogText};
 pub use span_columns::{AttributeWriter, SpanColumns, SpanText};
 
 /// A table materialized from raw blocks into Parquet partitions.
@@ -326,35 +328,31 @@ fn props<'a>(values: impl Iterator<Item = &'a [(String, String)]>) -> ArrayRef {
     b.finish()
 }
 
-fn i32s(values: impl Iterator<Item = Option<i32>>) -> ArrayRef {
-    let mut b = Int32Builder::new();
-    for v in values {
-        b.append_option(v);
-    }
-    Arc::new(b.finish())
-}
-
 /// Builds a `log_entries` batch.
 pub fn log_batch(rows: &[LogRow]) -> arrow::error::Result<RecordBatch> {
-    let r = || rows.iter();
-    RecordBatch::try_new(
-        ViewTable::LogEntries.schema(),
-        vec![
-            times(r().map(|x| x.time)),
-            strings(r().map(|x| Some(&*x.process_id))),
-            strings(r().map(|x| Some(&*x.service_name))),
-            strings(r().map(|x| Some(&*x.thread_name))),
-            strings(r().map(|x| Some(x.level))),
-            i32s(r().map(|x| Some(x.severity_number))),
-            strings(r().map(|x| Some(x.target.as_str()))),
-            strings(r().map(|x| Some(x.msg.as_str()))),
-            strings(r().map(|x| x.trace_id.as_deref())),
-            strings(r().map(|x| x.span_id.as_deref())),
-            props(r().map(|x| x.properties.as_slice())),
-            strings(r().map(|x| Some(x.file.as_str()))),
-            i32s(r().map(|x| x.line)),
-        ],
-    )
+    let mut columns = LogColumns::with_capacity(rows.len());
+    for x in rows {
+        let text = LogText {
+            time: x.time,
+            process_id: &x.process_id,
+            service_name: &x.service_name,
+            thread_name: &x.thread_name,
+            level: x.level,
+            severity_number: x.severity_number,
+            target: &x.target,
+            msg: &x.msg,
+            trace_id: x.trace_id.as_deref(),
+            span_id: x.span_id.as_deref(),
+            file: &x.file,
+            line: x.line,
+        };
+        columns.append(&text, |p| {
+            for (k, v) in &x.properties {
+                p.entry(k, v);
+            }
+        });
+    }
+    columns.finish()
 }
 
 /// Builds a `measures` batch.

@@ -2,12 +2,13 @@
 //! with the partial success of what was rejected.
 
 use crate::ingest::store;
+use crate::mapping::logs::MappedLogs;
 use crate::mapping::traces::MappedTraces;
-use crate::mapping::{logs, metrics, Mapped, RowGroup};
+use crate::mapping::{metrics, Mapped, RowGroup};
 use crate::telemetry;
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -77,12 +78,13 @@ pub async fn traces(
     })
 }
 
-/// Stores the log records of a request.
+/// Stores the log records of a request, mapped from its bytes (see
+/// [`crate::mapping::logs::map_protobuf`]).
 pub async fn logs(
     lake: &Lake,
-    req: ExportLogsServiceRequest,
+    request: MappedLogs,
 ) -> Result<ExportLogsServiceResponse, LakeError> {
-    let rejected = store_request(lake, "logs", req, logs::map, hash).await?;
+    let rejected = store_mapped(lake, "logs", &request.mapped, request.identity).await?;
     Ok(ExportLogsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportLogsPartialSuccess {
             rejected_log_records: n,

@@ -4,18 +4,12 @@
 //! budget a request is refused with UNAVAILABLE and `RetryInfo`.
 
 use crate::admission::RETRY_AFTER;
+use crate::bytes_service::{BytesServer, Logs, Traces};
 use crate::collector::Collector;
 use crate::native::NativeIngestServer;
 use crate::rpc_status::unavailable_retry_after;
-use crate::trace_service::TraceServer;
 use crate::{export, telemetry};
 use micromegas_lake::{Lake, LakeError};
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -57,12 +51,9 @@ impl OtlpServices {
         let max = self.collector.options().max_message_bytes;
         let tokens = self.collector.options().tokens.clone();
         let native = NativeIngestServer::new(self.collector.clone());
-        // Traces are read from their bytes (see `trace_service`); logs and metrics are decoded.
-        let traces = TraceServer::new(self.collector.clone());
-        let logs = LogsServiceServer::new(self.clone())
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max);
+        // Traces and logs are read from their bytes (see `bytes_service`); metrics are decoded.
+        let traces = BytesServer::<Traces>::new(self.collector.clone());
+        let logs = BytesServer::<Logs>::new(self.collector.clone());
         let metrics = MetricsServiceServer::new(self)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
@@ -92,16 +83,6 @@ impl OtlpServices {
                 Err(lake_status(e))
             }
         }
-    }
-}
-
-#[tonic::async_trait]
-impl LogsService for OtlpServices {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        OtlpServices::export(self, "logs", request, export::logs).await
     }
 }
 

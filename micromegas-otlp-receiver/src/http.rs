@@ -8,6 +8,7 @@
 use crate::admission::{Admitted, Busy};
 use crate::auth::Tokens;
 use crate::collector::Collector;
+use crate::mapping::logs::{self, MappedLogs};
 use crate::mapping::traces::{self, MappedTraces};
 use crate::native::Refusal;
 use crate::rpc_status::RpcStatus;
@@ -224,6 +225,15 @@ fn trace_rows(bytes: &[u8], enc: Encoding) -> Result<MappedTraces, String> {
     .map_err(|e| e.to_string())
 }
 
+/// A logs request mapped into rows, as [`trace_rows`] does.
+fn log_rows(bytes: &[u8], enc: Encoding) -> Result<MappedLogs, String> {
+    match enc {
+        Encoding::Protobuf => logs::map_protobuf(bytes),
+        Encoding::Json => logs::map_request(&message(bytes, enc)?),
+    }
+    .map_err(|e| e.to_string())
+}
+
 fn decode_request<R>(
     c: &Collector,
     signal: &'static str,
@@ -269,7 +279,7 @@ async fn traces(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> 
 }
 
 async fn logs(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&c, "logs", &headers, body, message) {
+    match request(&c, "logs", &headers, body, log_rows) {
         Ok((req, enc, _admitted)) => match export::logs(c.lake(), req).await {
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error("logs", e, enc),

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod bytes_service;
 pub use micromegas_lake::auth;
 pub mod collector;
 pub mod export;
@@ -55,6 +56,5 @@ pub mod mapping;
 pub mod native;
 pub mod rpc_status;
 pub mod telemetry;
-pub mod trace_service;
 
 pub use collector::{Collector, CollectorOptions};

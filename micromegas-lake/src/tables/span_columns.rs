@@ -36,7 +36,11 @@ pub struct SpanText<'a> {
 /// in place (no intermediate `String`).
 pub struct AttributeWriter<'a>(&'a mut PropsBuilder);
 
-impl AttributeWriter<'_> {
+impl<'a> AttributeWriter<'a> {
+    pub(super) fn new(map: &'a mut PropsBuilder) -> Self {
+        Self(map)
+    }
+
     /// An entry whose value is already text.
     pub fn entry(&mut self, key: &str, value: &str) {
         self.0.entry(key, value);

@@ -120,14 +120,13 @@ fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportLogsServiceRequest {
 
 /// What the collector does with one request's bytes, without the write.
 fn map(bytes: &[u8]) -> impl Sized {
-    let req = ExportLogsServiceRequest::decode(bytes).expect("decode");
-    logs::map(&req)
+    logs::map_protobuf(bytes).expect("map")
 }
 
 /// What the collector does with one request's bytes.
 async fn ingest(lake: &micromegas_lake::Lake, bytes: &[u8]) {
-    let req = ExportLogsServiceRequest::decode(bytes).expect("decode");
-    export::logs(lake, req).await.expect("ingest");
+    let mapped = logs::map_protobuf(bytes).expect("map");
+    export::logs(lake, mapped).await.expect("ingest");
 }
 
 /// Runs the logs measures and prints their rows of the results table.

@@ -1,6 +1,6 @@
 //! Any OTLP request body (protobuf or JSON, for each signal) that decodes must map to rows
-//! without a panic (protobuf trace requests, mapped from their bytes, are refused exactly when
-//! prost refuses them): every span and log record either becomes a row or is counted as rejected
+//! without a panic (protobuf trace and logs requests, mapped from their bytes, are refused
+//! exactly when prost refuses them): every span and log record either becomes a row or is counted as rejected
 //! (nothing silently lost), and the rows always build the table's Arrow batch and encode as
 //! its Parquet partition.
 #![no_main]
@@ -68,7 +68,12 @@ fuzz_target!(|data: &[u8]| {
             store(&mapped);
         }
         1 => {
-            let Some(req) = decode::<ExportLogsServiceRequest>(body, json) else {
+            let decoded = decode::<ExportLogsServiceRequest>(body, json);
+            let from_bytes = (!json).then(|| logs::map_protobuf(body));
+            if let Some(ours) = &from_bytes {
+                assert_eq!(ours.is_ok(), decoded.is_some(), "{ours:?}");
+            }
+            let Some(req) = decoded else {
                 return;
             };
             let sent: usize = req
@@ -79,6 +84,10 @@ fuzz_target!(|data: &[u8]| {
                 .sum();
             let mapped = logs::map(&req);
             assert_eq!(mapped.row_count() + mapped.rejected as usize, sent);
+            if let Some(Ok(ours)) = from_bytes {
+                assert_eq!(ours.mapped.row_count(), mapped.row_count());
+                assert_eq!(ours.mapped.rejected, mapped.rejected);
+            }
             store(&mapped);
         }
         _ => {

@@ -1,12 +1,17 @@
-//! OTLP log records → `log_entries` rows.
+//! OTLP log records → `log_entries` rows, read straight from the request's protobuf bytes
+//! ([`map_protobuf`]) into the table's Arrow columns, as for spans (see
+//! [`super::traces`]).
 
-use super::common::{attributes, process, span_id, time, trace_id, value_text};
+use super::common::{process, span_id_text, time, trace_id_text};
+use super::envelope::{self, Shape};
+use super::values::{any_value_text, Attribute};
+use super::wire::{Fields, WireError};
 use super::Mapped;
-use micromegas_lake::tables::LogRow;
+use micromegas_lake::arrow::array::RecordBatch;
+use micromegas_lake::tables::{LogColumns, LogText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use std::sync::Arc;
+use prost::Message;
 
 /// Level name of an OpenTelemetry severity number (1–24); 0 (unspecified) falls back to the
 /// severity text, then INFO.
@@ -29,65 +34,178 @@ fn level(number: i32, text: &str) -> (&'static str, i32) {
     }
 }
 
-fn row(r: &LogRecord, target: &str, pid: &Arc<str>, svc: &Arc<str>) -> Result<LogRow, String> {
-    let (level, severity_number) = level(r.severity_number, &r.severity_text);
-    let mut props = attributes(&r.attributes);
-    if !r.severity_text.is_empty() {
-        props.push(("otel.severity_text".into(), r.severity_text.clone()));
-    }
-    if !r.event_name.is_empty() {
-        props.push(("otel.event_name".into(), r.event_name.clone()));
-    }
-    if r.dropped_attributes_count > 0 {
-        props.push((
-            "otel.dropped_attributes_count".into(),
-            r.dropped_attributes_count.to_string(),
-        ));
-    }
-    let t = if r.time_unix_nano != 0 {
-        r.time_unix_nano
-    } else {
-        r.observed_time_unix_nano
-    };
-    Ok(LogRow {
-        time: time(t),
-        process_id: Arc::clone(pid),
-        service_name: Arc::clone(svc),
-        thread_name: Arc::from(""),
-        level,
-        severity_number,
-        target: target.to_owned(),
-        msg: value_text(r.body.as_ref()),
-        trace_id: trace_id(&r.trace_id)?,
-        span_id: span_id(&r.span_id)?,
-        properties: props,
-        file: String::new(),
-        line: None,
-    })
+/// One log record, read from its bytes, borrowed. One view is reused for every record of a
+/// request, so its lists keep their room.
+#[derive(Debug, Default)]
+struct LogView<'a> {
+    time: u64,
+    observed_time: u64,
+    severity_number: i32,
+    severity_text: &'a str,
+    body: Vec<&'a [u8]>,
+    attributes: Vec<Attribute<'a>>,
+    dropped_attributes: u32,
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    event_name: &'a str,
 }
 
-/// Maps a request: one group of rows per resource; invalid records are counted and skipped.
-pub fn map(req: &ExportLogsServiceRequest) -> Mapped<Vec<LogRow>> {
-    let mut out = Mapped::new(ViewTable::LogEntries);
-    for rl in &req.resource_logs {
-        let process = process(rl.resource.as_ref());
-        let pid: Arc<str> = process.process_id.as_str().into();
-        let svc: Arc<str> = process.service_name.as_str().into();
-        let mut rows = Vec::new();
-        for sl in &rl.scope_logs {
-            let target = sl
-                .scope
-                .as_ref()
-                .map(|s| s.name.as_str())
-                .unwrap_or_default();
-            for r in &sl.log_records {
-                match row(r, target, &pid, &svc) {
-                    Ok(row) => rows.push(row),
-                    Err(e) => out.reject(e),
+impl<'a> LogView<'a> {
+    /// Reads a `LogRecord` message into this view.
+    fn read(&mut self, bytes: &'a [u8]) -> Result<(), WireError> {
+        let (mut body, mut attributes) = (
+            std::mem::take(&mut self.body),
+            std::mem::take(&mut self.attributes),
+        );
+        body.clear();
+        attributes.clear();
+        *self = LogView {
+            body,
+            attributes,
+            ..Default::default()
+        };
+        let mut fields = Fields::new(bytes);
+        while let Some((tag, v)) = fields.next_field()? {
+            match tag {
+                1 => self.time = v.fixed64("LogRecord.time_unix_nano")?,
+                11 => self.observed_time = v.fixed64("LogRecord.observed_time_unix_nano")?,
+                2 => self.severity_number = v.varint("LogRecord.severity_number")? as i32,
+                3 => self.severity_text = v.text("LogRecord.severity_text")?,
+                5 => self.body.push(v.bytes("LogRecord.body")?),
+                6 => {
+                    let kv = Attribute::read(v.bytes("LogRecord.attributes")?)?;
+                    self.attributes.push(kv);
+                }
+                7 => {
+                    self.dropped_attributes = v.varint("LogRecord.dropped_attributes_count")? as u32
+                }
+                8 => {
+                    v.fixed32("LogRecord.flags")?;
+                }
+                9 => self.trace_id = v.bytes("LogRecord.trace_id")?,
+                10 => self.span_id = v.bytes("LogRecord.span_id")?,
+                12 => self.event_name = v.text("LogRecord.event_name")?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends a record to `out`; nothing is appended if the record is invalid.
+fn append(
+    out: &mut LogColumns,
+    r: &LogView<'_>,
+    msg: &str,
+    target: &str,
+    pid: &str,
+    svc: &str,
+) -> Result<(), String> {
+    let (mut trace_buf, mut span_buf) = ([0; 32], [0; 32]);
+    let trace_id = trace_id_text(r.trace_id, &mut trace_buf)?;
+    let span_id = span_id_text(r.span_id, &mut span_buf)?;
+    let (level, severity_number) = level(r.severity_number, r.severity_text);
+    let t = if r.time != 0 { r.time } else { r.observed_time };
+    let text = LogText {
+        time: time(t),
+        process_id: pid,
+        service_name: svc,
+        thread_name: "",
+        level,
+        severity_number,
+        target,
+        msg,
+        trace_id,
+        span_id,
+        file: "",
+        line: None,
+    };
+    out.append(&text, |p| {
+        for kv in &r.attributes {
+            kv.write(p);
+        }
+        if !r.severity_text.is_empty() {
+            p.entry("otel.severity_text", r.severity_text);
+        }
+        if !r.event_name.is_empty() {
+            p.entry("otel.event_name", r.event_name);
+        }
+        if r.dropped_attributes > 0 {
+            p.entry_fmt(
+                "otel.dropped_attributes_count",
+                format_args!("{}", r.dropped_attributes),
+            );
+        }
+    });
+    Ok(())
+}
+
+/// The envelope of a logs request.
+const SHAPE: Shape = Shape {
+    resources: "ExportLogsServiceRequest.resource_logs",
+    resource: "ResourceLogs.resource",
+    scopes: "ResourceLogs.scope_logs",
+    resource_schema: "ResourceLogs.schema_url",
+    scope: "ScopeLogs.scope",
+    items: "ScopeLogs.log_records",
+    scope_schema: "ScopeLogs.schema_url",
+};
+
+/// A logs request mapped from its bytes.
+#[derive(Debug)]
+pub struct MappedLogs {
+    /// The `log_entries` rows, per resource, and what was rejected.
+    pub mapped: Mapped<RecordBatch>,
+    /// The request's identity: a hash of its bytes (a retried request has the same).
+    pub identity: u128,
+}
+
+/// Maps an `ExportLogsServiceRequest` from its protobuf bytes: one batch of the
+/// `log_entries` table per resource; invalid records are counted and skipped. Bytes that
+/// prost would not decode as a request are an error, and nothing of them is kept.
+pub fn map_protobuf(bytes: &[u8]) -> Result<MappedLogs, WireError> {
+    let mut mapped = Mapped::new(ViewTable::LogEntries);
+    for r in envelope::resources(bytes, &SHAPE)? {
+        let process = process(r.resource.as_ref());
+        let mut columns = LogColumns::with_capacity(r.item_count());
+        let mut record = LogView::default();
+        for (target, records) in &r.scopes {
+            for bytes in records {
+                record.read(bytes)?;
+                let msg = any_value_text(&record.body)?;
+                let (pid, svc) = (&process.process_id, &process.service_name);
+                if let Err(e) = append(&mut columns, &record, &msg, target, pid, svc) {
+                    mapped.reject(e);
                 }
             }
         }
-        out.push(process, rows);
+        mapped.push_columns(process, columns, LogColumns::len, LogColumns::finish);
     }
-    out
+    Ok(MappedLogs {
+        mapped,
+        identity: xxhash_rust::xxh3::xxh3_128(bytes),
+    })
+}
+
+/// Maps a decoded request (one read from JSON, say) through the same path as
+/// [`map_protobuf`], by encoding it first.
+pub fn map_request(req: &ExportLogsServiceRequest) -> Result<MappedLogs, WireError> {
+    map_protobuf(&req.encode_to_vec())
+}
+
+/// Maps a decoded request: one batch of the `log_entries` table per resource; invalid records
+/// are counted and skipped. Should the request not map at all (values nested deeper than
+/// prost reads), every record is counted as rejected.
+pub fn map(req: &ExportLogsServiceRequest) -> Mapped<RecordBatch> {
+    match map_request(req) {
+        Ok(m) => m.mapped,
+        Err(e) => {
+            let mut mapped = Mapped::new(ViewTable::LogEntries);
+            let scopes = req.resource_logs.iter().flat_map(|r| &r.scope_logs);
+            for _ in scopes.flat_map(|s| &s.log_records) {
+                mapped.reject(e.to_string());
+            }
+            mapped
+        }
+    }
 }

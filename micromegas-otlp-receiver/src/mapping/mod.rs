@@ -4,9 +4,11 @@
 //! in the attributes/properties map under `otel.*` keys.
 
 pub mod common;
+pub mod envelope;
 pub mod logs;
 pub mod metrics;
 pub mod traces;
+pub mod values;
 pub mod wire;
 
 use micromegas_lake::arrow::array::RecordBatch;
@@ -81,6 +83,30 @@ impl<G: RowGroup> Mapped<G> {
     fn push(&mut self, process: ProcessRow, rows: G) {
         if rows.rows() > 0 {
             self.groups.push((process, rows));
+        }
+    }
+
+    /// Adds the rows built in `columns` for `process`. Columns appended row by row always
+    /// match their table's schema; should building the batch still fail, the rows are counted
+    /// as rejected rather than lost silently.
+    fn push_columns<C>(
+        &mut self,
+        process: ProcessRow,
+        columns: C,
+        len: impl Fn(&C) -> usize,
+        finish: impl FnOnce(C) -> Result<G, ArrowError>,
+    ) {
+        let rows = len(&columns);
+        if rows == 0 {
+            return;
+        }
+        match finish(columns) {
+            Ok(batch) => self.push(process, batch),
+            Err(e) => {
+                for _ in 0..rows {
+                    self.reject(format!("{} batch: {e}", self.table.name()));
+                }
+            }
         }
     }
 

@@ -4,17 +4,15 @@
 //! events, links and status, attribute values that are not a string, integer or boolean, the
 //! resource and the scope) are decoded by prost where they are met.
 
-use super::common::{
-    attributes_json, hex, process, span_id_text, time, trace_id_text, value_text, write_attribute,
-};
-use super::wire::{short_field, text, whole_varint, Fields, WireError};
+use super::common::{attributes_json, hex, process, span_id_text, time, trace_id_text};
+use super::envelope::{self, Shape};
+use super::values::Attribute;
+use super::wire::{Fields, WireError};
 use super::Mapped;
 use micromegas_lake::arrow::array::RecordBatch;
-use micromegas_lake::tables::{AttributeWriter, SpanColumns, SpanText};
+use micromegas_lake::tables::{SpanColumns, SpanText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Status};
 use prost::Message;
@@ -58,119 +56,6 @@ fn links_json(links: &[Link]) -> Option<String> {
             "attributes": attributes_json(&l.attributes),
         })
     })
-}
-
-/// An attribute value read in place.
-#[derive(Debug, Clone, Copy)]
-enum Scalar<'a> {
-    Absent,
-    Text(&'a str),
-    Int(i64),
-    Bool(bool),
-}
-
-/// An attribute of a span, read from its bytes.
-#[derive(Debug)]
-enum Attribute<'a> {
-    /// The usual shape, borrowed: a key and a string, integer or boolean value (or none).
-    Scalar(&'a str, Scalar<'a>),
-    /// Any other shape (arrays, maps, bytes, doubles, an indexed key), decoded by prost.
-    Decoded(KeyValue),
-}
-
-impl<'a> Attribute<'a> {
-    /// Reads a `KeyValue` message.
-    #[inline]
-    fn read(bytes: &'a [u8]) -> Result<Self, WireError> {
-        match Self::read_short(bytes)? {
-            Some(attribute) => Ok(attribute),
-            None => Self::read_fields(bytes),
-        }
-    }
-
-    /// The usual encoding, which SDKs write: the key, then a value holding one string, boolean
-    /// or integer, each with a one-byte length. `None` for any other encoding.
-    #[inline]
-    fn read_short(bytes: &'a [u8]) -> Result<Option<Self>, WireError> {
-        let Some((key, rest)) = short_field(bytes, 0x0a) else {
-            return Ok(None);
-        };
-        let Some((value, rest)) = short_field(rest, 0x12) else {
-            return Ok(None);
-        };
-        if !rest.is_empty() {
-            return Ok(None);
-        }
-        let scalar = match value {
-            [0x0a, len, s @ ..] if usize::from(*len) == s.len() => {
-                Scalar::Text(text(s, "AnyValue.string_value")?)
-            }
-            [0x10, b] if *b < 0x80 => Scalar::Bool(*b != 0),
-            [0x18, v @ ..] => match whole_varint(v) {
-                Some(v) => Scalar::Int(v as i64),
-                None => return Ok(None),
-            },
-            _ => return Ok(None),
-        };
-        Ok(Some(Self::Scalar(text(key, "KeyValue.key")?, scalar)))
-    }
-
-    /// Reads a `KeyValue` message field by field.
-    fn read_fields(bytes: &'a [u8]) -> Result<Self, WireError> {
-        let decoded = || Ok(Self::Decoded(KeyValue::decode(bytes)?));
-        let (mut key, mut value) = ("", None);
-        let mut fields = Fields::new(bytes);
-        while let Some((tag, v)) = fields.next_field()? {
-            match tag {
-                1 => key = v.text("KeyValue.key")?,
-                2 if value.is_none() => value = Some(v.bytes("KeyValue.value")?),
-                // A second value (merged into the first) or an indexed key.
-                2 | 3 => return decoded(),
-                _ => {}
-            }
-        }
-        let mut scalar = Scalar::Absent;
-        let mut fields = Fields::new(value.unwrap_or_default());
-        while let Some((tag, v)) = fields.next_field()? {
-            scalar = match tag {
-                1 => Scalar::Text(v.text("AnyValue.string_value")?),
-                2 => Scalar::Bool(v.varint("AnyValue.bool_value")? != 0),
-                3 => Scalar::Int(v.varint("AnyValue.int_value")? as i64),
-                4..=8 => return decoded(),
-                _ => scalar,
-            };
-        }
-        Ok(Self::Scalar(key, scalar))
-    }
-
-    fn key(&self) -> &str {
-        match self {
-            Self::Scalar(key, _) => key,
-            Self::Decoded(kv) => &kv.key,
-        }
-    }
-
-    /// The value as [`value_text`] spells it.
-    fn text(&self) -> String {
-        match self {
-            Self::Scalar(_, Scalar::Absent) => String::new(),
-            Self::Scalar(_, Scalar::Text(s)) => (*s).to_owned(),
-            Self::Scalar(_, Scalar::Int(i)) => i.to_string(),
-            Self::Scalar(_, Scalar::Bool(b)) => b.to_string(),
-            Self::Decoded(kv) => value_text(kv.value.as_ref()),
-        }
-    }
-
-    /// Adds the attribute to the span's map, as [`write_attribute`] does.
-    fn write(&self, out: &mut AttributeWriter<'_>) {
-        match self {
-            Self::Scalar(key, Scalar::Absent) => out.entry(key, ""),
-            Self::Scalar(key, Scalar::Text(s)) => out.entry(key, s),
-            Self::Scalar(key, Scalar::Int(i)) => out.entry_fmt(key, format_args!("{i}")),
-            Self::Scalar(key, Scalar::Bool(b)) => out.entry(key, if *b { "true" } else { "false" }),
-            Self::Decoded(kv) => write_attribute(out, &kv.key, kv.value.as_ref()),
-        }
-    }
 }
 
 /// One span, read from its bytes: what its row needs, borrowed where it can be. One view is
@@ -326,54 +211,30 @@ pub struct MappedTraces {
     pub identity: u128,
 }
 
-/// The spans of one `ScopeSpans` message, and its scope's name (the rows' target).
-fn scope_spans(bytes: &[u8]) -> Result<(String, Vec<&[u8]>), WireError> {
-    let mut scope: Option<InstrumentationScope> = None;
-    let mut spans = Vec::new();
-    let mut fields = Fields::new(bytes);
-    while let Some((tag, v)) = fields.next_field()? {
-        match tag {
-            1 => scope
-                .get_or_insert_default()
-                .merge(v.bytes("ScopeSpans.scope")?)?,
-            2 => spans.push(v.bytes("ScopeSpans.spans")?),
-            3 => {
-                v.text("ScopeSpans.schema_url")?;
-            }
-            _ => {}
-        }
-    }
-    Ok((scope.map(|s| s.name).unwrap_or_default(), spans))
-}
+/// The envelope of a trace request.
+const SHAPE: Shape = Shape {
+    resources: "ExportTraceServiceRequest.resource_spans",
+    resource: "ResourceSpans.resource",
+    scopes: "ResourceSpans.scope_spans",
+    resource_schema: "ResourceSpans.schema_url",
+    scope: "ScopeSpans.scope",
+    items: "ScopeSpans.spans",
+    scope_schema: "ScopeSpans.schema_url",
+};
 
-/// Maps one `ResourceSpans` message: one batch of its valid spans; invalid spans are counted.
+/// Maps the spans of one resource: one batch of its valid spans; invalid spans are counted.
 fn resource_spans(
-    bytes: &[u8],
+    r: envelope::ResourceItems<'_>,
     out: &mut Mapped<RecordBatch>,
     identity: &mut Xxh3,
 ) -> Result<(), WireError> {
-    let mut resource: Option<Resource> = None;
-    let mut scopes = Vec::new();
-    let mut fields = Fields::new(bytes);
-    while let Some((tag, v)) = fields.next_field()? {
-        match tag {
-            1 => {
-                let bytes = v.bytes("ResourceSpans.resource")?;
-                identity.update(bytes);
-                resource.get_or_insert_default().merge(bytes)?;
-            }
-            2 => scopes.push(scope_spans(v.bytes("ResourceSpans.scope_spans")?)?),
-            3 => {
-                v.text("ResourceSpans.schema_url")?;
-            }
-            _ => {}
-        }
+    for bytes in &r.resource_bytes {
+        identity.update(bytes);
     }
-    let process = process(resource.as_ref());
-    let count = scopes.iter().map(|(_, spans)| spans.len()).sum();
-    let mut columns = SpanColumns::with_capacity(count);
+    let process = process(r.resource.as_ref());
+    let mut columns = SpanColumns::with_capacity(r.item_count());
     let mut span = SpanView::default();
-    for (target, spans) in &scopes {
+    for (target, spans) in &r.scopes {
         for bytes in spans {
             span.read(bytes)?;
             identity.update(span.trace_id);
@@ -393,20 +254,7 @@ fn resource_spans(
             }
         }
     }
-    if columns.is_empty() {
-        return Ok(());
-    }
-    let appended = columns.len();
-    match columns.finish() {
-        Ok(batch) => out.push(process, batch),
-        // Columns appended span by span always match the schema; should building still
-        // fail, the spans are reported rejected rather than lost silently.
-        Err(e) => {
-            for _ in 0..appended {
-                out.reject(format!("spans batch: {e}"));
-            }
-        }
-    }
+    out.push_columns(process, columns, SpanColumns::len, SpanColumns::finish);
     Ok(())
 }
 
@@ -416,12 +264,8 @@ fn resource_spans(
 pub fn map_protobuf(bytes: &[u8]) -> Result<MappedTraces, WireError> {
     let mut mapped = Mapped::new(ViewTable::Spans);
     let mut identity = Xxh3::new();
-    let mut fields = Fields::new(bytes);
-    while let Some((tag, v)) = fields.next_field()? {
-        if tag == 1 {
-            let bytes = v.bytes("ExportTraceServiceRequest.resource_spans")?;
-            resource_spans(bytes, &mut mapped, &mut identity)?;
-        }
+    for resource in envelope::resources(bytes, &SHAPE)? {
+        resource_spans(resource, &mut mapped, &mut identity)?;
     }
     Ok(MappedTraces {
         mapped,

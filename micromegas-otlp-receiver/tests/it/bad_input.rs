@@ -6,13 +6,16 @@
 //! stores good data.
 
 use crate::common::{capture, rows, serve};
-use crate::grpc::RawTraceCodec;
+use crate::grpc::RawCodec;
+use micromegas_otlp_receiver::bytes_service::{BytesSignal, Logs, Traces};
 use micromegas_otlp_receiver::CollectorOptions;
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -23,6 +26,7 @@ use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Spa
 use prost::Message;
 use std::io::Write;
 use std::time::Duration;
+use tonic::codegen::http::uri::PathAndQuery;
 
 const CASES: usize = 150;
 const MAX_MESSAGE: usize = 1 << 20;
@@ -250,24 +254,33 @@ async fn mutated_requests_on_every_endpoint_get_documented_answers() {
         }
     }
     assert!(reached > 0);
-    // gRPC traces are read from their bytes: every mutation reaches the collector.
+    // gRPC traces and logs are read from their bytes: every mutation reaches the collector.
     let channel = tonic::transport::Channel::from_shared(served.grpc.clone())
         .unwrap()
         .connect()
         .await
         .unwrap();
     let mut raw = tonic::client::Grpc::new(channel);
+    let valid_logs = logs().encode_to_vec();
     let mut refused = 0;
-    for _ in 0..CASES {
+    for case in 0..CASES {
         raw.ready().await.unwrap();
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-            micromegas_otlp_receiver::trace_service::EXPORT_PATH,
-        );
-        let body = mutate(&valid, &mut rng);
-        if let Err(status) = raw
-            .unary(tonic::Request::new(body), path, RawTraceCodec)
-            .await
-        {
+        let answer = if case % 2 == 0 {
+            let path = PathAndQuery::from_static(Traces::EXPORT_PATH);
+            let body = mutate(&valid, &mut rng);
+            let codec = RawCodec::<ExportTraceServiceResponse>::default();
+            raw.unary(tonic::Request::new(body), path, codec)
+                .await
+                .map(|_| ())
+        } else {
+            let path = PathAndQuery::from_static(Logs::EXPORT_PATH);
+            let body = mutate(&valid_logs, &mut rng);
+            let codec = RawCodec::<ExportLogsServiceResponse>::default();
+            raw.unary(tonic::Request::new(body), path, codec)
+                .await
+                .map(|_| ())
+        };
+        if let Err(status) = answer {
             assert!(
                 [tonic::Code::InvalidArgument, tonic::Code::ResourceExhausted]
                     .contains(&status.code()),

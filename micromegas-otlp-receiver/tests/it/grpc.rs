@@ -354,9 +354,18 @@ async fn otlp_grpc_traces_logs_and_metrics_land_in_the_lake() {
     server.await.unwrap().unwrap();
 }
 
-/// Sends any bytes as a trace request (what a broken client might).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RawTraceCodec;
+/// Sends any bytes as a request (what a broken client might); `R` is the answer.
+#[derive(Debug)]
+pub(crate) struct RawCodec<R>(std::marker::PhantomData<R>);
+
+impl<R> Default for RawCodec<R> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// [`RawCodec`] for trace requests.
+pub(crate) type RawTraceCodec = RawCodec<ExportTraceServiceResponse>;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RawEncoder;
@@ -375,11 +384,11 @@ impl tonic::codec::Encoder for RawEncoder {
     }
 }
 
-impl tonic::codec::Codec for RawTraceCodec {
+impl<R: prost::Message + Default + Send + 'static> tonic::codec::Codec for RawCodec<R> {
     type Encode = Vec<u8>;
-    type Decode = ExportTraceServiceResponse;
+    type Decode = R;
     type Encoder = RawEncoder;
-    type Decoder = tonic_prost::ProstDecoder<ExportTraceServiceResponse>;
+    type Decoder = tonic_prost::ProstDecoder<R>;
 
     fn encoder(&mut self) -> RawEncoder {
         RawEncoder
@@ -392,7 +401,7 @@ impl tonic::codec::Codec for RawTraceCodec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_bytes_that_are_not_a_request_are_invalid_argument_and_nothing_is_stored() {
-    use micromegas_otlp_receiver::trace_service::EXPORT_PATH;
+    use micromegas_otlp_receiver::bytes_service::{BytesSignal, Traces};
     use prost::Message;
     use tonic::codegen::http::uri::PathAndQuery;
 
@@ -430,24 +439,24 @@ async fn trace_bytes_that_are_not_a_request_are_invalid_argument_and_nothing_is_
         }),
     ] {
         grpc.ready().await.unwrap();
-        let path = PathAndQuery::from_static(EXPORT_PATH);
+        let path = PathAndQuery::from_static(Traces::EXPORT_PATH);
         let err = grpc
-            .unary(tonic::Request::new(body), path, RawTraceCodec)
+            .unary(tonic::Request::new(body), path, RawTraceCodec::default())
             .await
             .expect_err(what);
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err:?}");
         assert!(
             err.message()
-                .starts_with("invalid OTLP trace request: invalid protobuf"),
+                .starts_with("invalid OTLP traces request: invalid protobuf"),
             "{what}: {err:?}"
         );
     }
     assert_eq!(rows(&lake, "SELECT COUNT(*) FROM spans").await, ["0"]);
     // Well-formed bytes sent the same way are stored.
     grpc.ready().await.unwrap();
-    let path = PathAndQuery::from_static(EXPORT_PATH);
+    let path = PathAndQuery::from_static(Traces::EXPORT_PATH);
     let reply = grpc
-        .unary(tonic::Request::new(valid), path, RawTraceCodec)
+        .unary(tonic::Request::new(valid), path, RawTraceCodec::default())
         .await
         .unwrap()
         .into_inner();

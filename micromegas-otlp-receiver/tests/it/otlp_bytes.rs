@@ -1,16 +1,20 @@
-//! Trace requests are mapped straight from their protobuf bytes. Properties: the rows are
-//! what the decoded request says (ids, names, times, kind, status, attributes as text, the
-//! span's events, links and trace state kept); every span is a row or counted as rejected;
-//! and bytes are refused exactly when prost refuses to decode them as a request.
+//! Trace and logs requests are mapped straight from their protobuf bytes. Properties: the rows
+//! are what the decoded request says (ids, names, times, kind, status, severity, body,
+//! attributes as text, what has no column of its own kept under `otel.*`); every span and log
+//! record is a row or counted as rejected; and bytes are refused exactly when prost refuses to
+//! decode them as a request.
 
 use micromegas_lake::arrow::array::{Array, AsArray, RecordBatch};
 use micromegas_lake::arrow::datatypes::TimestampNanosecondType;
-use micromegas_otlp_receiver::mapping::common::{attributes, hex};
+use micromegas_otlp_receiver::mapping::common::{attributes, hex, value_text};
+use micromegas_otlp_receiver::mapping::logs;
 use micromegas_otlp_receiver::mapping::traces::map_protobuf;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
 };
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
 use proptest::collection::vec;
@@ -205,11 +209,8 @@ fn time(batch: &RecordBatch, column: &str, row: usize) -> i64 {
     c.as_primitive::<TimestampNanosecondType>().value(row)
 }
 
-fn row_attributes(batch: &RecordBatch, row: usize) -> Vec<(String, String)> {
-    let map = batch
-        .column_by_name("attributes")
-        .expect("attributes")
-        .as_map();
+fn row_map(batch: &RecordBatch, column: &str, row: usize) -> Vec<(String, String)> {
+    let map = batch.column_by_name(column).expect(column).as_map();
     let entries = map.value(row);
     let (keys, values) = (
         entries.column(0).as_string::<i32>(),
@@ -246,7 +247,7 @@ fn assert_row(batch: &RecordBatch, row: usize, s: &Span, target: &str) {
         text(batch, "status_message", row),
         message.filter(|m| !m.is_empty())
     );
-    let attrs = row_attributes(batch, row);
+    let attrs = row_map(batch, "attributes", row);
     let expected = attributes(&s.attributes);
     assert_eq!(&attrs[..expected.len()], &expected[..]);
     let extra: Vec<&str> = attrs[expected.len()..]
@@ -270,6 +271,111 @@ fn assert_row(batch: &RecordBatch, row: usize, s: &Span, target: &str) {
         }
     }
     assert_eq!(extra, wanted);
+}
+
+fn a_log_record() -> impl Strategy<Value = LogRecord> {
+    let severity = (
+        -1..26i32,
+        prop_oneof![Just(""), Just("warn"), Just("ERROR"), Just("x")],
+    );
+    let times = (prop_oneof![Just(0u64), any::<u64>()], any::<u64>());
+    let rest = (vec(key_value(), 0..5), 0..3u32, "[a-z.]{0,6}");
+    (id(16), id(8), severity, times, value(), rest).prop_map(
+        |(trace_id, span_id, (number, text), (time, observed), body, rest)| {
+            let (attributes, dropped, event_name) = rest;
+            LogRecord {
+                time_unix_nano: time,
+                observed_time_unix_nano: observed,
+                severity_number: number,
+                severity_text: text.into(),
+                body,
+                attributes,
+                dropped_attributes_count: dropped,
+                flags: 1,
+                trace_id,
+                span_id,
+                event_name,
+            }
+        },
+    )
+}
+
+fn a_logs_request() -> impl Strategy<Value = ExportLogsServiceRequest> {
+    let scope = (
+        proptest::option::of("[a-z:]{0,8}"),
+        vec(a_log_record(), 0..4),
+    )
+        .prop_map(|(name, log_records)| ScopeLogs {
+            scope: name.map(|name| InstrumentationScope {
+                name,
+                ..Default::default()
+            }),
+            log_records,
+            schema_url: String::new(),
+        });
+    let resource = (
+        proptest::option::of(vec(key_value(), 0..3)),
+        vec(scope, 0..3),
+    )
+        .prop_map(|(attrs, scope_logs)| ResourceLogs {
+            resource: attrs.map(|attributes| Resource {
+                attributes,
+                ..Default::default()
+            }),
+            scope_logs,
+            schema_url: String::new(),
+        });
+    vec(resource, 0..3).prop_map(|resource_logs| ExportLogsServiceRequest { resource_logs })
+}
+
+fn valid_record(r: &LogRecord) -> bool {
+    valid_id(&r.trace_id, 16, true) && valid_id(&r.span_id, 8, true)
+}
+
+/// The level and severity number of a record, per the OpenTelemetry severity ranges; an
+/// unspecified number is read from the severity text.
+fn level(r: &LogRecord) -> (&'static str, i32) {
+    let names = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    match r.severity_number {
+        n @ 1..=24 => (names[(n as usize - 1) / 4], n),
+        _ => match r.severity_text.to_ascii_uppercase().as_str() {
+            "WARN" => ("WARN", 13),
+            "ERROR" => ("ERROR", 17),
+            _ => ("INFO", 9),
+        },
+    }
+}
+
+/// The row of `r`, in `batch` at `row`, says what the record says.
+fn assert_log_row(batch: &RecordBatch, row: usize, r: &LogRecord, target: &str) {
+    let t = if r.time_unix_nano != 0 {
+        r.time_unix_nano
+    } else {
+        r.observed_time_unix_nano
+    };
+    assert_eq!(time(batch, "time", row), t.min(i64::MAX as u64) as i64);
+    let (level, number) = level(r);
+    assert_eq!(text(batch, "level", row).as_deref(), Some(level));
+    let numbers = batch.column_by_name("severity_number").unwrap();
+    let numbers = numbers.as_primitive::<micromegas_lake::arrow::datatypes::Int32Type>();
+    assert_eq!(numbers.value(row), number);
+    assert_eq!(text(batch, "target", row).as_deref(), Some(target));
+    assert_eq!(text(batch, "msg", row), Some(value_text(r.body.as_ref())));
+    let id = |b: &[u8]| (!b.is_empty()).then(|| hex(b));
+    assert_eq!(text(batch, "trace_id", row), id(&r.trace_id));
+    assert_eq!(text(batch, "span_id", row), id(&r.span_id));
+    let mut expected = attributes(&r.attributes);
+    if !r.severity_text.is_empty() {
+        expected.push(("otel.severity_text".into(), r.severity_text.clone()));
+    }
+    if !r.event_name.is_empty() {
+        expected.push(("otel.event_name".into(), r.event_name.clone()));
+    }
+    if r.dropped_attributes_count > 0 {
+        let n = r.dropped_attributes_count.to_string();
+        expected.push(("otel.dropped_attributes_count".into(), n));
+    }
+    assert_eq!(row_map(batch, "properties", row), expected);
 }
 
 /// A random change of `valid`: a truncation, bit flips, or a splice of its own bytes.
@@ -338,6 +444,58 @@ proptest! {
                 prop_assert_eq!(ours.mapped.row_count() + ours.mapped.rejected as usize, spans);
                 let again = map_protobuf(&decoded.encode_to_vec()).expect("re-encoded");
                 prop_assert_eq!(again.mapped.row_count(), ours.mapped.row_count());
+            }
+            Err(e) => prop_assert!(ours.is_err(), "prost refused ({}) what was read", e),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn log_rows_are_what_the_request_says(req in a_logs_request()) {
+        let mapped = logs::map_protobuf(&req.encode_to_vec()).expect("prost's encoding is read");
+        let mut groups = mapped.mapped.groups.iter();
+        let mut rejected = 0;
+        for rl in &req.resource_logs {
+            let records = || rl.scope_logs.iter().flat_map(|sl| {
+                let target = sl.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+                sl.log_records.iter().map(move |r| (r, target.clone()))
+            });
+            rejected += records().filter(|(r, _)| !valid_record(r)).count();
+            let kept: Vec<_> = records().filter(|(r, _)| valid_record(r)).collect();
+            if kept.is_empty() {
+                continue;
+            }
+            let (process, batch) = groups.next().expect("a batch per resource with valid records");
+            let attrs = rl.resource.as_ref().map(|r| attributes(&r.attributes)).unwrap_or_default();
+            prop_assert_eq!(&process.properties, &attrs);
+            prop_assert_eq!(batch.num_rows(), kept.len());
+            for (row, (r, target)) in kept.iter().enumerate() {
+                assert_log_row(batch, row, r, target);
+            }
+        }
+        prop_assert!(groups.next().is_none());
+        prop_assert_eq!(mapped.mapped.rejected as usize, rejected);
+    }
+
+    #[test]
+    fn logs_bytes_are_refused_exactly_when_prost_refuses_them(
+        req in a_logs_request(),
+        changes in vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = req.encode_to_vec();
+        for (choice, at, bits) in changes {
+            bytes = mutate(&bytes, choice, at, bits);
+        }
+        let ours = logs::map_protobuf(&bytes);
+        match ExportLogsServiceRequest::decode(&bytes[..]) {
+            Ok(decoded) => {
+                let ours = ours.expect("bytes prost decodes are read");
+                let records = decoded.resource_logs.iter().flat_map(|r| &r.scope_logs)
+                    .map(|s| s.log_records.len()).sum::<usize>();
+                prop_assert_eq!(ours.mapped.row_count() + ours.mapped.rejected as usize, records);
             }
             Err(e) => prop_assert!(ours.is_err(), "prost refused ({}) what was read", e),
         }
