@@ -187,19 +187,25 @@ pub struct PropsBuilder(MapBuilder<StringBuilder, StringBuilder>);
 
 impl Default for PropsBuilder {
     fn default() -> Self {
-        Self(MapBuilder::new(
+        Self::with_capacity(0, 0)
+    }
+}
+
+impl PropsBuilder {
+    /// A builder with room for `maps` maps of `entries` entries in all (text grows as needed).
+    pub fn with_capacity(maps: usize, entries: usize) -> Self {
+        Self(MapBuilder::with_capacity(
             Some(MapFieldNames {
                 entry: "entries".into(),
                 key: "keys".into(),
                 value: "values".into(),
             }),
-            StringBuilder::new(),
-            StringBuilder::new(),
+            StringBuilder::with_capacity(entries, entries * 12),
+            StringBuilder::with_capacity(entries, entries * 12),
+            maps,
         ))
     }
-}
 
-impl PropsBuilder {
     /// Appends one map.
     pub fn append<'a>(&mut self, entries: impl IntoIterator<Item = (&'a str, &'a str)>) {
         for (k, v) in entries {

@@ -59,7 +59,8 @@ impl LogColumns {
             msg: text(48),
             trace_id: text(32),
             span_id: text(16),
-            properties: PropsBuilder::default(),
+            // Most items have a few attributes.
+            properties: PropsBuilder::with_capacity(rows, rows * 4),
             file: text(0),
             line: Int32Builder::with_capacity(rows),
         }

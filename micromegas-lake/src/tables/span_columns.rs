@@ -93,7 +93,8 @@ impl SpanColumns {
             kind: text(),
             status_code: text(),
             status_message: text(),
-            attributes: PropsBuilder::default(),
+            // Most items have a few attributes.
+            attributes: PropsBuilder::with_capacity(rows, rows * 4),
             level: text(),
             file: text(),
             line: Int32Builder::with_capacity(rows),

@@ -27,7 +27,7 @@ pub fn write_attribute(out: &mut AttributeWriter<'_>, key: &str, v: Option<&AnyV
     match v.and_then(|v| v.value.as_ref()) {
         None => out.entry(key, ""),
         Some(Value::StringValue(s)) => out.entry(key, s),
-        Some(Value::IntValue(i)) => out.entry_fmt(key, format_args!("{i}")),
+        Some(Value::IntValue(i)) => out.entry(key, itoa::Buffer::new().format(*i)),
         Some(Value::BoolValue(b)) => out.entry(key, if *b { "true" } else { "false" }),
         Some(_) => out.entry(key, &value_text(v)),
     }

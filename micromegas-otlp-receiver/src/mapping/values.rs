@@ -89,8 +89,9 @@ pub fn any_value_text<'a>(occurrences: &[&'a [u8]]) -> Result<Cow<'a, str>, Wire
 pub enum Attribute<'a> {
     /// The usual shape, borrowed: a key and a string, integer or boolean value (or none).
     Scalar(&'a str, Scalar<'a>),
-    /// Any other shape, decoded by prost.
-    Decoded(KeyValue),
+    /// Any other shape, decoded by prost (boxed: attributes are moved into lists, and most
+    /// are scalars).
+    Decoded(Box<KeyValue>),
 }
 
 impl<'a> Attribute<'a> {
@@ -111,7 +112,7 @@ impl<'a> Attribute<'a> {
 
     /// Reads a `KeyValue` message field by field.
     fn read_fields(bytes: &'a [u8]) -> Result<Self, WireError> {
-        let decoded = || Ok(Self::Decoded(KeyValue::decode(bytes)?));
+        let decoded = || Ok(Self::Decoded(Box::new(KeyValue::decode(bytes)?)));
         let (mut key, mut value) = ("", None);
         let mut fields = Fields::new(bytes);
         while let Some((tag, v)) = fields.next_field()? {
@@ -148,7 +149,7 @@ impl<'a> Attribute<'a> {
     /// Adds the attribute to a map being built, as [`write_attribute`] does.
     pub fn write(&self, out: &mut AttributeWriter<'_>) {
         match self {
-            Self::Scalar(key, Scalar::Int(i)) => out.entry_fmt(key, format_args!("{i}")),
+            Self::Scalar(key, Scalar::Int(i)) => out.entry(key, itoa::Buffer::new().format(*i)),
             Self::Scalar(key, scalar) => out.entry(key, &scalar.text()),
             Self::Decoded(kv) => write_attribute(out, &kv.key, kv.value.as_ref()),
         }
