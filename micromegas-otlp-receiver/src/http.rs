@@ -10,6 +10,7 @@ use crate::auth::Tokens;
 use crate::collector::Collector;
 use crate::mapping::logs::{self, MappedLogs};
 use crate::mapping::traces::{self, MappedTraces};
+use crate::mapping::wire::WireError;
 use crate::native::Refusal;
 use crate::rpc_status::RpcStatus;
 use crate::{export, telemetry};
@@ -20,6 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use micromegas_lake::LakeError;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::io::Read;
 
@@ -215,23 +218,31 @@ where
     }
 }
 
-/// A trace request mapped into rows: from its protobuf bytes directly, or from JSON through
-/// the decoded message.
-fn trace_rows(bytes: &[u8], enc: Encoding) -> Result<MappedTraces, String> {
+/// A request mapped into rows by `from_bytes`: from its protobuf bytes directly, or from JSON
+/// through the decoded message `R`, encoded again (one mapping for both encodings).
+fn rows<R, M>(
+    bytes: &[u8],
+    enc: Encoding,
+    from_bytes: fn(&[u8]) -> Result<M, WireError>,
+) -> Result<M, String>
+where
+    R: Message + Default + serde::de::DeserializeOwned,
+{
     match enc {
-        Encoding::Protobuf => traces::map_protobuf(bytes),
-        Encoding::Json => traces::map_request(&message(bytes, enc)?),
+        Encoding::Protobuf => from_bytes(bytes),
+        Encoding::Json => from_bytes(&message::<R>(bytes, enc)?.encode_to_vec()),
     }
     .map_err(|e| e.to_string())
 }
 
-/// A logs request mapped into rows, as [`trace_rows`] does.
+/// A trace request mapped into rows.
+fn trace_rows(bytes: &[u8], enc: Encoding) -> Result<MappedTraces, String> {
+    rows::<ExportTraceServiceRequest, _>(bytes, enc, traces::map_protobuf)
+}
+
+/// A logs request mapped into rows.
 fn log_rows(bytes: &[u8], enc: Encoding) -> Result<MappedLogs, String> {
-    match enc {
-        Encoding::Protobuf => logs::map_protobuf(bytes),
-        Encoding::Json => logs::map_request(&message(bytes, enc)?),
-    }
-    .map_err(|e| e.to_string())
+    rows::<ExportLogsServiceRequest, _>(bytes, enc, logs::map_protobuf)
 }
 
 fn decode_request<R>(
