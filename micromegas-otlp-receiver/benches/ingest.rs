@@ -157,14 +157,10 @@ fn trace(rng: &mut Rng, start: u64, spans: &mut Vec<Span>) {
     }
 }
 
-/// A request as an SDK's batch processor sends it: one service, one scope, 512 spans.
-fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportTraceServiceRequest {
-    let mut spans = Vec::with_capacity(SPANS_PER_REQUEST);
-    for t in 0..(SPANS_PER_REQUEST / 8) as u64 {
-        let start = t0 + (n * 64 + t) * 1_000_000 + rng.next() % 1_000_000;
-        trace(rng, start, &mut spans);
-    }
-    let resource = [
+/// The resource of the benchmark's service: its first `attributes` attributes (of 7), as a
+/// Java SDK describes a service.
+fn resource(attributes: usize) -> Option<Resource> {
+    let all = [
         ("service.name", "checkout"),
         ("service.version", "2.14.1"),
         ("host.name", "node-7"),
@@ -173,12 +169,25 @@ fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportTraceServiceRequest {
         ("telemetry.sdk.name", "opentelemetry"),
         ("telemetry.sdk.version", "1.44.0"),
     ];
+    Some(Resource {
+        attributes: all[..attributes.min(all.len())]
+            .iter()
+            .map(|(k, v)| kv(k, text(v)))
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// A request as an SDK's batch processor sends it: one service, one scope, 512 spans.
+fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportTraceServiceRequest {
+    let mut spans = Vec::with_capacity(SPANS_PER_REQUEST);
+    for t in 0..(SPANS_PER_REQUEST / 8) as u64 {
+        let start = t0 + (n * 64 + t) * 1_000_000 + rng.next() % 1_000_000;
+        trace(rng, start, &mut spans);
+    }
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: resource.iter().map(|(k, v)| kv(k, text(v))).collect(),
-                ..Default::default()
-            }),
+            resource: resource(7),
             scope_spans: vec![ScopeSpans {
                 scope: Some(InstrumentationScope {
                     name: "io.opentelemetry.tomcat-10.0".into(),
@@ -262,6 +271,30 @@ fn fresh_lake(rt: &tokio::runtime::Runtime, dir: &Path) -> Lake {
         LakeOptions::default(),
     ))
     .expect("lake")
+}
+
+/// Sends `wire` into a fresh lake in `dir` from `clients` clients at once, each sending its
+/// share of the requests one after the other (writes that meet are committed together);
+/// `ingest` stores one request.
+fn concurrent_run(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    wire: &[Vec<u8>],
+    clients: usize,
+    ingest: impl AsyncFn(&Lake, &[u8]),
+) -> Run {
+    let lake = fresh_lake(rt, dir);
+    let ingest = &ingest;
+    Run::measure(|| {
+        rt.block_on(futures::future::join_all((0..clients).map(|c| {
+            let lake = &lake;
+            async move {
+                for w in wire.iter().skip(c).step_by(clients) {
+                    ingest(lake, w).await;
+                }
+            }
+        })));
+    })
 }
 
 /// Native batches of spans, logs and metrics from two threads, encoded for the wire.
@@ -381,21 +414,15 @@ fn main() {
     // The same with `clients` requests in flight, as several SDKs exporting at once: each
     // client sends its share of the requests one after the other (writes that meet are
     // committed together).
-    let mut concurrent = Vec::new();
-    for run in 0..runs {
-        let lake = fresh_lake(&rt, &root.join(format!("otlp-concurrent-{run}")));
-        concurrent.push(Run::measure(|| {
-            rt.block_on(futures::future::join_all((0..clients).map(|c| {
-                let (lake, wire) = (&lake, &wire);
-                async move {
-                    for w in wire.iter().skip(c).step_by(clients) {
-                        let mapped = traces::map_protobuf(w).expect("map");
-                        export::traces(lake, mapped).await.expect("ingest");
-                    }
-                }
-            })));
-        }));
-    }
+    let concurrent: Vec<Run> = (0..runs)
+        .map(|run| {
+            let dir = root.join(format!("otlp-concurrent-{run}"));
+            concurrent_run(&rt, &dir, &wire, clients, async |lake, w| {
+                let mapped = traces::map_protobuf(w).expect("map");
+                export::traces(lake, mapped).await.expect("ingest");
+            })
+        })
+        .collect();
 
     // Native blocks.
     let (native, events) = native_batches(native_events);

@@ -3,29 +3,16 @@
 //! most records), prost decode-only of them (the floor), their mapping into rows without the
 //! write, and the durable ingest with several clients sending at once.
 
-use super::{fresh_lake, rates, Rng, Run};
+use super::{concurrent_run, kv, rates, resource, text, Rng, Run};
 use micromegas_otlp_receiver::export;
 use micromegas_otlp_receiver::mapping::logs;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use std::path::Path;
 
 const RECORDS_PER_REQUEST: usize = 512;
-
-fn kv(k: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    }
-}
-
-fn text(v: &str) -> any_value::Value {
-    any_value::Value::StringValue(v.into())
-}
 
 const ROUTES: [&str; 4] = ["/api/orders", "/api/cart", "/api/users/{id}", "/api/search"];
 
@@ -92,19 +79,9 @@ fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportLogsServiceRequest {
             record(rng, t0 + (n * 512 + i) * 100_000 + jitter)
         })
         .collect();
-    let resource = [
-        ("service.name", "checkout"),
-        ("service.version", "2.14.1"),
-        ("host.name", "node-7"),
-        ("deployment.environment", "prod"),
-        ("telemetry.sdk.language", "java"),
-    ];
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
-            resource: Some(Resource {
-                attributes: resource.iter().map(|(k, v)| kv(k, text(v))).collect(),
-                ..Default::default()
-            }),
+            resource: resource(5),
             scope_logs: vec![ScopeLogs {
                 scope: Some(InstrumentationScope {
                     name: "com.example.checkout.AccessLog".into(),
@@ -151,20 +128,12 @@ pub fn run(rt: &tokio::runtime::Runtime, root: &Path, requests: u64, runs: usize
             }
         }));
     }
-    let mut concurrent = Vec::new();
-    for run in 0..runs {
-        let lake = fresh_lake(rt, &root.join(format!("logs-concurrent-{run}")));
-        concurrent.push(Run::measure(|| {
-            rt.block_on(futures::future::join_all((0..clients).map(|c| {
-                let (lake, wire) = (&lake, &wire);
-                async move {
-                    for w in wire.iter().skip(c).step_by(clients) {
-                        ingest(lake, w).await;
-                    }
-                }
-            })));
-        }));
-    }
+    let concurrent: Vec<Run> = (0..runs)
+        .map(|run| {
+            let dir = root.join(format!("logs-concurrent-{run}"));
+            concurrent_run(rt, &dir, &wire, clients, ingest)
+        })
+        .collect();
     let (floor, _) = rates(&decode, records);
     let (mapped, _) = rates(&map_only, records);
     let (_, ingest_cpu) = rates(&concurrent, records);

@@ -11,7 +11,6 @@ use micromegas_lake::arrow::array::RecordBatch;
 use micromegas_lake::tables::{LogColumns, LogText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use prost::Message;
 
 /// Level name of an OpenTelemetry severity number (1–24); 0 (unspecified) falls back to the
 /// severity text, then INFO.
@@ -187,25 +186,12 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedLogs, WireError> {
     })
 }
 
-/// Maps a decoded request (one read from JSON, say) through the same path as
-/// [`map_protobuf`], by encoding it first.
-pub fn map_request(req: &ExportLogsServiceRequest) -> Result<MappedLogs, WireError> {
-    map_protobuf(&req.encode_to_vec())
-}
-
 /// Maps a decoded request: one batch of the `log_entries` table per resource; invalid records
-/// are counted and skipped. Should the request not map at all (values nested deeper than
-/// prost reads), every record is counted as rejected.
+/// are counted and skipped (see [`super::map_decoded`]).
 pub fn map(req: &ExportLogsServiceRequest) -> Mapped<RecordBatch> {
-    match map_request(req) {
-        Ok(m) => m.mapped,
-        Err(e) => {
-            let mut mapped = Mapped::new(ViewTable::LogEntries);
-            let scopes = req.resource_logs.iter().flat_map(|r| &r.scope_logs);
-            for _ in scopes.flat_map(|s| &s.log_records) {
-                mapped.reject(e.to_string());
-            }
-            mapped
-        }
-    }
+    let scopes = req.resource_logs.iter().flat_map(|r| &r.scope_logs);
+    let records = scopes.map(|s| s.log_records.len()).sum();
+    super::map_decoded(req, ViewTable::LogEntries, records, |b| {
+        map_protobuf(b).map(|m| m.mapped)
+    })
 }

@@ -14,7 +14,7 @@ pub mod wire;
 use micromegas_lake::arrow::array::RecordBatch;
 use micromegas_lake::arrow::error::ArrowError;
 use micromegas_lake::catalog::ProcessRow;
-use micromegas_lake::tables::{log_batch, measure_batch, LogRow, MeasureRow};
+use micromegas_lake::tables::{measure_batch, MeasureRow};
 use micromegas_lake::ViewTable;
 
 /// What one resource of a request maps to: rows of a table, or their Arrow batch already.
@@ -23,15 +23,6 @@ pub trait RowGroup {
     fn rows(&self) -> usize;
     /// The rows as a batch of their table.
     fn batch(&self) -> Result<RecordBatch, ArrowError>;
-}
-
-impl RowGroup for Vec<LogRow> {
-    fn rows(&self) -> usize {
-        self.len()
-    }
-    fn batch(&self) -> Result<RecordBatch, ArrowError> {
-        log_batch(self)
-    }
 }
 
 impl RowGroup for Vec<MeasureRow> {
@@ -113,5 +104,26 @@ impl<G: RowGroup> Mapped<G> {
     /// Number of valid rows.
     pub fn row_count(&self) -> usize {
         self.groups.iter().map(|(_, r)| r.rows()).sum()
+    }
+}
+
+/// The rows of a decoded request (one read from JSON, say), through the same path as its
+/// bytes: encoded, then mapped by `from_bytes`. Should it not map at all (values nested deeper
+/// than prost reads), each of its `items` items is counted as rejected.
+fn map_decoded(
+    req: &impl prost::Message,
+    table: ViewTable,
+    items: usize,
+    from_bytes: impl FnOnce(&[u8]) -> Result<Mapped<RecordBatch>, wire::WireError>,
+) -> Mapped<RecordBatch> {
+    match from_bytes(&req.encode_to_vec()) {
+        Ok(mapped) => mapped,
+        Err(e) => {
+            let mut mapped = Mapped::new(table);
+            for _ in 0..items {
+                mapped.reject(e.to_string());
+            }
+            mapped
+        }
     }
 }

@@ -273,25 +273,12 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedTraces, WireError> {
     })
 }
 
-/// Maps a decoded request (one read from JSON, say) through the same path as
-/// [`map_protobuf`], by encoding it first.
-pub fn map_request(req: &ExportTraceServiceRequest) -> Result<MappedTraces, WireError> {
-    map_protobuf(&req.encode_to_vec())
-}
-
 /// Maps a decoded request: one batch of the `spans` table per resource; invalid spans are
-/// counted and skipped. Should the request not map at all (attribute values nested deeper
-/// than prost reads), every span is counted as rejected.
+/// counted and skipped (see [`super::map_decoded`]).
 pub fn map(req: &ExportTraceServiceRequest) -> Mapped<RecordBatch> {
-    match map_request(req) {
-        Ok(m) => m.mapped,
-        Err(e) => {
-            let mut mapped = Mapped::new(ViewTable::Spans);
-            let spans = req.resource_spans.iter().flat_map(|r| &r.scope_spans);
-            for _ in spans.flat_map(|s| &s.spans) {
-                mapped.reject(e.to_string());
-            }
-            mapped
-        }
-    }
+    let scopes = req.resource_spans.iter().flat_map(|r| &r.scope_spans);
+    let spans = scopes.map(|s| s.spans.len()).sum();
+    super::map_decoded(req, ViewTable::Spans, spans, |b| {
+        map_protobuf(b).map(|m| m.mapped)
+    })
 }

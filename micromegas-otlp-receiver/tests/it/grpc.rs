@@ -405,20 +405,9 @@ async fn trace_bytes_that_are_not_a_request_are_invalid_argument_and_nothing_is_
     use prost::Message;
     use tonic::codegen::http::uri::PathAndQuery;
 
-    let lake = Lake::open("memory://", LakeOptions::default())
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
-        Collector::new(lake.clone(), CollectorOptions::default()),
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+    let served = crate::common::serve(CollectorOptions::default()).await;
+    let lake = &served.lake;
+    let channel = tonic::transport::Channel::from_shared(served.grpc.clone())
         .unwrap()
         .connect()
         .await
@@ -451,7 +440,7 @@ async fn trace_bytes_that_are_not_a_request_are_invalid_argument_and_nothing_is_
             "{what}: {err:?}"
         );
     }
-    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM spans").await, ["0"]);
+    assert_eq!(rows(lake, "SELECT COUNT(*) FROM spans").await, ["0"]);
     // Well-formed bytes sent the same way are stored.
     grpc.ready().await.unwrap();
     let path = PathAndQuery::from_static(Traces::EXPORT_PATH);
@@ -461,7 +450,5 @@ async fn trace_bytes_that_are_not_a_request_are_invalid_argument_and_nothing_is_
         .unwrap()
         .into_inner();
     assert_eq!(reply.partial_success.unwrap().rejected_spans, 1);
-    assert_eq!(rows(&lake, "SELECT COUNT(*) FROM spans").await, ["2"]);
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    assert_eq!(rows(lake, "SELECT COUNT(*) FROM spans").await, ["2"]);
 }
