@@ -93,7 +93,8 @@ struct Inner {
     store: Arc<CountingStore>,
     dyn_store: Arc<dyn ObjectStore>,
     catalog: Catalog,
-    locks: [tokio::sync::Mutex<()>; 3],
+    /// One per materialization run (indexed by [`ViewTable::materialized_with`]).
+    locks: [tokio::sync::Mutex<()>; ViewTable::ALL.len()],
     commits: [group_commit::GroupCommit; 2],
 }
 
@@ -150,8 +151,10 @@ impl Lake {
         self.inner.store.take_reads()
     }
 
+    /// Held while a table's partitions change: the tables written by one materialization run
+    /// share it.
     pub(crate) fn materialize_lock(&self, table: ViewTable) -> &tokio::sync::Mutex<()> {
-        &self.inner.locks[table as usize]
+        &self.inner.locks[table.materialized_with() as usize]
     }
 
     fn local_dir(&self) -> Option<&PathBuf> {

@@ -10,8 +10,10 @@ use std::sync::{Arc, OnceLock};
 
 mod log_columns;
 mod span_columns;
+mod span_intervals;
 pub use log_columns::{LogColumns, LogText};
 pub use span_columns::{AttributeWriter, SpanColumns, SpanText};
+pub use span_intervals::{interval_batch, IntervalRow};
 
 /// A table materialized from raw blocks into Parquet partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,11 +24,35 @@ pub enum ViewTable {
     Measures,
     /// `spans`.
     Spans,
+    /// `span_intervals`: when each span was entered on a thread (written with `spans`).
+    SpanIntervals,
 }
 
 impl ViewTable {
     /// Every materialized table.
-    pub const ALL: [ViewTable; 3] = [ViewTable::LogEntries, ViewTable::Measures, ViewTable::Spans];
+    pub const ALL: [ViewTable; 4] = [
+        ViewTable::LogEntries,
+        ViewTable::Measures,
+        ViewTable::Spans,
+        ViewTable::SpanIntervals,
+    ];
+
+    /// The tables a materialization run starts from: each of the others is written by the run
+    /// of [`Self::materialized_with`].
+    pub fn runs() -> impl Iterator<Item = ViewTable> {
+        Self::ALL
+            .into_iter()
+            .filter(|t| t.materialized_with() == *t)
+    }
+
+    /// The table whose materialization runs also write this one's partitions, from the same
+    /// blocks and in the same catalog transaction (itself for most tables).
+    pub fn materialized_with(self) -> ViewTable {
+        match self {
+            ViewTable::SpanIntervals => ViewTable::Spans,
+            t => t,
+        }
+    }
 
     /// SQL name.
     pub fn name(self) -> &'static str {
@@ -34,6 +60,7 @@ impl ViewTable {
             ViewTable::LogEntries => "log_entries",
             ViewTable::Measures => "measures",
             ViewTable::Spans => "spans",
+            ViewTable::SpanIntervals => "span_intervals",
         }
     }
 
@@ -42,7 +69,7 @@ impl ViewTable {
         match self {
             ViewTable::LogEntries => StreamKind::Logs,
             ViewTable::Measures => StreamKind::Metrics,
-            ViewTable::Spans => StreamKind::Spans,
+            ViewTable::Spans | ViewTable::SpanIntervals => StreamKind::Spans,
         }
     }
 
@@ -50,14 +77,22 @@ impl ViewTable {
     pub fn time_columns(self) -> &'static [&'static str] {
         match self {
             ViewTable::Spans => &["start_time", "end_time"],
+            ViewTable::SpanIntervals => &["begin_time", "end_time"],
             _ => &["time"],
         }
     }
 
     /// Its Arrow schema.
     pub fn schema(self) -> SchemaRef {
-        static SCHEMAS: OnceLock<[SchemaRef; 3]> = OnceLock::new();
-        let all = SCHEMAS.get_or_init(|| [log_schema(), measure_schema(), span_schema()]);
+        static SCHEMAS: OnceLock<[SchemaRef; 4]> = OnceLock::new();
+        let all = SCHEMAS.get_or_init(|| {
+            [
+                log_schema(),
+                measure_schema(),
+                span_schema(),
+                span_intervals::schema(),
+            ]
+        });
         Arc::clone(&all[self as usize])
     }
 
@@ -72,7 +107,7 @@ impl ViewTable {
 
     /// The schema of its Parquet partitions: [`Self::schema`] without the computed columns.
     pub fn stored_schema(self) -> SchemaRef {
-        static SCHEMAS: OnceLock<[SchemaRef; 3]> = OnceLock::new();
+        static SCHEMAS: OnceLock<[SchemaRef; 4]> = OnceLock::new();
         let all = SCHEMAS.get_or_init(|| {
             ViewTable::ALL.map(|t| {
                 let schema = t.schema();

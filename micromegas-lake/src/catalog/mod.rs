@@ -445,12 +445,15 @@ impl Catalog {
             .collect()
     }
 
-    /// Records a new partition and marks its blocks as materialized, in one transaction. Fails
-    /// with [`LakeError::Conflict`] (and changes nothing) if another node materialized one of
-    /// the blocks first. `carry` replaces a process's span state in the same transaction.
+    /// Records a new partition (and `also`, partitions of other tables made from the same
+    /// blocks) and marks its blocks as materialized into it, in one transaction. Partitions
+    /// without rows are not recorded. Fails with [`LakeError::Conflict`] (and changes nothing)
+    /// if another node materialized one of the blocks first. `carry` replaces a process's span
+    /// state in the same transaction.
     pub async fn commit_partition(
         &self,
         partition: &PartitionRow,
+        also: &[PartitionRow],
         block_ids: &[String],
         carry: Option<(&str, &str)>,
     ) -> Result<()> {
@@ -476,8 +479,10 @@ impl Catalog {
                 block_ids.len()
             )));
         }
-        if partition.row_count > 0 {
-            insert_partition(&mut tx, partition).await?;
+        for p in std::iter::once(partition).chain(also) {
+            if p.row_count > 0 {
+                insert_partition(&mut tx, p).await?;
+            }
         }
         if let Some((process_id, state)) = carry {
             sqlx::query(

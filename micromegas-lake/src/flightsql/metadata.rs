@@ -136,13 +136,22 @@ mod tests {
         );
         let spans = tables(
             CommandGetTables {
-                table_name_filter_pattern: Some("sp%".to_owned()),
+                table_name_filter_pattern: Some("spans".to_owned()),
                 ..Default::default()
             },
             std::slice::from_ref(&view),
         )
         .unwrap();
         assert_eq!(spans.num_rows(), 1);
+        let span_tables = tables(
+            CommandGetTables {
+                table_name_filter_pattern: Some("span%".to_owned()),
+                ..Default::default()
+            },
+            std::slice::from_ref(&view),
+        )
+        .unwrap();
+        assert_eq!(span_tables.num_rows(), 2, "spans and span_intervals");
         let views = tables(
             CommandGetTables {
                 table_types: vec![VIEW_TYPE.to_owned()],

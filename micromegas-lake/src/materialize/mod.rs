@@ -16,7 +16,8 @@ pub fn encode_partition(table: ViewTable, batch: &RecordBatch) -> Result<Vec<u8>
 use crate::catalog::{BlockRow, FORMAT_ARROW};
 use crate::error::{LakeError, Result};
 use crate::tables::{
-    log_batch, measure_batch, span_batch, span_hex, trace_hex, LogRow, MeasureRow, ViewTable,
+    interval_batch, log_batch, measure_batch, span_batch, span_hex, trace_hex, LogRow, MeasureRow,
+    ViewTable,
 };
 use crate::Lake;
 use arrow::array::RecordBatch;
@@ -87,7 +88,8 @@ impl Step {
 
 impl Lake {
     /// Materializes every block of `table` that may hold rows in `range` (all pending blocks
-    /// when `None`).
+    /// when `None`). The tables written from the same blocks are materialized together
+    /// (`spans` and `span_intervals`).
     pub async fn materialize(
         &self,
         table: ViewTable,
@@ -109,9 +111,9 @@ impl Lake {
         let mut conflicts = 0;
         loop {
             let mut step = Step::default();
-            match table {
+            match table.materialized_with() {
                 ViewTable::Spans => self.materialize_spans(range, &mut step).await?,
-                _ => self.materialize_events(table, range, &mut step).await?,
+                run => self.materialize_events(run, range, &mut step).await?,
             };
             let progressed = step.report.blocks > 0;
             report.add(step.report);
@@ -134,7 +136,7 @@ impl Lake {
     /// Materializes every pending block of every table.
     pub async fn materialize_all(&self) -> Result<MaterializeReport> {
         let mut report = MaterializeReport::default();
-        for table in ViewTable::ALL {
+        for table in ViewTable::runs() {
             report.add(self.materialize(table, None).await?);
         }
         Ok(report)
@@ -175,7 +177,8 @@ impl Lake {
                 .with_row_blocks(table, native, &row_blocks, &mut bad)
                 .await?;
             let ids: Vec<String> = rows.iter().map(|r| r.block_id.clone()).collect();
-            step.record(self.commit_rows(table, batch, ids, None).await, bad)?;
+            let outcome = self.commit_rows((table, batch), None, ids, None).await;
+            step.record(outcome, bad)?;
         }
         Ok(())
     }
@@ -240,44 +243,95 @@ impl Lake {
                     .with_row_blocks(ViewTable::Spans, batch, &group, &mut bad)
                     .await?;
                 let ids = group.iter().map(|r| r.block_id.clone()).collect();
-                let outcome = self.commit_rows(ViewTable::Spans, batch, ids, None).await;
+                let outcome = self
+                    .commit_rows((ViewTable::Spans, batch), None, ids, None)
+                    .await;
                 step.record(outcome, bad)?;
             }
             if native.is_empty() {
                 continue;
             }
             // Native span events are joined across blocks with the state carried from the
-            // process's previous run.
+            // process's previous run; the enter/exit intervals go to their own table, in the
+            // same transaction.
             let (blocks, unreadable) = self.read_blocks(&native).await?;
             let stored = self.catalog().span_carry(&process_id).await?;
             let mut carry = spans::Carry::parse(stored.as_deref());
-            let (span_rows, mut bad) = spans::join_spans(&mut carry, &blocks);
+            let joined = spans::join_spans(&mut carry, &blocks);
+            let mut bad = joined.bad;
             bad.extend(unreadable.into_iter().map(|u| (u.block_id, u.reason)));
-            let batch = span_batch(&span_rows)?;
+            let batch = span_batch(&joined.spans)?;
+            let intervals = interval_batch(&joined.intervals)?;
             let ids: Vec<String> = native.iter().map(|r| r.block_id.clone()).collect();
             let state = carry.to_json();
             let carry = Some((process_id.as_str(), state.as_str()));
-            let outcome = self.commit_rows(ViewTable::Spans, batch, ids, carry).await;
+            let also = Some((ViewTable::SpanIntervals, intervals));
+            let outcome = self
+                .commit_rows((ViewTable::Spans, batch), also, ids, carry)
+                .await;
             step.record(outcome, bad)?;
         }
         Ok(())
     }
 
-    /// Writes the partition (if there are rows) and commits it with its blocks.
+    /// Writes the partition of `main` and that of `also` (those with rows), and commits them
+    /// with their blocks (marked as materialized into `main`'s partition) in one transaction.
     async fn commit_rows(
         &self,
-        table: ViewTable,
-        batch: RecordBatch,
+        main: (ViewTable, RecordBatch),
+        also: Option<(ViewTable, RecordBatch)>,
         block_ids: Vec<String>,
         carry: Option<(&str, &str)>,
     ) -> Result<MaterializeReport> {
-        let batch = partition::sort_batch(table, &batch)?;
-        let envelope = crate::row_blocks::time_envelope(table, &batch).unwrap_or((0, 0));
-        let partition = if batch.num_rows() > 0 {
-            self.write_partition(table, &batch, envelope, block_ids.len())
-                .await?
-        } else {
-            crate::catalog::PartitionRow {
+        let mut written = Vec::new();
+        let mut rows = 0;
+        let mut partitions = 0;
+        let mut outcome = Ok(());
+        for (table, batch) in std::iter::once(main).chain(also) {
+            rows += batch.num_rows() as u64;
+            match self.partition_of(table, &batch, block_ids.len()).await {
+                Ok(p) => {
+                    partitions += u64::from(p.row_count > 0);
+                    written.push(p);
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        if outcome.is_ok() {
+            outcome = self
+                .catalog()
+                .commit_partition(&written[0], &written[1..], &block_ids, carry)
+                .await;
+        }
+        if let Err(e) = outcome {
+            for p in written.iter().filter(|p| !p.file_path.is_empty()) {
+                let path = object_store::path::Path::from(p.file_path.as_str());
+                let _ = self.store().delete(&path).await;
+            }
+            return Err(e);
+        }
+        Ok(MaterializeReport {
+            blocks: block_ids.len() as u64,
+            rows,
+            partitions,
+            unreadable: Vec::new(),
+        })
+    }
+
+    /// Writes the partition of `batch`'s rows, sorted; without rows, writes nothing and
+    /// returns a row for the catalog that is not stored (`row_count` 0).
+    async fn partition_of(
+        &self,
+        table: ViewTable,
+        batch: &RecordBatch,
+        block_count: usize,
+    ) -> Result<crate::catalog::PartitionRow> {
+        let batch = partition::sort_batch(table, batch)?;
+        if batch.num_rows() == 0 {
+            return Ok(crate::catalog::PartitionRow {
                 partition_id: uuid::Uuid::new_v4().to_string(),
                 table_name: table.name().to_owned(),
                 min_time: 0,
@@ -285,31 +339,13 @@ impl Lake {
                 file_path: String::new(),
                 file_size: 0,
                 row_count: 0,
-                block_count: block_ids.len() as i64,
+                block_count: block_count as i64,
                 insert_time: 0,
-            }
-        };
-        if let Err(e) = self
-            .catalog()
-            .commit_partition(&partition, &block_ids, carry)
-            .await
-        {
-            if !partition.file_path.is_empty() {
-                let _ = self
-                    .store()
-                    .delete(&object_store::path::Path::from(
-                        partition.file_path.as_str(),
-                    ))
-                    .await;
-            }
-            return Err(e);
+            });
         }
-        Ok(MaterializeReport {
-            blocks: block_ids.len() as u64,
-            rows: batch.num_rows() as u64,
-            partitions: u64::from(batch.num_rows() > 0),
-            unreadable: Vec::new(),
-        })
+        let envelope = crate::row_blocks::time_envelope(table, &batch).unwrap_or((0, 0));
+        self.write_partition(table, &batch, envelope, block_count)
+            .await
     }
 }
 

@@ -30,6 +30,7 @@ fn row_order(table: ViewTable) -> RowOrder {
         ViewTable::LogEntries => RowOrder::Columns(&["time"]),
         ViewTable::Measures => RowOrder::Columns(&["name", "time"]),
         ViewTable::Spans => RowOrder::TracesByStart,
+        ViewTable::SpanIntervals => RowOrder::Columns(&["begin_time"]),
     }
 }
 

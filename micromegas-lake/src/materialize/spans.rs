@@ -1,9 +1,10 @@
 //! Spans: joining beginnings and ends that may lie in different blocks, streams and
-//! materialization runs. What is still open at the end of a run is carried to the next one
-//! (stored in the catalog with the partition, in the same transaction).
+//! materialization runs, and each enter of a span on a thread with its exit (on the same
+//! stream). What is still open at the end of a run is carried to the next one (stored in the
+//! catalog with the partition, in the same transaction).
 
 use super::fetch::RawBlock;
-use crate::tables::{span_hex, trace_hex, SpanRow};
+use crate::tables::{span_hex, trace_hex, IntervalRow, SpanRow};
 use micromegas_core::read::{self, Event, SpanChange};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +12,9 @@ use std::sync::Arc;
 
 /// Most open spans kept per process; past it the oldest are given up (never closed).
 const MAX_OPEN: usize = 100_000;
+/// Most spans entered and not yet exited kept per stream (a thread's nesting depth); past it
+/// the oldest enters are given up (their intervals are not written).
+const MAX_ENTERED: usize = 1024;
 
 /// A span begun and not yet ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +74,9 @@ pub struct Carry {
     open: HashMap<u64, Open>,
     /// Ends seen before their beginning: id → end time.
     early_ends: HashMap<u64, i64>,
+    /// Spans entered and not yet exited, per stream, innermost last: (id, enter time).
+    #[serde(default)]
+    entered: BTreeMap<String, Vec<(u64, i64)>>,
 }
 
 impl Carry {
@@ -124,16 +131,29 @@ fn row(o: Open, end: i64, process_id: &Arc<str>, service: &Arc<str>) -> SpanRow 
     }
 }
 
+/// What [`join_spans`] found.
+#[derive(Debug, Default)]
+pub struct Joined {
+    /// Spans that ended.
+    pub spans: Vec<SpanRow>,
+    /// Enters matched with their exits.
+    pub intervals: Vec<IntervalRow>,
+    /// Blocks that could not be decoded: (block id, reason).
+    pub bad: Vec<(String, String)>,
+}
+
 /// Joins the span events of `blocks` (one process, each stream's blocks in order) with the
-/// carried state; returns the spans that ended and the number of unreadable blocks.
-pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<(String, String)>) {
+/// carried state.
+pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> Joined {
     let mut out = Vec::new();
+    let mut intervals = Vec::new();
     let mut bad = Vec::new();
     for raw in blocks {
         let process = &raw.process;
         let process_id: Arc<str> = process.process_id.to_string().into();
         let service: Arc<str> = process.service_name.as_str().into();
         let stream_key = raw.stream.stream_id.to_string();
+        let thread: Arc<str> = raw.stream.thread_name.as_str().into();
         let events = match read::decode_block(process, &raw.stream, &raw.block) {
             Ok(e) => e,
             Err(e) => {
@@ -231,7 +251,22 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
                         SpanChange::Close => {
                             end(carry, u.span_id, time, &mut out, &process_id, &service)
                         }
-                        SpanChange::Enter | SpanChange::Exit => {}
+                        SpanChange::Enter => {
+                            let entered = carry.entered.entry(stream_key.clone()).or_default();
+                            entered.push((u.span_id, time));
+                        }
+                        SpanChange::Exit => {
+                            if let Some(begin) = exit(carry, &stream_key, u.span_id) {
+                                intervals.push(IntervalRow {
+                                    span_id: u.span_id,
+                                    process_id: Arc::clone(&process_id),
+                                    service_name: Arc::clone(&service),
+                                    thread_name: Arc::clone(&thread),
+                                    begin_time: begin,
+                                    end_time: time.max(begin),
+                                });
+                            }
+                        }
                     }
                 }
                 _ => {}
@@ -239,7 +274,23 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> (Vec<SpanRow>, Vec<
         }
     }
     bound(carry);
-    (out, bad)
+    Joined {
+        spans: out,
+        intervals,
+        bad,
+    }
+}
+
+/// Takes the innermost enter of span `id` on a stream (exits may come out of order) and
+/// returns its time; `None` when that enter was not read (given up, or in an unreadable block).
+fn exit(carry: &mut Carry, stream_key: &str, id: u64) -> Option<i64> {
+    let entered = carry.entered.get_mut(stream_key)?;
+    let at = entered.iter().rposition(|(e, _)| *e == id)?;
+    let (_, begin) = entered.remove(at);
+    if entered.is_empty() {
+        carry.entered.remove(stream_key);
+    }
+    Some(begin)
 }
 
 fn begin(carry: &mut Carry, open: Open, out: &mut Vec<SpanRow>, pid: &Arc<str>, svc: &Arc<str>) {
@@ -278,5 +329,51 @@ fn bound(carry: &mut Carry) {
     }
     if carry.early_ends.len() > MAX_OPEN {
         carry.early_ends.clear();
+    }
+    for entered in carry.entered.values_mut() {
+        if entered.len() > MAX_ENTERED {
+            entered.drain(..entered.len() - MAX_ENTERED);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An exit takes the innermost enter of its span on its stream, out of order included;
+    /// an exit whose enter was not read gives nothing; emptied streams are dropped.
+    #[test]
+    fn exits_take_the_innermost_enter_of_their_span() {
+        let mut carry = Carry::default();
+        carry
+            .entered
+            .insert("s".into(), vec![(1, 10), (2, 20), (1, 30)]);
+        assert_eq!(exit(&mut carry, "s", 2), Some(20));
+        assert_eq!(exit(&mut carry, "s", 1), Some(30));
+        assert_eq!(exit(&mut carry, "other", 1), None);
+        assert_eq!(exit(&mut carry, "s", 7), None);
+        assert_eq!(exit(&mut carry, "s", 1), Some(10));
+        assert!(carry.entered.is_empty());
+    }
+
+    /// Enters still open at the end of a run are carried to the next one; a state stored
+    /// before intervals were kept still parses; a thread's enters stay bounded.
+    #[test]
+    fn open_enters_are_carried_and_bounded() {
+        let mut carry = Carry::default();
+        carry.entered.insert("s".into(), vec![(5, 50)]);
+        let mut again = Carry::parse(Some(&carry.to_json()));
+        assert_eq!(exit(&mut again, "s", 5), Some(50));
+
+        let older = r#"{"stacks":{},"scope_counts":{},"open":{},"early_ends":{}}"#;
+        assert!(Carry::parse(Some(older)).entered.is_empty());
+
+        let deep: Vec<(u64, i64)> = (0..MAX_ENTERED as u64 + 10).map(|i| (i, 0)).collect();
+        carry.entered.insert("deep".into(), deep);
+        bound(&mut carry);
+        let kept = &carry.entered["deep"];
+        assert_eq!(kept.len(), MAX_ENTERED);
+        assert_eq!(kept[0].0, 10, "the oldest enters are given up first");
     }
 }

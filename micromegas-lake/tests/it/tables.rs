@@ -219,3 +219,112 @@ async fn histogram_samples_answer_quantiles() {
         ["counter|3.0"]
     );
 }
+
+/// A span entered twice on this thread and twice on another, with a child entered twice.
+fn entered_on_two_threads() {
+    let subscriber =
+        tracing_subscriber::registry().with(micromegas_tracing_layer::MicromegasLayer::new());
+    let dispatch = tracing::Dispatch::new(subscriber);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let job = tracing::info_span!("job");
+        job.in_scope(|| {
+            let step = tracing::info_span!("step");
+            step.in_scope(|| std::hint::black_box(()));
+            step.in_scope(|| std::hint::black_box(()));
+        });
+        let (d, handle) = (dispatch.clone(), job.clone());
+        std::thread::Builder::new()
+            .name("helper".into())
+            .spawn(move || {
+                tracing::dispatcher::with_default(&d, || {
+                    handle.in_scope(|| std::hint::black_box(()));
+                    handle.in_scope(|| std::hint::black_box(()));
+                })
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_intervals_hold_each_enter_on_its_thread() {
+    let batches = {
+        let _serial = serial();
+        capture("busy", entered_on_two_threads)
+    };
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    lake.write_batches(&batches).await.unwrap();
+    let thread = std::thread::current().name().unwrap_or("").to_owned();
+    let mut expected = vec![
+        format!("job|{thread}|1"),
+        "job|helper|2".to_owned(),
+        format!("step|{thread}|2"),
+    ];
+    expected.sort();
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT s.name, i.thread_name, COUNT(*) FROM span_intervals i \
+             JOIN spans s ON i.span_id = s.span_id \
+             GROUP BY s.name, i.thread_name ORDER BY s.name, i.thread_name"
+        )
+        .await,
+        expected
+    );
+    // Each interval lies within its span, and a span is busy no longer than it lives.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT s.name, \
+             MIN(i.begin_time) >= MIN(s.start_time), MAX(i.end_time) <= MAX(s.end_time), \
+             SUM(i.duration_ns) <= MAX(s.duration_ns), \
+             BOOL_AND(i.duration_ns = CAST(i.end_time AS BIGINT) - CAST(i.begin_time AS BIGINT)) \
+             FROM span_intervals i JOIN spans s ON i.span_id = s.span_id \
+             GROUP BY s.name ORDER BY s.name"
+        )
+        .await,
+        ["job|true|true|true|true", "step|true|true|true|true"]
+    );
+    // Busy and idle time per span, and its threads, as the README asks for them.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT s.name, SUM(i.duration_ns) AS busy_ns, \
+             s.duration_ns - SUM(i.duration_ns) AS idle_ns, COUNT(DISTINCT i.thread_name) \
+             FROM spans s JOIN span_intervals i ON i.span_id = s.span_id \
+             GROUP BY s.span_id, s.name, s.duration_ns ORDER BY s.name"
+        )
+        .await
+        .iter()
+        .map(|r| {
+            let f: Vec<&str> = r.split('|').collect();
+            let (busy, idle): (i64, i64) = (f[1].parse().unwrap(), f[2].parse().unwrap());
+            format!("{}|{}|{}|{}", f[0], busy > 0, idle >= 0, f[3])
+        })
+        .collect::<Vec<_>>(),
+        ["job|true|true|2", "step|true|true|1"]
+    );
+    // Materialized with the spans, from the same blocks: nothing is left pending.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL"
+        )
+        .await,
+        ["0"]
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT table_name, COUNT(*) FROM partitions GROUP BY 1 ORDER BY 1"
+        )
+        .await
+        .into_iter()
+        .filter(|r| r.starts_with("span"))
+        .collect::<Vec<_>>(),
+        ["span_intervals|1", "spans|1"]
+    );
+}

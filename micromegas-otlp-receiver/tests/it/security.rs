@@ -266,7 +266,7 @@ async fn every_port_needs_the_token_and_secrets_stay_out_of_logs() {
                 day.len() == 10 && hour.len() == 2 && generated(name, &["mmtb", "arrows"])
             }
             ["tables", table, day, hour, name] => {
-                ["log_entries", "measures", "spans"].contains(table)
+                ["log_entries", "measures", "spans", "span_intervals"].contains(table)
                     && day.len() == 10
                     && hour.len() == 2
                     && generated(name, &["parquet"])

@@ -169,7 +169,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open the lake at {}", args.lake.lake))?;
     match &args.action {
         Some(Action::Materialize) => {
-            for table in ViewTable::ALL {
+            for table in ViewTable::runs() {
                 let mut line = progress::Progress::new();
                 let r = lake
                     .materialize_observed(table, None, |r| {
