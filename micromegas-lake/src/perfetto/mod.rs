@@ -1,7 +1,9 @@
 //! Export of traces to Perfetto (`.pftrace`, open it at <https://ui.perfetto.dev>): the spans
 //! of one process or one trace over a time range, one track per process and thread (and per
 //! lane where async spans overlap), spans as nested slices with their attributes as debug
-//! annotations, and log entries as instant events on their thread.
+//! annotations, the intervals a span of the tracing layer was entered on a thread (from
+//! `span_intervals`) as slices on that thread, and log entries as instant events on their
+//! thread.
 //!
 //! ```
 //! use micromegas_lake::perfetto::{export, Selection};
@@ -98,7 +100,7 @@ impl Selection {
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExportReport {
-    /// Spans written as slices.
+    /// Slices written: spans, and the intervals spans were entered on a thread.
     pub slices: usize,
     /// Log entries written as instant events.
     pub instants: usize,
@@ -168,6 +170,26 @@ pub async fn export_observed(
     let mut read = ExportReport::default();
     for_each_batch(lake, &spans, |b| {
         read_spans(b, &mut processes);
+        read.slices += b.num_rows();
+        progress(&read);
+    })
+    .await?;
+    // Where the spans of the tracing layer ran: each enter on a thread, on that thread.
+    let time_only = Selection {
+        begin_ns: selection.begin_ns,
+        end_ns: selection.end_ns,
+        ..Default::default()
+    };
+    let intervals = format!(
+        "SELECT i.process_id, i.service_name, i.thread_name, i.begin_time, i.end_time, \
+         s.name, s.target, i.span_id FROM span_intervals i \
+         JOIN (SELECT process_id, span_id, name, target FROM spans WHERE {}) s \
+         ON i.span_id = s.span_id AND i.process_id = s.process_id WHERE {}",
+        selection.filter("start_time", "end_time")?,
+        time_only.filter("i.begin_time", "i.end_time")?
+    );
+    for_each_batch(lake, &intervals, |b| {
+        read_intervals(b, &mut processes);
         read.slices += b.num_rows();
         progress(&read);
     })
@@ -252,6 +274,31 @@ fn read_spans(b: &RecordBatch, processes: &mut BTreeMap<String, Process>) {
                 name: name.value(row).to_owned(),
                 target: target.value(row).to_owned(),
                 annotations,
+            });
+    }
+}
+
+fn read_intervals(b: &RecordBatch, processes: &mut BTreeMap<String, Process>) {
+    let text = |i: usize| b.column(i).as_string::<i32>();
+    let time = |i: usize| b.column(i).as_primitive::<TimestampNanosecondType>();
+    let (process, service, thread) = (text(0), text(1), text(2));
+    let (begin, end, name, target, span) = (time(3), time(4), text(5), text(6), text(7));
+    for row in 0..b.num_rows() {
+        let p = processes.entry(process.value(row).to_owned()).or_default();
+        p.service = service.value(row).to_owned();
+        p.threads
+            .entry(thread.value(row).to_owned())
+            .or_default()
+            .spans
+            .push(Span {
+                start: begin.value(row),
+                end: end.value(row).max(begin.value(row)),
+                name: name.value(row).to_owned(),
+                target: target.value(row).to_owned(),
+                annotations: vec![
+                    DebugAnnotation::new("span_id", span.value(row)),
+                    DebugAnnotation::new("entered", "on this thread"),
+                ],
             });
     }
 }

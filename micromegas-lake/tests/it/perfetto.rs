@@ -178,3 +178,87 @@ async fn exported_trace_decodes_and_matches_the_spans() {
     let out = export(&path, &[], &one);
     assert!(!out.status.success());
 }
+
+/// The spans of the tracing layer are slices on the thread that created them, and each time
+/// one was entered is a slice on the thread it ran on, inside its span when that is the same
+/// thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entered_intervals_are_slices_on_their_thread() {
+    let Some(python) = python("perfetto.protos.perfetto.trace.perfetto_trace_pb2") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (path, lake) =
+        local_lake(dir.path(), "entered", crate::tables::entered_on_two_threads).await;
+    let process = rows(&lake, "SELECT process_id FROM processes").await;
+    let file = dir.path().join("entered.pftrace");
+    let out = export(&path, &["--process", &process[0]], &file);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("7 slices"), "2 spans and 5 intervals: {said}");
+
+    let decoded = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/perfetto_slices.py"
+        ))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let trace: Value = serde_json::from_slice(&decoded.stdout).unwrap();
+    let tracks = trace["tracks"].as_object().unwrap();
+    let slices = trace["slices"].as_array().unwrap();
+    let main = std::thread::current().name().unwrap_or("").to_owned();
+    let mut seen: Vec<String> = slices
+        .iter()
+        .map(|s| {
+            let thread = tracks[&s["track"].to_string()]["thread"].as_str().unwrap();
+            let thread = if thread == main { "main" } else { thread };
+            let entered = s["annotations"]["entered"].is_string();
+            format!(
+                "{thread}|{}|{}|{entered}",
+                s["name"].as_str().unwrap(),
+                s["depth"]
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "helper|job|0|true",
+            "helper|job|0|true",
+            "main|job|0|false",
+            "main|job|1|true",
+            "main|step|2|false",
+            "main|step|3|true",
+            "main|step|3|true",
+        ]
+    );
+    // The entered slices are the table's intervals, to the nanosecond.
+    let mut from_file: Vec<String> = slices
+        .iter()
+        .filter(|s| s["annotations"]["entered"].is_string())
+        .map(|s| {
+            format!(
+                "{}|{}|{}",
+                s["span_id"].as_str().unwrap(),
+                s["start"],
+                s["end"]
+            )
+        })
+        .collect();
+    from_file.sort();
+    let intervals = rows(
+        &lake,
+        "SELECT span_id, CAST(begin_time AS BIGINT), CAST(end_time AS BIGINT) \
+         FROM span_intervals ORDER BY 1, 2",
+    )
+    .await;
+    assert_eq!(from_file, intervals);
+}

@@ -221,7 +221,7 @@ async fn histogram_samples_answer_quantiles() {
 }
 
 /// A span entered twice on this thread and twice on another, with a child entered twice.
-fn entered_on_two_threads() {
+pub(crate) fn entered_on_two_threads() {
     let subscriber =
         tracing_subscriber::registry().with(micromegas_tracing_layer::MicromegasLayer::new());
     let dispatch = tracing::Dispatch::new(subscriber);
