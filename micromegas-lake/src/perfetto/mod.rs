@@ -231,14 +231,55 @@ async fn for_each_batch(lake: &Lake, sql: &str, mut f: impl FnMut(&RecordBatch))
     Ok(())
 }
 
-fn read_spans(b: &RecordBatch, processes: &mut BTreeMap<String, Process>) {
+/// The thread `thread` of process `process` (of service `service`), added if new.
+fn thread_of<'a>(
+    processes: &'a mut BTreeMap<String, Process>,
+    process: &str,
+    service: &str,
+    thread: &str,
+) -> &'a mut Thread {
+    let p = processes.entry(process.to_owned()).or_default();
+    p.service = service.to_owned();
+    p.threads.entry(thread.to_owned()).or_default()
+}
+
+/// Adds the rows of `b` as slices on their threads. Its first columns are process_id,
+/// service_name, thread_name, start and end times, name and target; `annotate` gives a row's
+/// debug annotations.
+fn read_slices(
+    b: &RecordBatch,
+    processes: &mut BTreeMap<String, Process>,
+    mut annotate: impl FnMut(usize) -> Vec<DebugAnnotation>,
+) {
     let text = |i: usize| b.column(i).as_string::<i32>();
     let time = |i: usize| b.column(i).as_primitive::<TimestampNanosecondType>();
     let (process, service, thread) = (text(0), text(1), text(2));
     let (start, end, name, target) = (time(3), time(4), text(5), text(6));
+    for row in 0..b.num_rows() {
+        let annotations = annotate(row);
+        thread_of(
+            processes,
+            process.value(row),
+            service.value(row),
+            thread.value(row),
+        )
+        .spans
+        .push(Span {
+            start: start.value(row),
+            end: end.value(row).max(start.value(row)),
+            name: name.value(row).to_owned(),
+            target: target.value(row).to_owned(),
+            annotations,
+        });
+    }
+}
+
+/// Spans, with trace_id, span_id, parent_span_id and attributes after the slice columns.
+fn read_spans(b: &RecordBatch, processes: &mut BTreeMap<String, Process>) {
+    let text = |i: usize| b.column(i).as_string::<i32>();
     let (trace, span, parent) = (text(7), text(8), text(9));
     let attributes = b.column(10).as_map();
-    for row in 0..b.num_rows() {
+    read_slices(b, processes, |row| {
         let mut annotations = Vec::new();
         for (key, column) in [
             ("trace_id", trace),
@@ -262,45 +303,19 @@ fn read_spans(b: &RecordBatch, processes: &mut BTreeMap<String, Process>) {
             };
             annotations.push(DebugAnnotation::new(keys.value(i), value));
         }
-        let p = processes.entry(process.value(row).to_owned()).or_default();
-        p.service = service.value(row).to_owned();
-        p.threads
-            .entry(thread.value(row).to_owned())
-            .or_default()
-            .spans
-            .push(Span {
-                start: start.value(row),
-                end: end.value(row).max(start.value(row)),
-                name: name.value(row).to_owned(),
-                target: target.value(row).to_owned(),
-                annotations,
-            });
-    }
+        annotations
+    });
 }
 
+/// Intervals a span was entered on a thread, with the span_id after the slice columns.
 fn read_intervals(b: &RecordBatch, processes: &mut BTreeMap<String, Process>) {
-    let text = |i: usize| b.column(i).as_string::<i32>();
-    let time = |i: usize| b.column(i).as_primitive::<TimestampNanosecondType>();
-    let (process, service, thread) = (text(0), text(1), text(2));
-    let (begin, end, name, target, span) = (time(3), time(4), text(5), text(6), text(7));
-    for row in 0..b.num_rows() {
-        let p = processes.entry(process.value(row).to_owned()).or_default();
-        p.service = service.value(row).to_owned();
-        p.threads
-            .entry(thread.value(row).to_owned())
-            .or_default()
-            .spans
-            .push(Span {
-                start: begin.value(row),
-                end: end.value(row).max(begin.value(row)),
-                name: name.value(row).to_owned(),
-                target: target.value(row).to_owned(),
-                annotations: vec![
-                    DebugAnnotation::new("span_id", span.value(row)),
-                    DebugAnnotation::new("entered", "on this thread"),
-                ],
-            });
-    }
+    let span = b.column(7).as_string::<i32>();
+    read_slices(b, processes, |row| {
+        vec![
+            DebugAnnotation::new("span_id", span.value(row)),
+            DebugAnnotation::new("entered", "on this thread"),
+        ]
+    });
 }
 
 fn read_logs(b: &RecordBatch, processes: &mut BTreeMap<String, Process>) {
@@ -309,18 +324,19 @@ fn read_logs(b: &RecordBatch, processes: &mut BTreeMap<String, Process>) {
     let time = b.column(3).as_primitive::<TimestampNanosecondType>();
     let (msg, target, level) = (text(4), text(5), text(6));
     for row in 0..b.num_rows() {
-        let p = processes.entry(process.value(row).to_owned()).or_default();
-        p.service = service.value(row).to_owned();
-        p.threads
-            .entry(thread.value(row).to_owned())
-            .or_default()
-            .logs
-            .push(Log {
-                time: time.value(row),
-                msg: msg.value(row).to_owned(),
-                target: target.value(row).to_owned(),
-                level: level.value(row).to_owned(),
-            });
+        thread_of(
+            processes,
+            process.value(row),
+            service.value(row),
+            thread.value(row),
+        )
+        .logs
+        .push(Log {
+            time: time.value(row),
+            msg: msg.value(row).to_owned(),
+            target: target.value(row).to_owned(),
+            level: level.value(row).to_owned(),
+        });
     }
 }
 

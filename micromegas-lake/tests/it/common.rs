@@ -84,6 +84,22 @@ pub fn python(module: &str) -> Option<std::path::PathBuf> {
     Some(venv)
 }
 
+/// Counts the blocks not yet materialized.
+pub const PENDING_BLOCKS: &str = "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL";
+
+/// An in-memory lake holding what `work` records as the service `service`.
+pub async fn memory_lake(service: &str, work: impl FnOnce()) -> Lake {
+    let batches = {
+        let _serial = serial();
+        capture(service, work)
+    };
+    let lake = Lake::open("memory://", micromegas_lake::LakeOptions::default())
+        .await
+        .unwrap();
+    lake.write_batches(&batches).await.unwrap();
+    lake
+}
+
 /// A local lake at `dir/lake` holding what `work` records as the service `service`.
 pub async fn local_lake(
     dir: &std::path::Path,

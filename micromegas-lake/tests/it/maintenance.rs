@@ -1,7 +1,7 @@
 //! The background loop materializes new blocks by itself; compaction merges the partitions of
 //! a past hour without changing any row.
 
-use crate::common::{capture, rows, serial, shifted};
+use crate::common::{capture, rows, serial, shifted, PENDING_BLOCKS};
 use futures::StreamExt;
 use micromegas_core::{imetric, info, span_scope};
 use micromegas_lake::maintenance::MaintenanceOptions;
@@ -79,7 +79,7 @@ async fn the_background_loop_materializes_new_blocks() {
         |e| panic!("maintenance failed: {e}"),
     );
     lake.write_batches(&batches).await.unwrap();
-    let pending = "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL";
+    let pending = PENDING_BLOCKS;
     let left = poll_until(vec!["0".to_owned()], || rows(&lake, pending)).await;
     assert_eq!(left, ["0"], "the loop did not materialize within 10 s");
     assert_eq!(

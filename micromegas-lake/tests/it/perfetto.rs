@@ -49,6 +49,24 @@ fn export(lake: &std::path::Path, args: &[&str], file: &std::path::Path) -> std:
         .unwrap()
 }
 
+/// The file decoded with Perfetto's own schema: its tracks, slices and instants.
+fn decode(python: &std::path::Path, file: &std::path::Path) -> Value {
+    let decoded = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/perfetto_slices.py"
+        ))
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success(),
+        "Perfetto's schema could not decode the file: {}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    serde_json::from_slice(&decoded.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_trace_decodes_and_matches_the_spans() {
     let Some(python) = python("perfetto.protos.perfetto.trace.perfetto_trace_pb2") else {
@@ -69,20 +87,7 @@ async fn exported_trace_decodes_and_matches_the_spans() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("120 slices, 40 log instants"), "{said}");
 
-    let decoded = Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/perfetto_slices.py"
-        ))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        decoded.status.success(),
-        "Perfetto's schema could not decode the file: {}",
-        String::from_utf8_lossy(&decoded.stderr)
-    );
-    let trace: Value = serde_json::from_slice(&decoded.stdout).unwrap();
+    let trace = decode(&python, &file);
 
     // Slices are the spans: same names, start and end times (ns), one each.
     let spans = rows(
@@ -197,20 +202,7 @@ async fn entered_intervals_are_slices_on_their_thread() {
     assert!(out.status.success(), "{said}");
     assert!(said.contains("7 slices"), "2 spans and 5 intervals: {said}");
 
-    let decoded = Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/perfetto_slices.py"
-        ))
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        decoded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&decoded.stderr)
-    );
-    let trace: Value = serde_json::from_slice(&decoded.stdout).unwrap();
+    let trace = decode(&python, &file);
     let tracks = trace["tracks"].as_object().unwrap();
     let slices = trace["slices"].as_array().unwrap();
     let main = std::thread::current().name().unwrap_or("").to_owned();

@@ -1,7 +1,7 @@
 //! Blocks written by micromegas-core (native macros and the tracing layer) land in every
 //! table with exactly the expected rows.
 
-use crate::common::{capture, rows, serial};
+use crate::common::{capture, memory_lake, rows, serial, PENDING_BLOCKS};
 use micromegas_core::{fmetric, imetric, info, span_scope, warn};
 use micromegas_lake::{Lake, LakeOptions};
 use tracing_subscriber::layer::SubscriberExt;
@@ -148,14 +148,7 @@ async fn every_table_has_exactly_the_rows_written() {
         .await,
         ["logs|true", "metrics|true", "spans|true"]
     );
-    assert_eq!(
-        rows(
-            &lake,
-            "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL"
-        )
-        .await,
-        ["0"]
-    );
+    assert_eq!(rows(&lake, PENDING_BLOCKS).await, ["0"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,22 +177,16 @@ async fn a_repeated_write_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn histogram_samples_answer_quantiles() {
-    let batches = {
-        let _serial = serial();
-        capture("hist", || {
-            let recorder = micromegas_tracing_layer::MicromegasRecorder::new();
-            metrics::with_local_recorder(&recorder, || {
-                for v in 1..=100 {
-                    metrics::histogram!("latency", "route" => "/pay").record(v as f64);
-                }
-                metrics::counter!("hits").increment(3);
-            });
-        })
-    };
-    let lake = Lake::open("memory://", LakeOptions::default())
-        .await
-        .unwrap();
-    lake.write_batches(&batches).await.unwrap();
+    let lake = memory_lake("hist", || {
+        let recorder = micromegas_tracing_layer::MicromegasRecorder::new();
+        metrics::with_local_recorder(&recorder, || {
+            for v in 1..=100 {
+                metrics::histogram!("latency", "route" => "/pay").record(v as f64);
+            }
+            metrics::counter!("hits").increment(3);
+        });
+    })
+    .await;
     assert_eq!(
         rows(
             &lake,
@@ -249,14 +236,7 @@ pub(crate) fn entered_on_two_threads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn span_intervals_hold_each_enter_on_its_thread() {
-    let batches = {
-        let _serial = serial();
-        capture("busy", entered_on_two_threads)
-    };
-    let lake = Lake::open("memory://", LakeOptions::default())
-        .await
-        .unwrap();
-    lake.write_batches(&batches).await.unwrap();
+    let lake = memory_lake("busy", entered_on_two_threads).await;
     let thread = std::thread::current().name().unwrap_or("").to_owned();
     let mut expected = vec![
         format!("job|{thread}|1"),
@@ -308,14 +288,7 @@ async fn span_intervals_hold_each_enter_on_its_thread() {
         ["job|true|true|2", "step|true|true|1"]
     );
     // Materialized with the spans, from the same blocks: nothing is left pending.
-    assert_eq!(
-        rows(
-            &lake,
-            "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL"
-        )
-        .await,
-        ["0"]
-    );
+    assert_eq!(rows(&lake, PENDING_BLOCKS).await, ["0"]);
     assert_eq!(
         rows(
             &lake,
