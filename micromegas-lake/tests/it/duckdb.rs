@@ -7,11 +7,11 @@ use micromegas_lake::{Lake, LakeOptions};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Runs `sql` in DuckDB, with `{log_entries}`, `{measures}` and `{spans}` replaced by the
-/// partitions of that table; rows as `|`-separated text.
+/// Runs `sql` in DuckDB, with `{log_entries}`, `{measures}`, `{spans}` and `{span_intervals}`
+/// replaced by the partitions of that table; rows as `|`-separated text.
 fn duckdb(python: &PathBuf, lake: &std::path::Path, sql: &str) -> Vec<String> {
     let mut sql = sql.to_owned();
-    for t in ["log_entries", "measures", "spans"] {
+    for t in ["log_entries", "measures", "spans", "span_intervals"] {
         let files = format!(
             "read_parquet('{}/tables/{t}/*/*/*.parquet')",
             lake.display()
@@ -51,6 +51,7 @@ fn work() {
         imetric!("bytes", "bytes", i * 10, "route" => "/a");
         fmetric!("ratio", "ratio", i as f64 / 100.0);
     }
+    crate::tables::entered_on_two_threads();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,6 +90,10 @@ async fn duckdb_reads_the_partitions_with_the_same_results() {
             "SELECT name, COUNT(*), COUNT(DISTINCT trace_id), SUM(duration_ns), SUM(CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT)) FROM spans GROUP BY name ORDER BY name",
             // `duration_ns` is computed when our engine reads, not stored in the files.
             "SELECT name, COUNT(*), COUNT(DISTINCT trace_id), SUM(epoch_ns(end_time) - epoch_ns(start_time)), SUM(epoch_ns(end_time) - epoch_ns(start_time)) FROM {spans} GROUP BY name ORDER BY name",
+        ),
+        (
+            "SELECT thread_name, COUNT(*), COUNT(DISTINCT span_id), SUM(duration_ns), MIN(CAST(begin_time AS BIGINT)), MAX(CAST(end_time AS BIGINT)) FROM span_intervals GROUP BY thread_name ORDER BY thread_name",
+            "SELECT thread_name, COUNT(*), COUNT(DISTINCT span_id), SUM(duration_ns), MIN(epoch_ns(begin_time)), MAX(epoch_ns(end_time)) FROM {span_intervals} GROUP BY thread_name ORDER BY thread_name",
         ),
         (
             "SELECT COUNT(*) FROM spans c JOIN spans p ON c.parent_span_id = p.span_id AND c.trace_id = p.trace_id",
