@@ -97,10 +97,11 @@ impl ViewTable {
     }
 
     /// The columns computed from others when read, not stored in its Parquet partitions:
-    /// `spans.duration_ns` is `end_time - start_time`.
+    /// `duration_ns` is the last of [`Self::time_columns`] minus the first (`spans`:
+    /// `end_time - start_time`; `span_intervals`: `end_time - begin_time`).
     pub fn computed_columns(self) -> &'static [&'static str] {
         match self {
-            ViewTable::Spans => &["duration_ns"],
+            ViewTable::Spans | ViewTable::SpanIntervals => &["duration_ns"],
             _ => &[],
         }
     }

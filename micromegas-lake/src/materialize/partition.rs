@@ -304,6 +304,42 @@ mod tests {
     }
 
     #[test]
+    fn an_intervals_partition_stores_no_duration_and_is_sorted_by_begin() {
+        let row = |span_id, begin_time| crate::tables::IntervalRow {
+            span_id,
+            process_id: Arc::from("p"),
+            service_name: Arc::from("s"),
+            thread_name: Arc::from("t"),
+            begin_time,
+            end_time: begin_time + 5,
+        };
+        let batch = crate::tables::interval_batch(&[row(2, 20), row(1, 10)]).expect("batch");
+        let bytes = encode(
+            ViewTable::SpanIntervals,
+            &sort_batch(ViewTable::SpanIntervals, &batch).expect("sort"),
+        )
+        .expect("encode");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(bytes),
+        )
+        .expect("parquet")
+        .build()
+        .expect("reader");
+        let read: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+        assert_eq!(read[0].schema(), ViewTable::SpanIntervals.stored_schema());
+        assert!(read[0].column_by_name("duration_ns").is_none());
+        let ids = read[0].column_by_name("span_id").expect("span_id");
+        let ids = ids
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("text");
+        assert_eq!(ids.value(0), "0000000000000001");
+        assert_eq!(ids.value(1), "0000000000000002");
+        let props = writer_properties(ViewTable::SpanIntervals).expect("properties");
+        assert_eq!(props.sorting_columns().map(Vec::len), Some(1));
+    }
+
+    #[test]
     fn a_spans_partition_declares_no_column_order() {
         let props = writer_properties(ViewTable::Spans).expect("properties");
         assert!(props.sorting_columns().is_none());

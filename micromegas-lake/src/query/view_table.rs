@@ -1,4 +1,4 @@
-//! A materialized table (`log_entries`, `measures`, `spans`) as a DataFusion table: the
+//! A materialized table (`log_entries`, `measures`, `spans`, `span_intervals`) as a DataFusion table: the
 //! catalog chooses the partitions that the query's time filters allow, missing partitions
 //! are materialized first, and only the chosen Parquet files are scanned.
 
@@ -88,8 +88,9 @@ impl TableProvider for LakeViewTable {
 }
 
 /// A scan of `table`'s partitions for `projection` of its schema: the stored columns are read,
-/// and the computed ones (`spans.duration_ns = end_time - start_time`) are derived from them.
-/// Partitions written when `duration_ns` was stored still have it; the file's copy is not read.
+/// and the computed ones (`duration_ns`, the table's last time column minus its first) are
+/// derived from them. Partitions of `spans` written when `duration_ns` was stored still have
+/// it; the file's copy is not read.
 async fn scan_with_computed(
     state: &dyn Session,
     table: ViewTable,
@@ -112,11 +113,14 @@ async fn scan_with_computed(
         return Ok(Arc::new(EmptyExec::new(Arc::new(schema.project(&wanted)?))));
     }
     // The stored columns to read: those wanted, in order, and the two times a duration needs.
+    let times = table.time_columns();
+    let (start, end) = (times[0], times[times.len() - 1]);
     let mut read: Vec<usize> = Vec::new();
     for &i in &wanted {
         let name = schema.field(i).name().as_str();
+        let bounds = [start, end];
         let needs: &[&str] = if computed(&i) {
-            &["start_time", "end_time"]
+            &bounds
         } else {
             std::slice::from_ref(&name)
         };
@@ -151,11 +155,7 @@ async fn scan_with_computed(
         .map(|&i| {
             let name = schema.field(i).name().clone();
             let expr: Arc<dyn PhysicalExpr> = if computed(&i) {
-                Arc::new(BinaryExpr::new(
-                    nanos("end_time")?,
-                    Operator::Minus,
-                    nanos("start_time")?,
-                ))
+                Arc::new(BinaryExpr::new(nanos(end)?, Operator::Minus, nanos(start)?))
             } else {
                 column(&name)?
             };
