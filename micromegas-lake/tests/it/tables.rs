@@ -301,3 +301,66 @@ async fn span_intervals_hold_each_enter_on_its_thread() {
         ["span_intervals|1", "spans|1"]
     );
 }
+
+/// Async request spans on a multi-thread tokio runtime: each is entered once per poll, on
+/// whichever worker polls it, and its busy time never exceeds its duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_spans_are_entered_once_per_poll_on_the_workers() {
+    use tracing::Instrument;
+    let lake = memory_lake("async", || {
+        std::thread::spawn(|| {
+            let subscriber = tracing_subscriber::registry()
+                .with(micromegas_tracing_layer::MicromegasLayer::new());
+            let dispatch = tracing::Dispatch::new(subscriber);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("worker")
+                .on_thread_start({
+                    let dispatch = dispatch.clone();
+                    // Each worker keeps the subscriber as its default for its whole life.
+                    move || std::mem::forget(tracing::dispatcher::set_default(&dispatch))
+                })
+                .build()
+                .unwrap();
+            let _default = tracing::dispatcher::set_default(&dispatch);
+            runtime.block_on(async {
+                let tasks: Vec<_> = (0..20u64)
+                    .map(|i| {
+                        let span = tracing::info_span!(parent: None, "request", id = i);
+                        tokio::spawn(
+                            async {
+                                for _ in 0..3 {
+                                    tokio::task::yield_now().await;
+                                }
+                            }
+                            .instrument(span),
+                        )
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    })
+    .await;
+    // Five enters each: four polls (the first, and one after each of the three yields), and
+    // the drop of the future, which `Instrumented` also runs inside its span.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*), COUNT(DISTINCT s.span_id), MIN(n), MAX(n), BOOL_AND(busy <= d) \
+             FROM (SELECT s.span_id, COUNT(*) AS n, SUM(i.duration_ns) AS busy, \
+             MAX(s.duration_ns) AS d FROM spans s JOIN span_intervals i \
+             ON i.span_id = s.span_id GROUP BY s.span_id) s"
+        )
+        .await,
+        ["20|20|5|5|true"]
+    );
+    assert_eq!(
+        rows(&lake, "SELECT DISTINCT thread_name FROM span_intervals").await,
+        ["worker"]
+    );
+}
