@@ -20,7 +20,10 @@ fn work() {
 async fn compaction_merges_a_past_hour_and_keeps_every_row() {
     let now = {
         let _serial = serial();
-        capture("compact", work)
+        capture("compact", || {
+            work();
+            crate::tables::entered_on_two_threads();
+        })
     };
     let lake = Lake::open("memory://", LakeOptions::default())
         .await
@@ -32,19 +35,22 @@ async fn compaction_merges_a_past_hour_and_keeps_every_row() {
     let count = "SELECT table_name, COUNT(*) FROM partitions GROUP BY 1 ORDER BY 1";
     assert_eq!(
         rows(&lake, count).await,
-        ["log_entries|3", "measures|3", "spans|3"]
+        ["log_entries|3", "measures|3", "span_intervals|3", "spans|3"]
     );
-    let content = "SELECT (SELECT COUNT(*) FROM log_entries), (SELECT SUM(value) FROM measures), \
-        (SELECT COUNT(DISTINCT span_id) FROM spans)";
+    let content = "SELECT (SELECT COUNT(*) FROM log_entries) AS logs, \
+        (SELECT SUM(value) FROM measures) AS measures, (SELECT COUNT(*) FROM spans) AS spans, \
+        (SELECT COUNT(*) FROM span_intervals) AS intervals, \
+        (SELECT SUM(duration_ns) FROM span_intervals) AS busy";
     let before = rows(&lake, content).await;
-    assert_eq!(before, ["15|30.0|15"]);
+    // 5 native spans and 2 of the tracing layer (with 5 intervals) per copy.
+    assert!(before[0].starts_with("15|30.0|21|15|"), "{before:?}");
 
     let report = lake.compact_with_grace(Duration::ZERO).await.unwrap();
-    assert_eq!(report.partitions_replaced, 9);
-    assert_eq!(report.partitions_written, 3);
+    assert_eq!(report.partitions_replaced, 12);
+    assert_eq!(report.partitions_written, 4);
     assert_eq!(
         rows(&lake, count).await,
-        ["log_entries|1", "measures|1", "spans|1"]
+        ["log_entries|1", "measures|1", "span_intervals|1", "spans|1"]
     );
     assert_eq!(rows(&lake, content).await, before);
     let files = lake
@@ -52,7 +58,7 @@ async fn compaction_merges_a_past_hour_and_keeps_every_row() {
         .list(Some(&"tables".into()))
         .collect::<Vec<_>>()
         .await;
-    assert_eq!(files.len(), 3, "replaced files are deleted");
+    assert_eq!(files.len(), 4, "replaced files are deleted");
     // Nothing left to merge.
     assert_eq!(
         lake.compact_with_grace(Duration::ZERO).await.unwrap(),
