@@ -1,17 +1,16 @@
 //! The tables of the lake: their names, Arrow schemas and how rows are built.
 
-use arrow::array::{
-    ArrayRef, Float64Builder, MapBuilder, MapFieldNames, RecordBatch, StringBuilder,
-    TimestampNanosecondBuilder,
-};
+use arrow::array::{ArrayRef, MapBuilder, MapFieldNames, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use micromegas_core::model::StreamKind;
 use std::sync::{Arc, OnceLock};
 
 mod log_columns;
+mod measure_columns;
 mod span_columns;
 mod span_intervals;
 pub use log_columns::{LogColumns, LogText};
+pub use measure_columns::{MeasureColumns, MeasureText};
 pub use span_columns::{AttributeWriter, SpanColumns, SpanText};
 pub use span_intervals::{interval_batch, IntervalRow};
 
@@ -346,30 +345,6 @@ pub struct SpanRow {
     pub line: Option<i32>,
 }
 
-fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut b = StringBuilder::new();
-    for v in values {
-        b.append_option(v);
-    }
-    Arc::new(b.finish())
-}
-
-fn times(values: impl Iterator<Item = i64>) -> ArrayRef {
-    let mut b = TimestampNanosecondBuilder::new();
-    for v in values {
-        b.append_value(v);
-    }
-    Arc::new(b.finish().with_timezone("UTC"))
-}
-
-fn props<'a>(values: impl Iterator<Item = &'a [(String, String)]>) -> ArrayRef {
-    let mut b = PropsBuilder::default();
-    for v in values {
-        b.append(v.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    }
-    b.finish()
-}
-
 /// Builds a `log_entries` batch.
 pub fn log_batch(rows: &[LogRow]) -> arrow::error::Result<RecordBatch> {
     let mut columns = LogColumns::with_capacity(rows.len());
@@ -399,26 +374,26 @@ pub fn log_batch(rows: &[LogRow]) -> arrow::error::Result<RecordBatch> {
 
 /// Builds a `measures` batch.
 pub fn measure_batch(rows: &[MeasureRow]) -> arrow::error::Result<RecordBatch> {
-    let r = || rows.iter();
-    let mut values = Float64Builder::with_capacity(rows.len());
-    for x in r() {
-        values.append_value(x.value);
+    let mut columns = MeasureColumns::with_capacity(rows.len());
+    for x in rows {
+        let text = MeasureText {
+            time: x.time,
+            process_id: &x.process_id,
+            service_name: &x.service_name,
+            thread_name: &x.thread_name,
+            name: &x.name,
+            unit: &x.unit,
+            kind: &x.kind,
+            value: x.value,
+            target: &x.target,
+        };
+        columns.append(&text, |p| {
+            for (k, v) in &x.properties {
+                p.entry(k, v);
+            }
+        });
     }
-    RecordBatch::try_new(
-        ViewTable::Measures.schema(),
-        vec![
-            times(r().map(|x| x.time)),
-            strings(r().map(|x| Some(&*x.process_id))),
-            strings(r().map(|x| Some(&*x.service_name))),
-            strings(r().map(|x| Some(&*x.thread_name))),
-            strings(r().map(|x| Some(x.name.as_str()))),
-            strings(r().map(|x| Some(x.unit.as_str()))),
-            strings(r().map(|x| Some(x.kind.as_str()))),
-            Arc::new(values.finish()),
-            strings(r().map(|x| Some(x.target.as_str()))),
-            props(r().map(|x| x.properties.as_slice())),
-        ],
-    )
+    columns.finish()
 }
 
 /// Builds a `spans` batch.

@@ -4,12 +4,12 @@
 //! several clients sending at once; bytes on disk per span next to the zstd-compressed OTLP
 //! protobuf of the same spans; and native transit batches written into a lake.
 //!
-//! Then the same for OTLP logs (`support/logs.rs`): decode-only, mapping, and ingest with
-//! several clients.
+//! Then the same for OTLP logs (`support/logs.rs`) and metrics (`support/metrics.rs`):
+//! decode-only, mapping, and ingest with several clients.
 //!
 //! `cargo bench -p micromegas-otlp-receiver --bench ingest` (env: REQUESTS=400 of 512 spans,
 //! NATIVE_EVENTS=4000000, RUNS=3, CLIENTS=8, LOG_REQUESTS=200 of 512 records,
-//! DIR=target/bench-ingest).
+//! METRIC_REQUESTS=200 of 400 data points, DIR=target/bench-ingest).
 //!
 //! Rates are given per wall second on a single-threaded async runtime and per CPU second of
 //! the whole process (all threads, from /proc/self/stat), the latter being "per core".
@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 /// included) runs as in the collector.
 #[path = "support/logs.rs"]
 mod logs_bench;
+#[path = "support/metrics.rs"]
+mod metrics_bench;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -508,5 +510,9 @@ fn main() {
     let log_requests: u64 = env_or("LOG_REQUESTS", 200);
     if log_requests > 0 {
         logs_bench::run(&rt, &root, log_requests, runs, clients);
+    }
+    let metric_requests: u64 = env_or("METRIC_REQUESTS", 200);
+    if metric_requests > 0 {
+        metrics_bench::run(&rt, &root, metric_requests, runs, clients);
     }
 }

@@ -1,19 +1,21 @@
-//! The OTLP trace and logs services over gRPC
-//! (`opentelemetry.proto.collector.trace.v1.TraceService`,
-//! `opentelemetry.proto.collector.logs.v1.LogsService`), taking each request's bytes as they
-//! arrive (after gzip and the size limit) and mapping them straight into rows
+//! The OTLP services over gRPC (`opentelemetry.proto.collector.trace.v1.TraceService`,
+//! `opentelemetry.proto.collector.logs.v1.LogsService`,
+//! `opentelemetry.proto.collector.metrics.v1.MetricsService`), taking each request's bytes as
+//! they arrive (after gzip and the size limit): traces and logs are mapped straight into rows
 //! ([`crate::mapping::traces::map_protobuf`], [`crate::mapping::logs::map_protobuf`]) instead
-//! of decoding a request message first. Bytes that are not a request of the service are
-//! refused with INVALID_ARGUMENT, and nothing of them is stored.
+//! of decoding a request message first; metrics are decoded, and identified by the hash of
+//! their bytes ([`crate::mapping::metrics::map_protobuf`]). Bytes that are not a request of
+//! the service are refused with INVALID_ARGUMENT, and nothing of them is stored.
 
 use crate::collector::Collector;
 use crate::mapping::wire::WireError;
-use crate::mapping::{logs, traces};
+use crate::mapping::{logs, metrics, traces};
 use crate::rpc_status::unavailable_retry_after;
 use crate::{admission::RETRY_AFTER, export, grpc::lake_status, telemetry};
 use bytes::{Buf, Bytes};
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use std::convert::Infallible;
 use std::future::Future;
@@ -88,6 +90,30 @@ impl BytesSignal for Logs {
         mapped: Self::Mapped,
     ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send {
         export::logs(lake, mapped)
+    }
+}
+
+/// OTLP metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Metrics;
+
+impl BytesSignal for Metrics {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const EXPORT_PATH: &'static str =
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const SIGNAL: &'static str = "metrics";
+    type Mapped = metrics::MappedMetrics;
+    type Response = ExportMetricsServiceResponse;
+
+    fn map(body: &[u8]) -> Result<Self::Mapped, WireError> {
+        metrics::map_protobuf(body)
+    }
+
+    fn store(
+        lake: &Lake,
+        mapped: Self::Mapped,
+    ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send {
+        export::metrics(lake, mapped)
     }
 }
 

@@ -3,20 +3,20 @@
 
 use crate::ingest::store;
 use crate::mapping::logs::MappedLogs;
+use crate::mapping::metrics::MappedMetrics;
 use crate::mapping::traces::MappedTraces;
-use crate::mapping::{metrics, Mapped, RowGroup};
+use crate::mapping::{Mapped, RowGroup};
 use crate::telemetry;
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
-use prost::Message;
 
 fn message<G>(m: &Mapped<G>) -> String {
     format!(
@@ -24,10 +24,6 @@ fn message<G>(m: &Mapped<G>) -> String {
         m.rejected,
         m.first_error.as_deref().unwrap_or_default()
     )
-}
-
-fn hash(req: &impl Message) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(&req.encode_to_vec())
 }
 
 /// Stores the rows of a request, records them in the collector's telemetry, and returns what
@@ -47,21 +43,6 @@ async fn store_mapped<G: RowGroup>(
         first_error,
     );
     Ok((mapped.rejected > 0).then(|| (mapped.rejected as i64, message(mapped))))
-}
-
-/// Maps a request and stores its rows (see [`store_mapped`]). The request is dropped once
-/// mapped, before the wait for the durable write: it is freed while its memory is still in
-/// cache, and a collector waiting on many writes at once holds their rows only.
-async fn store_request<R, G: RowGroup>(
-    lake: &Lake,
-    signal: &'static str,
-    req: R,
-    map: impl FnOnce(&R) -> Mapped<G>,
-    identity: impl FnOnce(&R) -> u128,
-) -> Result<Option<(i64, String)>, LakeError> {
-    let (mapped, identity) = (map(&req), identity(&req));
-    drop(req);
-    store_mapped(lake, signal, &mapped, identity).await
 }
 
 /// Stores the spans of a request, mapped from its bytes (see [`crate::mapping::traces::map_protobuf`]).
@@ -93,12 +74,12 @@ pub async fn logs(
     })
 }
 
-/// Stores the data points of a request.
+/// Stores the data points of a request (see [`crate::mapping::metrics::map_protobuf`]).
 pub async fn metrics(
     lake: &Lake,
-    req: ExportMetricsServiceRequest,
+    request: MappedMetrics,
 ) -> Result<ExportMetricsServiceResponse, LakeError> {
-    let rejected = store_request(lake, "metrics", req, metrics::map, hash).await?;
+    let rejected = store_mapped(lake, "metrics", &request.mapped, request.identity).await?;
     Ok(ExportMetricsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportMetricsPartialSuccess {
             rejected_data_points: n,

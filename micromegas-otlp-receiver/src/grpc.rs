@@ -4,22 +4,13 @@
 //! budget a request is refused with UNAVAILABLE and `RetryInfo`.
 
 use crate::admission::RETRY_AFTER;
-use crate::bytes_service::{BytesServer, Logs, Traces};
+use crate::bytes_service::{BytesServer, Logs, Metrics, Traces};
 use crate::collector::Collector;
 use crate::native::NativeIngestServer;
 use crate::rpc_status::unavailable_retry_after;
-use crate::{export, telemetry};
-use micromegas_lake::{Lake, LakeError};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use prost::Message;
-use tonic::codec::CompressionEncoding;
+use micromegas_lake::LakeError;
 use tonic::service::interceptor::InterceptedService;
-use tonic::{Request, Response, Status};
+use tonic::Status;
 
 /// The OTLP services, writing into one collector's lake.
 #[derive(Debug, Clone)]
@@ -48,51 +39,16 @@ impl OtlpServices {
     /// The tonic router with every service (OTLP traces, logs, metrics, and native blocks),
     /// gzip accepted on OTLP, the message size limit and the tokens of the collector enforced.
     pub fn router(self) -> tonic::service::Routes {
-        let max = self.collector.options().max_message_bytes;
         let tokens = self.collector.options().tokens.clone();
         let native = NativeIngestServer::new(self.collector.clone());
-        // Traces and logs are read from their bytes (see `bytes_service`); metrics are decoded.
+        // OTLP requests are taken as bytes (see `bytes_service`).
         let traces = BytesServer::<Traces>::new(self.collector.clone());
         let logs = BytesServer::<Logs>::new(self.collector.clone());
-        let metrics = MetricsServiceServer::new(self)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max);
+        let metrics = BytesServer::<Metrics>::new(self.collector);
         tonic::service::Routes::new(InterceptedService::new(traces, tokens.interceptor()))
             .add_service(InterceptedService::new(logs, tokens.interceptor()))
             .add_service(InterceptedService::new(metrics, tokens.interceptor()))
             .add_service(InterceptedService::new(native, tokens.interceptor()))
-    }
-
-    /// Admits, stores and answers one OTLP request.
-    async fn export<R: Message, A>(
-        &self,
-        signal: &'static str,
-        request: Request<R>,
-        store: impl AsyncFnOnce(&Lake, R) -> Result<A, LakeError>,
-    ) -> Result<Response<A>, Status> {
-        let req = request.into_inner();
-        let _admitted = self
-            .collector
-            .admit("grpc", signal, req.encoded_len())
-            .map_err(|busy| unavailable_retry_after(busy.to_string(), RETRY_AFTER))?;
-        match store(self.collector.lake(), req).await {
-            Ok(reply) => Ok(Response::new(reply)),
-            Err(e) => {
-                telemetry::refused("grpc", signal, "lake", &e.to_string());
-                Err(lake_status(e))
-            }
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for OtlpServices {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        OtlpServices::export(self, "metrics", request, export::metrics).await
     }
 }
 

@@ -9,6 +9,7 @@ use crate::admission::{Admitted, Busy};
 use crate::auth::Tokens;
 use crate::collector::Collector;
 use crate::mapping::logs::{self, MappedLogs};
+use crate::mapping::metrics::{self, MappedMetrics};
 use crate::mapping::traces::{self, MappedTraces};
 use crate::mapping::wire::WireError;
 use crate::native::Refusal;
@@ -22,6 +23,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use micromegas_lake::LakeError;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::io::Read;
@@ -245,6 +247,11 @@ fn log_rows(bytes: &[u8], enc: Encoding) -> Result<MappedLogs, String> {
     rows::<ExportLogsServiceRequest, _>(bytes, enc, logs::map_protobuf)
 }
 
+/// A metrics request mapped into rows.
+fn metric_rows(bytes: &[u8], enc: Encoding) -> Result<MappedMetrics, String> {
+    rows::<ExportMetricsServiceRequest, _>(bytes, enc, metrics::map_protobuf)
+}
+
 fn decode_request<R>(
     c: &Collector,
     signal: &'static str,
@@ -300,7 +307,7 @@ async fn logs(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Re
 }
 
 async fn metrics(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&c, "metrics", &headers, body, message) {
+    match request(&c, "metrics", &headers, body, metric_rows) {
         Ok((req, enc, _admitted)) => match export::metrics(c.lake(), req).await {
             Ok(reply) => encode(&reply, enc),
             Err(e) => lake_error("metrics", e, enc),

@@ -3,21 +3,29 @@
 //! kept in the properties (`otel.*`) so that quantiles can be computed; exponential histograms
 //! likewise with scale, zero count and offset buckets; summaries one row per quantile.
 
-use super::common::{attributes, process, time};
+use super::common::{process, time, write_attribute};
+use super::wire::WireError;
 use super::Mapped;
-use micromegas_lake::tables::MeasureRow;
+use micromegas_lake::arrow::array::RecordBatch;
+use micromegas_lake::tables::{AttributeWriter, MeasureColumns, MeasureText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point, Metric};
-use std::sync::Arc;
+use prost::Message;
+use std::fmt::Display;
 
-fn join<T: ToString>(values: &[T]) -> String {
-    values
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+/// Writes `values` comma-separated.
+fn join<T: Display>(out: &mut AttributeWriter<'_>, key: &str, values: &[T]) {
+    let mut text = String::with_capacity(values.len() * 4);
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        // Writing into a String cannot fail.
+        let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{v}"));
+    }
+    out.entry(key, &text);
 }
 
 fn temporality(t: i32) -> &'static str {
@@ -28,146 +36,167 @@ fn temporality(t: i32) -> &'static str {
     }
 }
 
+/// What every row of one metric shares.
 struct Ctx<'a> {
-    pid: &'a Arc<str>,
-    svc: &'a Arc<str>,
+    pid: &'a str,
+    svc: &'a str,
     target: &'a str,
     metric: &'a Metric,
 }
 
 impl Ctx<'_> {
+    /// Appends one row: the point's attributes, then what `extra` writes, then the metric's
+    /// description.
     fn row(
         &self,
-        t: u64,
-        kind: &str,
-        value: f64,
+        out: &mut MeasureColumns,
+        (t, kind, value): (u64, &str, f64),
         attrs: &[KeyValue],
-        extra: Vec<(String, String)>,
-    ) -> MeasureRow {
-        let mut properties = attributes(attrs);
-        properties.extend(extra);
-        if !self.metric.description.is_empty() {
-            properties.push(("otel.description".into(), self.metric.description.clone()));
-        }
-        MeasureRow {
+        extra: impl FnOnce(&mut AttributeWriter<'_>),
+    ) {
+        let text = MeasureText {
             time: time(t),
-            process_id: Arc::clone(self.pid),
-            service_name: Arc::clone(self.svc),
-            thread_name: Arc::from(""),
-            name: self.metric.name.clone(),
-            unit: self.metric.unit.clone(),
-            kind: kind.into(),
+            process_id: self.pid,
+            service_name: self.svc,
+            thread_name: "",
+            name: &self.metric.name,
+            unit: &self.metric.unit,
+            kind,
             value,
-            target: self.target.to_owned(),
-            properties,
-        }
+            target: self.target,
+        };
+        out.append(&text, |p| {
+            for kv in attrs {
+                write_attribute(p, &kv.key, kv.value.as_ref());
+            }
+            extra(p);
+            if !self.metric.description.is_empty() {
+                p.entry("otel.description", &self.metric.description);
+            }
+        });
     }
 }
 
-fn opt(key: &str, v: Option<f64>) -> Option<(String, String)> {
-    v.map(|v| (key.to_owned(), v.to_string()))
+fn opt(out: &mut AttributeWriter<'_>, key: &str, v: Option<f64>) {
+    if let Some(v) = v {
+        out.entry_fmt(key, format_args!("{v}"));
+    }
 }
 
-fn rows(ctx: &Ctx<'_>, out: &mut Vec<MeasureRow>) -> Result<(), String> {
-    let Some(data) = &ctx.metric.data else {
-        return Err(format!("metric {} has no data", ctx.metric.name));
-    };
-    match data {
-        Data::Gauge(g) => {
-            for p in &g.data_points {
-                let v = number(p.value.as_ref(), &ctx.metric.name)?;
-                out.push(ctx.row(p.time_unix_nano, "gauge", v, &p.attributes, Vec::new()));
-            }
-        }
-        Data::Sum(s) => {
-            let kind = if s.is_monotonic { "counter" } else { "sum" };
-            for p in &s.data_points {
-                let v = number(p.value.as_ref(), &ctx.metric.name)?;
-                let extra = vec![(
-                    "otel.temporality".into(),
-                    temporality(s.aggregation_temporality).into(),
-                )];
-                out.push(ctx.row(p.time_unix_nano, kind, v, &p.attributes, extra));
-            }
-        }
-        Data::Histogram(h) => {
+/// Why a metric cannot be stored (it is then rejected whole), if it cannot.
+fn check(metric: &Metric) -> Result<(), String> {
+    let name = &metric.name;
+    let numbers = match &metric.data {
+        None => return Err(format!("metric {name} has no data")),
+        Some(Data::Gauge(g)) => &g.data_points,
+        Some(Data::Sum(s)) => &s.data_points,
+        Some(Data::Histogram(h)) => {
             for p in &h.data_points {
                 if !p.bucket_counts.is_empty()
                     && p.bucket_counts.len() != p.explicit_bounds.len() + 1
                 {
                     return Err(format!(
-                        "histogram {} has {} buckets for {} bounds",
-                        ctx.metric.name,
+                        "histogram {name} has {} buckets for {} bounds",
                         p.bucket_counts.len(),
                         p.explicit_bounds.len()
                     ));
                 }
-                let mut extra = vec![
-                    (
-                        "otel.temporality".into(),
-                        temporality(h.aggregation_temporality).into(),
-                    ),
-                    ("otel.count".into(), p.count.to_string()),
-                    ("otel.bucket_counts".into(), join(&p.bucket_counts)),
-                    ("otel.explicit_bounds".into(), join(&p.explicit_bounds)),
-                ];
-                extra.extend(opt("otel.min", p.min));
-                extra.extend(opt("otel.max", p.max));
+            }
+            return Ok(());
+        }
+        Some(_) => return Ok(()),
+    };
+    match numbers.iter().any(|p| p.value.is_none()) {
+        true => Err(format!("data point of {name} has no value")),
+        false => Ok(()),
+    }
+}
+
+/// The value of a number data point ([`check`] made sure it has one).
+fn number(v: Option<&number_data_point::Value>) -> f64 {
+    match v {
+        Some(number_data_point::Value::AsDouble(d)) => *d,
+        Some(number_data_point::Value::AsInt(i)) => *i as f64,
+        None => f64::NAN,
+    }
+}
+
+/// Appends the rows of a metric that passed [`check`].
+fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
+    let Some(data) = &ctx.metric.data else {
+        return;
+    };
+    match data {
+        Data::Gauge(g) => {
+            for p in &g.data_points {
+                let v = number(p.value.as_ref());
+                ctx.row(out, (p.time_unix_nano, "gauge", v), &p.attributes, |_| {});
+            }
+        }
+        Data::Sum(s) => {
+            let kind = if s.is_monotonic { "counter" } else { "sum" };
+            let temporality = temporality(s.aggregation_temporality);
+            for p in &s.data_points {
+                let v = number(p.value.as_ref());
+                ctx.row(out, (p.time_unix_nano, kind, v), &p.attributes, |e| {
+                    e.entry("otel.temporality", temporality)
+                });
+            }
+        }
+        Data::Histogram(h) => {
+            let temporality = temporality(h.aggregation_temporality);
+            for p in &h.data_points {
                 let v = p.sum.unwrap_or(f64::NAN);
-                out.push(ctx.row(p.time_unix_nano, "histogram", v, &p.attributes, extra));
+                ctx.row(
+                    out,
+                    (p.time_unix_nano, "histogram", v),
+                    &p.attributes,
+                    |e| {
+                        e.entry("otel.temporality", temporality);
+                        e.entry("otel.count", itoa::Buffer::new().format(p.count));
+                        join(e, "otel.bucket_counts", &p.bucket_counts);
+                        join(e, "otel.explicit_bounds", &p.explicit_bounds);
+                        opt(e, "otel.min", p.min);
+                        opt(e, "otel.max", p.max);
+                    },
+                );
             }
         }
         Data::ExponentialHistogram(h) => {
+            let temporality = temporality(h.aggregation_temporality);
             for p in &h.data_points {
-                let mut extra = vec![
-                    (
-                        "otel.temporality".into(),
-                        temporality(h.aggregation_temporality).into(),
-                    ),
-                    ("otel.count".into(), p.count.to_string()),
-                    ("otel.scale".into(), p.scale.to_string()),
-                    ("otel.zero_count".into(), p.zero_count.to_string()),
-                    ("otel.zero_threshold".into(), p.zero_threshold.to_string()),
-                ];
-                for (side, b) in [("positive", &p.positive), ("negative", &p.negative)] {
-                    if let Some(b) = b {
-                        extra.push((format!("otel.{side}_offset"), b.offset.to_string()));
-                        extra.push((format!("otel.{side}_bucket_counts"), join(&b.bucket_counts)));
-                    }
-                }
-                extra.extend(opt("otel.min", p.min));
-                extra.extend(opt("otel.max", p.max));
                 let v = p.sum.unwrap_or(f64::NAN);
-                out.push(ctx.row(
-                    p.time_unix_nano,
-                    "exponential_histogram",
-                    v,
-                    &p.attributes,
-                    extra,
-                ));
+                let point = (p.time_unix_nano, "exponential_histogram", v);
+                ctx.row(out, point, &p.attributes, |e| {
+                    e.entry("otel.temporality", temporality);
+                    e.entry("otel.count", itoa::Buffer::new().format(p.count));
+                    e.entry("otel.scale", itoa::Buffer::new().format(p.scale));
+                    e.entry("otel.zero_count", itoa::Buffer::new().format(p.zero_count));
+                    e.entry_fmt("otel.zero_threshold", format_args!("{}", p.zero_threshold));
+                    for (side, b) in [("positive", &p.positive), ("negative", &p.negative)] {
+                        if let Some(b) = b {
+                            let offset = itoa::Buffer::new().format(b.offset).to_owned();
+                            e.entry(&format!("otel.{side}_offset"), &offset);
+                            join(e, &format!("otel.{side}_bucket_counts"), &b.bucket_counts);
+                        }
+                    }
+                    opt(e, "otel.min", p.min);
+                    opt(e, "otel.max", p.max);
+                });
             }
         }
         Data::Summary(s) => {
             for p in &s.data_points {
                 for q in &p.quantile_values {
-                    let extra = vec![
-                        ("quantile".into(), q.quantile.to_string()),
-                        ("otel.count".into(), p.count.to_string()),
-                        ("otel.sum".into(), p.sum.to_string()),
-                    ];
-                    out.push(ctx.row(p.time_unix_nano, "summary", q.value, &p.attributes, extra));
+                    let point = (p.time_unix_nano, "summary", q.value);
+                    ctx.row(out, point, &p.attributes, |e| {
+                        e.entry_fmt("quantile", format_args!("{}", q.quantile));
+                        e.entry("otel.count", itoa::Buffer::new().format(p.count));
+                        e.entry_fmt("otel.sum", format_args!("{}", p.sum));
+                    });
                 }
             }
         }
-    }
-    Ok(())
-}
-
-fn number(v: Option<&number_data_point::Value>, name: &str) -> Result<f64, String> {
-    match v {
-        Some(number_data_point::Value::AsDouble(d)) => Ok(*d),
-        Some(number_data_point::Value::AsInt(i)) => Ok(*i as f64),
-        None => Err(format!("data point of {name} has no value")),
     }
 }
 
@@ -183,15 +212,42 @@ fn points(m: &Metric) -> u64 {
     }
 }
 
-/// Maps a request: one group of rows per resource; a metric with an invalid data point is
-/// rejected whole (its points counted).
-pub fn map(req: &ExportMetricsServiceRequest) -> Mapped<Vec<MeasureRow>> {
+/// Rows of a metric, as many as its data points (summaries: one per quantile).
+fn rows_of(m: &Metric) -> usize {
+    match &m.data {
+        Some(Data::Summary(s)) => s.data_points.iter().map(|p| p.quantile_values.len()).sum(),
+        _ => points(m) as usize,
+    }
+}
+
+/// A metrics request mapped from its bytes.
+#[derive(Debug)]
+pub struct MappedMetrics {
+    /// The `measures` rows, per resource, and what was rejected.
+    pub mapped: Mapped<RecordBatch>,
+    /// The request's identity: a hash of its bytes (a retried request has the same).
+    pub identity: u128,
+}
+
+/// Maps an `ExportMetricsServiceRequest` from its protobuf bytes (decoded by prost: data
+/// points come in many shapes), with the hash of the bytes as its identity. Bytes that prost
+/// does not decode as a request are an error, and nothing of them is kept.
+pub fn map_protobuf(bytes: &[u8]) -> Result<MappedMetrics, WireError> {
+    let req = ExportMetricsServiceRequest::decode(bytes)?;
+    Ok(MappedMetrics {
+        mapped: map(&req),
+        identity: xxhash_rust::xxh3::xxh3_128(bytes),
+    })
+}
+
+/// Maps a request: one batch of the `measures` table per resource, straight into its columns;
+/// a metric with an invalid data point is rejected whole (its points counted).
+pub fn map(req: &ExportMetricsServiceRequest) -> Mapped<RecordBatch> {
     let mut out = Mapped::new(ViewTable::Measures);
     for rm in &req.resource_metrics {
         let process = process(rm.resource.as_ref());
-        let pid: Arc<str> = process.process_id.as_str().into();
-        let svc: Arc<str> = process.service_name.as_str().into();
-        let mut all = Vec::new();
+        let metrics = rm.scope_metrics.iter().flat_map(|sm| &sm.metrics);
+        let mut columns = MeasureColumns::with_capacity(metrics.map(rows_of).sum());
         for sm in &rm.scope_metrics {
             let target = sm
                 .scope
@@ -199,25 +255,203 @@ pub fn map(req: &ExportMetricsServiceRequest) -> Mapped<Vec<MeasureRow>> {
                 .map(|s| s.name.as_str())
                 .unwrap_or_default();
             for metric in &sm.metrics {
+                if let Err(e) = check(metric) {
+                    for _ in 1..points(metric) {
+                        out.reject(e.clone());
+                    }
+                    out.reject(e);
+                    continue;
+                }
                 let ctx = Ctx {
-                    pid: &pid,
-                    svc: &svc,
+                    pid: &process.process_id,
+                    svc: &process.service_name,
                     target,
                     metric,
                 };
-                let mut rows_of_metric = Vec::new();
-                match rows(&ctx, &mut rows_of_metric) {
-                    Ok(()) => all.extend(rows_of_metric),
-                    Err(e) => {
-                        for _ in 1..points(metric) {
-                            out.reject(e.clone());
-                        }
-                        out.reject(e);
-                    }
-                }
+                rows(&ctx, &mut columns);
             }
         }
-        out.push(process, all);
+        out.push_columns(
+            process,
+            columns,
+            MeasureColumns::len,
+            MeasureColumns::finish,
+        );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use micromegas_lake::arrow::array::{Array, AsArray};
+    use micromegas_lake::arrow::datatypes::Float64Type;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        exponential_histogram_data_point::Buckets, summary_data_point::ValueAtQuantile,
+        ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, NumberDataPoint,
+        ResourceMetrics, ScopeMetrics, Summary, SummaryDataPoint,
+    };
+
+    fn metric(name: &str, description: &str, data: Option<Data>) -> Metric {
+        Metric {
+            name: name.into(),
+            description: description.into(),
+            unit: "u".into(),
+            data,
+            ..Default::default()
+        }
+    }
+
+    fn number(value: Option<number_data_point::Value>) -> NumberDataPoint {
+        NumberDataPoint {
+            attributes: vec![KeyValue {
+                key: "k".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::IntValue(7)),
+                }),
+                ..Default::default()
+            }],
+            time_unix_nano: 1_000,
+            value,
+            ..Default::default()
+        }
+    }
+
+    /// Each row as `name|kind|value|key=value;…` in row order.
+    fn lines(mapped: &Mapped<RecordBatch>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (_, b) in &mapped.groups {
+            let text = |name: &str| {
+                b.column_by_name(name)
+                    .expect(name)
+                    .as_string::<i32>()
+                    .clone()
+            };
+            let (names, kinds) = (text("name"), text("kind"));
+            let values = b
+                .column_by_name("value")
+                .expect("value")
+                .as_primitive::<Float64Type>();
+            let props = b.column_by_name("properties").expect("properties").as_map();
+            for row in 0..b.num_rows() {
+                let entries = props.value(row);
+                let (k, v) = (
+                    entries.column(0).as_string::<i32>(),
+                    entries.column(1).as_string::<i32>(),
+                );
+                let map: Vec<String> = (0..entries.len())
+                    .map(|i| format!("{}={}", k.value(i), v.value(i)))
+                    .collect();
+                out.push(format!(
+                    "{}|{}|{}|{}",
+                    names.value(row),
+                    kinds.value(row),
+                    values.value(row),
+                    map.join(";")
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_kind_of_metric_maps_with_its_properties_and_invalid_ones_are_rejected_whole() {
+        let exponential = ExponentialHistogramDataPoint {
+            time_unix_nano: 2_000,
+            count: 5,
+            sum: Some(10.5),
+            scale: -2,
+            zero_count: 1,
+            zero_threshold: 0.25,
+            positive: Some(Buckets {
+                offset: 3,
+                bucket_counts: vec![1, 2],
+            }),
+            min: Some(0.5),
+            ..Default::default()
+        };
+        let summary = SummaryDataPoint {
+            time_unix_nano: 3_000,
+            count: 4,
+            sum: 8.0,
+            quantile_values: vec![ValueAtQuantile {
+                quantile: 0.5,
+                value: 2.0,
+            }],
+            ..Default::default()
+        };
+        let metrics = vec![
+            metric(
+                "g",
+                "a gauge",
+                Some(Data::Gauge(Gauge {
+                    data_points: vec![
+                        number(Some(number_data_point::Value::AsInt(3))),
+                        number(Some(number_data_point::Value::AsDouble(1.5))),
+                    ],
+                })),
+            ),
+            metric(
+                "e",
+                "",
+                Some(Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: vec![exponential],
+                    aggregation_temporality: 1,
+                })),
+            ),
+            metric(
+                "s",
+                "",
+                Some(Data::Summary(Summary {
+                    data_points: vec![summary],
+                })),
+            ),
+            // A point without a value: the whole metric (2 points) is rejected.
+            metric(
+                "bad",
+                "",
+                Some(Data::Gauge(Gauge {
+                    data_points: vec![
+                        number(Some(number_data_point::Value::AsInt(1))),
+                        number(None),
+                    ],
+                })),
+            ),
+            metric("empty", "", None),
+        ];
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: "scope".into(),
+                        ..Default::default()
+                    }),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let bytes = req.encode_to_vec();
+        let mapped = map_protobuf(&bytes).expect("decodes");
+        assert_eq!(mapped.identity, xxhash_rust::xxh3::xxh3_128(&bytes));
+        assert_eq!(
+            lines(&mapped.mapped),
+            [
+                "g|gauge|3|k=7;otel.description=a gauge",
+                "g|gauge|1.5|k=7;otel.description=a gauge",
+                "e|exponential_histogram|10.5|otel.temporality=delta;otel.count=5;otel.scale=-2;\
+                 otel.zero_count=1;otel.zero_threshold=0.25;otel.positive_offset=3;\
+                 otel.positive_bucket_counts=1,2;otel.min=0.5",
+                "s|summary|2|quantile=0.5;otel.count=4;otel.sum=8",
+            ]
+        );
+        assert_eq!(mapped.mapped.rejected, 3);
+        assert_eq!(
+            mapped.mapped.first_error.as_deref(),
+            Some("data point of bad has no value")
+        );
+        assert!(map_protobuf(&bytes[..bytes.len() - 1]).is_err());
+    }
 }

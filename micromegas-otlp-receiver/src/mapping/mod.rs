@@ -14,7 +14,6 @@ pub mod wire;
 use micromegas_lake::arrow::array::RecordBatch;
 use micromegas_lake::arrow::error::ArrowError;
 use micromegas_lake::catalog::ProcessRow;
-use micromegas_lake::tables::{measure_batch, MeasureRow};
 use micromegas_lake::ViewTable;
 
 /// What one resource of a request maps to: rows of a table, or their Arrow batch already.
@@ -23,15 +22,6 @@ pub trait RowGroup {
     fn rows(&self) -> usize;
     /// The rows as a batch of their table.
     fn batch(&self) -> Result<RecordBatch, ArrowError>;
-}
-
-impl RowGroup for Vec<MeasureRow> {
-    fn rows(&self) -> usize {
-        self.len()
-    }
-    fn batch(&self) -> Result<RecordBatch, ArrowError> {
-        measure_batch(self)
-    }
 }
 
 impl RowGroup for RecordBatch {

@@ -7,12 +7,14 @@
 
 use crate::common::{capture, rows, serve};
 use crate::grpc::RawCodec;
-use micromegas_otlp_receiver::bytes_service::{BytesSignal, Logs, Traces};
+use micromegas_otlp_receiver::bytes_service::{BytesSignal, Logs, Metrics, Traces};
 use micromegas_otlp_receiver::CollectorOptions;
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -254,7 +256,7 @@ async fn mutated_requests_on_every_endpoint_get_documented_answers() {
         }
     }
     assert!(reached > 0);
-    // gRPC traces and logs are read from their bytes: every mutation reaches the collector.
+    // gRPC OTLP requests are taken as bytes: every mutation reaches the collector.
     let channel = tonic::transport::Channel::from_shared(served.grpc.clone())
         .unwrap()
         .connect()
@@ -262,20 +264,28 @@ async fn mutated_requests_on_every_endpoint_get_documented_answers() {
         .unwrap();
     let mut raw = tonic::client::Grpc::new(channel);
     let valid_logs = logs().encode_to_vec();
+    let valid_metrics = metrics().encode_to_vec();
     let mut refused = 0;
     for case in 0..CASES {
         raw.ready().await.unwrap();
-        let answer = if case % 2 == 0 {
+        let answer = if case % 3 == 0 {
             let path = PathAndQuery::from_static(Traces::EXPORT_PATH);
             let body = mutate(&valid, &mut rng);
             let codec = RawCodec::<ExportTraceServiceResponse>::default();
             raw.unary(tonic::Request::new(body), path, codec)
                 .await
                 .map(|_| ())
-        } else {
+        } else if case % 3 == 1 {
             let path = PathAndQuery::from_static(Logs::EXPORT_PATH);
             let body = mutate(&valid_logs, &mut rng);
             let codec = RawCodec::<ExportLogsServiceResponse>::default();
+            raw.unary(tonic::Request::new(body), path, codec)
+                .await
+                .map(|_| ())
+        } else {
+            let path = PathAndQuery::from_static(Metrics::EXPORT_PATH);
+            let body = mutate(&valid_metrics, &mut rng);
+            let codec = RawCodec::<ExportMetricsServiceResponse>::default();
             raw.unary(tonic::Request::new(body), path, codec)
                 .await
                 .map(|_| ())

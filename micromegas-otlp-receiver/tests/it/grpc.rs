@@ -400,8 +400,9 @@ impl<R: prost::Message + Default + Send + 'static> tonic::codec::Codec for RawCo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trace_bytes_that_are_not_a_request_are_invalid_argument_and_nothing_is_stored() {
-    use micromegas_otlp_receiver::bytes_service::{BytesSignal, Traces};
+async fn otlp_bytes_that_are_not_a_request_are_invalid_argument_and_nothing_is_stored() {
+    use micromegas_otlp_receiver::bytes_service::{BytesSignal, Metrics, Traces};
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
     use prost::Message;
     use tonic::codegen::http::uri::PathAndQuery;
 
@@ -451,4 +452,31 @@ async fn trace_bytes_that_are_not_a_request_are_invalid_argument_and_nothing_is_
         .into_inner();
     assert_eq!(reply.partial_success.unwrap().rejected_spans, 1);
     assert_eq!(rows(lake, "SELECT COUNT(*) FROM spans").await, ["2"]);
+
+    // Metrics are taken as bytes too: the same refusal, then the same bytes whole are stored.
+    let valid = metrics().encode_to_vec();
+    grpc.ready().await.unwrap();
+    let path = PathAndQuery::from_static(Metrics::EXPORT_PATH);
+    let codec = RawCodec::<ExportMetricsServiceResponse>::default();
+    let body = valid[..valid.len() - 3].to_vec();
+    let err = grpc
+        .unary(tonic::Request::new(body), path.clone(), codec)
+        .await
+        .expect_err("truncated metrics");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message()
+            .starts_with("invalid OTLP metrics request: invalid protobuf"),
+        "{err:?}"
+    );
+    assert_eq!(rows(lake, "SELECT COUNT(*) FROM measures").await, ["0"]);
+    grpc.ready().await.unwrap();
+    let codec = RawCodec::<ExportMetricsServiceResponse>::default();
+    let reply = grpc
+        .unary(tonic::Request::new(valid), path, codec)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.partial_success.unwrap().rejected_data_points, 1);
+    assert_eq!(rows(lake, "SELECT COUNT(*) FROM measures").await, ["5"]);
 }
