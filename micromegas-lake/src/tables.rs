@@ -363,11 +363,7 @@ pub fn log_batch(rows: &[LogRow]) -> arrow::error::Result<RecordBatch> {
             file: &x.file,
             line: x.line,
         };
-        columns.append(&text, |p| {
-            for (k, v) in &x.properties {
-                p.entry(k, v);
-            }
-        });
+        columns.append(&text, |p| p.entries(&x.properties));
     }
     columns.finish()
 }
@@ -387,11 +383,7 @@ pub fn measure_batch(rows: &[MeasureRow]) -> arrow::error::Result<RecordBatch> {
             value: x.value,
             target: &x.target,
         };
-        columns.append(&text, |p| {
-            for (k, v) in &x.properties {
-                p.entry(k, v);
-            }
-        });
+        columns.append(&text, |p| p.entries(&x.properties));
     }
     columns.finish()
 }
@@ -418,11 +410,7 @@ pub fn span_batch(rows: &[SpanRow]) -> arrow::error::Result<RecordBatch> {
             file: &x.file,
             line: x.line,
         };
-        columns.append(&text, |a| {
-            for (k, v) in &x.attributes {
-                a.entry(k, v);
-            }
-        });
+        columns.append(&text, |a| a.entries(&x.attributes));
     }
     columns.finish()
 }

@@ -300,6 +300,66 @@ fn concurrent_run(
 }
 
 /// Native batches of spans, logs and metrics from two threads, encoded for the wire.
+/// One OTLP signal's part of the benchmark.
+struct Signal<'a> {
+    /// Its name in the results (`logs`, `metrics`).
+    name: &'a str,
+    /// What its items are called (`records`, `points`).
+    items: &'a str,
+    /// Its requests' protobuf bytes.
+    wire: &'a [Vec<u8>],
+    /// Items per request.
+    per_request: u64,
+}
+
+impl Signal<'_> {
+    /// Measures prost decode-only (`decode`, the floor), the mapping without the write
+    /// (`map`), and the durable ingest with `clients` clients at once (`ingest`), and prints
+    /// their rows of the results table.
+    fn run(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        root: &Path,
+        (runs, clients): (usize, usize),
+        decode: impl Fn(&[u8]),
+        map: impl Fn(&[u8]),
+        ingest: impl AsyncFn(&Lake, &[u8]),
+    ) {
+        let (name, items) = (self.name, self.items);
+        let n = self.wire.len() as u64 * self.per_request;
+        let (mut decoded, mut mapped) = (Vec::new(), Vec::new());
+        for _ in 0..runs.max(3) {
+            decoded.push(Run::measure(|| self.wire.iter().for_each(|w| decode(w))));
+            mapped.push(Run::measure(|| self.wire.iter().for_each(|w| map(w))));
+        }
+        let concurrent: Vec<Run> = (0..runs)
+            .map(|run| {
+                let dir = root.join(format!("{name}-concurrent-{run}"));
+                concurrent_run(rt, &dir, self.wire, clients, &ingest)
+            })
+            .collect();
+        let (floor, _) = rates(&decoded, n);
+        let (map_rate, _) = rates(&mapped, n);
+        let (_, ingest_cpu) = rates(&concurrent, n);
+        let bytes: usize = self.wire.iter().map(Vec::len).sum();
+        println!(
+            "| OTLP {name}: {} requests x {} {items}, protobuf bytes per item | {:.1} |",
+            self.wire.len(),
+            self.per_request,
+            bytes as f64 / n as f64
+        );
+        println!("| {name}: prost decode only (floor), {items}/s on one thread | {floor:.0} |");
+        println!(
+            "| {name}: mapped into rows (no write), {items}/s on one thread | {map_rate:.0} ({:.2} of decode-only) |",
+            map_rate / floor
+        );
+        println!(
+            "| {name}: ingest, {clients} clients at once, {items} per CPU second (per core) | {ingest_cpu:.0} ({:.2} of decode-only) |",
+            ingest_cpu / floor
+        );
+    }
+}
+
 fn native_batches(events_wanted: u64) -> (Vec<Vec<u8>>, u64) {
     let sink = Arc::new(MemorySink::new());
     let options = micromegas_core::Options::default()

@@ -287,13 +287,7 @@ mod tests {
         let batch = span_batch(&[span(Some("aa"), "a1", 30)]).expect("batch");
         assert!(batch.column_by_name("duration_ns").is_some());
         let bytes = encode(ViewTable::Spans, &batch).expect("encode");
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            bytes::Bytes::from(bytes),
-        )
-        .expect("parquet")
-        .build()
-        .expect("reader");
-        let read: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+        let read = read_back(bytes);
         assert_eq!(read[0].schema(), ViewTable::Spans.stored_schema());
         // A partition written when the duration was stored: its copy is left out.
         let older = stored_columns(ViewTable::Spans, &batch).expect("stored");
@@ -301,6 +295,18 @@ mod tests {
         assert_eq!(older.num_columns() + 1, batch.num_columns());
         let logs = crate::tables::log_batch(&[]).expect("logs");
         assert!(stored_columns(ViewTable::Spans, &logs).is_err());
+    }
+
+    /// The batches of a Parquet file's bytes.
+    fn read_back(bytes: Vec<u8>) -> Vec<RecordBatch> {
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(
+            bytes,
+        ))
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect()
     }
 
     #[test]
@@ -319,13 +325,7 @@ mod tests {
             &sort_batch(ViewTable::SpanIntervals, &batch).expect("sort"),
         )
         .expect("encode");
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            bytes::Bytes::from(bytes),
-        )
-        .expect("parquet")
-        .build()
-        .expect("reader");
-        let read: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+        let read = read_back(bytes);
         assert_eq!(read[0].schema(), ViewTable::SpanIntervals.stored_schema());
         assert!(read[0].column_by_name("duration_ns").is_none());
         let ids = read[0].column_by_name("span_id").expect("span_id");

@@ -50,6 +50,13 @@ impl<'a> AttributeWriter<'a> {
     pub fn entry_fmt(&mut self, key: &str, value: fmt::Arguments<'_>) {
         self.0.entry_fmt(key, value);
     }
+
+    /// Entries already as `(key, text)` pairs, in order.
+    pub fn entries(&mut self, pairs: &[(String, String)]) {
+        for (k, v) in pairs {
+            self.0.entry(k, v);
+        }
+    }
 }
 
 /// Builds a `spans` batch column by column.

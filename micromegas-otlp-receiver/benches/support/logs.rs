@@ -3,7 +3,7 @@
 //! most records), prost decode-only of them (the floor), their mapping into rows without the
 //! write, and the durable ingest with several clients sending at once.
 
-use super::{concurrent_run, kv, rates, resource, text, Rng, Run};
+use super::{kv, resource, text, Rng, Signal};
 use micromegas_otlp_receiver::export;
 use micromegas_otlp_receiver::mapping::logs;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -95,11 +95,6 @@ fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportLogsServiceRequest {
     }
 }
 
-/// What the collector does with one request's bytes, without the write.
-fn map(bytes: &[u8]) -> impl Sized {
-    logs::map_protobuf(bytes).expect("map")
-}
-
 /// What the collector does with one request's bytes.
 async fn ingest(lake: &micromegas_lake::Lake, bytes: &[u8]) {
     let mapped = logs::map_protobuf(bytes).expect("map");
@@ -113,42 +108,22 @@ pub fn run(rt: &tokio::runtime::Runtime, root: &Path, requests: u64, runs: usize
     let wire: Vec<Vec<u8>> = (0..requests)
         .map(|n| request(n, &mut rng, t0).encode_to_vec())
         .collect();
-    let records = requests * RECORDS_PER_REQUEST as u64;
-    let (mut decode, mut map_only) = (Vec::new(), Vec::new());
-    for _ in 0..runs.max(3) {
-        decode.push(Run::measure(|| {
-            for w in &wire {
-                let r = ExportLogsServiceRequest::decode(&w[..]).expect("decode");
-                std::hint::black_box(&r);
-            }
-        }));
-        map_only.push(Run::measure(|| {
-            for w in &wire {
-                std::hint::black_box(map(w));
-            }
-        }));
-    }
-    let concurrent: Vec<Run> = (0..runs)
-        .map(|run| {
-            let dir = root.join(format!("logs-concurrent-{run}"));
-            concurrent_run(rt, &dir, &wire, clients, ingest)
-        })
-        .collect();
-    let (floor, _) = rates(&decode, records);
-    let (mapped, _) = rates(&map_only, records);
-    let (_, ingest_cpu) = rates(&concurrent, records);
-    let bytes: usize = wire.iter().map(Vec::len).sum();
-    println!(
-        "| OTLP logs: {requests} requests x {RECORDS_PER_REQUEST} records, protobuf bytes/record | {:.1} |",
-        bytes as f64 / records as f64
-    );
-    println!("| logs: prost decode only (floor), records/s on one thread | {floor:.0} |");
-    println!(
-        "| logs: mapped into rows (no write), records/s on one thread | {mapped:.0} ({:.2} of decode-only) |",
-        mapped / floor
-    );
-    println!(
-        "| logs: ingest, {clients} clients at once, records per CPU second (per core) | {ingest_cpu:.0} ({:.2} of decode-only) |",
-        ingest_cpu / floor
+    let signal = Signal {
+        name: "logs",
+        items: "records",
+        wire: &wire,
+        per_request: RECORDS_PER_REQUEST as u64,
+    };
+    signal.run(
+        rt,
+        root,
+        (runs, clients),
+        |w| {
+            std::hint::black_box(ExportLogsServiceRequest::decode(w).expect("decode"));
+        },
+        |w| {
+            std::hint::black_box(logs::map_protobuf(w).expect("map"));
+        },
+        ingest,
     );
 }

@@ -4,7 +4,7 @@
 //! decode-only of them (the floor), their mapping into rows without the write, and the durable
 //! ingest with several clients sending at once.
 
-use super::{concurrent_run, kv, rates, resource, text, Rng, Run};
+use super::{kv, resource, text, Rng, Signal};
 use micromegas_otlp_receiver::export;
 use micromegas_otlp_receiver::mapping::metrics;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -127,11 +127,6 @@ fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportMetricsServiceRequest {
     }
 }
 
-/// What the collector does with one request's bytes, without the write.
-fn map(bytes: &[u8]) -> impl Sized {
-    metrics::map_protobuf(bytes).expect("map")
-}
-
 /// What the collector does with one request's bytes.
 async fn ingest(lake: &micromegas_lake::Lake, bytes: &[u8]) {
     let mapped = metrics::map_protobuf(bytes).expect("map");
@@ -145,42 +140,22 @@ pub fn run(rt: &tokio::runtime::Runtime, root: &Path, requests: u64, runs: usize
     let wire: Vec<Vec<u8>> = (0..requests)
         .map(|n| request(n, &mut rng, t0).encode_to_vec())
         .collect();
-    let points = requests * POINTS_PER_REQUEST;
-    let (mut decode, mut map_only) = (Vec::new(), Vec::new());
-    for _ in 0..runs.max(3) {
-        decode.push(Run::measure(|| {
-            for w in &wire {
-                let r = ExportMetricsServiceRequest::decode(&w[..]).expect("decode");
-                std::hint::black_box(&r);
-            }
-        }));
-        map_only.push(Run::measure(|| {
-            for w in &wire {
-                std::hint::black_box(map(w));
-            }
-        }));
-    }
-    let concurrent: Vec<Run> = (0..runs)
-        .map(|run| {
-            let dir = root.join(format!("metrics-concurrent-{run}"));
-            concurrent_run(rt, &dir, &wire, clients, ingest)
-        })
-        .collect();
-    let (floor, _) = rates(&decode, points);
-    let (mapped, _) = rates(&map_only, points);
-    let (_, ingest_cpu) = rates(&concurrent, points);
-    let bytes: usize = wire.iter().map(Vec::len).sum();
-    println!(
-        "| OTLP metrics: {requests} requests x {POINTS_PER_REQUEST} data points, protobuf bytes/point | {:.1} |",
-        bytes as f64 / points as f64
-    );
-    println!("| metrics: prost decode only (floor), points/s on one thread | {floor:.0} |");
-    println!(
-        "| metrics: mapped into rows (no write), points/s on one thread | {mapped:.0} ({:.2} of decode-only) |",
-        mapped / floor
-    );
-    println!(
-        "| metrics: ingest, {clients} clients at once, points per CPU second (per core) | {ingest_cpu:.0} ({:.2} of decode-only) |",
-        ingest_cpu / floor
+    let signal = Signal {
+        name: "metrics",
+        items: "points",
+        wire: &wire,
+        per_request: POINTS_PER_REQUEST,
+    };
+    signal.run(
+        rt,
+        root,
+        (runs, clients),
+        |w| {
+            std::hint::black_box(ExportMetricsServiceRequest::decode(w).expect("decode"));
+        },
+        |w| {
+            std::hint::black_box(metrics::map_protobuf(w).expect("map"));
+        },
+        ingest,
     );
 }
