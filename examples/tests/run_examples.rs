@@ -153,6 +153,20 @@ async fn tracing_app_example() {
         .await,
         ["INFO|served profile|6|6|200", "WARN|no such user|2|2|404"]
     );
+    // Where the requests ran: each request span was entered on a runtime worker more than
+    // once (its task was polled again after the lookup's sleep), and the sleep is idle time,
+    // not busy time.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*), MIN(n) >= 2, BOOL_AND(busy < d) FROM \
+             (SELECT s.span_id, COUNT(*) AS n, SUM(i.duration_ns) AS busy, \
+             MAX(s.duration_ns) AS d FROM spans s JOIN span_intervals i \
+             ON i.span_id = s.span_id WHERE s.name = 'http.request' GROUP BY s.span_id)"
+        )
+        .await,
+        ["8|true|true"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
