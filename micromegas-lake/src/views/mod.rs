@@ -132,7 +132,11 @@ impl Lake {
             _ => None,
         }
         .ok_or_else(|| {
-            bad("the query must read exactly one of log_entries, measures, spans".into())
+            let tables: Vec<&str> = ViewTable::ALL.iter().map(|t| t.name()).collect();
+            bad(format!(
+                "the query must read exactly one of {}",
+                tables.join(", ")
+            ))
         })?;
         let time = plan
             .schema()

@@ -140,3 +140,25 @@ async fn views_follow_the_raw_data_late_data_and_retention() {
     sql(&path, &["view", "drop", "errors_5m"]);
     assert!(!sql(&path, &["view", "list"]).contains("errors_5m"));
 }
+
+/// A view over `span_intervals`: busy time per thread and minute equals the same query on the
+/// table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_over_span_intervals_sums_busy_time() {
+    let lake = crate::common::memory_lake("busy", crate::tables::entered_on_two_threads).await;
+    let per_minute = "SELECT date_bin(INTERVAL '1 minute', begin_time) AS time, thread_name, \
+        COUNT(*) AS intervals, SUM(duration_ns) AS busy_ns FROM span_intervals GROUP BY 1, 2";
+    lake.create_view("busy_1m", per_minute).await.unwrap();
+    let from_view = rows(
+        &lake,
+        "SELECT thread_name, SUM(intervals), SUM(busy_ns) FROM busy_1m GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    let from_table = rows(
+        &lake,
+        "SELECT thread_name, COUNT(*), SUM(duration_ns) FROM span_intervals GROUP BY 1 ORDER BY 1",
+    )
+    .await;
+    assert_eq!(from_view.len(), 2, "{from_view:?}");
+    assert_eq!(from_view, from_table);
+}

@@ -15,10 +15,12 @@ use std::process::ExitCode;
 
 /// SQL on a micromegas lake: logs, metrics and traces as tables.
 ///
-/// Tables: processes, streams, blocks, partitions, log_entries, measures, spans.
+/// Tables: processes, streams, blocks, partitions, log_entries, measures, spans,
+/// span_intervals (each time a span of the tracing layer was entered on a thread: busy time).
 /// Functions: property_get(properties, key), and every DataFusion function.
-/// Queries on log_entries, measures and spans first materialize the raw data they need
-/// (filter on `time`, or `start_time`/`end_time` for spans, to read only that range).
+/// Queries on log_entries, measures, spans and span_intervals first materialize the raw data
+/// they need (filter on `time`, `start_time`/`end_time` for spans, `begin_time`/`end_time`
+/// for span_intervals, to read only that range).
 #[derive(Debug, Parser)]
 #[command(name = "micromegas-sql", version, about, long_about)]
 struct Args {
@@ -101,7 +103,8 @@ enum Action {
 
 #[derive(Debug, Subcommand)]
 enum ViewAction {
-    /// Define a view: a query over log_entries, measures or spans grouped by a time bucket
+    /// Define a view: a query over one materialized table (log_entries, measures, spans,
+    /// span_intervals) grouped by a time bucket
     /// named `time`, e.g. "SELECT date_bin(INTERVAL '1 minute', time) AS time, service_name,
     /// COUNT(*) AS errors FROM log_entries WHERE severity_number >= 17 GROUP BY 1, 2".
     Create {
