@@ -5,7 +5,7 @@ use crate::ingest::store;
 use crate::mapping::logs::MappedLogs;
 use crate::mapping::metrics::MappedMetrics;
 use crate::mapping::traces::MappedTraces;
-use crate::mapping::{Mapped, RowGroup};
+use crate::mapping::Mapped;
 use crate::telemetry;
 use micromegas_lake::{Lake, LakeError};
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 
-fn message<G>(m: &Mapped<G>) -> String {
+fn message(m: &Mapped) -> String {
     format!(
         "{} item(s) rejected; first: {}",
         m.rejected,
@@ -28,10 +28,10 @@ fn message<G>(m: &Mapped<G>) -> String {
 
 /// Stores the rows of a request, records them in the collector's telemetry, and returns what
 /// was rejected (count and message) for the response's partial success.
-async fn store_mapped<G: RowGroup>(
+async fn store_mapped(
     lake: &Lake,
     signal: &'static str,
-    mapped: &Mapped<G>,
+    mapped: &Mapped,
     identity: u128,
 ) -> Result<Option<(i64, String)>, LakeError> {
     store(lake, mapped, identity).await?;

@@ -1,16 +1,12 @@
 //! Storing mapped rows: one row block per resource and table, ids derived from the request's
 //! bytes so that a retried request is stored once. Returns only once the lake has it durably.
 
-use crate::mapping::{Mapped, RowGroup};
+use crate::mapping::Mapped;
 use micromegas_lake::row_blocks::RowBlock;
 use micromegas_lake::{Lake, LakeError};
 
 /// Writes the rows of one request. `request_hash` identifies the request's content.
-pub async fn store<G: RowGroup>(
-    lake: &Lake,
-    mapped: &Mapped<G>,
-    request_hash: u128,
-) -> Result<u64, LakeError> {
+pub async fn store(lake: &Lake, mapped: &Mapped, request_hash: u128) -> Result<u64, LakeError> {
     let mut blocks = Vec::with_capacity(mapped.groups.len());
     for (i, (process, rows)) in mapped.groups.iter().enumerate() {
         let salt = ((mapped.table as u128) << 64) | i as u128;
@@ -19,7 +15,7 @@ pub async fn store<G: RowGroup>(
             block_id: uuid::Uuid::from_u128(id),
             process: process.clone(),
             table: mapped.table,
-            rows: rows.batch()?,
+            rows: rows.clone(),
         });
     }
     if blocks.is_empty() {

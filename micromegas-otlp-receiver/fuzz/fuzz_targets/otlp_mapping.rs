@@ -8,7 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use micromegas_lake::materialize::encode_partition;
 use micromegas_lake::ViewTable;
-use micromegas_otlp_receiver::mapping::{logs, metrics, traces, Mapped, RowGroup};
+use micromegas_otlp_receiver::mapping::{logs, metrics, traces, Mapped};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -25,13 +25,12 @@ fn decode<T: prost::Message + Default + serde::de::DeserializeOwned>(
     }
 }
 
-/// The rows build their table's batch, which encodes as a partition.
-fn store<G: RowGroup>(mapped: &Mapped<G>) {
+/// Each resource has rows, and its batch encodes as a partition.
+fn store(mapped: &Mapped) {
     for (process, rows) in &mapped.groups {
         assert!(!process.process_id.is_empty());
-        let batch = rows.batch().expect("mapped rows build their Arrow batch");
-        assert_eq!(batch.num_rows(), rows.rows());
-        encode_partition(mapped.table, &batch).expect("mapped rows encode as Parquet");
+        assert!(rows.num_rows() > 0, "a resource without rows is not kept");
+        encode_partition(mapped.table, rows).expect("mapped rows encode as Parquet");
     }
 }
 

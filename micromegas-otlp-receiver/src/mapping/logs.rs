@@ -7,7 +7,6 @@ use super::envelope::{self, Shape};
 use super::values::{any_value_text, Attribute};
 use super::wire::{Fields, WireError};
 use super::Mapped;
-use micromegas_lake::arrow::array::RecordBatch;
 use micromegas_lake::tables::{LogColumns, LogText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -154,7 +153,7 @@ const SHAPE: Shape = Shape {
 #[derive(Debug)]
 pub struct MappedLogs {
     /// The `log_entries` rows, per resource, and what was rejected.
-    pub mapped: Mapped<RecordBatch>,
+    pub mapped: Mapped,
     /// The request's identity: a hash of its bytes (a retried request has the same).
     pub identity: u128,
 }
@@ -188,7 +187,7 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedLogs, WireError> {
 
 /// Maps a decoded request: one batch of the `log_entries` table per resource; invalid records
 /// are counted and skipped (see [`super::map_decoded`]).
-pub fn map(req: &ExportLogsServiceRequest) -> Mapped<RecordBatch> {
+pub fn map(req: &ExportLogsServiceRequest) -> Mapped {
     let scopes = req.resource_logs.iter().flat_map(|r| &r.scope_logs);
     let records = scopes.map(|s| s.log_records.len()).sum();
     super::map_decoded(req, ViewTable::LogEntries, records, |b| {

@@ -6,7 +6,6 @@
 use super::common::{process, time, write_attribute};
 use super::wire::WireError;
 use super::Mapped;
-use micromegas_lake::arrow::array::RecordBatch;
 use micromegas_lake::tables::{AttributeWriter, MeasureColumns, MeasureText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -224,7 +223,7 @@ fn rows_of(m: &Metric) -> usize {
 #[derive(Debug)]
 pub struct MappedMetrics {
     /// The `measures` rows, per resource, and what was rejected.
-    pub mapped: Mapped<RecordBatch>,
+    pub mapped: Mapped,
     /// The request's identity: a hash of its bytes (a retried request has the same).
     pub identity: u128,
 }
@@ -242,7 +241,7 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedMetrics, WireError> {
 
 /// Maps a request: one batch of the `measures` table per resource, straight into its columns;
 /// a metric with an invalid data point is rejected whole (its points counted).
-pub fn map(req: &ExportMetricsServiceRequest) -> Mapped<RecordBatch> {
+pub fn map(req: &ExportMetricsServiceRequest) -> Mapped {
     let mut out = Mapped::new(ViewTable::Measures);
     for rm in &req.resource_metrics {
         let process = process(rm.resource.as_ref());
@@ -319,7 +318,7 @@ mod tests {
     }
 
     /// Each row as `name|kind|value|key=value;…` in row order.
-    fn lines(mapped: &Mapped<RecordBatch>) -> Vec<String> {
+    fn lines(mapped: &Mapped) -> Vec<String> {
         let mut out = Vec::new();
         for (_, b) in &mapped.groups {
             let text = |name: &str| {

@@ -16,37 +16,20 @@ use micromegas_lake::arrow::error::ArrowError;
 use micromegas_lake::catalog::ProcessRow;
 use micromegas_lake::ViewTable;
 
-/// What one resource of a request maps to: rows of a table, or their Arrow batch already.
-pub trait RowGroup {
-    /// Number of rows.
-    fn rows(&self) -> usize;
-    /// The rows as a batch of their table.
-    fn batch(&self) -> Result<RecordBatch, ArrowError>;
-}
-
-impl RowGroup for RecordBatch {
-    fn rows(&self) -> usize {
-        self.num_rows()
-    }
-    fn batch(&self) -> Result<RecordBatch, ArrowError> {
-        Ok(self.clone())
-    }
-}
-
 /// The rows of one request, per resource, and what was rejected.
 #[derive(Debug)]
-pub struct Mapped<G> {
+pub struct Mapped {
     /// The table the rows are for.
     pub table: ViewTable,
-    /// Rows per resource (process).
-    pub groups: Vec<(ProcessRow, G)>,
+    /// Rows per resource (process), as a batch of the table.
+    pub groups: Vec<(ProcessRow, RecordBatch)>,
     /// Number of invalid items skipped.
     pub rejected: u64,
     /// Why the first invalid item was skipped.
     pub first_error: Option<String>,
 }
 
-impl<G: RowGroup> Mapped<G> {
+impl Mapped {
     fn new(table: ViewTable) -> Self {
         Self {
             table,
@@ -61,12 +44,6 @@ impl<G: RowGroup> Mapped<G> {
         self.first_error.get_or_insert(why);
     }
 
-    fn push(&mut self, process: ProcessRow, rows: G) {
-        if rows.rows() > 0 {
-            self.groups.push((process, rows));
-        }
-    }
-
     /// Adds the rows built in `columns` for `process`. Columns appended row by row always
     /// match their table's schema; should building the batch still fail, the rows are counted
     /// as rejected rather than lost silently.
@@ -75,14 +52,14 @@ impl<G: RowGroup> Mapped<G> {
         process: ProcessRow,
         columns: C,
         len: impl Fn(&C) -> usize,
-        finish: impl FnOnce(C) -> Result<G, ArrowError>,
+        finish: impl FnOnce(C) -> Result<RecordBatch, ArrowError>,
     ) {
         let rows = len(&columns);
         if rows == 0 {
             return;
         }
         match finish(columns) {
-            Ok(batch) => self.push(process, batch),
+            Ok(batch) => self.groups.push((process, batch)),
             Err(e) => {
                 for _ in 0..rows {
                     self.reject(format!("{} batch: {e}", self.table.name()));
@@ -93,7 +70,7 @@ impl<G: RowGroup> Mapped<G> {
 
     /// Number of valid rows.
     pub fn row_count(&self) -> usize {
-        self.groups.iter().map(|(_, r)| r.rows()).sum()
+        self.groups.iter().map(|(_, r)| r.num_rows()).sum()
     }
 }
 
@@ -104,8 +81,8 @@ fn map_decoded(
     req: &impl prost::Message,
     table: ViewTable,
     items: usize,
-    from_bytes: impl FnOnce(&[u8]) -> Result<Mapped<RecordBatch>, wire::WireError>,
-) -> Mapped<RecordBatch> {
+    from_bytes: impl FnOnce(&[u8]) -> Result<Mapped, wire::WireError>,
+) -> Mapped {
     match from_bytes(&req.encode_to_vec()) {
         Ok(mapped) => mapped,
         Err(e) => {

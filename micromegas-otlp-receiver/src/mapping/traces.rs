@@ -9,7 +9,6 @@ use super::envelope::{self, Shape};
 use super::values::Attribute;
 use super::wire::{Fields, WireError};
 use super::Mapped;
-use micromegas_lake::arrow::array::RecordBatch;
 use micromegas_lake::tables::{SpanColumns, SpanText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -205,7 +204,7 @@ fn append(
 #[derive(Debug)]
 pub struct MappedTraces {
     /// The `spans` rows, per resource, and what was rejected.
-    pub mapped: Mapped<RecordBatch>,
+    pub mapped: Mapped,
     /// The request's identity: each resource, then each span's ids, times and name (a
     /// retried request has the same; two requests with the same spans are the same data).
     pub identity: u128,
@@ -225,7 +224,7 @@ const SHAPE: Shape = Shape {
 /// Maps the spans of one resource: one batch of its valid spans; invalid spans are counted.
 fn resource_spans(
     r: envelope::ResourceItems<'_>,
-    out: &mut Mapped<RecordBatch>,
+    out: &mut Mapped,
     identity: &mut Xxh3,
 ) -> Result<(), WireError> {
     for bytes in &r.resource_bytes {
@@ -275,7 +274,7 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedTraces, WireError> {
 
 /// Maps a decoded request: one batch of the `spans` table per resource; invalid spans are
 /// counted and skipped (see [`super::map_decoded`]).
-pub fn map(req: &ExportTraceServiceRequest) -> Mapped<RecordBatch> {
+pub fn map(req: &ExportTraceServiceRequest) -> Mapped {
     let scopes = req.resource_spans.iter().flat_map(|r| &r.scope_spans);
     let spans = scopes.map(|s| s.spans.len()).sum();
     super::map_decoded(req, ViewTable::Spans, spans, |b| {

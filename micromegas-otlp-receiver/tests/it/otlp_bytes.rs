@@ -405,9 +405,9 @@ fn mutate(valid: &[u8], choice: u8, at: usize, bits: u8) -> Vec<u8> {
 fn read_alike<R: Message + Default>(
     valid: Vec<u8>,
     changes: &[(u8, usize, u8)],
-    ours: impl Fn(&[u8]) -> Result<Mapped<RecordBatch>, WireError>,
+    ours: impl Fn(&[u8]) -> Result<Mapped, WireError>,
     items: impl Fn(&R) -> usize,
-) -> Result<Option<(R, Mapped<RecordBatch>)>, TestCaseError> {
+) -> Result<Option<(R, Mapped)>, TestCaseError> {
     let mut bytes = valid;
     for &(choice, at, bits) in changes {
         bytes = mutate(&bytes, choice, at, bits);
