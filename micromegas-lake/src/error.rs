@@ -12,6 +12,9 @@ pub enum LakeError {
     /// The catalog database failed.
     #[error("catalog: {0}")]
     Catalog(#[from] sqlx::Error),
+    /// The catalog's SQLite file failed on its write connection.
+    #[error("catalog: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// The catalog's schema is newer than this build understands, or a migration failed.
     #[error("catalog schema: {0}")]
     Schema(String),
@@ -85,6 +88,8 @@ impl LakeError {
                     | sqlx::Error::WorkerCrashed
                     | sqlx::Error::Database(_)
             ),
+            // Busy, locked, I/O and full-disk failures; a bad statement is a bug, not data.
+            LakeError::Sqlite(e) => matches!(e, rusqlite::Error::SqliteFailure(..)),
             LakeError::Conflict(_) | LakeError::Io { .. } => true,
             LakeError::Grouped { retryable, .. } => *retryable,
             _ => false,

@@ -3,20 +3,20 @@
 
 mod migrations;
 mod rows;
+mod sqlite_writer;
+mod statements;
 mod views;
 pub use views::{ViewHourRow, ViewRow};
 
-pub(crate) use rows::props_to_json;
 pub use rows::{BlockRow, PartitionRow, ProcessRow, StreamRow, FORMAT_ARROW, FORMAT_TRANSIT};
 
 use crate::error::{LakeError, Result};
+use sqlite_writer::SqliteWriter;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
+use statements::{bind_all, placeholders, CHUNK};
 use std::collections::HashSet;
 use std::time::Duration;
-
-/// Largest number of bound values per statement (both backends accept far more).
-const CHUNK: usize = 500;
 
 /// Which database holds the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,15 +27,20 @@ pub enum Backend {
     Postgres,
 }
 
+/// How long a statement waits for another writer of a SQLite catalog.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A connection pool to the catalog, its schema migrated to the latest version.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pool: AnyPool,
     backend: Backend,
+    /// The ingest path's own connection, for a catalog in a SQLite file.
+    writer: Option<SqliteWriter>,
 }
 
 /// Rows that one write adds, all committed together.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct WriteRows {
     /// Processes (inserted if new).
     pub processes: Vec<ProcessRow>,
@@ -47,31 +52,13 @@ pub struct WriteRows {
     pub object: Option<(String, i64, i64, i64)>,
 }
 
-/// `($1, .., $width), ($width+1, ..), ..` for `rows` rows.
-fn value_rows(width: usize, rows: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders(1 + r * width, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The first item of each key, in order.
-fn first_of_each<'a, T>(items: &'a [T], key: impl Fn(&'a T) -> &'a String) -> Vec<&'a T> {
-    let mut seen = HashSet::new();
-    items.iter().filter(|i| seen.insert(key(i))).collect()
-}
-
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Catalog {
     /// Closes the catalog's connections (an in-memory catalog is gone after this); waits for
     /// the statements in progress. Clones of the lake see a closed catalog afterwards.
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 
@@ -110,7 +97,9 @@ impl Catalog {
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
                     use sqlx::Executor;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    let timeout = SQLITE_BUSY_TIMEOUT.as_millis();
+                    conn.execute(format!("PRAGMA busy_timeout = {timeout}").as_str())
+                        .await?;
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     Ok(())
@@ -121,8 +110,21 @@ impl Catalog {
             .connect(url)
             .await
             .map_err(|e| LakeError::Config(format!("cannot open catalog {}: {e}", redact(url))))?;
-        let catalog = Self { pool, backend };
+        let mut catalog = Self {
+            pool,
+            backend,
+            writer: None,
+        };
         catalog.migrate().await?;
+        if backend == Backend::Sqlite && !in_memory {
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse().map_err(|e| {
+                LakeError::Config(format!("cannot open catalog {}: {e}", redact(url)))
+            })?;
+            catalog.writer = Some(SqliteWriter::open(
+                options.get_filename(),
+                SQLITE_BUSY_TIMEOUT,
+            )?);
+        }
         Ok(catalog)
     }
 
@@ -189,17 +191,15 @@ impl Catalog {
 
     /// The ids among `block_ids` that the catalog already has.
     pub async fn existing_blocks(&self, block_ids: &[String]) -> Result<HashSet<String>> {
+        if let Some(writer) = &self.writer {
+            return writer.existing_blocks(block_ids).await;
+        }
         let mut out = HashSet::new();
-        for chunk in block_ids.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT block_id FROM blocks WHERE block_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            for row in q.fetch_all(&self.pool).await? {
+        for s in statements::existing_blocks(block_ids) {
+            for row in bind_all(sqlx::query(&s.sql), &s.params)
+                .fetch_all(&self.pool)
+                .await?
+            {
                 out.insert(row.try_get("block_id")?);
             }
         }
@@ -216,93 +216,19 @@ impl Catalog {
     /// per statement; rows already present, and repeated ids, are left as the first had them.
     /// Returns the ids of the blocks that were new.
     pub(crate) async fn insert_new(&self, rows: &WriteRows) -> Result<HashSet<String>> {
+        if let Some(writer) = &self.writer {
+            return writer.insert_new(rows.clone(), now_nanos()).await;
+        }
         let mut tx = self.pool.begin().await?;
-        let processes = first_of_each(&rows.processes, |p| &p.process_id);
-        for chunk in processes.chunks(CHUNK / 9) {
-            let sql = format!(
-                "INSERT INTO processes (process_id, service_name, exe, username, hostname, \
-                 start_time, tsc_frequency, properties, insert_time) VALUES {} \
-                 ON CONFLICT (process_id) DO NOTHING",
-                value_rows(9, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for p in chunk {
-                q = q
-                    .bind(&p.process_id)
-                    .bind(&p.service_name)
-                    .bind(&p.exe)
-                    .bind(&p.username)
-                    .bind(&p.hostname)
-                    .bind(p.start_time)
-                    .bind(p.tsc_frequency)
-                    .bind(props_to_json(&p.properties))
-                    .bind(p.insert_time);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        let streams = first_of_each(&rows.streams, |s| &s.stream_id);
-        for chunk in streams.chunks(CHUNK / 7) {
-            let sql = format!(
-                "INSERT INTO streams (stream_id, process_id, kind, thread_id, thread_name, \
-                 properties, insert_time) VALUES {} ON CONFLICT (stream_id) DO NOTHING",
-                value_rows(7, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for s in chunk {
-                q = q
-                    .bind(&s.stream_id)
-                    .bind(&s.process_id)
-                    .bind(&s.kind)
-                    .bind(s.thread_id)
-                    .bind(&s.thread_name)
-                    .bind(props_to_json(&s.properties))
-                    .bind(s.insert_time);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        if let Some((path, min, max, size)) = &rows.object {
-            sqlx::query(
-                "INSERT INTO objects (object_path, min_time, max_time, size, insert_time) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (object_path) DO NOTHING",
-            )
-            .bind(path)
-            .bind(*min)
-            .bind(*max)
-            .bind(*size)
-            .bind(now_nanos())
-            .execute(&mut *tx)
-            .await?;
-        }
         let mut inserted = HashSet::new();
-        let blocks = first_of_each(&rows.blocks, |b| &b.block_id);
-        for chunk in blocks.chunks(CHUNK / 15) {
-            let sql = format!(
-                "INSERT INTO blocks ({}) VALUES {} ON CONFLICT (block_id) DO NOTHING \
-                 RETURNING block_id",
-                BlockRow::COLUMNS,
-                value_rows(15, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for b in chunk {
-                q = q
-                    .bind(&b.block_id)
-                    .bind(&b.stream_id)
-                    .bind(&b.process_id)
-                    .bind(&b.kind)
-                    .bind(b.sequence)
-                    .bind(b.begin_time)
-                    .bind(b.end_time)
-                    .bind(b.event_count)
-                    .bind(b.payload_size)
-                    .bind(&b.object_path)
-                    .bind(b.object_offset)
-                    .bind(b.object_len)
-                    .bind(b.insert_time)
-                    .bind(b.partition_id.clone())
-                    .bind(&b.format);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                inserted.insert(row.try_get("block_id")?);
+        for s in statements::write_rows(rows, now_nanos()) {
+            let q = bind_all(sqlx::query(&s.sql), &s.params);
+            if s.returning {
+                for row in q.fetch_all(&mut *tx).await? {
+                    inserted.insert(row.try_get("block_id")?);
+                }
+            } else {
+                q.execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;

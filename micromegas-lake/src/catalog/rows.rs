@@ -108,7 +108,7 @@ pub struct PartitionRow {
     pub insert_time: i64,
 }
 
-pub(crate) fn props_to_json(props: &[(String, String)]) -> String {
+pub(super) fn props_to_json(props: &[(String, String)]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = props
         .iter()
         .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))

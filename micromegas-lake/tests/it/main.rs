@@ -1,6 +1,7 @@
 //! Integration tests of micromegas-lake, one binary (each test file of a crate linked with
 //! DataFusion would be a binary of its own, about a gigabyte in a debug build).
 
+mod catalog;
 mod cli;
 #[allow(dead_code)]
 mod common;
