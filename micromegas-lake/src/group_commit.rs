@@ -5,10 +5,11 @@
 //! right away.
 
 use crate::catalog::{now_nanos, WriteRows};
+use crate::durable_file::{self, Placement};
 use crate::error::{LakeError, Result};
 use crate::write::{raw_object_key, WriteOutcome};
 use crate::Lake;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use tokio::sync::oneshot;
 
 /// A group holds at most this many bytes of objects (more if one write alone is larger).
@@ -160,16 +161,68 @@ impl Lake {
     /// Writes the group's new blocks as one durable object, then their catalog rows in one
     /// transaction; one outcome per write, in order. Blocks the lake already has, or that an
     /// earlier write of the group carries, are skipped, and so are bytes that only they use.
+    ///
+    /// On a local lake with a SQLite-file catalog the check, the object and the transaction
+    /// run in one blocking task, without a hand-off between the steps.
     async fn write_group(
         &self,
         kind: ObjectKind,
         writes: Vec<PendingWrite>,
     ) -> Result<Vec<WriteOutcome>> {
-        let ids: Vec<String> = writes
-            .iter()
-            .flat_map(|w| w.rows.blocks.iter().map(|b| b.block_id.clone()))
-            .collect();
-        let mut seen = self.catalog().existing_blocks(&ids).await?;
+        if let (Some(dir), Some(writer)) = (self.local_dir(), self.catalog().sqlite_writer()) {
+            let (dir, writer) = (dir.clone(), writer.clone());
+            return tokio::task::spawn_blocking(move || {
+                let seen = writer.existing_blocks_blocking(&block_ids(&writes))?;
+                let mut group = Group::plan(kind, writes, seen)?;
+                if !group.rows.blocks.is_empty() {
+                    durable_file::write(&dir.join(&group.key), &group.object, Placement::New)?;
+                    let new = writer.insert_new_blocking(&group.rows, now_nanos())?;
+                    group.settle(&new);
+                }
+                Ok(group.outcomes)
+            })
+            .await
+            .map_err(|e| LakeError::Io {
+                what: "the commit task of a group of writes".into(),
+                source: std::io::Error::other(e),
+            })?;
+        }
+        let seen = self.catalog().existing_blocks(&block_ids(&writes)).await?;
+        let mut group = Group::plan(kind, writes, seen)?;
+        if !group.rows.blocks.is_empty() {
+            let object = std::mem::take(&mut group.object);
+            self.put_durable(&group.key, object, Placement::New).await?;
+            let new = self.catalog().insert_new(&group.rows).await?;
+            group.settle(&new);
+        }
+        Ok(group.outcomes)
+    }
+}
+
+fn block_ids(writes: &[PendingWrite]) -> Vec<String> {
+    writes
+        .iter()
+        .flat_map(|w| w.rows.blocks.iter().map(|b| b.block_id.clone()))
+        .collect()
+}
+
+/// A group of writes laid out as one object: its key and bytes, the catalog rows of its new
+/// blocks, the write each block came from, and each write's outcome so far.
+struct Group {
+    key: String,
+    object: Vec<u8>,
+    rows: WriteRows,
+    owners: Vec<usize>,
+    outcomes: Vec<WriteOutcome>,
+}
+
+impl Group {
+    /// Lays out the blocks not in `seen` (the ids the catalog already has) in one object.
+    fn plan(
+        kind: ObjectKind,
+        writes: Vec<PendingWrite>,
+        mut seen: HashSet<String>,
+    ) -> Result<Self> {
         let key = raw_object_key(now_nanos(), kind.extension());
         let mut object = Vec::with_capacity(writes.iter().map(|w| w.object.len()).sum());
         let mut rows = WriteRows::default();
@@ -218,15 +271,23 @@ impl Lake {
             }
             outcomes.push(outcome);
         }
-        if rows.blocks.is_empty() {
-            return Ok(outcomes);
+        if !rows.blocks.is_empty() {
+            rows.object = Some((key.clone(), min_time, max_time, object.len() as i64));
         }
-        rows.object = Some((key.clone(), min_time, max_time, object.len() as i64));
-        self.put_durable(&key, object).await?;
-        let new = self.catalog().insert_new(&rows).await?;
-        for (b, &i) in rows.blocks.iter().zip(&owners) {
-            let o = &mut outcomes[i];
-            // Another node may have stored the block since the check above.
+        Ok(Self {
+            key,
+            object,
+            rows,
+            owners,
+            outcomes,
+        })
+    }
+
+    /// Counts each block as written if the catalog took it as new (`new`), else as skipped:
+    /// another node may have stored it since the check.
+    fn settle(&mut self, new: &HashSet<String>) {
+        for (b, &i) in self.rows.blocks.iter().zip(&self.owners) {
+            let o = &mut self.outcomes[i];
             if new.contains(&b.block_id) {
                 o.blocks_written += 1;
                 o.events_written += b.event_count as u64;
@@ -234,7 +295,6 @@ impl Lake {
                 o.blocks_skipped += 1;
             }
         }
-        Ok(outcomes)
     }
 }
 
@@ -291,6 +351,39 @@ mod tests {
         let lake = Lake::open("memory://", LakeOptions::default())
             .await
             .expect("lake");
+        commit_queued_writes_as_one_group(&lake).await;
+    }
+
+    /// The same on a local lake with its SQLite-file catalog, whose groups commit in one
+    /// blocking task; the raw object is a file under its own name and nothing else is left.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_writes_commit_as_one_group_in_a_local_lake() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_str().expect("utf-8 path");
+        let lake = Lake::open(path, LakeOptions::default())
+            .await
+            .expect("lake");
+        assert!(lake.local_dir().is_some() && lake.catalog().sqlite_writer().is_some());
+        commit_queued_writes_as_one_group(&lake).await;
+        let raw: Vec<_> = walk(&dir.path().join("raw"));
+        assert_eq!(raw.len(), 1, "{raw:?}");
+        assert!(raw[0].ends_with(".arrows"), "{raw:?}");
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<String> {
+        let mut files = Vec::new();
+        for e in std::fs::read_dir(dir).expect("list") {
+            let path = e.expect("entry").path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path.display().to_string());
+            }
+        }
+        files
+    }
+
+    async fn commit_queued_writes_as_one_group(lake: &Lake) {
         let group = &lake.inner.commits[super::ObjectKind::Arrow as usize];
         let turn = group.turn.lock().await;
         let writes = [(1, "one"), (2, "two"), (3, "three"), (2, "two")];

@@ -31,6 +31,7 @@ pub mod access;
 pub mod auth;
 pub mod catalog;
 pub mod cli;
+mod durable_file;
 mod error;
 pub mod flightsql;
 mod group_commit;
@@ -157,110 +158,33 @@ impl Lake {
         &self.inner.locks[table.materialized_with() as usize]
     }
 
-    fn local_dir(&self) -> Option<&PathBuf> {
+    pub(crate) fn local_dir(&self) -> Option<&PathBuf> {
         match &self.inner.location {
             LakeLocation::Local(dir) => Some(dir),
             _ => None,
         }
     }
 
-    /// Writes an object and makes it durable. On a local lake the file is written the way the
-    /// object store writes it (a staging name, then renamed into place) and synced with every
-    /// directory whose entries changed, all in one blocking task; object stores such as S3
-    /// acknowledge only durable writes.
-    pub(crate) async fn put_durable(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+    /// Writes an object and makes it durable. On a local lake the file is written as
+    /// `placement` says and synced with every directory whose entries changed, all in one
+    /// blocking task; object stores such as S3 acknowledge only durable writes.
+    pub(crate) async fn put_durable(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        placement: durable_file::Placement,
+    ) -> Result<()> {
         let Some(dir) = self.local_dir() else {
             self.store().put(&Path::from(key), bytes.into()).await?;
             return Ok(());
         };
         let path = dir.join(key);
-        let what = || format!("writing {} durably", path.display());
-        let result = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || write_durable_file(&path, &bytes)
-        })
-        .await;
-        match result {
-            Ok(written) => written.map_err(|source| LakeError::Io {
-                what: what(),
-                source,
-            }),
-            Err(e) => Err(LakeError::Io {
-                what: what(),
+        let what = path.display().to_string();
+        tokio::task::spawn_blocking(move || durable_file::write(&path, &bytes, placement))
+            .await
+            .map_err(|e| LakeError::Io {
+                what: format!("writing {what} durably"),
                 source: std::io::Error::other(e),
-            }),
-        }
-    }
-}
-
-/// Writes `bytes` to `path` through a staging file (`path#N`, which object-store listings
-/// skip), then syncs the file, its directory, and the parent of every directory created for
-/// it, so that the file is found after a crash.
-fn write_durable_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let parent = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("the object's path has no directory"))?;
-    let mut created = Vec::new();
-    let mut missing = Some(parent);
-    while let Some(dir) = missing.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        created.push(dir);
-        missing = dir.parent();
-    }
-    std::fs::create_dir_all(parent)?;
-    // A fresh staging name (`#1`, `#2`, .. as the object store numbers them), never shared
-    // with another writer.
-    let mut n = 0u32;
-    let (mut file, staging) = loop {
-        n += 1;
-        let mut staging = path.as_os_str().to_owned();
-        staging.push(format!("#{n}"));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&staging)
-        {
-            Ok(file) => break (file, staging),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    };
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&staging, path)?;
-    std::fs::File::open(parent)?.sync_all()?;
-    for dir in created {
-        if let Some(up) = dir.parent() {
-            std::fs::File::open(up)?.sync_all()?;
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    /// The file lands whole under its name, new directories included, through a staging name
-    /// that no other file uses (a leftover staging file is left alone), and nothing else stays.
-    #[test]
-    fn durable_file_write_uses_a_free_staging_name() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("raw/2026-11-28/16/object.arrows");
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
-        let leftover = dir.path().join("raw/2026-11-28/16/object.arrows#1");
-        std::fs::write(&leftover, b"left by a crash").expect("leftover");
-        super::write_durable_file(&path, b"the object").expect("write");
-        assert_eq!(std::fs::read(&path).expect("read"), b"the object");
-        assert_eq!(std::fs::read(&leftover).expect("read"), b"left by a crash");
-        let mut names: Vec<_> = std::fs::read_dir(path.parent().expect("parent"))
-            .expect("list")
-            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
-            .collect();
-        names.sort();
-        assert_eq!(names, ["object.arrows", "object.arrows#1"]);
-
-        let nested = dir.path().join("tables/spans/2026-11-28/17/p.parquet");
-        super::write_durable_file(&nested, b"partition").expect("write nested");
-        assert_eq!(std::fs::read(&nested).expect("read"), b"partition");
+            })?
     }
 }

@@ -11,7 +11,7 @@ pub use views::{ViewHourRow, ViewRow};
 pub use rows::{BlockRow, PartitionRow, ProcessRow, StreamRow, FORMAT_ARROW, FORMAT_TRANSIT};
 
 use crate::error::{LakeError, Result};
-use sqlite_writer::SqliteWriter;
+pub(crate) use sqlite_writer::SqliteWriter;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 use statements::{bind_all, placeholders, CHUNK};
@@ -187,6 +187,11 @@ impl Catalog {
                 .await?
                 .try_get("v")?,
         )
+    }
+
+    /// The ingest path's own connection, for a catalog in a SQLite file.
+    pub(crate) fn sqlite_writer(&self) -> Option<&SqliteWriter> {
+        self.writer.as_ref()
     }
 
     /// The ids among `block_ids` that the catalog already has.

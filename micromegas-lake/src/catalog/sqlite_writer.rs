@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// The connection; `None` once the catalog is closed.
 #[derive(Debug, Clone)]
-pub(super) struct SqliteWriter {
+pub(crate) struct SqliteWriter {
     conn: Arc<Mutex<Option<Connection>>>,
 }
 
@@ -46,15 +46,8 @@ impl SqliteWriter {
 
     /// The ids among `block_ids` that the catalog already has.
     pub(super) async fn existing_blocks(&self, block_ids: &[String]) -> Result<HashSet<String>> {
-        let ids = block_ids.to_vec();
-        self.run(move |conn| {
-            let mut found = HashSet::new();
-            for s in statements::existing_blocks(&ids) {
-                returned(conn, &s, &mut found)?;
-            }
-            Ok(found)
-        })
-        .await
+        let (writer, ids) = (self.clone(), block_ids.to_vec());
+        run_blocking(move || writer.existing_blocks_blocking(&ids)).await
     }
 
     /// Inserts one write's rows in one transaction; returns the ids of the blocks that were
@@ -64,10 +57,31 @@ impl SqliteWriter {
         rows: WriteRows,
         insert_time: i64,
     ) -> Result<HashSet<String>> {
-        self.run(move |conn| {
+        let writer = self.clone();
+        run_blocking(move || writer.insert_new_blocking(&rows, insert_time)).await
+    }
+
+    /// [`Self::existing_blocks`] in the calling thread, which may block.
+    pub(crate) fn existing_blocks_blocking(&self, block_ids: &[String]) -> Result<HashSet<String>> {
+        self.with(|conn| {
+            let mut found = HashSet::new();
+            for s in statements::existing_blocks(block_ids) {
+                returned(conn, &s, &mut found)?;
+            }
+            Ok(found)
+        })
+    }
+
+    /// [`Self::insert_new`] in the calling thread, which may block.
+    pub(crate) fn insert_new_blocking(
+        &self,
+        rows: &WriteRows,
+        insert_time: i64,
+    ) -> Result<HashSet<String>> {
+        self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut inserted = HashSet::new();
-            for s in statements::write_rows(&rows, insert_time) {
+            for s in statements::write_rows(rows, insert_time) {
                 if s.returning {
                     returned(&tx, &s, &mut inserted)?;
                 } else {
@@ -78,24 +92,26 @@ impl SqliteWriter {
             tx.commit()?;
             Ok(inserted)
         })
-        .await
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || match lock(&conn).as_mut() {
+    fn with<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        match lock(&self.conn).as_mut() {
             Some(c) => work(c),
             None => Err(LakeError::Catalog(sqlx::Error::PoolClosed)),
-        })
+        }
+    }
+}
+
+/// Runs `work` on a blocking thread.
+async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| LakeError::Io {
             what: "catalog write task".into(),
             source: std::io::Error::other(e),
         })?
-    }
 }
 
 /// A panic inside a transaction rolled it back (the transaction's drop), so the connection is

@@ -214,7 +214,8 @@ impl Lake {
         );
         let bytes = encode(table, batch)?;
         let size = bytes.len() as i64;
-        self.put_durable(&path, bytes).await?;
+        self.put_durable(&path, bytes, crate::durable_file::Placement::Staged)
+            .await?;
         Ok(PartitionRow {
             partition_id: id.to_string(),
             table_name: table.name().to_owned(),

@@ -156,7 +156,8 @@ impl Lake {
                 uuid::Uuid::new_v4().simple()
             );
             let size = bytes.len() as i64;
-            self.put_durable(&key, bytes).await?;
+            self.put_durable(&key, bytes, crate::durable_file::Placement::Staged)
+                .await?;
             (key, size)
         };
         let row = ViewHourRow {

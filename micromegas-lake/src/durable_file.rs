@@ -1,0 +1,145 @@
+//! Durable files on a local lake: written, synced with every directory whose entries changed,
+//! and so found whole after a crash.
+
+use crate::error::{LakeError, Result};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+/// How a file reaches its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Written under a staging name (`NAME#N`, which object-store listings skip), then renamed
+    /// into place once synced: the name never shows a partial file. For files that are listed
+    /// or may be replaced, such as partitions.
+    Staged,
+    /// Created under its name, which must be new. A crash during the write leaves a partial
+    /// file that nothing references, as a crash after it leaves a whole one. For raw objects:
+    /// unique names, read only through catalog rows committed after the write returns, never
+    /// listed. One file-system journal commit fewer than `Staged`.
+    New,
+}
+
+/// Writes `bytes` to `path` and makes the file and its name durable; the error names the
+/// file.
+pub(crate) fn write(path: &Path, bytes: &[u8], placement: Placement) -> Result<()> {
+    write_file(path, bytes, placement).map_err(|source| LakeError::Io {
+        what: format!("writing {} durably", path.display()),
+        source,
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8], placement: Placement) -> std::io::Result<()> {
+    let parent = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("the object's path has no directory"))?;
+    let created = create_dirs(parent)?;
+    match placement {
+        Placement::Staged => {
+            let (file, staging) = create_staging(path)?;
+            fill(file, bytes)?;
+            std::fs::rename(&staging, path)?;
+        }
+        Placement::New => {
+            fill(
+                OpenOptions::new().write(true).create_new(true).open(path)?,
+                bytes,
+            )?;
+        }
+    }
+    File::open(parent)?.sync_all()?;
+    for dir in created {
+        if let Some(up) = dir.parent() {
+            File::open(up)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its missing ancestors; returns those it created, deepest first.
+fn create_dirs(dir: &Path) -> std::io::Result<Vec<&Path>> {
+    let mut created = Vec::new();
+    let mut missing = Some(dir);
+    while let Some(d) = missing.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        created.push(d);
+        missing = d.parent();
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(created)
+}
+
+/// A fresh staging file for `path` (`#1`, `#2`, .. as the object store numbers them), never
+/// shared with another writer.
+fn create_staging(path: &Path) -> std::io::Result<(File, std::ffi::OsString)> {
+    let mut n = 0u32;
+    loop {
+        n += 1;
+        let mut staging = path.as_os_str().to_owned();
+        staging.push(format!("#{n}"));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staging)
+        {
+            Ok(file) => return Ok((file, staging)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn fill(mut file: File, bytes: &[u8]) -> std::io::Result<()> {
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{write, Placement};
+
+    fn names(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The file lands whole under its name, new directories included, through a staging name
+    /// that no other file uses (a leftover staging file is left alone), and nothing else stays.
+    #[test]
+    fn staged_write_uses_a_free_staging_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("raw/2026-11-28/16/object.arrows");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        let leftover = dir.path().join("raw/2026-11-28/16/object.arrows#1");
+        std::fs::write(&leftover, b"left by a crash").expect("leftover");
+        write(&path, b"the object", Placement::Staged).expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"the object");
+        assert_eq!(std::fs::read(&leftover).expect("read"), b"left by a crash");
+        assert_eq!(
+            names(path.parent().expect("parent")),
+            ["object.arrows", "object.arrows#1"]
+        );
+
+        let nested = dir.path().join("tables/spans/2026-11-28/17/p.parquet");
+        write(&nested, b"partition", Placement::Staged).expect("write nested");
+        assert_eq!(std::fs::read(&nested).expect("read"), b"partition");
+    }
+
+    /// A new file is created under its name, directories included, and never replaces one that
+    /// exists: the error names the file.
+    #[test]
+    fn new_write_creates_the_file_and_refuses_an_existing_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("raw/2026-12-02/01/object.mmtb");
+        write(&path, b"the object", Placement::New).expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"the object");
+        assert_eq!(names(path.parent().expect("parent")), ["object.mmtb"]);
+
+        let err = write(&path, b"another", Placement::New).expect_err("existing name");
+        assert!(err.to_string().contains("object.mmtb"), "{err}");
+        assert_eq!(std::fs::read(&path).expect("read"), b"the object");
+    }
+}
