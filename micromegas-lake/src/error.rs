@@ -96,3 +96,16 @@ impl LakeError {
         }
     }
 }
+
+/// Runs `work` on tokio's blocking pool; a panic there becomes an I/O error naming `what`.
+pub(crate) async fn run_blocking<T: Send + 'static>(
+    what: impl FnOnce() -> String,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| LakeError::Io {
+            what: what(),
+            source: std::io::Error::other(e),
+        })?
+}

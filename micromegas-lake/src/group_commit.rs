@@ -6,7 +6,7 @@
 
 use crate::catalog::{now_nanos, WriteRows};
 use crate::durable_file::{self, Placement};
-use crate::error::{LakeError, Result};
+use crate::error::{run_blocking, LakeError, Result};
 use crate::write::{raw_object_key, WriteOutcome};
 use crate::Lake;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -171,27 +171,26 @@ impl Lake {
     ) -> Result<Vec<WriteOutcome>> {
         if let (Some(dir), Some(writer)) = (self.local_dir(), self.catalog().sqlite_writer()) {
             let (dir, writer) = (dir.clone(), writer.clone());
-            return tokio::task::spawn_blocking(move || {
-                let seen = writer.existing_blocks_blocking(&block_ids(&writes))?;
-                let mut group = Group::plan(kind, writes, seen)?;
-                if !group.rows.blocks.is_empty() {
-                    durable_file::write(&dir.join(&group.key), &group.object, Placement::New)?;
-                    let new = writer.insert_new_blocking(&group.rows, now_nanos())?;
-                    group.settle(&new);
-                }
-                Ok(group.outcomes)
-            })
-            .await
-            .map_err(|e| LakeError::Io {
-                what: "the commit task of a group of writes".into(),
-                source: std::io::Error::other(e),
-            })?;
+            return run_blocking(
+                || "the commit task of a group of writes".into(),
+                move || {
+                    let seen = writer.existing_blocks_blocking(&block_ids(&writes))?;
+                    let mut group = Group::plan(kind, writes, seen)?;
+                    if let Some((key, ..)) = &group.rows.object {
+                        durable_file::write(&dir.join(key), &group.object, Placement::New)?;
+                        let new = writer.insert_new_blocking(&group.rows, now_nanos())?;
+                        group.settle(&new);
+                    }
+                    Ok(group.outcomes)
+                },
+            )
+            .await;
         }
         let seen = self.catalog().existing_blocks(&block_ids(&writes)).await?;
         let mut group = Group::plan(kind, writes, seen)?;
-        if !group.rows.blocks.is_empty() {
+        if let Some((key, ..)) = &group.rows.object {
             let object = std::mem::take(&mut group.object);
-            self.put_durable(&group.key, object, Placement::New).await?;
+            self.put_durable(key, object, Placement::New).await?;
             let new = self.catalog().insert_new(&group.rows).await?;
             group.settle(&new);
         }
@@ -206,10 +205,10 @@ fn block_ids(writes: &[PendingWrite]) -> Vec<String> {
         .collect()
 }
 
-/// A group of writes laid out as one object: its key and bytes, the catalog rows of its new
-/// blocks, the write each block came from, and each write's outcome so far.
+/// A group of writes laid out as one object: its bytes, the catalog rows of its new blocks
+/// (with the object's row, and so its key, when there is at least one), the write each block
+/// came from, and each write's outcome so far.
 struct Group {
-    key: String,
     object: Vec<u8>,
     rows: WriteRows,
     owners: Vec<usize>,
@@ -272,10 +271,9 @@ impl Group {
             outcomes.push(outcome);
         }
         if !rows.blocks.is_empty() {
-            rows.object = Some((key.clone(), min_time, max_time, object.len() as i64));
+            rows.object = Some((key, min_time, max_time, object.len() as i64));
         }
         Ok(Self {
-            key,
             object,
             rows,
             owners,

@@ -51,6 +51,7 @@ pub(crate) mod write;
 pub use arrow;
 /// The DataFusion version of the lake's sessions.
 pub use datafusion;
+use error::run_blocking;
 pub use error::{LakeError, Result};
 pub use location::{LakeLocation, S3Options, DEFAULT_LAKE};
 pub use materialize::MaterializeReport;
@@ -179,12 +180,10 @@ impl Lake {
             return Ok(());
         };
         let path = dir.join(key);
-        let what = path.display().to_string();
-        tokio::task::spawn_blocking(move || durable_file::write(&path, &bytes, placement))
-            .await
-            .map_err(|e| LakeError::Io {
-                what: format!("writing {what} durably"),
-                source: std::io::Error::other(e),
-            })?
+        run_blocking(
+            || format!("writing {} durably", dir.join(key).display()),
+            move || durable_file::write(&path, &bytes, placement),
+        )
+        .await
     }
 }

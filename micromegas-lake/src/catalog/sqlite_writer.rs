@@ -10,7 +10,7 @@
 
 use super::statements::{self, Statement};
 use super::WriteRows;
-use crate::error::{LakeError, Result};
+use crate::error::{run_blocking, LakeError, Result};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::collections::HashSet;
 use std::path::Path;
@@ -47,7 +47,7 @@ impl SqliteWriter {
     /// The ids among `block_ids` that the catalog already has.
     pub(super) async fn existing_blocks(&self, block_ids: &[String]) -> Result<HashSet<String>> {
         let (writer, ids) = (self.clone(), block_ids.to_vec());
-        run_blocking(move || writer.existing_blocks_blocking(&ids)).await
+        run_blocking(what, move || writer.existing_blocks_blocking(&ids)).await
     }
 
     /// Inserts one write's rows in one transaction; returns the ids of the blocks that were
@@ -58,7 +58,7 @@ impl SqliteWriter {
         insert_time: i64,
     ) -> Result<HashSet<String>> {
         let writer = self.clone();
-        run_blocking(move || writer.insert_new_blocking(&rows, insert_time)).await
+        run_blocking(what, move || writer.insert_new_blocking(&rows, insert_time)).await
     }
 
     /// [`Self::existing_blocks`] in the calling thread, which may block.
@@ -102,16 +102,9 @@ impl SqliteWriter {
     }
 }
 
-/// Runs `work` on a blocking thread.
-async fn run_blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| LakeError::Io {
-            what: "catalog write task".into(),
-            source: std::io::Error::other(e),
-        })?
+/// Names the blocking task in the error of a panic there.
+fn what() -> String {
+    "catalog write task".into()
 }
 
 /// A panic inside a transaction rolled it back (the transaction's drop), so the connection is
