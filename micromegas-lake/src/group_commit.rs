@@ -5,7 +5,7 @@
 //! right away.
 
 use crate::catalog::{now_nanos, WriteRows};
-use crate::durable_file::{self, Placement};
+use crate::durable_file::Placement;
 use crate::error::{run_blocking, LakeError, Result};
 use crate::write::{raw_object_key, WriteOutcome};
 use crate::Lake;
@@ -162,23 +162,27 @@ impl Lake {
     /// transaction; one outcome per write, in order. Blocks the lake already has, or that an
     /// earlier write of the group carries, are skipped, and so are bytes that only they use.
     ///
-    /// On a local lake with a SQLite-file catalog the check, the object and the transaction
-    /// run in one blocking task, without a hand-off between the steps.
+    /// A local lake with a SQLite-file catalog keeps the object's bytes in the catalog: the
+    /// check and the one transaction of the object and its rows run in one blocking task, and
+    /// the transaction's commit is the write's only `fsync`.
     async fn write_group(
         &self,
         kind: ObjectKind,
         writes: Vec<PendingWrite>,
     ) -> Result<Vec<WriteOutcome>> {
-        if let (Some(dir), Some(writer)) = (self.local_dir(), self.catalog().sqlite_writer()) {
-            let (dir, writer) = (dir.clone(), writer.clone());
+        if let (Some(_), Some(writer)) = (self.local_dir(), self.catalog().sqlite_writer()) {
+            let writer = writer.clone();
             return run_blocking(
                 || "the commit task of a group of writes".into(),
                 move || {
                     let seen = writer.existing_blocks_blocking(&block_ids(&writes))?;
-                    let mut group = Group::plan(kind, writes, seen)?;
-                    if let Some((key, ..)) = &group.rows.object {
-                        durable_file::write(&dir.join(key), &group.object, Placement::New)?;
-                        let new = writer.insert_new_blocking(&group.rows, now_nanos())?;
+                    let mut group = Group::plan(kind, writes, seen, true)?;
+                    if group.rows.object.is_some() {
+                        let new = writer.insert_new_blocking(
+                            &group.rows,
+                            now_nanos(),
+                            Some(&group.object),
+                        )?;
                         group.settle(&new);
                     }
                     Ok(group.outcomes)
@@ -187,7 +191,7 @@ impl Lake {
             .await;
         }
         let seen = self.catalog().existing_blocks(&block_ids(&writes)).await?;
-        let mut group = Group::plan(kind, writes, seen)?;
+        let mut group = Group::plan(kind, writes, seen, false)?;
         if let Some((key, ..)) = &group.rows.object {
             let object = std::mem::take(&mut group.object);
             self.put_durable(key, object, Placement::New).await?;
@@ -216,13 +220,15 @@ struct Group {
 }
 
 impl Group {
-    /// Lays out the blocks not in `seen` (the ids the catalog already has) in one object.
+    /// Lays out the blocks not in `seen` (the ids the catalog already has) in one object,
+    /// whose bytes go to the catalog when `in_catalog` is set.
     fn plan(
         kind: ObjectKind,
         writes: Vec<PendingWrite>,
         mut seen: HashSet<String>,
+        in_catalog: bool,
     ) -> Result<Self> {
-        let key = raw_object_key(now_nanos(), kind.extension());
+        let key = raw_object_key(now_nanos(), kind.extension(), in_catalog);
         let mut object = Vec::with_capacity(writes.iter().map(|w| w.object.len()).sum());
         let mut rows = WriteRows::default();
         let mut owners = Vec::new();
@@ -353,7 +359,7 @@ mod tests {
     }
 
     /// The same on a local lake with its SQLite-file catalog, whose groups commit in one
-    /// blocking task; the raw object is a file under its own name and nothing else is left.
+    /// blocking task: the raw object's bytes are in the catalog, and no raw file is left.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queued_writes_commit_as_one_group_in_a_local_lake() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -362,26 +368,18 @@ mod tests {
             .await
             .expect("lake");
         assert!(lake.local_dir().is_some() && lake.catalog().sqlite_writer().is_some());
-        commit_queued_writes_as_one_group(&lake).await;
-        let raw: Vec<_> = walk(&dir.path().join("raw"));
-        assert_eq!(raw.len(), 1, "{raw:?}");
-        assert!(raw[0].ends_with(".arrows"), "{raw:?}");
+        let objects = commit_queued_writes_as_one_group(&lake).await;
+        assert!(
+            objects
+                .iter()
+                .all(|o| o.starts_with(crate::write::IN_CATALOG)),
+            "{objects:?}"
+        );
+        assert!(!dir.path().join("raw").exists());
     }
 
-    fn walk(dir: &std::path::Path) -> Vec<String> {
-        let mut files = Vec::new();
-        for e in std::fs::read_dir(dir).expect("list") {
-            let path = e.expect("entry").path();
-            if path.is_dir() {
-                files.extend(walk(&path));
-            } else {
-                files.push(path.display().to_string());
-            }
-        }
-        files
-    }
-
-    async fn commit_queued_writes_as_one_group(lake: &Lake) {
+    /// Returns the object keys of the blocks.
+    async fn commit_queued_writes_as_one_group(lake: &Lake) -> BTreeSet<String> {
         let group = &lake.inner.commits[super::ObjectKind::Arrow as usize];
         let turn = group.turn.lock().await;
         let writes = [(1, "one"), (2, "two"), (3, "three"), (2, "two")];
@@ -421,7 +419,7 @@ mod tests {
             .pending_blocks(kind.as_str(), None, 100)
             .await
             .expect("blocks");
-        let objects: BTreeSet<_> = blocks.iter().map(|b| b.object_path.as_str()).collect();
+        let objects: BTreeSet<_> = blocks.iter().map(|b| b.object_path.clone()).collect();
         assert_eq!((blocks.len(), objects.len()), (3, 1), "{blocks:?}");
 
         let ctx = lake.session().await.expect("session");
@@ -441,5 +439,6 @@ mod tests {
             .map(|l| l.trim_end_matches(['|', ' ']))
             .collect();
         assert_eq!(msgs, ["msg", "one", "three", "two"], "{text}");
+        objects
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::catalog::now_nanos;
 use crate::error::Result;
+use crate::write::IN_CATALOG;
 use crate::Lake;
 use futures::StreamExt;
 use object_store::path::Path;
@@ -61,14 +62,19 @@ impl Lake {
     }
 
     /// Deletes objects the catalog no longer refers to (one already gone counts as deleted).
+    /// Objects whose bytes were in the catalog went with their rows.
     async fn delete_objects(
         &self,
         keys: Vec<String>,
         progress: &mut impl FnMut(&RetentionReport),
     ) -> Result<RetentionReport> {
+        let (in_catalog, keys): (Vec<String>, Vec<String>) =
+            keys.into_iter().partition(|k| k.starts_with(IN_CATALOG));
+        let mut report = RetentionReport {
+            objects_deleted: in_catalog.len() as u64,
+        };
         let paths = futures::stream::iter(keys.into_iter().map(|k| Ok(Path::from(k))));
         let mut deleted = self.store().delete_stream(paths.boxed());
-        let mut report = RetentionReport::default();
         while let Some(r) = deleted.next().await {
             match r {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => report.objects_deleted += 1,

@@ -20,11 +20,18 @@ pub struct WriteOutcome {
     pub object_bytes: u64,
 }
 
-/// Object key of a raw object written at `time` (ns), with file extension `ext`.
-pub(crate) fn raw_object_key(time: i64, ext: &str) -> String {
+/// The start of the key of a raw object whose bytes are in the catalog (its `object_bytes`
+/// table) rather than in the object store: the objects of a local lake with a SQLite-file
+/// catalog, which commit in the same transaction as their catalog rows.
+pub const IN_CATALOG: &str = "catalog:";
+
+/// Object key of a raw object written at `time` (ns), with file extension `ext`; with
+/// `in_catalog`, the key of an object whose bytes the catalog holds.
+pub(crate) fn raw_object_key(time: i64, ext: &str, in_catalog: bool) -> String {
     let t = chrono::DateTime::from_timestamp_nanos(time);
     format!(
-        "raw/{}/{}.{ext}",
+        "{}raw/{}/{}.{ext}",
+        if in_catalog { IN_CATALOG } else { "" },
         t.format("%Y-%m-%d/%H"),
         uuid::Uuid::new_v4().simple()
     )

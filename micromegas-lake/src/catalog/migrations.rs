@@ -100,4 +100,13 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
         // Raw retention finds the objects whose blocks are all materialized.
         &["CREATE INDEX blocks_object ON blocks (object_path)"],
     ),
+    (
+        5,
+        // The bytes of raw objects kept in the catalog (keys starting with `catalog:`): a
+        // local lake with a SQLite-file catalog commits them with their rows. `BYTEA` is
+        // PostgreSQL's binary type; SQLite stores blobs as they are under any declared type.
+        &["CREATE TABLE object_bytes (
+            object_path TEXT PRIMARY KEY,
+            bytes BYTEA NOT NULL)"],
+    ),
 ];

@@ -181,12 +181,13 @@ impl Catalog {
 
     /// The schema version of the catalog.
     pub async fn schema_version(&self) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("v")?,
-        )
+        self.number("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            .await
+    }
+
+    /// The integer that `sql` returns (one row, one column).
+    async fn number(&self, sql: &str) -> Result<i64> {
+        Ok(sqlx::query(sql).fetch_one(&self.pool).await?.try_get(0)?)
     }
 
     /// The ingest path's own connection, for a catalog in a SQLite file.
@@ -433,18 +434,7 @@ impl Catalog {
     /// Replaces partitions by one that holds all their rows (compaction), in one transaction.
     pub async fn replace_partitions(&self, old: &[String], new: &PartitionRow) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let mut deleted = 0;
-        for chunk in old.chunks(CHUNK) {
-            let sql = format!(
-                "DELETE FROM partitions WHERE partition_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            deleted += q.execute(&mut *tx).await?.rows_affected();
-        }
+        let deleted = delete_keys(&mut tx, "partitions", "partition_id", old).await?;
         if deleted != old.len() as u64 {
             tx.rollback().await?;
             return Err(LakeError::Conflict(
@@ -465,8 +455,9 @@ impl Catalog {
         Ok(row.map(|r| r.try_get("state")).transpose()?)
     }
 
-    /// Deletes the catalog rows of everything that ended before `cutoff` and returns the
-    /// object keys (raw objects and partition files) that no row refers to any more.
+    /// Deletes the catalog rows of everything that ended before `cutoff` (with the bytes of the
+    /// raw objects the catalog holds) and returns the object keys (raw objects and partition
+    /// files) that no row refers to any more.
     pub async fn expire(&self, cutoff: i64) -> Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
         let mut keys: Vec<String> = Vec::new();
@@ -486,6 +477,8 @@ impl Catalog {
         }
         for sql in [
             "DELETE FROM partitions WHERE max_time < $1",
+            "DELETE FROM object_bytes WHERE object_path IN \
+             (SELECT object_path FROM objects WHERE max_time < $1)",
             "DELETE FROM blocks WHERE end_time < $1",
             "DELETE FROM objects WHERE max_time < $1",
             // A stream or process that comes back is inserted again by its next write.
@@ -509,33 +502,88 @@ impl Catalog {
     }
 
     /// Forgets the raw objects written before `written_before` (ns since the Unix epoch) whose
-    /// blocks are all materialized, and returns their paths for deletion. Their block rows
+    /// blocks are all materialized (deleting the bytes of those the catalog holds), and
+    /// returns their paths for deletion. Their block rows
     /// stay (the `blocks` table keeps describing what was received); only pending blocks are
     /// ever read again, and these objects hold none.
     pub async fn release_materialized_objects(&self, written_before: i64) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "DELETE FROM objects WHERE insert_time < $1 AND NOT EXISTS \
              (SELECT 1 FROM blocks b WHERE b.object_path = objects.object_path \
               AND b.partition_id IS NULL) RETURNING object_path",
         )
         .bind(written_before)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        rows.iter().map(|r| Ok(r.try_get("object_path")?)).collect()
+        let keys = rows
+            .iter()
+            .map(|r| Ok(r.try_get("object_path")?))
+            .collect::<Result<Vec<String>>>()?;
+        let in_catalog: Vec<String> = keys
+            .iter()
+            .filter(|k| k.starts_with(crate::write::IN_CATALOG))
+            .cloned()
+            .collect();
+        delete_keys(&mut tx, "object_bytes", "object_path", &in_catalog).await?;
+        tx.commit().await?;
+        Ok(keys)
+    }
+
+    /// Bytes `offset..offset + len` of a raw object whose bytes the catalog holds (a key
+    /// starting with [`crate::write::IN_CATALOG`]); `None` if it has no such object.
+    pub async fn object_range(&self, path: &str, offset: i64, len: i64) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "SELECT substr(bytes, CAST($1 AS INTEGER), CAST($2 AS INTEGER)) AS b \
+             FROM object_bytes WHERE object_path = $3",
+        )
+        .bind(offset.saturating_add(1))
+        .bind(len)
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("b")).transpose()?)
+    }
+
+    /// Total size in bytes of the raw objects the catalog refers to, wherever their bytes are
+    /// (object store or catalog), for reports.
+    pub async fn raw_object_bytes(&self) -> Result<i64> {
+        self.number("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects")
+            .await
     }
 
     /// Row counts of the catalog tables, for reports.
     pub async fn counts(&self) -> Result<Vec<(String, i64)>> {
         let mut out = Vec::new();
         for t in ["processes", "streams", "blocks", "objects", "partitions"] {
-            let n: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {t}"))
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?;
+            let n = self.number(&format!("SELECT COUNT(*) FROM {t}")).await?;
             out.push((t.to_owned(), n));
         }
         Ok(out)
     }
+}
+
+/// Deletes the rows of `table` whose `column` is one of `keys`, a chunk of keys per statement;
+/// returns how many rows went.
+async fn delete_keys(
+    tx: &mut Transaction<'_, Any>,
+    table: &str,
+    column: &str,
+    keys: &[String],
+) -> Result<u64> {
+    let mut deleted = 0;
+    for chunk in keys.chunks(CHUNK) {
+        let sql = format!(
+            "DELETE FROM {table} WHERE {column} IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for key in chunk {
+            q = q.bind(key);
+        }
+        deleted += q.execute(&mut **tx).await?.rows_affected();
+    }
+    Ok(deleted)
 }
 
 async fn insert_partition(tx: &mut Transaction<'_, Any>, p: &PartitionRow) -> Result<()> {

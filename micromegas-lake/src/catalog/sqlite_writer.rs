@@ -58,7 +58,10 @@ impl SqliteWriter {
         insert_time: i64,
     ) -> Result<HashSet<String>> {
         let writer = self.clone();
-        run_blocking(what, move || writer.insert_new_blocking(&rows, insert_time)).await
+        run_blocking(what, move || {
+            writer.insert_new_blocking(&rows, insert_time, None)
+        })
+        .await
     }
 
     /// [`Self::existing_blocks`] in the calling thread, which may block.
@@ -72,16 +75,22 @@ impl SqliteWriter {
         })
     }
 
-    /// [`Self::insert_new`] in the calling thread, which may block.
+    /// [`Self::insert_new`] in the calling thread, which may block. With `object_bytes`, the
+    /// bytes of the rows' object are stored in the catalog in the same transaction.
     pub(crate) fn insert_new_blocking(
         &self,
         rows: &WriteRows,
         insert_time: i64,
+        object_bytes: Option<&[u8]>,
     ) -> Result<HashSet<String>> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut inserted = HashSet::new();
-            for s in statements::write_rows(rows, insert_time) {
+            let bytes = object_bytes.and_then(|b| statements::object_bytes(rows, b));
+            for s in statements::write_rows(rows, insert_time)
+                .into_iter()
+                .chain(bytes)
+            {
                 if s.returning {
                     returned(&tx, &s, &mut inserted)?;
                 } else {

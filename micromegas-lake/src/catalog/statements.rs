@@ -15,6 +15,7 @@ pub(super) enum Param<'a> {
     Text(&'a str),
     Owned(String),
     Int(i64),
+    Bytes(&'a [u8]),
     Null,
 }
 
@@ -43,6 +44,7 @@ pub(super) fn bind_all<'q>(
             Param::Text(s) => q.bind(*s),
             Param::Owned(s) => q.bind(s.as_str()),
             Param::Int(i) => q.bind(*i),
+            Param::Bytes(b) => q.bind(*b),
             Param::Null => q.bind(None::<String>),
         };
     }
@@ -56,6 +58,7 @@ impl rusqlite::ToSql for Param<'_> {
             Param::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Param::Owned(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Param::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Param::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
             Param::Null => ToSqlOutput::Owned(Value::Null),
         })
     }
@@ -204,6 +207,17 @@ pub(super) fn write_rows(rows: &WriteRows, insert_time: i64) -> Vec<Statement<'_
         true,
     ));
     out
+}
+
+/// The statement that stores `bytes` as the content of the object of `rows` (none without an
+/// object).
+pub(super) fn object_bytes<'a>(rows: &'a WriteRows, bytes: &'a [u8]) -> Option<Statement<'a>> {
+    let (path, ..) = rows.object.as_ref()?;
+    Some(Statement {
+        sql: "INSERT INTO object_bytes (object_path, bytes) VALUES ($1, $2)".into(),
+        params: vec![Param::Text(path), Param::Bytes(bytes)],
+        returning: false,
+    })
 }
 
 /// The statements that return which of `block_ids` the catalog already has.

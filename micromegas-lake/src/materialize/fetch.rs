@@ -2,7 +2,9 @@
 
 use crate::catalog::BlockRow;
 use crate::error::{LakeError, Result};
+use crate::write::IN_CATALOG;
 use crate::Lake;
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use micromegas_core::model::{ProcessInfo, StreamInfo};
 use micromegas_core::transit::batch::Batch;
@@ -56,28 +58,44 @@ impl Lake {
             .collect();
         ranges.sort();
         ranges.dedup();
-        let store = Arc::clone(self.store());
-        futures::stream::iter(ranges.into_iter().map(|key| {
-            let store = Arc::clone(&store);
-            async move {
-                let (path, offset, len) = &key;
-                let (start, end) = (*offset as u64, (*offset + *len) as u64);
-                let decoded = match store
-                    .get_range(&Path::from(path.as_str()), start..end)
-                    .await
-                {
-                    Ok(bytes) => decode(&bytes),
-                    Err(object_store::Error::NotFound { path, .. }) => {
-                        Err(format!("object {path} is missing"))
-                    }
-                    Err(e) => return Err(LakeError::from(e)),
-                };
-                Ok((key, decoded))
-            }
+        futures::stream::iter(ranges.into_iter().map(|key| async move {
+            let decoded = self.read_range(&key).await?.and_then(|b| decode(&b));
+            Ok((key, decoded))
         }))
         .buffered(PARALLEL_READS)
         .try_collect()
         .await
+    }
+
+    /// The bytes of one range, from the object store or, for a key starting with
+    /// [`IN_CATALOG`], from the catalog; a missing or short object gets the reason instead.
+    async fn read_range(
+        &self,
+        (path, offset, len): &Range,
+    ) -> Result<std::result::Result<Bytes, String>> {
+        let missing = || format!("object {path} is missing");
+        if path.starts_with(IN_CATALOG) {
+            return Ok(
+                match self.catalog().object_range(path, *offset, *len).await? {
+                    Some(bytes) if bytes.len() as i64 == *len => Ok(Bytes::from(bytes)),
+                    Some(bytes) => Err(format!(
+                        "object {path} holds {} bytes at {offset}, its block needs {len}",
+                        bytes.len()
+                    )),
+                    None => Err(missing()),
+                },
+            );
+        }
+        let (start, end) = (*offset as u64, (*offset + *len) as u64);
+        match self
+            .store()
+            .get_range(&Path::from(path.as_str()), start..end)
+            .await
+        {
+            Ok(bytes) => Ok(Ok(bytes)),
+            Err(object_store::Error::NotFound { .. }) => Ok(Err(missing())),
+            Err(e) => Err(LakeError::from(e)),
+        }
     }
 
     /// Reads the blocks of `rows`, in the same order. Blocks that cannot be decoded are
@@ -139,5 +157,50 @@ impl Lake {
             }
         }
         Ok((out, bad))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Lake, LakeOptions};
+
+    /// Ranges of objects whose bytes the catalog holds are read from it; a missing object and
+    /// a range past the end are reported with the reason, not as an error of the read.
+    #[tokio::test]
+    async fn catalog_held_ranges_are_read_or_explained() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_str().expect("utf-8 path");
+        let lake = Lake::open(path, LakeOptions::default())
+            .await
+            .expect("lake");
+        let key = "catalog:raw/2026-12-02/14/object.arrows";
+        let catalog = rusqlite::Connection::open(dir.path().join("catalog.sqlite")).expect("db");
+        catalog
+            .execute(
+                "INSERT INTO object_bytes (object_path, bytes) VALUES (?1, ?2)",
+                rusqlite::params![key, b"0123456789".as_slice()],
+            )
+            .expect("insert");
+        let read = |path: &str, offset, len| {
+            let range = (path.to_owned(), offset, len);
+            let lake = &lake;
+            async move { lake.read_range(&range).await.expect("read") }
+        };
+        assert_eq!(read(key, 2, 5).await.as_deref(), Ok(b"23456".as_slice()));
+        assert_eq!(
+            read(key, 8, 5).await,
+            Err(format!(
+                "object {key} holds 2 bytes at 8, its block needs 5"
+            ))
+        );
+        let gone = "catalog:raw/2026-12-02/14/gone.arrows";
+        assert_eq!(
+            read(gone, 0, 5).await,
+            Err(format!("object {gone} is missing"))
+        );
+        assert_eq!(
+            read("raw/2026-12-02/14/gone.arrows", 0, 5).await,
+            Err("object raw/2026-12-02/14/gone.arrows is missing".to_owned())
+        );
     }
 }

@@ -252,6 +252,11 @@ async fn every_port_needs_the_token_and_secrets_stay_out_of_logs() {
             }
         }
     }
+    // A local lake with its SQLite catalog keeps raw objects' bytes in the catalog.
+    for path in rows(&lake, "SELECT DISTINCT object_path FROM blocks").await {
+        let key = path.strip_prefix("catalog:").unwrap_or(&path);
+        keys.push(key.to_owned());
+    }
     assert!(keys.iter().any(|k| k.starts_with("raw/")), "{keys:?}");
     for key in &keys {
         let parts: Vec<&str> = key.split('/').collect();
