@@ -5,7 +5,7 @@
 //! right away.
 
 use crate::catalog::{now_nanos, WriteRows};
-use crate::durable_file::Placement;
+use crate::durable_file::{self, Placement};
 use crate::error::{run_blocking, LakeError, Result};
 use crate::write::{raw_object_key, WriteOutcome};
 use crate::Lake;
@@ -162,27 +162,29 @@ impl Lake {
     /// transaction; one outcome per write, in order. Blocks the lake already has, or that an
     /// earlier write of the group carries, are skipped, and so are bytes that only they use.
     ///
-    /// A local lake with a SQLite-file catalog keeps the object's bytes in the catalog: the
-    /// check and the one transaction of the object and its rows run in one blocking task, and
-    /// the transaction's commit is the write's only `fsync`.
+    /// A local lake with a SQLite-file catalog runs the check, the object and the transaction
+    /// in one blocking task, and keeps an object of up to [`CATALOG_OBJECT_MAX`] bytes in the
+    /// catalog, in the transaction of its rows, whose commit is then the write's only `fsync`.
     async fn write_group(
         &self,
         kind: ObjectKind,
         writes: Vec<PendingWrite>,
     ) -> Result<Vec<WriteOutcome>> {
-        if let (Some(_), Some(writer)) = (self.local_dir(), self.catalog().sqlite_writer()) {
-            let writer = writer.clone();
+        if let (Some(dir), Some(writer)) = (self.local_dir(), self.catalog().sqlite_writer()) {
+            let (dir, writer) = (dir.clone(), writer.clone());
             return run_blocking(
                 || "the commit task of a group of writes".into(),
                 move || {
                     let seen = writer.existing_blocks_blocking(&block_ids(&writes))?;
-                    let mut group = Group::plan(kind, writes, seen, true)?;
-                    if group.rows.object.is_some() {
-                        let new = writer.insert_new_blocking(
-                            &group.rows,
-                            now_nanos(),
-                            Some(&group.object),
-                        )?;
+                    let size: usize = writes.iter().map(|w| w.object.len()).sum();
+                    let in_catalog = size <= CATALOG_OBJECT_MAX;
+                    let mut group = Group::plan(kind, writes, seen, in_catalog)?;
+                    if let Some((key, ..)) = &group.rows.object {
+                        if !in_catalog {
+                            durable_file::write(&dir.join(key), &group.object, Placement::New)?;
+                        }
+                        let bytes = in_catalog.then_some(group.object.as_slice());
+                        let new = writer.insert_new_blocking(&group.rows, now_nanos(), bytes)?;
                         group.settle(&new);
                     }
                     Ok(group.outcomes)
@@ -201,6 +203,11 @@ impl Lake {
         Ok(group.outcomes)
     }
 }
+
+/// The largest raw object a local lake keeps in its SQLite catalog; a larger one (a group of
+/// several requests) is a file. Bytes in the catalog are written twice (its write-ahead log,
+/// then the database file), which costs more than a file's fixed syscalls for large objects.
+const CATALOG_OBJECT_MAX: usize = 128 * 1024;
 
 fn block_ids(writes: &[PendingWrite]) -> Vec<String> {
     writes
@@ -347,6 +354,40 @@ mod tests {
         }
     }
 
+    /// A lake in a fresh local directory, with its SQLite-file catalog.
+    async fn local_lake() -> (Lake, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_str().expect("utf-8 path");
+        let lake = Lake::open(path, LakeOptions::default())
+            .await
+            .expect("lake");
+        (lake, dir)
+    }
+
+    /// The catalog rows of the log blocks not yet materialized.
+    async fn pending_log_blocks(lake: &Lake) -> Vec<crate::catalog::BlockRow> {
+        let kind = ViewTable::LogEntries.stream_kind();
+        lake.catalog()
+            .pending_blocks(kind.as_str(), None, 100)
+            .await
+            .expect("blocks")
+    }
+
+    /// The result of `sql` on `lake`, as a pretty-printed table.
+    async fn table(lake: &Lake, sql: &str) -> String {
+        let ctx = lake.session().await.expect("session");
+        let batches = ctx
+            .sql(sql)
+            .await
+            .expect("sql")
+            .collect()
+            .await
+            .expect("collect");
+        arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("format")
+            .to_string()
+    }
+
     /// Writes queued while another commit holds the turn are committed as one group: one
     /// object, each write answered with its own outcome, a block in two writes stored once,
     /// every block readable at its offset.
@@ -362,11 +403,7 @@ mod tests {
     /// blocking task: the raw object's bytes are in the catalog, and no raw file is left.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queued_writes_commit_as_one_group_in_a_local_lake() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().to_str().expect("utf-8 path");
-        let lake = Lake::open(path, LakeOptions::default())
-            .await
-            .expect("lake");
+        let (lake, dir) = local_lake().await;
         assert!(lake.local_dir().is_some() && lake.catalog().sqlite_writer().is_some());
         let objects = commit_queued_writes_as_one_group(&lake).await;
         assert!(
@@ -376,6 +413,31 @@ mod tests {
             "{objects:?}"
         );
         assert!(!dir.path().join("raw").exists());
+    }
+
+    /// A write larger than [`super::CATALOG_OBJECT_MAX`] on a local lake with its SQLite
+    /// catalog is a raw file, read back like the others.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_write_in_a_local_lake_is_a_file() {
+        let (lake, dir) = local_lake().await;
+        // Random hex does not compress below the limit.
+        let msg: String = (0..super::CATALOG_OBJECT_MAX / 16)
+            .map(|_| uuid::Uuid::new_v4().simple().to_string())
+            .collect();
+        let outcome = lake
+            .write_row_blocks(&[block(7, &msg)])
+            .await
+            .expect("write");
+        assert_eq!(outcome.blocks_written, 1);
+        assert!(outcome.object_bytes > super::CATALOG_OBJECT_MAX as u64);
+        let blocks = pending_log_blocks(&lake).await;
+        let [b] = blocks.as_slice() else {
+            panic!("{blocks:?}")
+        };
+        assert!(b.object_path.starts_with("raw/"), "{b:?}");
+        assert!(dir.path().join(&b.object_path).is_file());
+        let text = table(&lake, "SELECT length(msg) FROM log_entries").await;
+        assert!(text.contains(&format!("| {} ", msg.len())), "{text}");
     }
 
     /// Returns the object keys of the blocks.
@@ -413,26 +475,11 @@ mod tests {
         assert!(outcomes.iter().all(|o| o.events_written == o.blocks_written
             && (o.object_bytes > 0) == (o.blocks_written > 0)));
 
-        let kind = ViewTable::LogEntries.stream_kind();
-        let blocks = lake
-            .catalog()
-            .pending_blocks(kind.as_str(), None, 100)
-            .await
-            .expect("blocks");
+        let blocks = pending_log_blocks(lake).await;
         let objects: BTreeSet<_> = blocks.iter().map(|b| b.object_path.clone()).collect();
         assert_eq!((blocks.len(), objects.len()), (3, 1), "{blocks:?}");
 
-        let ctx = lake.session().await.expect("session");
-        let batches = ctx
-            .sql("SELECT msg FROM log_entries ORDER BY msg")
-            .await
-            .expect("sql")
-            .collect()
-            .await
-            .expect("collect");
-        let text = arrow::util::pretty::pretty_format_batches(&batches)
-            .expect("format")
-            .to_string();
+        let text = table(lake, "SELECT msg FROM log_entries ORDER BY msg").await;
         let msgs: Vec<_> = text
             .lines()
             .filter_map(|l| l.strip_prefix("| "))

@@ -21,8 +21,8 @@ pub struct WriteOutcome {
 }
 
 /// The start of the key of a raw object whose bytes are in the catalog (its `object_bytes`
-/// table) rather than in the object store: the objects of a local lake with a SQLite-file
-/// catalog, which commit in the same transaction as their catalog rows.
+/// table) rather than in the object store: the small objects of a local lake with a
+/// SQLite-file catalog, which commit in the same transaction as their catalog rows.
 pub const IN_CATALOG: &str = "catalog:";
 
 /// Object key of a raw object written at `time` (ns), with file extension `ext`; with

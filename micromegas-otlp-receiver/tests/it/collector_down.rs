@@ -25,6 +25,8 @@ struct Outcome {
     /// Nanoseconds per event of each chunk emitted while the collector was down / up.
     down_ns: Vec<f64>,
     up_ns: Vec<f64>,
+    /// Drops by reason, as the app reported them.
+    drops: String,
 }
 
 /// The app: run in a process of its own (this test binary, started again on this ignored
@@ -77,13 +79,19 @@ fn down_app() {
             .collect::<Vec<_>>()
             .join(" ")
     };
+    let reasons: Vec<String> = micromegas_core::DropReason::ALL
+        .iter()
+        .filter(|&&r| stats.dropped(r) > 0)
+        .map(|&r| format!("{}={}", r.as_str(), stats.dropped(r)))
+        .collect();
     println!(
-        "DOWN-APP {} {} {} {max_pending}\nDOWN-NS {}\nUP-NS {}",
+        "DOWN-APP {} {} {} {max_pending}\nDOWN-NS {}\nUP-NS {}\nDROPS {}",
         stats.delivered_events,
         stats.total_dropped(),
         stats.self_events,
         list(&down_ns),
-        list(&up_ns)
+        list(&up_ns),
+        reasons.join(" ")
     );
 }
 
@@ -138,6 +146,12 @@ async fn run(service: &'static str, budget: usize, outage: Duration, lake_dir: &
         max_pending: head[3] as u64,
         down_ns: line("DOWN-NS "),
         up_ns: line("UP-NS "),
+        drops: text
+            .lines()
+            .find_map(|l| l.strip_prefix("DROPS"))
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -187,7 +201,7 @@ async fn app_never_waits_and_every_event_is_stored_or_counted() {
     let lake = Lake::open(lake_dir.to_str().unwrap(), LakeOptions::default())
         .await
         .unwrap();
-    assert_eq!(a.dropped, 0);
+    assert_eq!(a.dropped, 0, "drops by reason: {}", a.drops);
     assert!(
         a.max_pending > 0 && a.max_pending <= budget as u64,
         "{}",
