@@ -545,6 +545,21 @@ impl Catalog {
         Ok(row.map(|r| r.try_get("b")).transpose()?)
     }
 
+    /// Gives the space that deleted rows (and raw objects kept in the catalog) leave free in
+    /// the catalog back to the file system: SQLite's `VACUUM`, which rewrites the database
+    /// through its write-ahead log and holds the write lock meanwhile, so writers wait (up to
+    /// the busy timeout); then a checkpoint that copies the log into the file and truncates
+    /// it. On PostgreSQL, `VACUUM` makes that space reusable.
+    pub async fn vacuum(&self) -> Result<()> {
+        sqlx::query("VACUUM").execute(&self.pool).await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Total size in bytes of the raw objects the catalog refers to, wherever their bytes are
     /// (object store or catalog), for reports.
     pub async fn raw_object_bytes(&self) -> Result<i64> {

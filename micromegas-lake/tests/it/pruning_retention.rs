@@ -278,3 +278,66 @@ fn the_embedded_sink_writes_a_queryable_lake() {
         );
     });
 }
+
+/// Raw retention deletes the raw objects the SQLite catalog holds with their rows; `vacuum`
+/// then gives their space back to the file system, and the data stays queryable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_retention_and_vacuum_shrink_the_catalog() {
+    // 20 processes of 200 events: 20 small raw objects.
+    let batches: Vec<_> = {
+        let _serial = serial();
+        (0..20)
+            .flat_map(|_| {
+                capture("vacuum", || {
+                    for i in 0..200 {
+                        // Random text: the raw blocks do not compress away.
+                        info!("{} {}", i, uuid::Uuid::new_v4());
+                    }
+                })
+            })
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let lake = Lake::open(lake_dir.to_str().unwrap(), LakeOptions::default())
+        .await
+        .unwrap();
+    for b in &batches {
+        lake.write_batches(std::slice::from_ref(b)).await.unwrap();
+    }
+    let catalog_size = || {
+        ["catalog.sqlite", "catalog.sqlite-wal"]
+            .iter()
+            .map(|f| std::fs::metadata(lake_dir.join(f)).map_or(0, |m| m.len()))
+            .sum::<u64>()
+    };
+    let held = raw_objects(&lake_dir)
+        - walk(&lake_dir)
+            .iter()
+            .filter(|p| p.contains("/raw/"))
+            .count();
+    assert!(held > 0, "some raw objects are in the catalog");
+    let raw_bytes = lake.catalog().raw_object_bytes().await.unwrap() as u64;
+    assert!(raw_bytes > 100_000, "{raw_bytes}");
+    lake.materialize_all().await.unwrap();
+    lake.drop_materialized_raw(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(raw_objects(&lake_dir), 0);
+    let before = catalog_size();
+    lake.catalog().vacuum().await.unwrap();
+    let after = catalog_size();
+    assert!(
+        after + raw_bytes / 2 < before,
+        "vacuum gave back {} of {raw_bytes} raw bytes ({before} -> {after})",
+        before.saturating_sub(after)
+    );
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*) FROM log_entries WHERE service_name = 'vacuum'"
+        )
+        .await,
+        ["4000"]
+    );
+}

@@ -76,6 +76,10 @@ enum Action {
     },
     /// Print the number of catalog rows of each table, then exit.
     Stats,
+    /// Give the space freed in the catalog by retention back to the file system (SQLite's
+    /// `VACUUM`; the embedded lake keeps small raw objects in its catalog), then exit. Writers
+    /// wait meanwhile: best run while the collector is stopped.
+    Vacuum,
     /// SQL-defined views (incremental data reduction): create, list, drop, refresh.
     #[command(subcommand)]
     View(ViewAction),
@@ -252,6 +256,11 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     eprintln!("{} hours computed, {} rows", r.hours_computed, r.rows);
                 }
             }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Action::Vacuum) => {
+            lake.catalog().vacuum().await?;
+            eprintln!("catalog vacuumed");
             return Ok(ExitCode::SUCCESS);
         }
         Some(Action::Stats) => {
