@@ -7,7 +7,7 @@
 use crate::catalog::{now_nanos, WriteRows};
 use crate::durable_file::{self, Placement};
 use crate::error::{run_blocking, LakeError, Result};
-use crate::write::{raw_object_key, WriteOutcome};
+use crate::write::{raw_object_key, WriteOutcome, IN_CATALOG};
 use crate::Lake;
 use std::collections::{HashMap, HashSet, VecDeque};
 use tokio::sync::oneshot;
@@ -176,14 +176,14 @@ impl Lake {
                 || "the commit task of a group of writes".into(),
                 move || {
                     let seen = writer.existing_blocks_blocking(&block_ids(&writes))?;
-                    let size: usize = writes.iter().map(|w| w.object.len()).sum();
-                    let in_catalog = size <= CATALOG_OBJECT_MAX;
-                    let mut group = Group::plan(kind, writes, seen, in_catalog)?;
+                    let mut group = Group::plan(kind, writes, seen, Some(CATALOG_OBJECT_MAX))?;
                     if let Some((key, ..)) = &group.rows.object {
-                        if !in_catalog {
+                        let bytes = if key.starts_with(IN_CATALOG) {
+                            Some(group.object.as_slice())
+                        } else {
                             durable_file::write(&dir.join(key), &group.object, Placement::New)?;
-                        }
-                        let bytes = in_catalog.then_some(group.object.as_slice());
+                            None
+                        };
                         let new = writer.insert_new_blocking(&group.rows, now_nanos(), bytes)?;
                         group.settle(&new);
                     }
@@ -193,7 +193,7 @@ impl Lake {
             .await;
         }
         let seen = self.catalog().existing_blocks(&block_ids(&writes)).await?;
-        let mut group = Group::plan(kind, writes, seen, false)?;
+        let mut group = Group::plan(kind, writes, seen, None)?;
         if let Some((key, ..)) = &group.rows.object {
             let object = std::mem::take(&mut group.object);
             self.put_durable(key, object, Placement::New).await?;
@@ -228,14 +228,14 @@ struct Group {
 
 impl Group {
     /// Lays out the blocks not in `seen` (the ids the catalog already has) in one object,
-    /// whose bytes go to the catalog when `in_catalog` is set.
+    /// whose bytes go to the catalog if there are at most `catalog_max` of them (never
+    /// without a limit).
     fn plan(
         kind: ObjectKind,
         writes: Vec<PendingWrite>,
         mut seen: HashSet<String>,
-        in_catalog: bool,
+        catalog_max: Option<usize>,
     ) -> Result<Self> {
-        let key = raw_object_key(now_nanos(), kind.extension(), in_catalog);
         let mut object = Vec::with_capacity(writes.iter().map(|w| w.object.len()).sum());
         let mut rows = WriteRows::default();
         let mut owners = Vec::new();
@@ -271,7 +271,6 @@ impl Group {
                         at
                     }
                 };
-                b.object_path.clone_from(&key);
                 min_time = min_time.min(b.begin_time);
                 max_time = max_time.max(b.end_time);
                 owners.push(i);
@@ -284,6 +283,11 @@ impl Group {
             outcomes.push(outcome);
         }
         if !rows.blocks.is_empty() {
+            let in_catalog = catalog_max.is_some_and(|max| object.len() <= max);
+            let key = raw_object_key(now_nanos(), kind.extension(), in_catalog);
+            for b in &mut rows.blocks {
+                b.object_path.clone_from(&key);
+            }
             rows.object = Some((key, min_time, max_time, object.len() as i64));
         }
         Ok(Self {

@@ -434,7 +434,18 @@ impl Catalog {
     /// Replaces partitions by one that holds all their rows (compaction), in one transaction.
     pub async fn replace_partitions(&self, old: &[String], new: &PartitionRow) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let deleted = delete_keys(&mut tx, "partitions", "partition_id", old).await?;
+        let mut deleted = 0;
+        for chunk in old.chunks(CHUNK) {
+            let sql = format!(
+                "DELETE FROM partitions WHERE partition_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            deleted += q.execute(&mut *tx).await?.rows_affected();
+        }
         if deleted != old.len() as u64 {
             tx.rollback().await?;
             return Err(LakeError::Conflict(
@@ -507,27 +518,22 @@ impl Catalog {
     /// stay (the `blocks` table keeps describing what was received); only pending blocks are
     /// ever read again, and these objects hold none.
     pub async fn release_materialized_objects(&self, written_before: i64) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "DELETE FROM objects WHERE insert_time < $1 AND NOT EXISTS \
+        const RELEASED: &str = "FROM objects WHERE insert_time < $1 AND NOT EXISTS \
              (SELECT 1 FROM blocks b WHERE b.object_path = objects.object_path \
-              AND b.partition_id IS NULL) RETURNING object_path",
-        )
+              AND b.partition_id IS NULL)";
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "DELETE FROM object_bytes WHERE object_path IN (SELECT object_path {RELEASED})"
+        ))
         .bind(written_before)
-        .fetch_all(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-        let keys = rows
-            .iter()
-            .map(|r| Ok(r.try_get("object_path")?))
-            .collect::<Result<Vec<String>>>()?;
-        let in_catalog: Vec<String> = keys
-            .iter()
-            .filter(|k| k.starts_with(crate::write::IN_CATALOG))
-            .cloned()
-            .collect();
-        delete_keys(&mut tx, "object_bytes", "object_path", &in_catalog).await?;
+        let rows = sqlx::query(&format!("DELETE {RELEASED} RETURNING object_path"))
+            .bind(written_before)
+            .fetch_all(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(keys)
+        rows.iter().map(|r| Ok(r.try_get("object_path")?)).collect()
     }
 
     /// Bytes `offset..offset + len` of a raw object whose bytes the catalog holds (a key
@@ -576,29 +582,6 @@ impl Catalog {
         }
         Ok(out)
     }
-}
-
-/// Deletes the rows of `table` whose `column` is one of `keys`, a chunk of keys per statement;
-/// returns how many rows went.
-async fn delete_keys(
-    tx: &mut Transaction<'_, Any>,
-    table: &str,
-    column: &str,
-    keys: &[String],
-) -> Result<u64> {
-    let mut deleted = 0;
-    for chunk in keys.chunks(CHUNK) {
-        let sql = format!(
-            "DELETE FROM {table} WHERE {column} IN ({})",
-            placeholders(1, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for key in chunk {
-            q = q.bind(key);
-        }
-        deleted += q.execute(&mut **tx).await?.rows_affected();
-    }
-    Ok(deleted)
 }
 
 async fn insert_partition(tx: &mut Transaction<'_, Any>, p: &PartitionRow) -> Result<()> {
