@@ -14,6 +14,8 @@ use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
 use arrow::ipc::CompressionType;
 
+mod stored;
+
 /// Rows of one table from one process.
 #[derive(Debug, Clone)]
 pub struct RowBlock {
@@ -48,27 +50,29 @@ pub(crate) fn time_envelope(table: ViewTable, batch: &RecordBatch) -> Option<(i6
     Some((min, max))
 }
 
-/// Arrow IPC with LZ4 frames: row blocks are written on the collector's request path and read
-/// once by materialization, so fast compression matters more there than size (the Parquet
-/// partitions made from them use zstd).
+/// Arrow IPC with LZ4 frames of the rows' stored form (ids as bytes, no column that the
+/// others give back: see [`stored`]): row blocks are written on the collector's request path
+/// and read once by materialization, so fast compression matters more there than size (the
+/// Parquet partitions made from them use zstd).
 fn encode(rows: &RecordBatch) -> Result<Vec<u8>> {
     let options =
         IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+    let rows = stored::to_stored(rows);
     let mut out = Vec::new();
     let mut w = StreamWriter::try_new_with_options(&mut out, &rows.schema(), options)?;
-    w.write(rows)?;
+    w.write(&rows)?;
     w.finish()?;
     drop(w);
     Ok(out)
 }
 
-/// Decodes a row block's bytes.
+/// Decodes a row block's bytes into batches with their table's schema.
 pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
     let reader =
         StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
     reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+        .map(|batch| stored::from_stored(batch.map_err(|e| e.to_string())?))
+        .collect()
 }
 
 impl Lake {

@@ -1,0 +1,409 @@
+//! The stored form of a row block: the table's rows with what can be rebuilt exactly left
+//! out of the bytes.
+//!
+//! - Id columns (`trace_id`, `span_id`, `parent_span_id`) hold lowercase hex text in the
+//!   tables. When every value of such a column is lowercase hex of its id's length (32 or 16
+//!   digits), the block stores the bytes instead (`FixedSizeBinary`): half the size, and
+//!   random bytes that LZ4 cannot shrink either way. Any other value (upper case, another
+//!   length) keeps the column as text.
+//! - `duration_ns` is left out when it is `end_time - start_time` on every row, as the
+//!   `spans` table computes it.
+//!
+//! The schema's metadata says what was changed, so [`from_stored`] rebuilds the batch with
+//! the table's schema, and blocks written before this form (no such metadata) read as they
+//! are.
+
+use arrow::array::{
+    Array, ArrayRef, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Int64Array, RecordBatch,
+    StringArray, StringBuilder, TimestampNanosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Id columns and their length in bytes.
+const IDS: [(&str, usize); 3] = [("trace_id", 16), ("span_id", 8), ("parent_span_id", 8)];
+/// Metadata: the id columns stored as bytes, comma-separated.
+const HEX_IDS: &str = "micromegas.hex_ids";
+/// Metadata: the position `duration_ns` had, when it was left out.
+const DURATION_AT: &str = "micromegas.duration_ns_at";
+const DURATION: &str = "duration_ns";
+
+/// The stored form of `rows` (the same batch when nothing can be left out).
+pub(super) fn to_stored(rows: &RecordBatch) -> RecordBatch {
+    let schema = rows.schema();
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(fields.capacity());
+    let mut metadata = schema.metadata().clone();
+    let mut hex_ids = Vec::new();
+    for (i, (field, column)) in schema.fields().iter().zip(rows.columns()).enumerate() {
+        if field.name() == DURATION && is_duration(rows, column) {
+            metadata.insert(DURATION_AT.into(), i.to_string());
+            continue;
+        }
+        let id_len = IDS.iter().find(|(n, _)| n == field.name()).map(|(_, l)| *l);
+        let text = column.as_any().downcast_ref::<StringArray>();
+        if let Some(bytes) = id_len.zip(text).and_then(|(len, t)| hex_to_bytes(t, len)) {
+            hex_ids.push(field.name().as_str());
+            fields.push(Field::new(
+                field.name(),
+                bytes.data_type().clone(),
+                field.is_nullable(),
+            ));
+            columns.push(Arc::new(bytes) as ArrayRef);
+            continue;
+        }
+        fields.push(field.as_ref().clone());
+        columns.push(column.clone());
+    }
+    if hex_ids.is_empty() && !metadata.contains_key(DURATION_AT) {
+        return rows.clone();
+    }
+    if !hex_ids.is_empty() {
+        metadata.insert(HEX_IDS.into(), hex_ids.join(","));
+    }
+    let schema = Arc::new(Schema::new_with_metadata(fields, metadata));
+    // Same row count, and each column matches its field: this cannot fail.
+    RecordBatch::try_new(schema, columns).unwrap_or_else(|_| rows.clone())
+}
+
+/// The batch with its table's schema again; a block written before the stored form comes
+/// back unchanged. An error names what does not match the metadata.
+pub(super) fn from_stored(batch: RecordBatch) -> Result<RecordBatch, String> {
+    let schema = batch.schema();
+    let meta = schema.metadata();
+    if !meta.contains_key(HEX_IDS) && !meta.contains_key(DURATION_AT) {
+        return Ok(batch);
+    }
+    let hex_ids: Vec<&str> = meta
+        .get(HEX_IDS)
+        .map(|s| s.split(',').collect())
+        .unwrap_or_default();
+    let mut fields = Vec::with_capacity(schema.fields().len() + 1);
+    let mut columns = Vec::with_capacity(fields.capacity());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if !hex_ids.contains(&field.name().as_str()) {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+            continue;
+        }
+        let bytes = column
+            .as_any()
+            .downcast_ref::<FixedSizeBinaryArray>()
+            .ok_or_else(|| format!("stored id column {} is not binary", field.name()))?;
+        fields.push(Field::new(
+            field.name(),
+            DataType::Utf8,
+            field.is_nullable(),
+        ));
+        columns.push(Arc::new(bytes_to_hex(bytes)) as ArrayRef);
+    }
+    if let Some(at) = meta.get(DURATION_AT) {
+        let at: usize = at
+            .parse()
+            .ok()
+            .filter(|at| *at <= fields.len())
+            .ok_or_else(|| format!("stored duration position {at:?} is out of range"))?;
+        let duration = duration_of(&batch)?;
+        fields.insert(at, Field::new(DURATION, DataType::Int64, false));
+        columns.insert(at, Arc::new(duration) as ArrayRef);
+    }
+    let rest: HashMap<String, String> = meta
+        .iter()
+        .filter(|(k, _)| k.as_str() != HEX_IDS && k.as_str() != DURATION_AT)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, rest));
+    RecordBatch::try_new(schema, columns).map_err(|e| format!("stored row block: {e}"))
+}
+
+/// The span times of `batch`, when it has both as timestamps.
+fn times(batch: &RecordBatch) -> Option<(&TimestampNanosecondArray, &TimestampNanosecondArray)> {
+    let column = |name| {
+        batch
+            .column_by_name(name)?
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+    };
+    Some((column("start_time")?, column("end_time")?))
+}
+
+/// True if `column` is `end_time - start_time` on every row (as the `spans` table computes
+/// it), so it need not be stored.
+fn is_duration(batch: &RecordBatch, column: &ArrayRef) -> bool {
+    let (Some(duration), Some((start, end))) =
+        (column.as_any().downcast_ref::<Int64Array>(), times(batch))
+    else {
+        return false;
+    };
+    let nulls = duration.null_count() + start.null_count() + end.null_count();
+    nulls == 0
+        && (0..duration.len())
+            .all(|i| duration.value(i) == end.value(i).saturating_sub(start.value(i)))
+}
+
+/// `duration_ns` rebuilt from the times.
+fn duration_of(batch: &RecordBatch) -> Result<Int64Array, String> {
+    let (start, end) = times(batch).ok_or("stored duration without start_time and end_time")?;
+    if start.null_count() + end.null_count() > 0 {
+        return Err("stored duration with null times".into());
+    }
+    Ok((0..start.len())
+        .map(|i| end.value(i).saturating_sub(start.value(i)))
+        .collect())
+}
+
+/// The bytes of a column of lowercase hex ids of `len` bytes; `None` if any value is not one.
+fn hex_to_bytes(text: &StringArray, len: usize) -> Option<FixedSizeBinaryArray> {
+    let mut out = FixedSizeBinaryBuilder::with_capacity(text.len(), len as i32);
+    let mut buf = [0u8; 16];
+    for value in text.iter() {
+        let Some(value) = value else {
+            out.append_null();
+            continue;
+        };
+        let digits = value.as_bytes();
+        if digits.len() != 2 * len {
+            return None;
+        }
+        // Table lookups without a branch per digit; any digit that is not lowercase hex
+        // leaves a high bit in `bad`.
+        let mut bad = 0;
+        for (b, pair) in buf.iter_mut().zip(digits.chunks_exact(2)) {
+            let (hi, lo) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+            bad |= hi | lo;
+            *b = (hi << 4) | (lo & 0xf);
+        }
+        if bad & 0xf0 != 0 {
+            return None;
+        }
+        out.append_value(&buf[..len]).ok()?;
+    }
+    Some(out.finish())
+}
+
+/// The value of each lowercase hex digit; 0xff for any other byte (upper case would not come
+/// back the same).
+const NIBBLES: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut d = 0;
+    while d < 16 {
+        table[b"0123456789abcdef"[d] as usize] = d as u8;
+        d += 1;
+    }
+    table
+};
+
+/// Lowercase hex text of each id.
+fn bytes_to_hex(bytes: &FixedSizeBinaryArray) -> StringArray {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let width = bytes.value_length().max(0) as usize * 2;
+    let mut out = StringBuilder::with_capacity(bytes.len(), bytes.len() * width);
+    let mut text = Vec::with_capacity(width);
+    for value in bytes.iter() {
+        let Some(value) = value else {
+            out.append_null();
+            continue;
+        };
+        text.clear();
+        for b in value {
+            text.push(DIGITS[usize::from(b >> 4)]);
+            text.push(DIGITS[usize::from(b & 0xf)]);
+        }
+        // Only ASCII digits were written.
+        out.append_value(std::str::from_utf8(&text).unwrap_or_default());
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::row_blocks::{decode, encode};
+    use crate::tables::{log_batch, span_batch, LogRow, SpanRow, ViewTable};
+    use proptest::prelude::*;
+
+    fn span(trace: Option<&str>, id: &str, parent: Option<&str>, start: i64) -> SpanRow {
+        SpanRow {
+            trace_id: trace.map(str::to_owned),
+            span_id: id.into(),
+            parent_span_id: parent.map(str::to_owned),
+            name: "request".into(),
+            target: "svc".into(),
+            service_name: "svc".into(),
+            process_id: "p".into(),
+            thread_name: String::new(),
+            start_time: start,
+            end_time: start + 250,
+            kind: "SERVER".into(),
+            status_code: "UNSET".into(),
+            status_message: None,
+            attributes: vec![("k".into(), "v".into())],
+            level: None,
+            file: String::new(),
+            line: None,
+        }
+    }
+
+    const TRACE: &str = "0123456789abcdef0123456789abcdef";
+
+    fn round_trip(batch: &RecordBatch) -> RecordBatch {
+        let mut back = decode(&encode(batch).expect("encode")).expect("decode");
+        assert_eq!(back.len(), 1);
+        back.remove(0)
+    }
+
+    #[test]
+    fn span_ids_are_stored_as_bytes_and_duration_left_out() {
+        let rows = [
+            span(Some(TRACE), "00000000000000aa", None, 10),
+            span(
+                Some(TRACE),
+                "00000000000000bb",
+                Some("00000000000000aa"),
+                20,
+            ),
+            span(None, "ffffffffffffffff", None, 30),
+        ];
+        let batch = span_batch(&rows).expect("batch");
+        let stored = to_stored(&batch);
+        let schema = stored.schema();
+        let type_of = |name: &str| schema.field_with_name(name).map(|f| f.data_type().clone());
+        assert_eq!(
+            type_of("trace_id").ok(),
+            Some(DataType::FixedSizeBinary(16))
+        );
+        assert_eq!(type_of("span_id").ok(), Some(DataType::FixedSizeBinary(8)));
+        assert_eq!(
+            type_of("parent_span_id").ok(),
+            Some(DataType::FixedSizeBinary(8))
+        );
+        assert!(schema.field_with_name(DURATION).is_err());
+        assert_eq!(stored.num_columns(), batch.num_columns() - 1);
+        let back = round_trip(&batch);
+        assert_eq!(back, batch);
+        assert_eq!(back.schema().fields(), ViewTable::Spans.schema().fields());
+    }
+
+    #[test]
+    fn ids_that_would_not_come_back_the_same_stay_text() {
+        // Upper case, a short id, a non-hex id: each keeps its column as text.
+        let rows = [
+            span(Some(&TRACE.to_uppercase()), "00000000000000aa", None, 10),
+            span(Some(TRACE), "aa", Some("00000000000000zz"), 20),
+        ];
+        let batch = span_batch(&rows).expect("batch");
+        let stored = to_stored(&batch);
+        for name in ["trace_id", "span_id", "parent_span_id"] {
+            let field = stored.schema().field_with_name(name).cloned();
+            assert_eq!(
+                field.map(|f| f.data_type().clone()).ok(),
+                Some(DataType::Utf8)
+            );
+        }
+        assert_eq!(round_trip(&batch), batch);
+    }
+
+    #[test]
+    fn a_duration_that_is_not_end_minus_start_is_kept() {
+        let batch = span_batch(&[span(Some(TRACE), "00000000000000aa", None, 10)]).expect("batch");
+        let at = batch.schema().index_of(DURATION).expect("duration");
+        let mut columns = batch.columns().to_vec();
+        columns[at] = Arc::new(Int64Array::from(vec![7]));
+        let batch = RecordBatch::try_new(batch.schema(), columns).expect("batch");
+        assert!(to_stored(&batch).schema().field_with_name(DURATION).is_ok());
+        assert_eq!(round_trip(&batch), batch);
+    }
+
+    #[test]
+    fn log_ids_are_stored_as_bytes_nulls_kept() {
+        let log = |trace: Option<&str>, span: Option<&str>| LogRow {
+            time: 5,
+            process_id: "p".into(),
+            service_name: "svc".into(),
+            thread_name: "main".into(),
+            level: "INFO",
+            severity_number: 9,
+            target: "t".into(),
+            msg: "m".into(),
+            trace_id: trace.map(str::to_owned),
+            span_id: span.map(str::to_owned),
+            properties: Vec::new(),
+            file: String::new(),
+            line: None,
+        };
+        let batch = log_batch(&[log(Some(TRACE), Some("0102030405060708")), log(None, None)])
+            .expect("batch");
+        let stored = to_stored(&batch);
+        let field = stored.schema().field_with_name("span_id").cloned();
+        assert_eq!(
+            field.map(|f| f.data_type().clone()).ok(),
+            Some(DataType::FixedSizeBinary(8))
+        );
+        assert_eq!(round_trip(&batch), batch);
+    }
+
+    #[test]
+    fn a_block_written_before_the_stored_form_reads_as_it_is() {
+        let batch = span_batch(&[span(Some(TRACE), "00000000000000aa", None, 10)]).expect("batch");
+        let mut bytes = Vec::new();
+        let mut w =
+            arrow::ipc::writer::StreamWriter::try_new(&mut bytes, &batch.schema()).expect("writer");
+        w.write(&batch).expect("write");
+        w.finish().expect("finish");
+        drop(w);
+        assert_eq!(decode(&bytes).expect("decode"), vec![batch]);
+    }
+
+    #[test]
+    fn metadata_that_does_not_match_the_columns_is_an_error() {
+        let batch = span_batch(&[span(Some(TRACE), "00000000000000aa", None, 10)]).expect("batch");
+        let stored = to_stored(&batch);
+        let bad = |key: &str, value: &str| {
+            let mut meta = stored.schema().metadata().clone();
+            meta.insert(key.into(), value.into());
+            let fields = stored.schema().fields().clone();
+            let schema = Arc::new(Schema::new_with_metadata(fields, meta));
+            from_stored(RecordBatch::try_new(schema, stored.columns().to_vec()).expect("batch"))
+        };
+        let err = bad(DURATION_AT, "99").expect_err("position out of range");
+        assert!(err.contains("out of range"), "{err}");
+        let err = bad(HEX_IDS, "name").expect_err("a text column named as an id");
+        assert!(err.contains("not binary"), "{err}");
+    }
+
+    fn id_text(len: usize) -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => proptest::collection::vec(any::<u8>(), len).prop_map(|b| {
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            }),
+            1 => "[0-9a-fA-F]{0,34}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_spans_come_back_the_same(
+            spans in proptest::collection::vec(
+                (
+                    proptest::option::of(id_text(16)),
+                    id_text(8),
+                    proptest::option::of(id_text(8)),
+                    any::<i64>(),
+                    any::<i64>(),
+                ),
+                0..20,
+            )
+        ) {
+            let rows: Vec<SpanRow> = spans
+                .iter()
+                .map(|(trace, id, parent, start, end)| SpanRow {
+                    end_time: *end,
+                    ..span(trace.as_deref(), id, parent.as_deref(), *start)
+                })
+                .collect();
+            let batch = span_batch(&rows).expect("batch");
+            prop_assert_eq!(round_trip(&batch), batch);
+        }
+    }
+}
