@@ -51,7 +51,7 @@ pub(crate) fn time_envelope(table: ViewTable, batch: &RecordBatch) -> Option<(i6
 }
 
 /// Arrow IPC with LZ4 frames of the rows' stored form (ids as bytes, no column that the
-/// others give back: see [`stored`]): row blocks are written on the collector's request path
+/// others give back: see [`stored`]), then a checksum: row blocks are written on the collector's request path
 /// and read once by materialization, so fast compression matters more there than size (the
 /// Parquet partitions made from them use zstd).
 fn encode(rows: &RecordBatch) -> Result<Vec<u8>> {
@@ -63,11 +63,57 @@ fn encode(rows: &RecordBatch) -> Result<Vec<u8>> {
     w.write(&rows)?;
     w.finish()?;
     drop(w);
+    let check = xxhash_rust::xxh3::xxh3_64(&out);
+    out.extend_from_slice(CHECK_MAGIC);
+    out.extend_from_slice(&check.to_le_bytes());
     Ok(out)
 }
 
-/// Decodes a row block's bytes into batches with their table's schema.
+/// Ends each row block: a marker and the XXH3-64 of the bytes before it, so that damaged bytes
+/// are found before Arrow's reader sees them (it trusts the lengths it reads, and a damaged
+/// length can make it ask for terabytes, which aborts the process).
+const CHECK_MAGIC: &[u8; 4] = b"MMR1";
+const CHECK_LEN: usize = CHECK_MAGIC.len() + 8;
+/// How an Arrow IPC stream ends: blocks written before the check end with it.
+const END_OF_STREAM: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+
+/// The IPC stream of a row block whose check holds (or of a block written before checks).
+fn checked(bytes: &[u8]) -> std::result::Result<&[u8], String> {
+    let Some(split) = bytes.len().checked_sub(CHECK_LEN) else {
+        return Err(format!("damaged row block: {} bytes", bytes.len()));
+    };
+    let (ipc, check) = bytes.split_at(split);
+    if let Some(hash) = check.strip_prefix(CHECK_MAGIC.as_slice()) {
+        let expected = xxhash_rust::xxh3::xxh3_64(ipc).to_le_bytes();
+        return if hash == expected {
+            Ok(ipc)
+        } else {
+            Err("damaged row block: its checksum does not match".into())
+        };
+    }
+    if bytes.ends_with(&END_OF_STREAM) {
+        return Ok(bytes);
+    }
+    Err("damaged row block: it ends with neither a checksum nor an end of stream".into())
+}
+
+/// Decodes a row block's bytes into batches with their table's schema. Damaged bytes are an
+/// error naming the damage, found by the block's checksum; a damaged object must cost its own
+/// blocks, not stop the materialization of every other. Blocks written before checksums are
+/// decoded as they are, with any panic of Arrow's reader (an offset past a buffer, a length
+/// that does not fit) caught and reported the same way.
 pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
+    let ipc = checked(bytes)?;
+    let decoded = std::panic::catch_unwind(|| decode_batches(ipc)).unwrap_or_else(|panic| {
+        let what = panic.downcast_ref::<&str>().map(|s| s.to_string());
+        Err(what
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default())
+    });
+    decoded.map_err(|e| format!("damaged row block: {e}"))
+}
+
+fn decode_batches(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
     let reader =
         StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
     reader
@@ -162,5 +208,62 @@ impl Lake {
             }
         }
         Ok((batches, bad))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::{span_batch, SpanRow};
+
+    fn block() -> Vec<u8> {
+        let rows: Vec<SpanRow> = (0..20)
+            .map(|i| SpanRow {
+                trace_id: Some("0123456789abcdef0123456789abcdef".into()),
+                span_id: format!("{:016x}", i + 1),
+                parent_span_id: (i > 0).then(|| format!("{:016x}", 1)),
+                name: "request".into(),
+                target: "svc".into(),
+                service_name: "svc".into(),
+                process_id: "p".into(),
+                thread_name: String::new(),
+                start_time: i,
+                end_time: i + 5,
+                kind: "SERVER".into(),
+                status_code: "UNSET".into(),
+                status_message: None,
+                attributes: vec![("k".into(), "v".into())],
+                level: None,
+                file: String::new(),
+                line: None,
+            })
+            .collect();
+        encode(&span_batch(&rows).expect("batch")).expect("encode")
+    }
+
+    #[test]
+    fn damaged_bytes_are_found_by_the_checksum_before_arrow_reads_them() {
+        let bytes = block();
+        assert_eq!(decode(&bytes).map(|b| b.len()), Ok(1));
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for at in 0..bytes.len() {
+            // Cut short there, or one byte changed there.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut changed = bytes.clone();
+            changed[at] ^= (seed as u8) | 1;
+            for damaged in [&bytes[..at], &changed[..]] {
+                match decode(damaged) {
+                    // Cut just before the checksum: the whole stream, as blocks were before.
+                    Ok(batches) => assert_eq!((at, batches.len()), (bytes.len() - CHECK_LEN, 1)),
+                    Err(err) => assert!(err.starts_with("damaged row block: "), "{err}"),
+                }
+            }
+        }
+        let mut changed = bytes.clone();
+        changed[bytes.len() / 2] ^= 1;
+        let err = decode(&changed).expect_err("one bit changed");
+        assert!(err.contains("checksum does not match"), "{err}");
     }
 }

@@ -145,3 +145,72 @@ async fn row_blocks_and_native_blocks_share_tables() {
     let err = lake.write_row_blocks(&[wrong]).await.unwrap_err();
     assert!(matches!(err, LakeError::InvalidRows(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_damaged_row_block_costs_its_own_rows_only() {
+    use object_store::{path::Path, ObjectStoreExt};
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    let process = otel_process();
+    let now = micromegas_lake::catalog::now_nanos();
+    let span = |id: &str| SpanRow {
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        span_id: id.into(),
+        parent_span_id: None,
+        name: format!("span {id}"),
+        target: "checkout".into(),
+        service_name: process.service_name.as_str().into(),
+        process_id: process.process_id.as_str().into(),
+        thread_name: String::new(),
+        start_time: now - 2_000,
+        end_time: now,
+        kind: "SERVER".into(),
+        status_code: "UNSET".into(),
+        status_message: None,
+        attributes: vec![],
+        level: None,
+        file: String::new(),
+        line: None,
+    };
+    // Two writes, two objects.
+    let mut ids = Vec::new();
+    for id in ["00000000000000a1", "00000000000000b2"] {
+        let block = RowBlock {
+            block_id: uuid::Uuid::new_v4(),
+            process: process.clone(),
+            table: ViewTable::Spans,
+            rows: span_batch(&[span(id)]).unwrap(),
+        };
+        ids.push(block.block_id.to_string());
+        lake.write_row_blocks(&[block]).await.unwrap();
+    }
+    let q = format!(
+        "SELECT object_path FROM blocks WHERE block_id = '{}'",
+        ids[0]
+    );
+    let path = Path::from(rows(&lake, &q).await[0].as_str());
+    // One bit of the first object changes (a disk error, say).
+    let mut bytes = lake
+        .store()
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    lake.store().put(&path, bytes.into()).await.unwrap();
+
+    let report = lake.materialize_all().await.unwrap();
+    assert_eq!(report.unreadable.len(), 1, "{:?}", report.unreadable);
+    let (block, reason) = &report.unreadable[0];
+    assert_eq!(block, &ids[0]);
+    assert!(reason.contains("checksum does not match"), "{reason}");
+    assert_eq!(
+        rows(&lake, "SELECT span_id, name FROM spans").await,
+        ["00000000000000b2|span 00000000000000b2"]
+    );
+}
