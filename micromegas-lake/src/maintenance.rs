@@ -2,7 +2,7 @@
 //! period of being acknowledged), compact small partitions of past hours, apply retention.
 
 use crate::catalog::PartitionRow;
-use crate::error::Result;
+use crate::error::{LakeError, Result};
 use crate::materialize::partition::{sort_batch, stored_columns};
 use crate::tables::ViewTable;
 use crate::Lake;
@@ -91,7 +91,8 @@ pub struct CompactionReport {
 impl Lake {
     /// Starts the background loop on the current tokio runtime. Errors are passed to
     /// `on_error` and the loop goes on (a storage outage delays freshness, it does not stop
-    /// the loop).
+    /// the loop). Each raw block that could not be read (a damaged object) is passed too, as
+    /// [`LakeError::Corrupt`], once: it is set aside, not retried.
     pub fn spawn_maintenance(
         &self,
         options: MaintenanceOptions,
@@ -110,8 +111,16 @@ impl Lake {
                     _ = &mut stopped => break,
                     _ = tick.tick() => {}
                 }
-                if let Err(e) = lake.materialize_all().await {
-                    on_error(&e);
+                match lake.materialize_all().await {
+                    Ok(report) => {
+                        for (block, reason) in &report.unreadable {
+                            on_error(&LakeError::Corrupt {
+                                what: format!("raw block {block} (set aside, its rows are lost)"),
+                                message: reason.clone(),
+                            });
+                        }
+                    }
+                    Err(e) => on_error(&e),
                 }
                 if last_compaction.elapsed() >= options.compaction_period {
                     last_compaction = tokio::time::Instant::now();

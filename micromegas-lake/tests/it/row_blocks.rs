@@ -3,6 +3,7 @@
 
 use crate::common::{capture, rows, serial};
 use micromegas_lake::catalog::ProcessRow;
+use micromegas_lake::maintenance::MaintenanceOptions;
 use micromegas_lake::row_blocks::RowBlock;
 use micromegas_lake::tables::{log_batch, span_batch, LogRow, SpanRow};
 use micromegas_lake::{Lake, LakeError, LakeOptions, ViewTable};
@@ -204,11 +205,36 @@ async fn a_damaged_row_block_costs_its_own_rows_only() {
     bytes[middle] ^= 0x10;
     lake.store().put(&path, bytes.into()).await.unwrap();
 
-    let report = lake.materialize_all().await.unwrap();
-    assert_eq!(report.unreadable.len(), 1, "{:?}", report.unreadable);
-    let (block, reason) = &report.unreadable[0];
-    assert_eq!(block, &ids[0]);
-    assert!(reason.contains("checksum does not match"), "{reason}");
+    // The maintenance loop materializes the other block and reports the damaged one, once.
+    let reported = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = reported.clone();
+    let maintenance = lake.spawn_maintenance(
+        MaintenanceOptions {
+            period: std::time::Duration::from_millis(50),
+            ..Default::default()
+        },
+        move |e| sink.lock().unwrap().push(e.to_string()),
+    );
+    let pending = "SELECT COUNT(*) FROM blocks WHERE partition_id IS NULL";
+    for _ in 0..200 {
+        if rows(&lake, pending).await == ["0"] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    maintenance.stop().await;
+    let reported = reported.lock().unwrap().clone();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(
+        reported[0].starts_with("corrupt data in raw block"),
+        "{reported:?}"
+    );
+    assert!(reported[0].contains(&ids[0]), "{reported:?}");
+    assert!(
+        reported[0].contains("checksum does not match"),
+        "{reported:?}"
+    );
     assert_eq!(
         rows(&lake, "SELECT span_id, name FROM spans").await,
         ["00000000000000b2|span 00000000000000b2"]

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use micromegas_lake::maintenance::MaintenanceOptions;
 use micromegas_lake::sink::LakeSink;
-use micromegas_lake::Lake;
+use micromegas_lake::{Lake, LakeError};
 use micromegas_otlp_receiver::{Collector, CollectorOptions};
 use micromegas_tracing_layer::MicromegasLayer;
 use std::sync::Arc;
@@ -150,7 +150,10 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
             raw_retention: args.raw_retention,
             ..Default::default()
         },
-        |e| tracing::warn!(error = %e, "maintenance failed; retried next period"),
+        |e| match e {
+            LakeError::Corrupt { .. } => tracing::error!(error = %e, "damaged raw data"),
+            _ => tracing::warn!(error = %e, "maintenance failed; retried next period"),
+        },
     );
     let grpc = tokio::net::TcpListener::bind(&args.grpc_addr)
         .await
