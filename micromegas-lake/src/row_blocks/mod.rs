@@ -213,29 +213,15 @@ impl Lake {
 
 #[cfg(test)]
 mod tests {
+    use super::stored::tests::{span, TRACE};
     use super::*;
-    use crate::tables::{span_batch, SpanRow};
+    use crate::tables::span_batch;
 
     fn block() -> Vec<u8> {
-        let rows: Vec<SpanRow> = (0..20)
-            .map(|i| SpanRow {
-                trace_id: Some("0123456789abcdef0123456789abcdef".into()),
-                span_id: format!("{:016x}", i + 1),
-                parent_span_id: (i > 0).then(|| format!("{:016x}", 1)),
-                name: "request".into(),
-                target: "svc".into(),
-                service_name: "svc".into(),
-                process_id: "p".into(),
-                thread_name: String::new(),
-                start_time: i,
-                end_time: i + 5,
-                kind: "SERVER".into(),
-                status_code: "UNSET".into(),
-                status_message: None,
-                attributes: vec![("k".into(), "v".into())],
-                level: None,
-                file: String::new(),
-                line: None,
+        let rows: Vec<_> = (1..=20)
+            .map(|i| {
+                let (id, parent) = (format!("{i:016x}"), format!("{:016x}", 1));
+                span(Some(TRACE), &id, (i > 1).then_some(parent.as_str()), i)
             })
             .collect();
         encode(&span_batch(&rows).expect("batch")).expect("encode")

@@ -217,13 +217,14 @@ fn bytes_to_hex(bytes: &FixedSizeBinaryArray) -> StringArray {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::row_blocks::{decode, encode};
     use crate::tables::{log_batch, span_batch, LogRow, SpanRow, ViewTable};
     use proptest::prelude::*;
 
-    fn span(trace: Option<&str>, id: &str, parent: Option<&str>, start: i64) -> SpanRow {
+    /// A span of 250 ns starting at `start`.
+    pub(crate) fn span(trace: Option<&str>, id: &str, parent: Option<&str>, start: i64) -> SpanRow {
         SpanRow {
             trace_id: trace.map(str::to_owned),
             span_id: id.into(),
@@ -245,7 +246,7 @@ mod tests {
         }
     }
 
-    const TRACE: &str = "0123456789abcdef0123456789abcdef";
+    pub(crate) const TRACE: &str = "0123456789abcdef0123456789abcdef";
 
     fn round_trip(batch: &RecordBatch) -> RecordBatch {
         let mut back = decode(&encode(batch).expect("encode")).expect("decode");
