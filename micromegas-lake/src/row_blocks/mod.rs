@@ -51,9 +51,9 @@ pub(crate) fn time_envelope(table: ViewTable, batch: &RecordBatch) -> Option<(i6
 }
 
 /// Arrow IPC with LZ4 frames of the rows' stored form (ids as bytes, no column that the
-/// others give back: see [`stored`]), then a checksum: row blocks are written on the collector's request path
-/// and read once by materialization, so fast compression matters more there than size (the
-/// Parquet partitions made from them use zstd).
+/// others give back: see [`stored`]), then a checksum. Row blocks are written on the
+/// collector's request path and read once by materialization, so fast compression matters
+/// more there than size (the Parquet partitions made from them use zstd).
 fn encode(rows: &RecordBatch) -> Result<Vec<u8>> {
     let options =
         IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
