@@ -183,7 +183,8 @@ impl Lake {
         Ok(())
     }
 
-    /// `native` followed by the rows of `row_blocks`, in one batch.
+    /// `native` followed by the rows of `row_blocks`, in one batch of the table's stored
+    /// columns (what its partitions keep).
     async fn with_row_blocks(
         &self,
         table: ViewTable,
@@ -192,25 +193,38 @@ impl Lake {
         bad: &mut Vec<(String, String)>,
     ) -> Result<RecordBatch> {
         if row_blocks.is_empty() {
-            return Ok(native);
+            return partition::stored_columns(table, &native);
         }
-        let (mut batches, unreadable) = self.read_row_blocks(row_blocks).await?;
+        let (batches, unreadable) = self.read_row_blocks(row_blocks).await?;
         bad.extend(unreadable);
         let read = batches.len();
-        batches.retain(|b| b.schema().fields() == table.schema().fields());
-        if batches.len() < read {
+        // Blocks hold the stored columns; blocks written before, all the table's columns.
+        let (stored_schema, full_schema) = (table.stored_schema(), table.schema());
+        let fits = |b: &&RecordBatch| {
+            let schema = b.schema();
+            schema.fields() == stored_schema.fields() || schema.fields() == full_schema.fields()
+        };
+        let mut stored = batches
+            .iter()
+            .filter(fits)
+            .map(|b| partition::stored_columns(table, b))
+            .collect::<Result<Vec<_>>>()?;
+        if stored.len() < read {
             // Writes check the schema, so only a damaged or foreign object gets here: report it.
             bad.push((
                 "row blocks".into(),
                 format!(
                     "{} batch(es) without the schema of {}",
-                    read - batches.len(),
+                    read - stored.len(),
                     table.name()
                 ),
             ));
         }
-        batches.push(native);
-        Ok(arrow::compute::concat_batches(&table.schema(), &batches)?)
+        stored.push(partition::stored_columns(table, &native)?);
+        Ok(arrow::compute::concat_batches(
+            &table.stored_schema(),
+            &stored,
+        )?)
     }
 
     /// One run for spans: for each process with pending blocks, its blocks in stream order,

@@ -50,14 +50,14 @@ pub(crate) fn time_envelope(table: ViewTable, batch: &RecordBatch) -> Option<(i6
     Some((min, max))
 }
 
-/// Arrow IPC with LZ4 frames of the rows' stored form (ids as bytes, no column that the
-/// others give back: see [`stored`]), then a checksum. Row blocks are written on the
+/// Arrow IPC with LZ4 frames of the rows' stored form (the table's stored columns, ids as
+/// bytes: see [`stored`]), then a checksum. Row blocks are written on the
 /// collector's request path and read once by materialization, so fast compression matters
 /// more there than size (the Parquet partitions made from them use zstd).
-fn encode(rows: &RecordBatch) -> Result<Vec<u8>> {
+fn encode(table: ViewTable, rows: &RecordBatch) -> Result<Vec<u8>> {
     let options =
         IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
-    let rows = stored::to_stored(rows);
+    let rows = stored::to_stored(table, rows)?;
     let mut out = Vec::new();
     let mut w = StreamWriter::try_new_with_options(&mut out, &rows.schema(), options)?;
     w.write(&rows)?;
@@ -80,7 +80,7 @@ const END_OF_STREAM: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
 /// The IPC stream of a row block whose check holds (or of a block written before checks).
 fn checked(bytes: &[u8]) -> std::result::Result<&[u8], String> {
     let Some(split) = bytes.len().checked_sub(CHECK_LEN) else {
-        return Err(format!("damaged row block: {} bytes", bytes.len()));
+        return Err(format!("{} bytes", bytes.len()));
     };
     let (ipc, check) = bytes.split_at(split);
     if let Some(hash) = check.strip_prefix(CHECK_MAGIC.as_slice()) {
@@ -88,27 +88,29 @@ fn checked(bytes: &[u8]) -> std::result::Result<&[u8], String> {
         return if hash == expected {
             Ok(ipc)
         } else {
-            Err("damaged row block: its checksum does not match".into())
+            Err("its checksum does not match".into())
         };
     }
     if bytes.ends_with(&END_OF_STREAM) {
         return Ok(bytes);
     }
-    Err("damaged row block: it ends with neither a checksum nor an end of stream".into())
+    Err("it ends with neither a checksum nor an end of stream".into())
 }
 
-/// Decodes a row block's bytes into batches with their table's schema. Damaged bytes are an
+/// Decodes a row block's bytes into batches of its table's stored columns (all its columns
+/// for a block written before the stored form). Damaged bytes are an
 /// error naming the damage, found by the block's checksum; a damaged object must cost its own
 /// blocks, not stop the materialization of every other. Blocks written before checksums are
 /// decoded as they are, with any panic of Arrow's reader (an offset past a buffer, a length
 /// that does not fit) caught and reported the same way.
 pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
-    let ipc = checked(bytes)?;
-    let decoded = std::panic::catch_unwind(|| decode_batches(ipc)).unwrap_or_else(|panic| {
-        let what = panic.downcast_ref::<&str>().map(|s| s.to_string());
-        Err(what
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default())
+    let decoded = checked(bytes).and_then(|ipc| {
+        std::panic::catch_unwind(|| decode_batches(ipc)).unwrap_or_else(|panic| {
+            let what = panic.downcast_ref::<&str>().map(|s| s.to_string());
+            Err(what
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default())
+        })
     });
     decoded.map_err(|e| format!("damaged row block: {e}"))
 }
@@ -145,7 +147,7 @@ impl Lake {
                 continue;
             }
             let (begin, end) = time_envelope(b.table, &b.rows).unwrap_or((now, now));
-            let bytes = encode(&b.rows)?;
+            let bytes = encode(b.table, &b.rows)?;
             let offset = object.len() as i64;
             object.extend_from_slice(&bytes);
             let kind = b.table.stream_kind().as_str().to_owned();
@@ -224,7 +226,7 @@ mod tests {
                 span(Some(TRACE), &id, (i > 1).then_some(parent.as_str()), i)
             })
             .collect();
-        encode(&span_batch(&rows).expect("batch")).expect("encode")
+        encode(ViewTable::Spans, &span_batch(&rows).expect("batch")).expect("encode")
     }
 
     #[test]

@@ -1,46 +1,41 @@
 //! The stored form of a row block: the table's rows with what can be rebuilt exactly left
 //! out of the bytes.
 //!
+//! - Only the table's stored columns ([`ViewTable::stored_schema`]), as in its Parquet
+//!   partitions: a computed column (`duration_ns`) is computed when read.
 //! - Id columns (`trace_id`, `span_id`, `parent_span_id`) hold lowercase hex text in the
 //!   tables. When every value of such a column is lowercase hex of its id's length (32 or 16
 //!   digits), the block stores the bytes instead (`FixedSizeBinary`): half the size, and
 //!   random bytes that LZ4 cannot shrink either way. Any other value (upper case, another
 //!   length) keeps the column as text.
-//! - `duration_ns` is left out when it is `end_time - start_time` on every row, as the
-//!   `spans` table computes it.
 //!
-//! The schema's metadata says what was changed, so [`from_stored`] rebuilds the batch with
-//! the table's schema, and blocks written before this form (no such metadata) read as they
+//! The schema's metadata says which ids are bytes, so [`from_stored`] gives the stored
+//! columns back as text; blocks written before this form (no such metadata) read as they
 //! are.
 
+use crate::error::Result;
+use crate::materialize::partition::stored_columns;
+use crate::tables::ViewTable;
 use arrow::array::{
-    Array, ArrayRef, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Int64Array, RecordBatch,
-    StringArray, StringBuilder, TimestampNanosecondArray,
+    Array, ArrayRef, FixedSizeBinaryArray, FixedSizeBinaryBuilder, RecordBatch, StringArray,
+    StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Id columns and their length in bytes.
 const IDS: [(&str, usize); 3] = [("trace_id", 16), ("span_id", 8), ("parent_span_id", 8)];
 /// Metadata: the id columns stored as bytes, comma-separated.
 const HEX_IDS: &str = "micromegas.hex_ids";
-/// Metadata: the position `duration_ns` had, when it was left out.
-const DURATION_AT: &str = "micromegas.duration_ns_at";
-const DURATION: &str = "duration_ns";
 
-/// The stored form of `rows` (the same batch when nothing can be left out).
-pub(super) fn to_stored(rows: &RecordBatch) -> RecordBatch {
+/// The stored form of `rows`, a batch of `table`.
+pub(super) fn to_stored(table: ViewTable, rows: &RecordBatch) -> Result<RecordBatch> {
+    let rows = stored_columns(table, rows)?;
     let schema = rows.schema();
     let mut fields = Vec::with_capacity(schema.fields().len());
     let mut columns = Vec::with_capacity(fields.capacity());
-    let mut metadata = schema.metadata().clone();
     let mut hex_ids = Vec::new();
-    for (i, (field, column)) in schema.fields().iter().zip(rows.columns()).enumerate() {
-        if field.name() == DURATION && is_duration(rows, column) {
-            metadata.insert(DURATION_AT.into(), i.to_string());
-            continue;
-        }
+    for (field, column) in schema.fields().iter().zip(rows.columns()) {
         let id_len = IDS.iter().find(|(n, _)| n == field.name()).map(|(_, l)| *l);
         let text = column.as_any().downcast_ref::<StringArray>();
         if let Some(bytes) = id_len.zip(text).and_then(|(len, t)| hex_to_bytes(t, len)) {
@@ -56,30 +51,25 @@ pub(super) fn to_stored(rows: &RecordBatch) -> RecordBatch {
         fields.push(field.as_ref().clone());
         columns.push(column.clone());
     }
-    if hex_ids.is_empty() && !metadata.contains_key(DURATION_AT) {
-        return rows.clone();
+    if hex_ids.is_empty() {
+        return Ok(rows);
     }
-    if !hex_ids.is_empty() {
-        metadata.insert(HEX_IDS.into(), hex_ids.join(","));
-    }
+    let mut metadata = schema.metadata().clone();
+    metadata.insert(HEX_IDS.into(), hex_ids.join(","));
     let schema = Arc::new(Schema::new_with_metadata(fields, metadata));
-    // Same row count, and each column matches its field: this cannot fail.
-    RecordBatch::try_new(schema, columns).unwrap_or_else(|_| rows.clone())
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// The batch with its table's schema again; a block written before the stored form comes
+/// The stored columns with ids as text again; a block written before the stored form comes
 /// back unchanged. An error names what does not match the metadata.
-pub(super) fn from_stored(batch: RecordBatch) -> Result<RecordBatch, String> {
+pub(super) fn from_stored(batch: RecordBatch) -> std::result::Result<RecordBatch, String> {
     let schema = batch.schema();
     let meta = schema.metadata();
-    if !meta.contains_key(HEX_IDS) && !meta.contains_key(DURATION_AT) {
+    let Some(hex_ids) = meta.get(HEX_IDS) else {
         return Ok(batch);
-    }
-    let hex_ids: Vec<&str> = meta
-        .get(HEX_IDS)
-        .map(|s| s.split(',').collect())
-        .unwrap_or_default();
-    let mut fields = Vec::with_capacity(schema.fields().len() + 1);
+    };
+    let hex_ids: Vec<&str> = hex_ids.split(',').collect();
+    let mut fields = Vec::with_capacity(schema.fields().len());
     let mut columns = Vec::with_capacity(fields.capacity());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         if !hex_ids.contains(&field.name().as_str()) {
@@ -98,59 +88,10 @@ pub(super) fn from_stored(batch: RecordBatch) -> Result<RecordBatch, String> {
         ));
         columns.push(Arc::new(bytes_to_hex(bytes)) as ArrayRef);
     }
-    if let Some(at) = meta.get(DURATION_AT) {
-        let at: usize = at
-            .parse()
-            .ok()
-            .filter(|at| *at <= fields.len())
-            .ok_or_else(|| format!("stored duration position {at:?} is out of range"))?;
-        let duration = duration_of(&batch)?;
-        fields.insert(at, Field::new(DURATION, DataType::Int64, false));
-        columns.insert(at, Arc::new(duration) as ArrayRef);
-    }
-    let rest: HashMap<String, String> = meta
-        .iter()
-        .filter(|(k, _)| k.as_str() != HEX_IDS && k.as_str() != DURATION_AT)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut rest = meta.clone();
+    rest.remove(HEX_IDS);
     let schema = Arc::new(Schema::new_with_metadata(fields, rest));
     RecordBatch::try_new(schema, columns).map_err(|e| format!("stored row block: {e}"))
-}
-
-/// The span times of `batch`, when it has both as timestamps.
-fn times(batch: &RecordBatch) -> Option<(&TimestampNanosecondArray, &TimestampNanosecondArray)> {
-    let column = |name| {
-        batch
-            .column_by_name(name)?
-            .as_any()
-            .downcast_ref::<TimestampNanosecondArray>()
-    };
-    Some((column("start_time")?, column("end_time")?))
-}
-
-/// True if `column` is `end_time - start_time` on every row (as the `spans` table computes
-/// it), so it need not be stored.
-fn is_duration(batch: &RecordBatch, column: &ArrayRef) -> bool {
-    let (Some(duration), Some((start, end))) =
-        (column.as_any().downcast_ref::<Int64Array>(), times(batch))
-    else {
-        return false;
-    };
-    let nulls = duration.null_count() + start.null_count() + end.null_count();
-    nulls == 0
-        && (0..duration.len())
-            .all(|i| duration.value(i) == end.value(i).saturating_sub(start.value(i)))
-}
-
-/// `duration_ns` rebuilt from the times.
-fn duration_of(batch: &RecordBatch) -> Result<Int64Array, String> {
-    let (start, end) = times(batch).ok_or("stored duration without start_time and end_time")?;
-    if start.null_count() + end.null_count() > 0 {
-        return Err("stored duration with null times".into());
-    }
-    Ok((0..start.len())
-        .map(|i| end.value(i).saturating_sub(start.value(i)))
-        .collect())
 }
 
 /// The bytes of a column of lowercase hex ids of `len` bytes; `None` if any value is not one.
@@ -220,7 +161,7 @@ fn bytes_to_hex(bytes: &FixedSizeBinaryArray) -> StringArray {
 pub(super) mod tests {
     use super::*;
     use crate::row_blocks::{decode, encode};
-    use crate::tables::{log_batch, span_batch, LogRow, SpanRow, ViewTable};
+    use crate::tables::{log_batch, span_batch, LogRow, SpanRow};
     use proptest::prelude::*;
 
     /// A span of 250 ns starting at `start`.
@@ -248,14 +189,20 @@ pub(super) mod tests {
 
     pub(crate) const TRACE: &str = "0123456789abcdef0123456789abcdef";
 
-    fn round_trip(batch: &RecordBatch) -> RecordBatch {
-        let mut back = decode(&encode(batch).expect("encode")).expect("decode");
+    /// `batch` written as a block of `table` and read back.
+    fn round_trip(table: ViewTable, batch: &RecordBatch) -> RecordBatch {
+        let mut back = decode(&encode(table, batch).expect("encode")).expect("decode");
         assert_eq!(back.len(), 1);
         back.remove(0)
     }
 
+    /// The columns of `batch` that `table`'s partitions keep.
+    fn kept(table: ViewTable, batch: &RecordBatch) -> RecordBatch {
+        stored_columns(table, batch).expect("stored columns")
+    }
+
     #[test]
-    fn span_ids_are_stored_as_bytes_and_duration_left_out() {
+    fn span_ids_are_stored_as_bytes_and_computed_columns_left_out() {
         let rows = [
             span(Some(TRACE), "00000000000000aa", None, 10),
             span(
@@ -267,7 +214,7 @@ pub(super) mod tests {
             span(None, "ffffffffffffffff", None, 30),
         ];
         let batch = span_batch(&rows).expect("batch");
-        let stored = to_stored(&batch);
+        let stored = to_stored(ViewTable::Spans, &batch).expect("stored");
         let schema = stored.schema();
         let type_of = |name: &str| schema.field_with_name(name).map(|f| f.data_type().clone());
         assert_eq!(
@@ -279,11 +226,14 @@ pub(super) mod tests {
             type_of("parent_span_id").ok(),
             Some(DataType::FixedSizeBinary(8))
         );
-        assert!(schema.field_with_name(DURATION).is_err());
+        assert!(schema.field_with_name("duration_ns").is_err());
         assert_eq!(stored.num_columns(), batch.num_columns() - 1);
-        let back = round_trip(&batch);
-        assert_eq!(back, batch);
-        assert_eq!(back.schema().fields(), ViewTable::Spans.schema().fields());
+        let back = round_trip(ViewTable::Spans, &batch);
+        assert_eq!(back, kept(ViewTable::Spans, &batch));
+        assert_eq!(
+            back.schema().fields(),
+            ViewTable::Spans.stored_schema().fields()
+        );
     }
 
     #[test]
@@ -294,7 +244,7 @@ pub(super) mod tests {
             span(Some(TRACE), "aa", Some("00000000000000zz"), 20),
         ];
         let batch = span_batch(&rows).expect("batch");
-        let stored = to_stored(&batch);
+        let stored = to_stored(ViewTable::Spans, &batch).expect("stored");
         for name in ["trace_id", "span_id", "parent_span_id"] {
             let field = stored.schema().field_with_name(name).cloned();
             assert_eq!(
@@ -302,18 +252,26 @@ pub(super) mod tests {
                 Some(DataType::Utf8)
             );
         }
-        assert_eq!(round_trip(&batch), batch);
+        assert_eq!(
+            round_trip(ViewTable::Spans, &batch),
+            kept(ViewTable::Spans, &batch)
+        );
     }
 
     #[test]
-    fn a_duration_that_is_not_end_minus_start_is_kept() {
+    fn a_duration_that_is_not_end_minus_start_is_not_stored_either() {
         let batch = span_batch(&[span(Some(TRACE), "00000000000000aa", None, 10)]).expect("batch");
-        let at = batch.schema().index_of(DURATION).expect("duration");
+        let at = batch.schema().index_of("duration_ns").expect("duration");
         let mut columns = batch.columns().to_vec();
-        columns[at] = Arc::new(Int64Array::from(vec![7]));
+        columns[at] = Arc::new(arrow::array::Int64Array::from(vec![7]));
         let batch = RecordBatch::try_new(batch.schema(), columns).expect("batch");
-        assert!(to_stored(&batch).schema().field_with_name(DURATION).is_ok());
-        assert_eq!(round_trip(&batch), batch);
+        // The table computes it from the times when read, as for its partitions.
+        let stored = to_stored(ViewTable::Spans, &batch).expect("stored");
+        assert!(stored.schema().field_with_name("duration_ns").is_err());
+        assert_eq!(
+            round_trip(ViewTable::Spans, &batch),
+            kept(ViewTable::Spans, &batch)
+        );
     }
 
     #[test]
@@ -335,13 +293,13 @@ pub(super) mod tests {
         };
         let batch = log_batch(&[log(Some(TRACE), Some("0102030405060708")), log(None, None)])
             .expect("batch");
-        let stored = to_stored(&batch);
+        let stored = to_stored(ViewTable::LogEntries, &batch).expect("stored");
         let field = stored.schema().field_with_name("span_id").cloned();
         assert_eq!(
             field.map(|f| f.data_type().clone()).ok(),
             Some(DataType::FixedSizeBinary(8))
         );
-        assert_eq!(round_trip(&batch), batch);
+        assert_eq!(round_trip(ViewTable::LogEntries, &batch), batch);
     }
 
     #[test]
@@ -359,7 +317,7 @@ pub(super) mod tests {
     #[test]
     fn metadata_that_does_not_match_the_columns_is_an_error() {
         let batch = span_batch(&[span(Some(TRACE), "00000000000000aa", None, 10)]).expect("batch");
-        let stored = to_stored(&batch);
+        let stored = to_stored(ViewTable::Spans, &batch).expect("stored");
         let bad = |key: &str, value: &str| {
             let mut meta = stored.schema().metadata().clone();
             meta.insert(key.into(), value.into());
@@ -367,8 +325,6 @@ pub(super) mod tests {
             let schema = Arc::new(Schema::new_with_metadata(fields, meta));
             from_stored(RecordBatch::try_new(schema, stored.columns().to_vec()).expect("batch"))
         };
-        let err = bad(DURATION_AT, "99").expect_err("position out of range");
-        assert!(err.contains("out of range"), "{err}");
         let err = bad(HEX_IDS, "name").expect_err("a text column named as an id");
         assert!(err.contains("not binary"), "{err}");
     }
@@ -404,7 +360,7 @@ pub(super) mod tests {
                 })
                 .collect();
             let batch = span_batch(&rows).expect("batch");
-            prop_assert_eq!(round_trip(&batch), batch);
+            prop_assert_eq!(round_trip(ViewTable::Spans, &batch), kept(ViewTable::Spans, &batch));
         }
     }
 }
