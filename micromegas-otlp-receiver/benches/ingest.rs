@@ -451,6 +451,7 @@ fn main() {
     // Decode + map + durable write, request after request (as the collector answers them).
     let mut ingest = Vec::new();
     let (mut raw_bytes, mut parquet_bytes, mut kept_bytes) = (0, 0, 0);
+    let mut materialize = None;
     for run in 0..runs {
         let dir = root.join(format!("otlp-{run}"));
         let lake = fresh_lake(&rt, &dir);
@@ -469,7 +470,9 @@ fn main() {
                 bytes.expect("raw bytes") as u64
             };
             raw_bytes = raw_objects();
-            rt.block_on(lake.materialize_all()).expect("materialize");
+            materialize = Some(Run::measure(|| {
+                rt.block_on(lake.materialize_all()).expect("materialize");
+            }));
             parquet_bytes = dir_bytes(&dir.join("tables").join("spans"));
             // With raw retention at 0s: what stays on disk once everything is materialized.
             rt.block_on(lake.drop_materialized_raw(std::time::Duration::ZERO))
@@ -512,6 +515,7 @@ fn main() {
     let (map_wall, _) = rates(&map_only, spans);
     let (concurrent_wall, concurrent_cpu) = rates(&concurrent, spans);
     let (native_wall, native_cpu) = rates(&native_runs, events);
+    let (materialize_wall, materialize_cpu) = rates(materialize.as_slice(), spans);
     let per_span = |b: u64| b as f64 / spans as f64;
     println!(
         "ingest benchmark: {requests} OTLP requests x {SPANS_PER_REQUEST} spans = {spans} \
@@ -532,6 +536,12 @@ fn main() {
     println!(
         "| OTLP ingest per core / decode-only | {:.3} |",
         ingest_cpu / floor_wall
+    );
+    println!(
+        "| materialization of the first run's spans into Parquet, spans/s, wall | {materialize_wall:.0} |"
+    );
+    println!(
+        "| materialization, spans per CPU second of the process (per core) | {materialize_cpu:.0} |"
     );
     println!("| OTLP ingest, {clients} clients at once, spans/s, wall, one async thread | {concurrent_wall:.0} |");
     println!(

@@ -11,8 +11,8 @@ use crate::write::WriteOutcome;
 use crate::Lake;
 use arrow::array::{Array, RecordBatch, TimestampNanosecondArray};
 use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
-use arrow::ipc::CompressionType;
+use arrow::ipc::writer::StreamWriter;
+use std::borrow::Cow;
 
 mod stored;
 
@@ -50,51 +50,147 @@ pub(crate) fn time_envelope(table: ViewTable, batch: &RecordBatch) -> Option<(i6
     Some((min, max))
 }
 
-/// Arrow IPC with LZ4 frames of the rows' stored form (the table's stored columns, ids as
-/// bytes: see [`stored`]), then a checksum. Row blocks are written on the
-/// collector's request path and read once by materialization, so fast compression matters
-/// more there than size (the Parquet partitions made from them use zstd).
+/// A row block's bytes: the Arrow IPC stream of the rows' stored form (the table's stored
+/// columns, ids as bytes: see [`stored`]) compressed in LZ4 blocks of [`LZ4_CHUNK`] bytes,
+/// then a marker and a checksum. Row blocks are written on the collector's request path and
+/// read once by materialization, so fast compression matters more there than size (the
+/// Parquet partitions made from them use zstd).
+///
+/// Layout before the marker: the stream's length (u32 LE), then for each chunk of the stream
+/// its compressed length (u32 LE) and its LZ4 block. Compressing the stream in chunks, rather
+/// than each IPC buffer in an LZ4 frame of its own as Arrow does, costs one compressor table
+/// per chunk instead of a frame encoder (table and buffers) per buffer, compresses the IPC
+/// messages too, and keeps each chunk small enough for LZ4's 16-bit table.
 fn encode(table: ViewTable, rows: &RecordBatch) -> Result<Vec<u8>> {
-    let options =
-        IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
     let rows = stored::to_stored(table, rows)?;
-    let mut out = Vec::new();
-    let mut w = StreamWriter::try_new_with_options(&mut out, &rows.schema(), options)?;
-    w.write(&rows)?;
+    IPC_SCRATCH.with(|scratch| {
+        let mut ipc = scratch.take();
+        ipc.clear();
+        let out = write_ipc(&mut ipc, &rows).and_then(|()| compressed(&ipc));
+        if ipc.capacity() <= MAX_KEPT_SCRATCH {
+            scratch.set(ipc);
+        }
+        out
+    })
+}
+
+fn write_ipc(out: &mut Vec<u8>, rows: &RecordBatch) -> Result<()> {
+    let mut w = StreamWriter::try_new(out, &rows.schema())?;
+    w.write(rows)?;
     w.finish()?;
-    drop(w);
+    Ok(())
+}
+
+/// `ipc` in LZ4 chunks, then the marker and the checksum (see [`encode`]).
+fn compressed(ipc: &[u8]) -> Result<Vec<u8>> {
+    let too_large = || {
+        LakeError::InvalidRows(format!(
+            "a row block of {} bytes: split the rows into blocks under 4 GiB",
+            ipc.len()
+        ))
+    };
+    let len = u32::try_from(ipc.len()).map_err(|_| too_large())?;
+    let chunks = ipc.len().div_ceil(LZ4_CHUNK);
+    let bound = lz4_flex::block::get_maximum_output_size(LZ4_CHUNK) + 4;
+    let mut out = Vec::with_capacity(4 + chunks * bound + CHECK_LEN);
+    out.extend_from_slice(&len.to_le_bytes());
+    for chunk in ipc.chunks(LZ4_CHUNK) {
+        let at = out.len();
+        out.resize(at + bound, 0);
+        let n = lz4_flex::block::compress_into(chunk, &mut out[at + 4..])
+            .map_err(|e| LakeError::InvalidRows(format!("LZ4 compression of a row block: {e}")))?;
+        out[at..at + 4].copy_from_slice(&(n as u32).to_le_bytes());
+        out.truncate(at + 4 + n);
+    }
+    out.extend_from_slice(LZ4_CHECK_MAGIC);
     let check = xxhash_rust::xxh3::xxh3_64(&out);
-    out.extend_from_slice(CHECK_MAGIC);
     out.extend_from_slice(&check.to_le_bytes());
     Ok(out)
 }
 
+/// Uncompressed bytes per LZ4 chunk of a row block: under 64 KiB, so LZ4 uses its 16-bit
+/// table; 32 KiB compressed about as well and faster than 64 KiB on the collector's spans.
+const LZ4_CHUNK: usize = 32 << 10;
+
+thread_local! {
+    /// The uncompressed IPC stream of the block being encoded, kept between blocks: a fresh
+    /// buffer of this size per block costs more in page faults than the copy into it.
+    static IPC_SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+/// A scratch buffer grown past this (by an unusually large block) is not kept.
+const MAX_KEPT_SCRATCH: usize = 8 << 20;
+
 /// Ends each row block: a marker and the XXH3-64 of the bytes before it, so that damaged bytes
-/// are found before Arrow's reader sees them (it trusts the lengths it reads, and a damaged
-/// length can make it ask for terabytes, which aborts the process).
+/// are found before they are decompressed or Arrow's reader sees them (it trusts the lengths
+/// it reads, and a damaged length can make it ask for terabytes, which aborts the process).
+/// `MMR2`: the bytes before are the IPC stream in LZ4 chunks (see [`encode`]);
+/// the checksum covers the marker too, so a damaged marker cannot pass for `MMR1`.
+const LZ4_CHECK_MAGIC: &[u8; 4] = b"MMR2";
+/// `MMR1`: the bytes before are an IPC stream with Arrow's LZ4 frame per buffer (blocks
+/// written before `MMR2`; still read).
 const CHECK_MAGIC: &[u8; 4] = b"MMR1";
 const CHECK_LEN: usize = CHECK_MAGIC.len() + 8;
 /// How an Arrow IPC stream ends: blocks written before the check end with it.
 const END_OF_STREAM: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
 
 /// The IPC stream of a row block whose check holds (or of a block written before checks).
-fn checked(bytes: &[u8]) -> std::result::Result<&[u8], String> {
+fn checked(bytes: &[u8]) -> std::result::Result<Cow<'_, [u8]>, String> {
     let Some(split) = bytes.len().checked_sub(CHECK_LEN) else {
         return Err(format!("{} bytes", bytes.len()));
     };
-    let (ipc, check) = bytes.split_at(split);
-    if let Some(hash) = check.strip_prefix(CHECK_MAGIC.as_slice()) {
-        let expected = xxhash_rust::xxh3::xxh3_64(ipc).to_le_bytes();
-        return if hash == expected {
-            Ok(ipc)
+    let (body, check) = bytes.split_at(split);
+    let (magic, hash) = check.split_at(CHECK_MAGIC.len());
+    if magic == LZ4_CHECK_MAGIC || magic == CHECK_MAGIC {
+        let covered = if magic == CHECK_MAGIC {
+            body
         } else {
-            Err("its checksum does not match".into())
+            &bytes[..split + CHECK_MAGIC.len()]
         };
+        if hash != xxhash_rust::xxh3::xxh3_64(covered).to_le_bytes() {
+            return Err("its checksum does not match".into());
+        }
+        if magic == CHECK_MAGIC {
+            return Ok(Cow::Borrowed(body));
+        }
+        return uncompressed(body).map(Cow::Owned);
     }
-    if bytes.ends_with(&END_OF_STREAM) {
-        return Ok(bytes);
+    // Such a stream starts with a continuation marker too; an `MMR2` block cut short before
+    // its checksum starts with its length and must not be read as one.
+    if bytes.ends_with(&END_OF_STREAM) && bytes.starts_with(&END_OF_STREAM[..4]) {
+        return Ok(Cow::Borrowed(bytes));
     }
     Err("it ends with neither a checksum nor an end of stream".into())
+}
+
+/// The IPC stream of an `MMR2` body (see [`encode`]). The output grows chunk by chunk, as
+/// chunks are found, so a damaged length cannot ask for more than the body can hold.
+fn uncompressed(body: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let Some((len, mut rest)) = body.split_first_chunk::<4>() else {
+        return Err(format!("{} bytes of LZ4 chunks", body.len()));
+    };
+    let len = u32::from_le_bytes(*len) as usize;
+    let mut out = Vec::new();
+    while out.len() < len {
+        let Some((clen, after)) = rest.split_first_chunk::<4>() else {
+            return Err(format!("LZ4 chunks end at {} of {len} bytes", out.len()));
+        };
+        let clen = u32::from_le_bytes(*clen) as usize;
+        let Some((block, after)) = after.split_at_checked(clen) else {
+            return Err(format!("an LZ4 chunk of {clen} bytes past the end"));
+        };
+        let (at, n) = (out.len(), LZ4_CHUNK.min(len - out.len()));
+        out.resize(at + n, 0);
+        match lz4_flex::block::decompress_into(block, &mut out[at..]) {
+            Ok(got) if got == n => {}
+            Ok(got) => return Err(format!("an LZ4 chunk of {got} bytes, {n} expected")),
+            Err(e) => return Err(format!("LZ4 chunk: {e}")),
+        }
+        rest = after;
+    }
+    if !rest.is_empty() {
+        return Err(format!("{} bytes after the LZ4 chunks", rest.len()));
+    }
+    Ok(out)
 }
 
 /// Decodes a row block's bytes into batches of its table's stored columns (all its columns
@@ -105,7 +201,7 @@ fn checked(bytes: &[u8]) -> std::result::Result<&[u8], String> {
 /// that does not fit) caught and reported the same way.
 pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
     let decoded = checked(bytes).and_then(|ipc| {
-        std::panic::catch_unwind(|| decode_batches(ipc)).unwrap_or_else(|panic| {
+        std::panic::catch_unwind(|| decode_batches(&ipc)).unwrap_or_else(|panic| {
             let what = panic.downcast_ref::<&str>().map(|s| s.to_string());
             Err(what
                 .or_else(|| panic.downcast_ref::<String>().cloned())
@@ -229,6 +325,67 @@ mod tests {
         encode(ViewTable::Spans, &span_batch(&rows).expect("batch")).expect("encode")
     }
 
+    /// A block as written before `MMR2`: IPC with Arrow's LZ4 frame per buffer, then `MMR1`
+    /// and the checksum of the IPC stream.
+    fn frame_block(rows: &RecordBatch) -> Vec<u8> {
+        use arrow::ipc::{writer::IpcWriteOptions, CompressionType};
+        let options = IpcWriteOptions::default()
+            .try_with_compression(Some(CompressionType::LZ4_FRAME))
+            .expect("options");
+        let stored = stored::to_stored(ViewTable::Spans, rows).expect("stored");
+        let mut out = Vec::new();
+        let mut w = StreamWriter::try_new_with_options(&mut out, &stored.schema(), options)
+            .expect("writer");
+        w.write(&stored).expect("write");
+        w.finish().expect("finish");
+        drop(w);
+        let check = xxhash_rust::xxh3::xxh3_64(&out);
+        out.extend_from_slice(CHECK_MAGIC);
+        out.extend_from_slice(&check.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn blocks_of_the_frame_format_still_read_and_markers_cannot_be_swapped() {
+        let rows: Vec<_> = (1..=20)
+            .map(|i| span(Some(TRACE), &format!("{i:016x}"), None, i))
+            .collect();
+        let batch = span_batch(&rows).expect("batch");
+        let new = encode(ViewTable::Spans, &batch).expect("encode");
+        assert!(new.ends_with(&[LZ4_CHECK_MAGIC.as_slice(), &new[new.len() - 8..]].concat()));
+        let old = frame_block(&batch);
+        assert_eq!(decode(&old), decode(&new));
+        assert_eq!(decode(&new).map(|b| b[0].num_rows()), Ok(20));
+        // The marker of one format on the bytes of the other fails the checksum.
+        for (bytes, other) in [(&new, CHECK_MAGIC), (&old, LZ4_CHECK_MAGIC)] {
+            let mut swapped = bytes.clone();
+            let at = bytes.len() - CHECK_LEN;
+            swapped[at..at + 4].copy_from_slice(other);
+            let err = decode(&swapped).expect_err("swapped marker");
+            assert!(err.contains("checksum does not match"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_lz4_length_past_what_the_chunks_hold_is_damage_not_an_allocation() {
+        let mut bytes = u32::MAX.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(&[0x10, b'x']);
+        bytes.extend_from_slice(LZ4_CHECK_MAGIC);
+        let check = xxhash_rust::xxh3::xxh3_64(&bytes);
+        bytes.extend_from_slice(&check.to_le_bytes());
+        let err = decode(&bytes).expect_err("4 GiB from 2 bytes");
+        assert!(err.contains("LZ4 chunk"), "{err}");
+    }
+
+    #[test]
+    fn a_stream_of_several_chunks_comes_back() {
+        let ipc: Vec<u8> = (0..3 * LZ4_CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        let bytes = compressed(&ipc).expect("compress");
+        let body = checked(&bytes).expect("checked");
+        assert_eq!(body.as_ref(), ipc.as_slice());
+    }
+
     #[test]
     fn damaged_bytes_are_found_by_the_checksum_before_arrow_reads_them() {
         let bytes = block();
@@ -242,11 +399,10 @@ mod tests {
             let mut changed = bytes.clone();
             changed[at] ^= (seed as u8) | 1;
             for damaged in [&bytes[..at], &changed[..]] {
-                match decode(damaged) {
-                    // Cut just before the checksum: the whole stream, as blocks were before.
-                    Ok(batches) => assert_eq!((at, batches.len()), (bytes.len() - CHECK_LEN, 1)),
-                    Err(err) => assert!(err.starts_with("damaged row block: "), "{err}"),
-                }
+                // Cut just before the checksum too: an LZ4 block is not read as a stream
+                // written before checksums, even when it ends like one.
+                let err = decode(damaged).expect_err("damaged");
+                assert!(err.starts_with("damaged row block: "), "{err}");
             }
         }
         let mut changed = bytes.clone();

@@ -14,7 +14,10 @@ use std::time::Duration;
 /// Every request allocates and frees many small values (the decoded protobuf) and a few large
 /// buffers (Arrow columns, encoded objects); mimalloc serves that about a third faster than
 /// glibc's allocator, whose large frees also return pages that the next request faults back in
-/// (BENCHMARKS.md §5).
+/// (BENCHMARKS.md §5). It is built without transparent huge pages (the workspace enables
+/// mimalloc's `no_thp`): buffers freed and allocated again a moment later would each fault in
+/// and zero a 2 MiB page, which made materialization 1.6× slower. On a host whose THP setting
+/// is `always` rather than `madvise`, `MIMALLOC_ALLOW_THP=0` turns them off for the process.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
