@@ -81,15 +81,23 @@ fn write_ipc(out: &mut Vec<u8>, rows: &RecordBatch) -> Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// The uncompressed IPC stream of the block being encoded, kept between blocks: growing
+    /// a fresh buffer to a request's stream (≈ 145 KB for 512 spans) cost about 5 % of the
+    /// request path's CPU time (BENCHMARKS.md §5).
+    static IPC_SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+/// A scratch buffer grown past this (by an unusually large block) is not kept.
+const MAX_KEPT_SCRATCH: usize = 8 << 20;
+
 /// `ipc` in LZ4 chunks, then the marker and the checksum (see [`encode`]).
 fn compressed(ipc: &[u8]) -> Result<Vec<u8>> {
-    let too_large = || {
+    let len = u32::try_from(ipc.len()).map_err(|_| {
         LakeError::InvalidRows(format!(
             "a row block of {} bytes: split the rows into blocks under 4 GiB",
             ipc.len()
         ))
-    };
-    let len = u32::try_from(ipc.len()).map_err(|_| too_large())?;
+    })?;
     let chunks = ipc.len().div_ceil(LZ4_CHUNK);
     let bound = lz4_flex::block::get_maximum_output_size(LZ4_CHUNK) + 4;
     let mut out = Vec::with_capacity(4 + chunks * bound + CHECK_LEN);
@@ -112,14 +120,6 @@ fn compressed(ipc: &[u8]) -> Result<Vec<u8>> {
 /// table; 32 KiB compressed about as well and faster than 64 KiB on the collector's spans.
 const LZ4_CHUNK: usize = 32 << 10;
 
-thread_local! {
-    /// The uncompressed IPC stream of the block being encoded, kept between blocks: a fresh
-    /// buffer of this size per block costs more in page faults than the copy into it.
-    static IPC_SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-/// A scratch buffer grown past this (by an unusually large block) is not kept.
-const MAX_KEPT_SCRATCH: usize = 8 << 20;
-
 /// Ends each row block: a marker and the XXH3-64 of the bytes before it, so that damaged bytes
 /// are found before they are decompressed or Arrow's reader sees them (it trusts the lengths
 /// it reads, and a damaged length can make it ask for terabytes, which aborts the process).
@@ -140,26 +140,26 @@ fn checked(bytes: &[u8]) -> std::result::Result<Cow<'_, [u8]>, String> {
     };
     let (body, check) = bytes.split_at(split);
     let (magic, hash) = check.split_at(CHECK_MAGIC.len());
-    if magic == LZ4_CHECK_MAGIC || magic == CHECK_MAGIC {
-        let covered = if magic == CHECK_MAGIC {
-            body
+    let matches = |covered: &[u8]| {
+        if hash == xxhash_rust::xxh3::xxh3_64(covered).to_le_bytes() {
+            Ok(())
         } else {
-            &bytes[..split + CHECK_MAGIC.len()]
-        };
-        if hash != xxhash_rust::xxh3::xxh3_64(covered).to_le_bytes() {
-            return Err("its checksum does not match".into());
+            Err("its checksum does not match".to_string())
         }
-        if magic == CHECK_MAGIC {
-            return Ok(Cow::Borrowed(body));
+    };
+    match magic {
+        m if m == LZ4_CHECK_MAGIC => {
+            matches(&bytes[..split + CHECK_MAGIC.len()])?;
+            uncompressed(body).map(Cow::Owned)
         }
-        return uncompressed(body).map(Cow::Owned);
+        m if m == CHECK_MAGIC => matches(body).map(|()| Cow::Borrowed(body)),
+        // Such a stream starts with a continuation marker too; an `MMR2` block cut short
+        // before its checksum starts with its length and must not be read as one.
+        _ if bytes.ends_with(&END_OF_STREAM) && bytes.starts_with(&END_OF_STREAM[..4]) => {
+            Ok(Cow::Borrowed(bytes))
+        }
+        _ => Err("it ends with neither a checksum nor an end of stream".into()),
     }
-    // Such a stream starts with a continuation marker too; an `MMR2` block cut short before
-    // its checksum starts with its length and must not be read as one.
-    if bytes.ends_with(&END_OF_STREAM) && bytes.starts_with(&END_OF_STREAM[..4]) {
-        return Ok(Cow::Borrowed(bytes));
-    }
-    Err("it ends with neither a checksum nor an end of stream".into())
 }
 
 /// The IPC stream of an `MMR2` body (see [`encode`]). The output grows chunk by chunk, as
