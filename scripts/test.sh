@@ -85,7 +85,7 @@ fi
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 if [ "$FUZZ_SECONDS" -gt 0 ]; then
-  step "fuzz smoke runs (${FUZZ_SECONDS}s each): transit decoder, native ingest request, OTLP mapping"
+  step "fuzz smoke runs (${FUZZ_SECONDS}s each): transit decoder, native ingest request, OTLP mapping, row blocks"
   # The fuzz targets build into their own directories: the workspace's build is not needed.
   free_disk target
   if cargo +nightly --version >/dev/null 2>&1; then
@@ -97,7 +97,7 @@ if [ "$FUZZ_SECONDS" -gt 0 ]; then
     free_disk micromegas-core/fuzz/target
     # The collector's targets link the lake (DataFusion): an unoptimized build without a
     # sanitizer keeps their build to minutes; they check assertions, not memory errors.
-    for target in native_ingest otlp_mapping; do
+    for target in native_ingest otlp_mapping row_block; do
       (cd micromegas-otlp-receiver && cargo +nightly fuzz run --dev -s none "$target" -- \
         -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048)
     done

@@ -7,6 +7,12 @@
 //! thread, with statements prepared once and cached. Other catalog calls (materialization,
 //! queries, maintenance) stay on the sqlx pool; SQLite serializes the writers of both
 //! (WAL mode, the same busy timeout).
+//!
+//! Commits are durable (`synchronous = FULL`: the WAL is synced at each commit). SQLite's
+//! amalgamation syncs with `fsync` unless built with `HAVE_FDATASYNC`; the workspace's
+//! `.cargo/config.toml` sets it (`LIBSQLITE3_FLAGS`), so builds from this repository use
+//! `fdatasync`, which on Linux also syncs a changed file size and skips only the inode's
+//! times: on a journaling file system that saves a journal commit per catalog commit.
 
 use super::statements::{self, Statement};
 use super::WriteRows;

@@ -211,12 +211,62 @@ pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, Stri
     decoded.map_err(|e| format!("damaged row block: {e}"))
 }
 
+/// Decodes the bytes of one row block (as stored in its object, from its `object_offset`
+/// for `object_len` bytes) into batches of its table's stored columns, ids as text. Damaged
+/// bytes are a [`LakeError::Corrupt`] naming the damage; no input makes it panic.
+///
+/// ```
+/// let err = micromegas_lake::row_blocks::decode_row_block(b"not a row block").unwrap_err();
+/// assert!(err.to_string().contains("damaged row block"), "{err}");
+/// ```
+pub fn decode_row_block(bytes: &[u8]) -> Result<Vec<RecordBatch>> {
+    decode(bytes).map_err(|message| LakeError::Corrupt {
+        what: "row block".into(),
+        message,
+    })
+}
+
 fn decode_batches(bytes: &[u8]) -> std::result::Result<Vec<RecordBatch>, String> {
+    check_framing(bytes)?;
     let reader =
         StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
     reader
         .map(|batch| stored::from_stored(batch.map_err(|e| e.to_string())?))
         .collect()
+}
+
+/// Checks that every message of an IPC stream, metadata and body, lies within `ipc` before
+/// Arrow's reader sees it: the reader allocates a message's body from the length the message
+/// states, so a damaged length would otherwise ask for up to 2^63 bytes, which aborts.
+fn check_framing(ipc: &[u8]) -> std::result::Result<(), String> {
+    let mut rest = ipc;
+    loop {
+        let Some((word, after)) = rest.split_first_chunk::<4>() else {
+            return Err("the IPC stream ends without its end marker".into());
+        };
+        // A message starts with a continuation marker and its metadata length (streams of
+        // old writers start with the length alone).
+        let (len, after) = match u32::from_le_bytes(*word) {
+            u32::MAX => match after.split_first_chunk::<4>() {
+                Some((len, after)) => (u32::from_le_bytes(*len) as usize, after),
+                None => return Err("an IPC message cut after its marker".into()),
+            },
+            len => (len as usize, after),
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        let Some((meta, after)) = after.split_at_checked(len) else {
+            return Err(format!("IPC metadata of {len} bytes past the end"));
+        };
+        let message =
+            arrow::ipc::root_as_message(meta).map_err(|e| format!("IPC message metadata: {e}"))?;
+        let body = usize::try_from(message.bodyLength())
+            .ok()
+            .filter(|&b| b <= after.len())
+            .ok_or_else(|| format!("an IPC body of {} bytes past the end", message.bodyLength()))?;
+        rest = &after[body..];
+    }
 }
 
 impl Lake {
@@ -376,6 +426,25 @@ mod tests {
         bytes.extend_from_slice(&check.to_le_bytes());
         let err = decode(&bytes).expect_err("4 GiB from 2 bytes");
         assert!(err.contains("LZ4 chunk"), "{err}");
+    }
+
+    #[test]
+    fn a_message_body_past_the_stream_is_damage_before_arrow_reads_it() {
+        let rows = span_batch(&[span(Some(TRACE), "0000000000000001", None, 1)]).expect("rows");
+        let mut ipc = Vec::new();
+        write_ipc(&mut ipc, &rows).expect("ipc");
+        // A stream written before checksums, its batch's body cut short.
+        let mut cut = ipc[..ipc.len() - END_OF_STREAM.len() - 64].to_vec();
+        cut.extend_from_slice(&END_OF_STREAM);
+        let err = decode(&cut).expect_err("cut body");
+        assert!(
+            err.contains("IPC body of") && err.contains("past the end"),
+            "{err}"
+        );
+        assert_eq!(decode(&ipc).map(|b| b.len()), Ok(1));
+        // The same framing holds for the IPC stream behind a checksum.
+        let err = decode(&compressed(&cut).expect("compress")).expect_err("cut body");
+        assert!(err.contains("past the end"), "{err}");
     }
 
     #[test]

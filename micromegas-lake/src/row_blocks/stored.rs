@@ -77,10 +77,17 @@ pub(super) fn from_stored(batch: RecordBatch) -> std::result::Result<RecordBatch
             columns.push(column.clone());
             continue;
         }
+        let width = IDS.iter().find(|(n, _)| n == field.name()).map(|(_, l)| *l);
         let bytes = column
             .as_any()
             .downcast_ref::<FixedSizeBinaryArray>()
-            .ok_or_else(|| format!("stored id column {} is not binary", field.name()))?;
+            .filter(|b| width.is_some_and(|w| b.value_length() as usize == w))
+            .ok_or_else(|| {
+                format!(
+                    "stored id column {} is not binary of its id's length",
+                    field.name()
+                )
+            })?;
         fields.push(Field::new(
             field.name(),
             DataType::Utf8,
@@ -336,6 +343,21 @@ pub(super) mod tests {
             }),
             1 => "[0-9a-fA-F]{0,34}",
         ]
+    }
+
+    #[test]
+    fn ids_stored_with_another_width_are_damage() {
+        // Zero bytes per id: a column of any length in no bytes, which turned into text
+        // would ask for that many offsets.
+        let ids =
+            FixedSizeBinaryArray::try_new(0, arrow::buffer::Buffer::from(Vec::<u8>::new()), None)
+                .expect("empty");
+        let field = Field::new("span_id", ids.data_type().clone(), false);
+        let meta = [(HEX_IDS.to_string(), "span_id".to_string())].into();
+        let schema = Arc::new(Schema::new_with_metadata(vec![field], meta));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(ids) as ArrayRef]).expect("batch");
+        let err = from_stored(batch).expect_err("zero-width ids");
+        assert!(err.contains("not binary of its id's length"), "{err}");
     }
 
     proptest! {
