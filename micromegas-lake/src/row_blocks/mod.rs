@@ -110,10 +110,38 @@ fn compressed(ipc: &[u8]) -> Result<Vec<u8>> {
         out[at..at + 4].copy_from_slice(&(n as u32).to_le_bytes());
         out.truncate(at + 4 + n);
     }
-    out.extend_from_slice(LZ4_CHECK_MAGIC);
-    let check = xxhash_rust::xxh3::xxh3_64(&out);
-    out.extend_from_slice(&check.to_le_bytes());
-    Ok(out)
+    Ok(sealing::seal(out))
+}
+
+/// The marker and checksum that end a block, written around a given body. The encoder uses
+/// [`sealing::seal`]; the rest is for tests and the `row_block` fuzz target, which need
+/// blocks whose checksum holds around bodies of their choosing (not a stable API).
+#[doc(hidden)]
+pub mod sealing {
+    use super::{CHECK_MAGIC, LZ4_CHECK_MAGIC};
+
+    /// `body` (LZ4 chunks of an IPC stream) as an `MMR2` block: the marker, then the checksum
+    /// of body and marker.
+    pub fn seal(mut body: Vec<u8>) -> Vec<u8> {
+        body.extend_from_slice(LZ4_CHECK_MAGIC);
+        let check = xxhash_rust::xxh3::xxh3_64(&body);
+        body.extend_from_slice(&check.to_le_bytes());
+        body
+    }
+
+    /// `ipc`, an IPC stream, as an `MMR1` block (written before `MMR2`): the marker, then the
+    /// checksum of the stream alone.
+    pub fn seal_mmr1(mut ipc: Vec<u8>) -> Vec<u8> {
+        let check = xxhash_rust::xxh3::xxh3_64(&ipc);
+        ipc.extend_from_slice(CHECK_MAGIC);
+        ipc.extend_from_slice(&check.to_le_bytes());
+        ipc
+    }
+
+    /// `ipc` as the encoder writes it: in LZ4 chunks, sealed.
+    pub fn chunked(ipc: &[u8]) -> crate::Result<Vec<u8>> {
+        super::compressed(ipc)
+    }
 }
 
 /// Uncompressed bytes per LZ4 chunk of a row block: under 64 KiB, so LZ4 uses its 16-bit
@@ -389,10 +417,7 @@ mod tests {
         w.write(&stored).expect("write");
         w.finish().expect("finish");
         drop(w);
-        let check = xxhash_rust::xxh3::xxh3_64(&out);
-        out.extend_from_slice(CHECK_MAGIC);
-        out.extend_from_slice(&check.to_le_bytes());
-        out
+        sealing::seal_mmr1(out)
     }
 
     #[test]
@@ -421,10 +446,7 @@ mod tests {
         let mut bytes = u32::MAX.to_le_bytes().to_vec();
         bytes.extend_from_slice(&2u32.to_le_bytes());
         bytes.extend_from_slice(&[0x10, b'x']);
-        bytes.extend_from_slice(LZ4_CHECK_MAGIC);
-        let check = xxhash_rust::xxh3::xxh3_64(&bytes);
-        bytes.extend_from_slice(&check.to_le_bytes());
-        let err = decode(&bytes).expect_err("4 GiB from 2 bytes");
+        let err = decode(&sealing::seal(bytes)).expect_err("4 GiB from 2 bytes");
         assert!(err.contains("LZ4 chunk"), "{err}");
     }
 

@@ -25,6 +25,10 @@ use std::sync::Arc;
 
 /// Id columns and their length in bytes.
 const IDS: [(&str, usize); 3] = [("trace_id", 16), ("span_id", 8), ("parent_span_id", 8)];
+/// The length in bytes of the ids in column `name`, if it is an id column.
+fn id_len(name: &str) -> Option<usize> {
+    IDS.iter().find(|(n, _)| *n == name).map(|(_, l)| *l)
+}
 /// Metadata: the id columns stored as bytes, comma-separated.
 const HEX_IDS: &str = "micromegas.hex_ids";
 
@@ -36,9 +40,11 @@ pub(super) fn to_stored(table: ViewTable, rows: &RecordBatch) -> Result<RecordBa
     let mut columns = Vec::with_capacity(fields.capacity());
     let mut hex_ids = Vec::new();
     for (field, column) in schema.fields().iter().zip(rows.columns()) {
-        let id_len = IDS.iter().find(|(n, _)| n == field.name()).map(|(_, l)| *l);
         let text = column.as_any().downcast_ref::<StringArray>();
-        if let Some(bytes) = id_len.zip(text).and_then(|(len, t)| hex_to_bytes(t, len)) {
+        if let Some(bytes) = id_len(field.name())
+            .zip(text)
+            .and_then(|(len, t)| hex_to_bytes(t, len))
+        {
             hex_ids.push(field.name().as_str());
             fields.push(Field::new(
                 field.name(),
@@ -77,7 +83,7 @@ pub(super) fn from_stored(batch: RecordBatch) -> std::result::Result<RecordBatch
             columns.push(column.clone());
             continue;
         }
-        let width = IDS.iter().find(|(n, _)| n == field.name()).map(|(_, l)| *l);
+        let width = id_len(field.name());
         let bytes = column
             .as_any()
             .downcast_ref::<FixedSizeBinaryArray>()

@@ -14,34 +14,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use micromegas_lake::row_blocks::decode_row_block;
+use micromegas_lake::row_blocks::{decode_row_block, sealing};
 use micromegas_lake::LakeError;
-
-/// `body` followed by `marker` and the checksum the lake writes for it.
-fn checked(mut body: Vec<u8>, marker: &[u8; 4], covers_marker: bool) -> Vec<u8> {
-    if covers_marker {
-        body.extend_from_slice(marker);
-        let check = xxhash_rust::xxh3::xxh3_64(&body);
-        body.extend_from_slice(&check.to_le_bytes());
-    } else {
-        let check = xxhash_rust::xxh3::xxh3_64(&body);
-        body.extend_from_slice(marker);
-        body.extend_from_slice(&check.to_le_bytes());
-    }
-    body
-}
-
-/// `ipc` in the chunk layout of an `MMR2` body: its length, then each 32 KiB chunk's
-/// compressed length and LZ4 block.
-fn chunked(ipc: &[u8]) -> Vec<u8> {
-    let mut out = (ipc.len() as u32).to_le_bytes().to_vec();
-    for chunk in ipc.chunks(32 << 10) {
-        let block = lz4_flex::block::compress(chunk);
-        out.extend_from_slice(&(block.len() as u32).to_le_bytes());
-        out.extend_from_slice(&block);
-    }
-    out
-}
 
 /// Arrow's panics unwind quietly (the lake catches them); any other panic is reported as
 /// usual. A panic that escapes the target still aborts.
@@ -63,9 +37,9 @@ fuzz_target!(init: quiet_arrow_panics(), |data: &[u8]| {
     };
     let block = match mode % 4 {
         0 => data.to_vec(),
-        1 => checked(rest.to_vec(), b"MMR1", false),
-        2 => checked(rest.to_vec(), b"MMR2", true),
-        _ => checked(chunked(rest), b"MMR2", true),
+        1 => sealing::seal_mmr1(rest.to_vec()),
+        2 => sealing::seal(rest.to_vec()),
+        _ => sealing::chunked(rest).expect("inputs are far under 4 GiB"),
     };
     match decode_row_block(&block) {
         Ok(batches) => {
