@@ -8,19 +8,25 @@
 //!   digits), the block stores the bytes instead (`FixedSizeBinary`): half the size, and
 //!   random bytes that LZ4 cannot shrink either way. Any other value (upper case, another
 //!   length) keeps the column as text.
+//! - Other text with few distinct values is stored as dictionaries, the values once, then one
+//!   `Int8` key per row: columns such as a process id, a service name, a target or a span
+//!   kind repeated on every row, and the keys and the values of attribute maps (the same
+//!   few attribute names on every span). As text, each value costs an offset that grows from
+//!   row to row (4 bytes LZ4 cannot shrink) even when every value is the same; a request of
+//!   512 spans from one service takes less than half the bytes this way (BENCHMARKS.md §5).
 //!
-//! The schema's metadata says which ids are bytes, so [`from_stored`] gives the stored
-//! columns back as text; blocks written before this form (no such metadata) read as they
-//! are.
+//! The schema's metadata says which ids are bytes and which columns are dictionaries, so
+//! [`from_stored`] gives the stored columns back as text; blocks written before this form
+//! (no such metadata) read as they are.
 
 use crate::error::Result;
 use crate::materialize::partition::stored_columns;
 use crate::tables::ViewTable;
 use arrow::array::{
-    Array, ArrayRef, FixedSizeBinaryArray, FixedSizeBinaryBuilder, RecordBatch, StringArray,
-    StringBuilder,
+    Array, ArrayRef, DictionaryArray, FixedSizeBinaryArray, FixedSizeBinaryBuilder, Int8Array,
+    MapArray, RecordBatch, StringArray, StringBuilder, StructArray,
 };
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Int8Type, Schema};
 use std::sync::Arc;
 
 /// Id columns and their length in bytes.
@@ -31,6 +37,14 @@ fn id_len(name: &str) -> Option<usize> {
 }
 /// Metadata: the id columns stored as bytes, comma-separated.
 const HEX_IDS: &str = "micromegas.hex_ids";
+/// Metadata: the text stored as dictionaries, comma-separated: a text column's name, or a map
+/// column's name followed by `.keys` or `.values`.
+const DICT_TEXT: &str = "micromegas.dict_text";
+/// Most distinct values of a text column stored as a dictionary (what an `Int8` key holds).
+const MAX_DICT_VALUES: usize = i8::MAX as usize;
+/// Fewest rows per distinct value for a dictionary to pay: each dictionary is a message of
+/// its own in the stream (about 200 bytes of metadata).
+const MIN_ROWS_PER_DICT_VALUE: usize = 4;
 
 /// The stored form of `rows`, a batch of `table`.
 pub(super) fn to_stored(table: ViewTable, rows: &RecordBatch) -> Result<RecordBatch> {
@@ -38,30 +52,47 @@ pub(super) fn to_stored(table: ViewTable, rows: &RecordBatch) -> Result<RecordBa
     let schema = rows.schema();
     let mut fields = Vec::with_capacity(schema.fields().len());
     let mut columns = Vec::with_capacity(fields.capacity());
-    let mut hex_ids = Vec::new();
+    let (mut hex_ids, mut dict_text) = (Vec::new(), Vec::new());
     for (field, column) in schema.fields().iter().zip(rows.columns()) {
+        let name = field.name().as_str();
         let text = column.as_any().downcast_ref::<StringArray>();
-        if let Some(bytes) = id_len(field.name())
-            .zip(text)
-            .and_then(|(len, t)| hex_to_bytes(t, len))
-        {
-            hex_ids.push(field.name().as_str());
-            fields.push(Field::new(
-                field.name(),
-                bytes.data_type().clone(),
-                field.is_nullable(),
-            ));
-            columns.push(Arc::new(bytes) as ArrayRef);
-            continue;
+        let map = column.as_any().downcast_ref::<MapArray>();
+        let stored: Option<ArrayRef> = match (id_len(name), text, map) {
+            (Some(len), Some(text), _) => hex_to_bytes(text, len).map(|bytes| {
+                hex_ids.push(name.to_string());
+                Arc::new(bytes) as ArrayRef
+            }),
+            (None, Some(text), _) => dictionary_of(text).map(|dict| {
+                dict_text.push(name.to_string());
+                Arc::new(dict) as ArrayRef
+            }),
+            (None, None, Some(map)) => map_of_dictionaries(map, name, &mut dict_text)?,
+            _ => None,
+        };
+        match stored {
+            Some(stored) => {
+                fields.push(Field::new(
+                    field.name(),
+                    stored.data_type().clone(),
+                    field.is_nullable(),
+                ));
+                columns.push(stored);
+            }
+            None => {
+                fields.push(field.as_ref().clone());
+                columns.push(column.clone());
+            }
         }
-        fields.push(field.as_ref().clone());
-        columns.push(column.clone());
     }
-    if hex_ids.is_empty() {
+    if hex_ids.is_empty() && dict_text.is_empty() {
         return Ok(rows);
     }
     let mut metadata = schema.metadata().clone();
-    metadata.insert(HEX_IDS.into(), hex_ids.join(","));
+    for (key, names) in [(HEX_IDS, hex_ids), (DICT_TEXT, dict_text)] {
+        if !names.is_empty() {
+            metadata.insert(key.into(), names.join(","));
+        }
+    }
     let schema = Arc::new(Schema::new_with_metadata(fields, metadata));
     Ok(RecordBatch::try_new(schema, columns)?)
 }
@@ -71,13 +102,40 @@ pub(super) fn to_stored(table: ViewTable, rows: &RecordBatch) -> Result<RecordBa
 pub(super) fn from_stored(batch: RecordBatch) -> std::result::Result<RecordBatch, String> {
     let schema = batch.schema();
     let meta = schema.metadata();
-    let Some(hex_ids) = meta.get(HEX_IDS) else {
+    if !meta.contains_key(HEX_IDS) && !meta.contains_key(DICT_TEXT) {
         return Ok(batch);
+    }
+    let named = |key: &str| -> Vec<&str> {
+        meta.get(key)
+            .map_or_else(Vec::new, |names| names.split(',').collect())
     };
-    let hex_ids: Vec<&str> = hex_ids.split(',').collect();
+    let (hex_ids, dict_text) = (named(HEX_IDS), named(DICT_TEXT));
     let mut fields = Vec::with_capacity(schema.fields().len());
     let mut columns = Vec::with_capacity(fields.capacity());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if dict_text.contains(&field.name().as_str()) {
+            let text = text_of(column.as_ref())
+                .map_err(|e| format!("stored dictionary column {}: {e}", field.name()))?;
+            fields.push(Field::new(
+                field.name(),
+                DataType::Utf8,
+                field.is_nullable(),
+            ));
+            columns.push(Arc::new(text) as ArrayRef);
+            continue;
+        }
+        let part = |p: &str| dict_text.contains(&format!("{}.{p}", field.name()).as_str());
+        if part("keys") || part("values") {
+            let map = map_of_text(column.as_ref(), [part("keys"), part("values")])
+                .map_err(|e| format!("stored map column {}: {e}", field.name()))?;
+            fields.push(Field::new(
+                field.name(),
+                map.data_type().clone(),
+                field.is_nullable(),
+            ));
+            columns.push(Arc::new(map) as ArrayRef);
+            continue;
+        }
         if !hex_ids.contains(&field.name().as_str()) {
             fields.push(field.as_ref().clone());
             columns.push(column.clone());
@@ -103,8 +161,229 @@ pub(super) fn from_stored(batch: RecordBatch) -> std::result::Result<RecordBatch
     }
     let mut rest = meta.clone();
     rest.remove(HEX_IDS);
+    rest.remove(DICT_TEXT);
     let schema = Arc::new(Schema::new_with_metadata(fields, rest));
     RecordBatch::try_new(schema, columns).map_err(|e| format!("stored row block: {e}"))
+}
+
+/// `text` as a dictionary of its distinct values with an `Int8` key per row; `None` when it
+/// has more distinct values than a key holds, too few rows per value for the dictionary to
+/// pay, or no value at all.
+fn dictionary_of(text: &StringArray) -> Option<DictionaryArray<Int8Type>> {
+    /// Slots of the open-addressing table from a value's hash to its key (twice the most
+    /// values, so that probes stay short).
+    const SLOTS: usize = 256;
+    let rows = text.len();
+    if rows < MIN_ROWS_PER_DICT_VALUE || text.null_count() == rows {
+        return None;
+    }
+    if let Some(value) = constant(text) {
+        let keys = Int8Array::new(vec![0; rows].into(), None);
+        return DictionaryArray::try_new(keys, Arc::new(StringArray::from(vec![value]))).ok();
+    }
+    let most = MAX_DICT_VALUES.min(rows / MIN_ROWS_PER_DICT_VALUE);
+    let mut values: Vec<Probe<'_>> = Vec::new();
+    let mut slots = [None::<i8>; SLOTS];
+    let mut keys = Vec::with_capacity(rows);
+    // Runs of one value are common (spans of one kind in a row): the previous row's value is
+    // compared before the table is probed.
+    let mut previous: Option<(Probe<'_>, i8)> = None;
+    for (i, value) in text.iter().enumerate() {
+        let Some(value) = value else {
+            keys.push(0);
+            continue;
+        };
+        let probe = Probe::new(value);
+        if let Some((p, key)) = previous {
+            if p == probe {
+                keys.push(key);
+                continue;
+            }
+        }
+        let mut slot = probe.hash() % SLOTS;
+        let key = loop {
+            match slots[slot] {
+                None => {
+                    if values.len() == most {
+                        return None;
+                    }
+                    let key = values.len() as i8;
+                    slots[slot] = Some(key);
+                    values.push(probe);
+                    break key;
+                }
+                Some(key) if values[key as usize] == probe => break key,
+                Some(_) => slot = (slot + 1) % SLOTS,
+            }
+        };
+        debug_assert_eq!(keys.len(), i);
+        keys.push(key);
+        previous = Some((probe, key));
+    }
+    let values = StringArray::from_iter_values(values.iter().map(|p| p.text));
+    let keys = Int8Array::new(keys.into(), text.nulls().cloned());
+    DictionaryArray::try_new(keys, Arc::new(values)).ok()
+}
+
+/// The one value of a text column with no nulls whose rows all hold the same text (the
+/// lengths from the offsets, the bytes as one comparison of the data with itself shifted by
+/// one value), else `None`.
+fn constant(text: &StringArray) -> Option<&str> {
+    if text.null_count() > 0 {
+        return None;
+    }
+    let offsets = text.value_offsets();
+    let first = offsets.first().copied()?;
+    let len = offsets.get(1)? - first;
+    let same_lengths = offsets
+        .windows(2)
+        .fold(true, |same, w| same & (w[1] - w[0] == len));
+    if !same_lengths {
+        return None;
+    }
+    let data = &text.value_data()[first as usize..offsets[offsets.len() - 1] as usize];
+    let len = len as usize;
+    (data[len..] == data[..data.len() - len]).then(|| text.value(0))
+}
+
+/// A text value with what tells values apart fastest: its length and its first and last
+/// (up to) 8 bytes, which together are the whole value up to 16 bytes long.
+#[derive(Clone, Copy)]
+struct Probe<'a> {
+    text: &'a str,
+    head: u64,
+    tail: u64,
+}
+
+impl<'a> Probe<'a> {
+    #[inline]
+    fn new(text: &'a str) -> Self {
+        let bytes = text.as_bytes();
+        let (head, tail) = match (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+            (Some(head), Some(tail)) => (u64::from_le_bytes(*head), u64::from_le_bytes(*tail)),
+            _ => {
+                // Under 8 bytes: the value itself, as one word.
+                let word = bytes
+                    .iter()
+                    .rev()
+                    .fold(0u64, |w, b| (w << 8) | u64::from(*b));
+                (word, word)
+            }
+        };
+        Probe { text, head, tail }
+    }
+
+    #[inline]
+    fn hash(&self) -> usize {
+        let mixed = self.head ^ self.tail.rotate_left(29) ^ self.text.len() as u64;
+        (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+    }
+}
+
+impl PartialEq for Probe<'_> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.head == other.head
+            && self.tail == other.tail
+            && self.text.len() == other.text.len()
+            && (self.text.len() <= 16 || self.text == other.text)
+    }
+}
+
+/// `map` with its text keys and values each stored as a dictionary when [`dictionary_of`]
+/// takes them (their stored names added to `dict_text`); `None` when neither is, or the map is
+/// not one of text.
+fn map_of_dictionaries(
+    map: &MapArray,
+    name: &str,
+    dict_text: &mut Vec<String>,
+) -> Result<Option<ArrayRef>> {
+    let entries = map.entries();
+    let mut parts: Vec<ArrayRef> = entries.columns().to_vec();
+    let mut changed = false;
+    for (part, column) in ["keys", "values"].iter().zip(parts.iter_mut()) {
+        let Some(text) = column.as_any().downcast_ref::<StringArray>() else {
+            return Ok(None);
+        };
+        if let Some(dict) = dictionary_of(text) {
+            *column = Arc::new(dict);
+            dict_text.push(format!("{name}.{part}"));
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(map_with_entries(map, parts)?)))
+}
+
+/// The text of a stored map whose keys and values (`[keys, values]`) are dictionaries.
+fn map_of_text(column: &dyn Array, dict: [bool; 2]) -> std::result::Result<MapArray, String> {
+    let map = column
+        .as_any()
+        .downcast_ref::<MapArray>()
+        .ok_or("not a map")?;
+    let mut parts: Vec<ArrayRef> = map.entries().columns().to_vec();
+    for (part, stored) in parts.iter_mut().zip(dict) {
+        if stored {
+            *part = Arc::new(text_of(part.as_ref())?);
+        }
+    }
+    map_with_entries(map, parts).map_err(|e| e.to_string())
+}
+
+/// `map` with other arrays for its entries' keys and values (same lengths, any types).
+fn map_with_entries(map: &MapArray, parts: Vec<ArrayRef>) -> Result<MapArray> {
+    let (DataType::Map(entries_field, sorted), entries) = (map.data_type(), map.entries()) else {
+        return Err(arrow::error::ArrowError::InvalidArgumentError("not a map".into()).into());
+    };
+    let fields: Vec<Field> = entries
+        .fields()
+        .iter()
+        .zip(&parts)
+        .map(|(f, part)| f.as_ref().clone().with_data_type(part.data_type().clone()))
+        .collect();
+    let entries = StructArray::try_new(fields.into(), parts, entries.nulls().cloned())?;
+    let entries_field = Arc::new(
+        entries_field
+            .as_ref()
+            .clone()
+            .with_data_type(entries.data_type().clone()),
+    );
+    Ok(MapArray::try_new(
+        entries_field,
+        map.offsets().clone(),
+        entries,
+        map.nulls().cloned(),
+        *sorted,
+    )?)
+}
+
+/// The text of a dictionary column as stored (`Int8` keys, text values); an error if it is
+/// not one or a key is past its values.
+fn text_of(column: &dyn Array) -> std::result::Result<StringArray, String> {
+    let dict = column
+        .as_any()
+        .downcast_ref::<DictionaryArray<Int8Type>>()
+        .ok_or("not a dictionary of Int8 keys")?;
+    let values = dict.values();
+    if values.data_type() != &DataType::Utf8 {
+        return Err("dictionary values are not text".into());
+    }
+    let keys = dict.keys();
+    let count = values.len();
+    let past = keys
+        .iter()
+        .flatten()
+        .find(|k| usize::try_from(*k).map_or(true, |k| k >= count));
+    if let Some(key) = past {
+        return Err(format!("key {key} past its {count} values"));
+    }
+    let text = arrow::compute::take(values.as_ref(), keys, None).map_err(|e| e.to_string())?;
+    text.as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+        .ok_or_else(|| "dictionary values are not text".into())
 }
 
 /// The bytes of a column of lowercase hex ids of `len` bytes; `None` if any value is not one.
@@ -366,7 +645,125 @@ pub(super) mod tests {
         assert!(err.contains("not binary of its id's length"), "{err}");
     }
 
+    #[test]
+    fn repeated_text_is_stored_as_a_dictionary_and_read_back_as_text() {
+        let kinds = ["SERVER", "CLIENT", "INTERNAL"];
+        let rows: Vec<SpanRow> = (0..64)
+            .map(|i| SpanRow {
+                name: format!("request {i}"),
+                kind: kinds[i % 3].into(),
+                status_message: (i % 5 == 0).then(|| "timeout".into()),
+                attributes: vec![("k".into(), "v".into()), ("i".into(), format!("{i}"))],
+                ..span(Some(TRACE), &format!("{i:016x}"), None, i as i64)
+            })
+            .collect();
+        let batch = span_batch(&rows).expect("batch");
+        let stored = to_stored(ViewTable::Spans, &batch).expect("stored");
+        let schema = stored.schema();
+        let type_of = |name: &str| schema.field_with_name(name).map(|f| f.data_type().clone());
+        let dictionary = DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8));
+        for name in [
+            "target",
+            "service_name",
+            "process_id",
+            "kind",
+            "status_message",
+        ] {
+            assert_eq!(type_of(name).ok(), Some(dictionary.clone()), "{name}");
+        }
+        // One distinct value per row: as text.
+        assert_eq!(type_of("name").ok(), Some(DataType::Utf8));
+        // Attribute names repeat, their values (one distinct per row) do not.
+        let Ok(DataType::Map(entries, _)) = type_of("attributes") else {
+            panic!("attributes are a map");
+        };
+        let DataType::Struct(parts) = entries.data_type() else {
+            panic!("map entries are a struct");
+        };
+        assert_eq!(parts[0].data_type(), &dictionary);
+        assert_eq!(parts[1].data_type(), &DataType::Utf8);
+        assert_eq!(
+            schema
+                .metadata()
+                .get(DICT_TEXT)
+                .map(|n| n.contains("attributes.keys")),
+            Some(true)
+        );
+        let back = round_trip(ViewTable::Spans, &batch);
+        assert_eq!(back, kept(ViewTable::Spans, &batch));
+        assert_eq!(
+            back.schema().fields(),
+            ViewTable::Spans.stored_schema().fields()
+        );
+        assert!(back.schema().metadata().is_empty());
+    }
+
+    #[test]
+    fn a_dictionary_column_that_is_not_one_is_damage() {
+        let rows: Vec<SpanRow> = (0..8)
+            .map(|i| SpanRow {
+                name: format!("request {i}"),
+                ..span(Some(TRACE), &format!("{i:016x}"), None, i)
+            })
+            .collect();
+        let stored =
+            to_stored(ViewTable::Spans, &span_batch(&rows).expect("batch")).expect("stored");
+        let mut meta = stored.schema().metadata().clone();
+        assert_eq!(
+            meta.get(DICT_TEXT).map(|names| names.contains("target")),
+            Some(true)
+        );
+        // `name` is text: naming it a dictionary does not hold.
+        meta.insert(DICT_TEXT.into(), "target,name".into());
+        let fields = stored.schema().fields().clone();
+        let schema = Arc::new(Schema::new_with_metadata(fields, meta));
+        let err =
+            from_stored(RecordBatch::try_new(schema, stored.columns().to_vec()).expect("batch"))
+                .expect_err("a text column named as a dictionary");
+        assert!(err.contains("stored dictionary column name"), "{err}");
+    }
+
+    #[test]
+    fn dictionary_text_reads_back_and_anything_else_is_refused() {
+        let keys = Int8Array::from(vec![Some(0), Some(1), None, Some(0)]);
+        let values = StringArray::from(vec![Some("a"), None]);
+        let dict = DictionaryArray::<Int8Type>::try_new(keys, Arc::new(values)).expect("dict");
+        assert_eq!(
+            text_of(&dict).expect("text"),
+            StringArray::from(vec![Some("a"), None, None, Some("a")])
+        );
+        let err = text_of(&Int8Array::from(vec![1])).expect_err("not a dictionary");
+        assert!(err.contains("not a dictionary"), "{err}");
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => proptest::sample::select(vec!["", "GET /", "SELECT users", "é"]).prop_map(String::from),
+            1 => ".{0,20}",
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn text_comes_back_from_its_dictionary(
+            text in proptest::collection::vec(
+                proptest::option::of(prop_oneof![
+                    3 => proptest::sample::select(vec![
+                        "", "a", "abcdefgh", "abcdefghi", "abcdefghijklmnop",
+                        "abcdefghijklmnopq", "abcdefghZjklmnopq",
+                    ]).prop_map(String::from),
+                    1 => "[ab]{0,24}",
+                ]),
+                0..80,
+            )
+        ) {
+            let text = StringArray::from(text);
+            if let Some(dict) = dictionary_of(&text) {
+                prop_assert!(dict.values().len() <= MAX_DICT_VALUES);
+                prop_assert_eq!(text_of(&dict).expect("text"), text);
+            }
+        }
+
         #[test]
         fn any_spans_come_back_the_same(
             spans in proptest::collection::vec(
@@ -376,14 +773,22 @@ pub(super) mod tests {
                     proptest::option::of(id_text(8)),
                     any::<i64>(),
                     any::<i64>(),
+                    (
+                        name(),
+                        proptest::option::of(name()),
+                        proptest::collection::vec((name(), name()), 0..4),
+                    ),
                 ),
-                0..20,
+                0..40,
             )
         ) {
             let rows: Vec<SpanRow> = spans
                 .iter()
-                .map(|(trace, id, parent, start, end)| SpanRow {
+                .map(|(trace, id, parent, start, end, (name, message, attributes))| SpanRow {
                     end_time: *end,
+                    name: name.clone(),
+                    status_message: message.clone(),
+                    attributes: attributes.clone(),
                     ..span(trace.as_deref(), id, parent.as_deref(), *start)
                 })
                 .collect();
