@@ -35,6 +35,7 @@ mod durable_file;
 mod error;
 pub mod flightsql;
 mod group_commit;
+pub mod hex;
 pub mod location;
 pub mod maintenance;
 pub mod materialize;

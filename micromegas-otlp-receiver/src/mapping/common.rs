@@ -84,31 +84,14 @@ pub fn attributes_json(kvs: &[KeyValue]) -> serde_json::Value {
     )
 }
 
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    s
+    let mut text = vec![0; 2 * bytes.len()];
+    micromegas_lake::hex::encode_into(bytes, &mut text).to_owned()
 }
 
 /// Room for the hex of the longest id (a 16-byte trace id).
 pub type IdText = [u8; 32];
-
-/// Lowercase hex of up to 16 bytes, written into `buf`.
-fn hex_into<'b>(bytes: &[u8], buf: &'b mut IdText) -> &'b str {
-    let n = bytes.len().min(16);
-    for (i, b) in bytes[..n].iter().enumerate() {
-        buf[2 * i] = DIGITS[usize::from(b >> 4)];
-        buf[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[..2 * n]).unwrap_or_default()
-}
 
 /// A trace id: 16 bytes, not all zero. `Ok(None)` when absent (empty).
 pub fn trace_id(bytes: &[u8]) -> Result<Option<String>, String> {
@@ -145,7 +128,7 @@ fn id<'b>(
     if bytes.iter().all(|b| *b == 0) {
         return Err(format!("{what} is all zeros"));
     }
-    Ok(Some(hex_into(bytes, buf)))
+    Ok(Some(micromegas_lake::hex::encode_into(bytes, buf)))
 }
 
 /// The process a resource stands for. Its id is derived from the resource's attributes, so
