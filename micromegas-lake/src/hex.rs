@@ -26,7 +26,7 @@ pub fn encode_into<'o>(bytes: &[u8], out: &'o mut [u8]) -> &'o str {
         pair.copy_from_slice(&digits[..2]);
     }
     // Only ASCII digits were written.
-    std::str::from_utf8(&out[..2 * n]).unwrap_or_default()
+    micromegas_core::transit::wire::utf8(&out[..2 * n]).unwrap_or_default()
 }
 
 /// Four bytes (the first in the low byte) as their eight lowercase hex digits (the first in

@@ -230,7 +230,7 @@ impl<'a> Fields<'a> {
 /// `bytes` as text.
 #[inline]
 pub fn text<'a>(bytes: &'a [u8], field: &str) -> Result<&'a str, WireError> {
-    match std::str::from_utf8(bytes) {
+    match micromegas_core::transit::wire::utf8(bytes) {
         Ok(s) => Ok(s),
         Err(_) => Err(WireError::new(format!("field {field} is not valid UTF-8"))),
     }
