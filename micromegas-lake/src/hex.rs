@@ -140,7 +140,8 @@ mod tests {
                 let back: Vec<u8> = hex
                     .as_bytes()
                     .chunks_exact(8)
-                    .flat_map(|w| decoded(w.try_into().expect("eight digits")).expect("hex").to_le_bytes())
+                    .map(|w| decoded(w.try_into().expect("eight digits")).expect("hex"))
+                    .flat_map(u32::to_le_bytes)
                     .collect();
                 prop_assert_eq!(back, bytes);
             }

@@ -391,8 +391,8 @@ fn text_of(column: &dyn Array) -> std::result::Result<StringArray, String> {
 
 /// The bytes of a column of lowercase hex ids of `len` bytes; `None` if any value is not one.
 ///
-/// Eight digits are read as one word ([`hex::decode_word`]) straight from the column's data, with no
-/// table lookup per digit nor builder call per value.
+/// Eight digits are read as one word ([`hex::decode_word`]) straight from the column's data,
+/// with no table lookup per digit nor builder call per value.
 fn hex_to_bytes(text: &StringArray, len: usize) -> Option<FixedSizeBinaryArray> {
     // Ids are 8 or 16 bytes; a length that is not a whole number of words keeps its text.
     if len == 0 || !len.is_multiple_of(4) {
