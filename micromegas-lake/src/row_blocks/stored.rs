@@ -70,20 +70,9 @@ pub(super) fn to_stored(table: ViewTable, rows: &RecordBatch) -> Result<RecordBa
             (None, None, Some(map)) => map_of_dictionaries(map, name, &mut dict_text)?,
             _ => None,
         };
-        match stored {
-            Some(stored) => {
-                fields.push(Field::new(
-                    field.name(),
-                    stored.data_type().clone(),
-                    field.is_nullable(),
-                ));
-                columns.push(stored);
-            }
-            None => {
-                fields.push(field.as_ref().clone());
-                columns.push(column.clone());
-            }
-        }
+        let (field, column) = replaced(field, column, stored);
+        fields.push(field);
+        columns.push(column);
     }
     if hex_ids.is_empty() && dict_text.is_empty() {
         return Ok(rows);
@@ -114,58 +103,64 @@ pub(super) fn from_stored(batch: RecordBatch) -> std::result::Result<RecordBatch
     let mut fields = Vec::with_capacity(schema.fields().len());
     let mut columns = Vec::with_capacity(fields.capacity());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        if dict_text.contains(&field.name().as_str()) {
-            let text = text_of(column.as_ref())
-                .map_err(|e| format!("stored dictionary column {}: {e}", field.name()))?;
-            fields.push(Field::new(
-                field.name(),
-                DataType::Utf8,
-                field.is_nullable(),
-            ));
-            columns.push(Arc::new(text) as ArrayRef);
-            continue;
-        }
-        let part = |p: &str| dict_text.contains(&format!("{}.{p}", field.name()).as_str());
-        let map_parts = [part("keys"), part("values")];
-        if map_parts.contains(&true) {
-            let map = map_of_text(column.as_ref(), map_parts)
-                .map_err(|e| format!("stored map column {}: {e}", field.name()))?;
-            fields.push(Field::new(
-                field.name(),
-                map.data_type().clone(),
-                field.is_nullable(),
-            ));
-            columns.push(Arc::new(map) as ArrayRef);
-            continue;
-        }
-        if !hex_ids.contains(&field.name().as_str()) {
-            fields.push(field.as_ref().clone());
-            columns.push(column.clone());
-            continue;
-        }
-        let width = id_len(field.name());
-        let bytes = column
-            .as_any()
-            .downcast_ref::<FixedSizeBinaryArray>()
-            .filter(|b| width.is_some_and(|w| b.value_length() as usize == w))
-            .ok_or_else(|| {
-                format!(
-                    "stored id column {} is not binary of its id's length",
-                    field.name()
-                )
-            })?;
-        fields.push(Field::new(
-            field.name(),
-            DataType::Utf8,
-            field.is_nullable(),
-        ));
-        columns.push(Arc::new(bytes_to_hex(bytes)) as ArrayRef);
+        let text = restored(field.name(), column, &hex_ids, &dict_text)?;
+        let (field, column) = replaced(field, column, text);
+        fields.push(field);
+        columns.push(column);
     }
     let mut rest = meta.clone();
     rest.remove(HEX_IDS);
     rest.remove(DICT_TEXT);
     let schema = Arc::new(Schema::new_with_metadata(fields, rest));
     RecordBatch::try_new(schema, columns).map_err(|e| format!("stored row block: {e}"))
+}
+
+/// The field and column of a batch, with `new` in place of the column when there is one (the
+/// field then takes its type).
+fn replaced(field: &Field, column: &ArrayRef, new: Option<ArrayRef>) -> (Field, ArrayRef) {
+    match new {
+        Some(new) => (
+            Field::new(field.name(), new.data_type().clone(), field.is_nullable()),
+            new,
+        ),
+        None => (field.clone(), column.clone()),
+    }
+}
+
+/// The text of stored column `name`, which the metadata lists in `hex_ids` or `dict_text`;
+/// `None` for a column stored as it is. An error names what does not match the metadata.
+fn restored(
+    name: &str,
+    column: &ArrayRef,
+    hex_ids: &[&str],
+    dict_text: &[&str],
+) -> std::result::Result<Option<ArrayRef>, String> {
+    if dict_text.contains(&name) {
+        let text = text_of(column.as_ref())
+            .map_err(|e| format!("stored dictionary column {name}: {e}"))?;
+        return Ok(Some(Arc::new(text)));
+    }
+    let part = |p: &str| {
+        dict_text
+            .iter()
+            .any(|n| n.strip_prefix(name).and_then(|r| r.strip_prefix('.')) == Some(p))
+    };
+    let map_parts = [part("keys"), part("values")];
+    if map_parts.contains(&true) {
+        let map = map_of_text(column.as_ref(), map_parts)
+            .map_err(|e| format!("stored map column {name}: {e}"))?;
+        return Ok(Some(Arc::new(map)));
+    }
+    if !hex_ids.contains(&name) {
+        return Ok(None);
+    }
+    let width = id_len(name);
+    let bytes = column
+        .as_any()
+        .downcast_ref::<FixedSizeBinaryArray>()
+        .filter(|b| width.is_some_and(|w| b.value_length() as usize == w))
+        .ok_or_else(|| format!("stored id column {name} is not binary of its id's length"))?;
+    Ok(Some(Arc::new(bytes_to_hex(bytes))))
 }
 
 /// `text` as a dictionary of its distinct values with an `Int8` key per row; `None` when it

@@ -87,7 +87,9 @@ pub fn attributes_json(kvs: &[KeyValue]) -> serde_json::Value {
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     let mut text = vec![0; 2 * bytes.len()];
-    micromegas_lake::hex::encode_into(bytes, &mut text).to_owned()
+    micromegas_lake::hex::encode_into(bytes, &mut text);
+    // Only ASCII digits were written.
+    String::from_utf8(text).unwrap_or_default()
 }
 
 /// Room for the hex of the longest id (a 16-byte trace id).
