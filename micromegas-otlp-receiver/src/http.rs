@@ -13,6 +13,7 @@ use crate::mapping::metrics::{self, MappedMetrics};
 use crate::mapping::traces::{self, MappedTraces};
 use crate::mapping::wire::WireError;
 use crate::native::Refusal;
+use crate::otlp_json::{self, Signal};
 use crate::rpc_status::RpcStatus;
 use crate::{export, telemetry};
 use axum::body::Bytes;
@@ -22,9 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use micromegas_lake::LakeError;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use std::io::Read;
 
@@ -209,47 +207,37 @@ fn request<R>(
 
 type Decoded<R> = Result<(R, Encoding, Admitted), Reject>;
 
-/// A request message, from protobuf or JSON.
-fn message<R>(bytes: &[u8], enc: Encoding) -> Result<R, String>
-where
-    R: Message + Default + serde::de::DeserializeOwned,
-{
-    match enc {
-        Encoding::Protobuf => R::decode(bytes).map_err(|e| e.to_string()),
-        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
-    }
-}
-
 /// A request mapped into rows by `from_bytes`: from its protobuf bytes directly, or from JSON
-/// through the decoded message `R`, encoded again (one mapping for both encodings).
-fn rows<R, M>(
+/// through the protobuf bytes of the same request (one mapping for both encodings).
+fn rows<M>(
     bytes: &[u8],
     enc: Encoding,
+    signal: Signal,
     from_bytes: fn(&[u8]) -> Result<M, WireError>,
-) -> Result<M, String>
-where
-    R: Message + Default + serde::de::DeserializeOwned,
-{
+) -> Result<M, String> {
     match enc {
         Encoding::Protobuf => from_bytes(bytes),
-        Encoding::Json => from_bytes(&message::<R>(bytes, enc)?.encode_to_vec()),
+        Encoding::Json => {
+            let protobuf = otlp_json::to_protobuf(signal, bytes).map_err(|e| e.to_string())?;
+            from_bytes(&protobuf)
+        }
     }
     .map_err(|e| e.to_string())
 }
 
 /// A trace request mapped into rows.
 fn trace_rows(bytes: &[u8], enc: Encoding) -> Result<MappedTraces, String> {
-    rows::<ExportTraceServiceRequest, _>(bytes, enc, traces::map_protobuf)
+    rows(bytes, enc, Signal::Traces, traces::map_protobuf)
 }
 
 /// A logs request mapped into rows.
 fn log_rows(bytes: &[u8], enc: Encoding) -> Result<MappedLogs, String> {
-    rows::<ExportLogsServiceRequest, _>(bytes, enc, logs::map_protobuf)
+    rows(bytes, enc, Signal::Logs, logs::map_protobuf)
 }
 
 /// A metrics request mapped into rows.
 fn metric_rows(bytes: &[u8], enc: Encoding) -> Result<MappedMetrics, String> {
-    rows::<ExportMetricsServiceRequest, _>(bytes, enc, metrics::map_protobuf)
+    rows(bytes, enc, Signal::Metrics, metrics::map_protobuf)
 }
 
 fn decode_request<R>(

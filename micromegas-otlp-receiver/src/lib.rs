@@ -6,9 +6,11 @@
 //! retries are stored once. [`Collector`] holds what the servers share (the lake, the message
 //! size limit, bearer tokens, the in-flight budget that turns overload into UNAVAILABLE /
 //! 503 with a retry delay); [`grpc::serve`] and [`http::serve`] serve it; [`mapping`] turns
-//! OTLP into rows and can be used alone. Trace and logs requests are mapped straight from
-//! their protobuf bytes ([`mapping::traces::map_protobuf`], [`mapping::logs::map_protobuf`]:
-//! no decoded message in between); [`mapping::traces::map`] takes a decoded request:
+//! OTLP into rows and can be used alone; [`otlp_json`] turns OTLP/JSON bodies into the
+//! protobuf bytes of the same request, so both encodings share one mapping. Trace and logs
+//! requests are mapped straight from their protobuf bytes ([`mapping::traces::map_protobuf`],
+//! [`mapping::logs::map_protobuf`]: no decoded message in between); [`mapping::traces::map`]
+//! takes a decoded request:
 //!
 //! ```
 //! use micromegas_otlp_receiver::mapping::traces;
@@ -54,6 +56,7 @@ pub mod http;
 pub mod ingest;
 pub mod mapping;
 pub mod native;
+pub mod otlp_json;
 pub mod rpc_status;
 pub mod telemetry;
 

@@ -33,12 +33,40 @@ pub fn write_attribute(out: &mut AttributeWriter<'_>, key: &str, v: Option<&AnyV
     }
 }
 
+/// How a double that is not a finite number is spelled (as in protobuf's JSON): `NaN`,
+/// `Infinity` or `-Infinity`; `None` for finite numbers. JSON has no numbers for them.
+pub fn non_finite_name(d: f64) -> Option<&'static str> {
+    match d {
+        _ if d.is_nan() => Some("NaN"),
+        f64::INFINITY => Some("Infinity"),
+        f64::NEG_INFINITY => Some("-Infinity"),
+        _ => None,
+    }
+}
+
+/// A double as the mapping writes it in text: Rust's shortest spelling that reads back the
+/// same, and [`non_finite_name`] for what is not a finite number.
+#[derive(Debug, Clone, Copy)]
+pub struct Double(pub f64);
+
+impl std::fmt::Display for Double {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match non_finite_name(self.0) {
+            Some(name) => f.write_str(name),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
 fn json(v: &Value) -> Option<serde_json::Value> {
     Some(match v {
         Value::StringValue(s) => serde_json::Value::String(s.clone()),
         Value::BoolValue(b) => serde_json::Value::Bool(*b),
         Value::IntValue(i) => serde_json::Value::from(*i),
-        Value::DoubleValue(d) => serde_json::Value::from(*d),
+        Value::DoubleValue(d) => match non_finite_name(*d) {
+            Some(name) => serde_json::Value::String(name.into()),
+            None => serde_json::Value::from(*d),
+        },
         Value::BytesValue(b) => serde_json::Value::String(hex(b)),
         Value::ArrayValue(a) => serde_json::Value::Array(
             a.values

@@ -3,7 +3,7 @@
 //! kept in the properties (`otel.*`) so that quantiles can be computed; exponential histograms
 //! likewise with scale, zero count and offset buckets; summaries one row per quantile.
 
-use super::common::{process, time, write_attribute};
+use super::common::{process, time, write_attribute, Double};
 use super::wire::WireError;
 use super::Mapped;
 use micromegas_lake::tables::{AttributeWriter, MeasureColumns, MeasureText};
@@ -15,9 +15,13 @@ use prost::Message;
 use std::fmt::Display;
 
 /// Writes `values` comma-separated.
-fn join<T: Display>(out: &mut AttributeWriter<'_>, key: &str, values: &[T]) {
+fn join<T: Display>(
+    out: &mut AttributeWriter<'_>,
+    key: &str,
+    values: impl ExactSizeIterator<Item = T>,
+) {
     let mut text = String::with_capacity(values.len() * 4);
-    for (i, v) in values.iter().enumerate() {
+    for (i, v) in values.enumerate() {
         if i > 0 {
             text.push(',');
         }
@@ -78,7 +82,7 @@ impl Ctx<'_> {
 
 fn opt(out: &mut AttributeWriter<'_>, key: &str, v: Option<f64>) {
     if let Some(v) = v {
-        out.entry_fmt(key, format_args!("{v}"));
+        out.entry_fmt(key, format_args!("{}", Double(v)));
     }
 }
 
@@ -153,8 +157,12 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                     |e| {
                         e.entry("otel.temporality", temporality);
                         e.entry("otel.count", itoa::Buffer::new().format(p.count));
-                        join(e, "otel.bucket_counts", &p.bucket_counts);
-                        join(e, "otel.explicit_bounds", &p.explicit_bounds);
+                        join(e, "otel.bucket_counts", p.bucket_counts.iter());
+                        join(
+                            e,
+                            "otel.explicit_bounds",
+                            p.explicit_bounds.iter().map(|b| Double(*b)),
+                        );
                         opt(e, "otel.min", p.min);
                         opt(e, "otel.max", p.max);
                     },
@@ -171,12 +179,19 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                     e.entry("otel.count", itoa::Buffer::new().format(p.count));
                     e.entry("otel.scale", itoa::Buffer::new().format(p.scale));
                     e.entry("otel.zero_count", itoa::Buffer::new().format(p.zero_count));
-                    e.entry_fmt("otel.zero_threshold", format_args!("{}", p.zero_threshold));
+                    e.entry_fmt(
+                        "otel.zero_threshold",
+                        format_args!("{}", Double(p.zero_threshold)),
+                    );
                     for (side, b) in [("positive", &p.positive), ("negative", &p.negative)] {
                         if let Some(b) = b {
                             let offset = itoa::Buffer::new().format(b.offset).to_owned();
                             e.entry(&format!("otel.{side}_offset"), &offset);
-                            join(e, &format!("otel.{side}_bucket_counts"), &b.bucket_counts);
+                            join(
+                                e,
+                                &format!("otel.{side}_bucket_counts"),
+                                b.bucket_counts.iter(),
+                            );
                         }
                     }
                     opt(e, "otel.min", p.min);
@@ -189,9 +204,9 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                 for q in &p.quantile_values {
                     let point = (p.time_unix_nano, "summary", q.value);
                     ctx.row(out, point, &p.attributes, |e| {
-                        e.entry_fmt("quantile", format_args!("{}", q.quantile));
+                        e.entry_fmt("quantile", format_args!("{}", Double(q.quantile)));
                         e.entry("otel.count", itoa::Buffer::new().format(p.count));
-                        e.entry_fmt("otel.sum", format_args!("{}", p.sum));
+                        e.entry_fmt("otel.sum", format_args!("{}", Double(p.sum)));
                     });
                 }
             }

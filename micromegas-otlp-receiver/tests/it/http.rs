@@ -235,3 +235,74 @@ async fn over_the_inflight_budget_http_answers_503_with_retry_after() {
     assert_eq!(post().await.unwrap().status(), 200);
     assert_eq!(rows(&lake, "SELECT COUNT(*) FROM spans").await, ["1"]);
 }
+
+/// What protobuf's JSON writers send, and JSON numbers cannot hold: doubles that are not
+/// finite, as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`; enums by name; 64-bit
+/// integers as strings. All of it is stored, spelled the same way in text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_json_doubles_json_cannot_hold_are_kept() {
+    let served = serve(CollectorOptions::default()).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: String| {
+        client
+            .post(format!("{}{path}", served.http))
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body)
+            .send()
+    };
+    let resource = r#""resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json-floats"}}]}"#;
+    let traces = format!(
+        r#"{{"resourceSpans":[{{{resource},"scopeSpans":[{{"spans":[{{
+        "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+        "name":"ratios","kind":"SPAN_KIND_SERVER",
+        "startTimeUnixNano":"1700000000000000000","endTimeUnixNano":1700000000000000500,
+        "attributes":[{{"key":"nan","value":{{"doubleValue":"NaN"}}}},
+                      {{"key":"inf","value":{{"doubleValue":"Infinity"}}}},
+                      {{"key":"half","value":{{"doubleValue":"0.5"}}}},
+                      {{"key":"list","value":{{"arrayValue":{{"values":[
+                          {{"doubleValue":1.5}},{{"doubleValue":"-Infinity"}}]}}}}}}]}}]}}]}}]}}"#
+    );
+    let r = post("/v1/traces", traces).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let metrics = format!(
+        r#"{{"resourceMetrics":[{{{resource},"scopeMetrics":[{{"metrics":[
+        {{"name":"load","gauge":{{"dataPoints":[{{"timeUnixNano":"1700000000000000000","asDouble":"NaN"}},
+                                              {{"timeUnixNano":"1700000000000000001","asDouble":"Infinity"}}]}}}},
+        {{"name":"latency","histogram":{{"aggregationTemporality":"AGGREGATION_TEMPORALITY_DELTA",
+          "dataPoints":[{{"timeUnixNano":"1700000000000000000","count":"2","sum":"Infinity",
+          "bucketCounts":["1","1"],"explicitBounds":["-Infinity"],"min":"-Infinity","max":"NaN"}}]}}}}]}}]}}]}}"#
+    );
+    let r = post("/v1/metrics", metrics).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let reply: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert!(
+        reply["partialSuccess"].is_null(),
+        "nothing rejected: {reply}"
+    );
+
+    let lake = &served.lake;
+    assert_eq!(
+        rows(
+            lake,
+            "SELECT kind, property_get(attributes, 'nan'), property_get(attributes, 'inf'), \
+             property_get(attributes, 'half'), property_get(attributes, 'list'), duration_ns \
+             FROM spans"
+        )
+        .await,
+        ["SERVER|NaN|Infinity|0.5|[1.5,\"-Infinity\"]|500"]
+    );
+    assert_eq!(
+        rows(
+            lake,
+            "SELECT name, CAST(value AS VARCHAR), property_get(properties, 'otel.explicit_bounds'), \
+             property_get(properties, 'otel.min'), property_get(properties, 'otel.max') \
+             FROM measures ORDER BY name, time"
+        )
+        .await,
+        [
+            "latency|inf|-Infinity|-Infinity|NaN",
+            "load|NaN|||",
+            "load|inf|||",
+        ]
+    );
+}
