@@ -10,7 +10,9 @@ use micromegas_lake::tables::{AttributeWriter, MeasureColumns, MeasureText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point, Metric};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, number_data_point, DataPointFlags, Metric, NumberDataPoint,
+};
 use prost::Message;
 use std::fmt::Display;
 
@@ -109,15 +111,36 @@ fn check(metric: &Metric) -> Result<(), String> {
         }
         Some(_) => return Ok(()),
     };
-    match numbers.iter().any(|p| p.value.is_none()) {
+    match numbers
+        .iter()
+        .any(|p| p.value.is_none() && !no_recorded_value(p.flags))
+    {
         true => Err(format!("data point of {name} has no value")),
         false => Ok(()),
     }
 }
 
-/// The value of a number data point ([`check`] made sure it has one).
-fn number(v: Option<&number_data_point::Value>) -> f64 {
-    match v {
+/// Whether a data point's flags say it has no recorded value: a series that went missing
+/// (Prometheus' staleness marker). Such a point is kept, its value `NaN`, with the property
+/// `otel.no_recorded_value` = `true`.
+fn no_recorded_value(flags: u32) -> bool {
+    flags & DataPointFlags::NoRecordedValueMask as u32 != 0
+}
+
+/// Marks a point that has no recorded value.
+fn flags(out: &mut AttributeWriter<'_>, flags: u32) {
+    if no_recorded_value(flags) {
+        out.entry("otel.no_recorded_value", "true");
+    }
+}
+
+/// The value of a number data point ([`check`] made sure it has one, or is marked as having
+/// none).
+fn number(p: &NumberDataPoint) -> f64 {
+    if no_recorded_value(p.flags) {
+        return f64::NAN;
+    }
+    match &p.value {
         Some(number_data_point::Value::AsDouble(d)) => *d,
         Some(number_data_point::Value::AsInt(i)) => *i as f64,
         None => f64::NAN,
@@ -132,17 +155,20 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
     match data {
         Data::Gauge(g) => {
             for p in &g.data_points {
-                let v = number(p.value.as_ref());
-                ctx.row(out, (p.time_unix_nano, "gauge", v), &p.attributes, |_| {});
+                let v = number(p);
+                ctx.row(out, (p.time_unix_nano, "gauge", v), &p.attributes, |e| {
+                    flags(e, p.flags)
+                });
             }
         }
         Data::Sum(s) => {
             let kind = if s.is_monotonic { "counter" } else { "sum" };
             let temporality = temporality(s.aggregation_temporality);
             for p in &s.data_points {
-                let v = number(p.value.as_ref());
+                let v = number(p);
                 ctx.row(out, (p.time_unix_nano, kind, v), &p.attributes, |e| {
-                    e.entry("otel.temporality", temporality)
+                    e.entry("otel.temporality", temporality);
+                    flags(e, p.flags);
                 });
             }
         }
@@ -165,6 +191,7 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                         );
                         opt(e, "otel.min", p.min);
                         opt(e, "otel.max", p.max);
+                        flags(e, p.flags);
                     },
                 );
             }
@@ -196,18 +223,28 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                     }
                     opt(e, "otel.min", p.min);
                     opt(e, "otel.max", p.max);
+                    flags(e, p.flags);
                 });
             }
         }
         Data::Summary(s) => {
             for p in &s.data_points {
+                let common = |e: &mut AttributeWriter<'_>| {
+                    e.entry("otel.count", itoa::Buffer::new().format(p.count));
+                    e.entry_fmt("otel.sum", format_args!("{}", Double(p.sum)));
+                    flags(e, p.flags);
+                };
                 for q in &p.quantile_values {
                     let point = (p.time_unix_nano, "summary", q.value);
                     ctx.row(out, point, &p.attributes, |e| {
                         e.entry_fmt("quantile", format_args!("{}", Double(q.quantile)));
-                        e.entry("otel.count", itoa::Buffer::new().format(p.count));
-                        e.entry_fmt("otel.sum", format_args!("{}", Double(p.sum)));
+                        common(e);
                     });
+                }
+                if p.quantile_values.is_empty() {
+                    // Count and sum only: one row, its value the sum, as for histograms.
+                    let point = (p.time_unix_nano, "summary", p.sum);
+                    ctx.row(out, point, &p.attributes, common);
                 }
             }
         }
@@ -229,7 +266,11 @@ fn points(m: &Metric) -> u64 {
 /// Rows of a metric, as many as its data points (summaries: one per quantile).
 fn rows_of(m: &Metric) -> usize {
     match &m.data {
-        Some(Data::Summary(s)) => s.data_points.iter().map(|p| p.quantile_values.len()).sum(),
+        Some(Data::Summary(s)) => s
+            .data_points
+            .iter()
+            .map(|p| p.quantile_values.len().max(1))
+            .sum(),
         _ => points(m) as usize,
     }
 }
@@ -303,7 +344,7 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope};
     use opentelemetry_proto::tonic::metrics::v1::{
         exponential_histogram_data_point::Buckets, summary_data_point::ValueAtQuantile,
-        ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, NumberDataPoint,
+        ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
         ResourceMetrics, ScopeMetrics, Summary, SummaryDataPoint,
     };
 
@@ -467,5 +508,75 @@ mod tests {
             Some("data point of bad has no value")
         );
         assert!(map_protobuf(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// A point flagged as having no recorded value (a series that went missing) is valid:
+    /// kept, its value NaN, and marked; a summary without quantiles keeps its count and sum.
+    #[test]
+    fn points_without_recorded_value_and_summaries_without_quantiles_are_kept() {
+        let stale = NumberDataPoint {
+            flags: 1,
+            ..number(None)
+        };
+        let stale_with_value = NumberDataPoint {
+            flags: 1,
+            ..number(Some(number_data_point::Value::AsInt(9)))
+        };
+        let histogram = HistogramDataPoint {
+            time_unix_nano: 1_000,
+            flags: 1,
+            ..Default::default()
+        };
+        let summary = SummaryDataPoint {
+            time_unix_nano: 1_000,
+            count: 3,
+            sum: 7.5,
+            ..Default::default()
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        metric(
+                            "g",
+                            "",
+                            Some(Data::Gauge(Gauge {
+                                data_points: vec![stale, stale_with_value],
+                            })),
+                        ),
+                        metric(
+                            "h",
+                            "",
+                            Some(Data::Histogram(Histogram {
+                                data_points: vec![histogram],
+                                aggregation_temporality: 2,
+                            })),
+                        ),
+                        metric(
+                            "s",
+                            "",
+                            Some(Data::Summary(Summary {
+                                data_points: vec![summary],
+                            })),
+                        ),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mapped = map(&req);
+        assert_eq!(mapped.rejected, 0, "{:?}", mapped.first_error);
+        assert_eq!(
+            lines(&mapped),
+            [
+                "g|gauge|NaN|k=7;otel.no_recorded_value=true",
+                "g|gauge|NaN|k=7;otel.no_recorded_value=true",
+                "h|histogram|NaN|otel.temporality=cumulative;otel.count=0;otel.bucket_counts=;\
+                 otel.explicit_bounds=;otel.no_recorded_value=true",
+                "s|summary|7.5|otel.count=3;otel.sum=7.5",
+            ]
+        );
+        assert_eq!(mapped.row_count(), 4);
     }
 }
