@@ -58,15 +58,26 @@ impl std::fmt::Display for Double {
     }
 }
 
+/// A double in JSON: a number, or [`non_finite_name`] as a string.
+pub fn double_json(d: f64) -> serde_json::Value {
+    match non_finite_name(d) {
+        Some(name) => serde_json::Value::String(name.into()),
+        None => serde_json::Value::from(d),
+    }
+}
+
+/// The JSON array of `items`, or `None` if there are none.
+pub fn json_array<T>(items: &[T], item: impl Fn(&T) -> serde_json::Value) -> Option<String> {
+    (!items.is_empty())
+        .then(|| serde_json::Value::Array(items.iter().map(item).collect()).to_string())
+}
+
 fn json(v: &Value) -> Option<serde_json::Value> {
     Some(match v {
         Value::StringValue(s) => serde_json::Value::String(s.clone()),
         Value::BoolValue(b) => serde_json::Value::Bool(*b),
         Value::IntValue(i) => serde_json::Value::from(*i),
-        Value::DoubleValue(d) => match non_finite_name(*d) {
-            Some(name) => serde_json::Value::String(name.into()),
-            None => serde_json::Value::from(*d),
-        },
+        Value::DoubleValue(d) => double_json(*d),
         Value::BytesValue(b) => serde_json::Value::String(hex(b)),
         Value::ArrayValue(a) => serde_json::Value::Array(
             a.values

@@ -3,7 +3,9 @@
 //! kept in the properties (`otel.*`) so that quantiles can be computed; exponential histograms
 //! likewise with scale, zero count and offset buckets; summaries one row per quantile.
 
-use super::common::{process, time, write_attribute, Double};
+use super::common::{
+    attributes_json, double_json, hex, json_array, process, time, write_attribute, Double,
+};
 use super::wire::WireError;
 use super::Mapped;
 use micromegas_lake::tables::{AttributeWriter, MeasureColumns, MeasureText};
@@ -11,7 +13,7 @@ use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, DataPointFlags, Metric, NumberDataPoint,
+    exemplar, metric::Data, number_data_point, DataPointFlags, Exemplar, Metric, NumberDataPoint,
 };
 use prost::Message;
 use std::fmt::Display;
@@ -127,10 +129,29 @@ fn no_recorded_value(flags: u32) -> bool {
     flags & DataPointFlags::NoRecordedValueMask as u32 != 0
 }
 
-/// Marks a point that has no recorded value.
-fn flags(out: &mut AttributeWriter<'_>, flags: u32) {
+/// What any data point may carry: the mark of a point without recorded value, and its
+/// exemplars (measurements sampled with the trace and span they were taken in) as JSON under
+/// `otel.exemplars`.
+fn point_extras(out: &mut AttributeWriter<'_>, flags: u32, exemplars: &[Exemplar]) {
     if no_recorded_value(flags) {
         out.entry("otel.no_recorded_value", "true");
+    }
+    let json = json_array(exemplars, |e| {
+        let value = match e.value {
+            Some(exemplar::Value::AsDouble(d)) => double_json(d),
+            Some(exemplar::Value::AsInt(i)) => i.into(),
+            None => serde_json::Value::Null,
+        };
+        serde_json::json!({
+            "time_unix_nano": e.time_unix_nano,
+            "value": value,
+            "trace_id": hex(&e.trace_id),
+            "span_id": hex(&e.span_id),
+            "filtered_attributes": attributes_json(&e.filtered_attributes),
+        })
+    });
+    if let Some(json) = json {
+        out.entry("otel.exemplars", &json);
     }
 }
 
@@ -157,7 +178,7 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
             for p in &g.data_points {
                 let v = number(p);
                 ctx.row(out, (p.time_unix_nano, "gauge", v), &p.attributes, |e| {
-                    flags(e, p.flags)
+                    point_extras(e, p.flags, &p.exemplars)
                 });
             }
         }
@@ -168,7 +189,7 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                 let v = number(p);
                 ctx.row(out, (p.time_unix_nano, kind, v), &p.attributes, |e| {
                     e.entry("otel.temporality", temporality);
-                    flags(e, p.flags);
+                    point_extras(e, p.flags, &p.exemplars);
                 });
             }
         }
@@ -191,7 +212,7 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                         );
                         opt(e, "otel.min", p.min);
                         opt(e, "otel.max", p.max);
-                        flags(e, p.flags);
+                        point_extras(e, p.flags, &p.exemplars);
                     },
                 );
             }
@@ -223,7 +244,7 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                     }
                     opt(e, "otel.min", p.min);
                     opt(e, "otel.max", p.max);
-                    flags(e, p.flags);
+                    point_extras(e, p.flags, &p.exemplars);
                 });
             }
         }
@@ -232,7 +253,7 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                 let common = |e: &mut AttributeWriter<'_>| {
                     e.entry("otel.count", itoa::Buffer::new().format(p.count));
                     e.entry_fmt("otel.sum", format_args!("{}", Double(p.sum)));
-                    flags(e, p.flags);
+                    point_extras(e, p.flags, &[]);
                 };
                 for q in &p.quantile_values {
                     let point = (p.time_unix_nano, "summary", q.value);
@@ -511,9 +532,10 @@ mod tests {
     }
 
     /// A point flagged as having no recorded value (a series that went missing) is valid:
-    /// kept, its value NaN, and marked; a summary without quantiles keeps its count and sum.
+    /// kept, its value NaN, and marked; exemplars are kept as JSON; a summary without
+    /// quantiles keeps its count and sum.
     #[test]
-    fn points_without_recorded_value_and_summaries_without_quantiles_are_kept() {
+    fn points_without_recorded_value_exemplars_and_summaries_without_quantiles_are_kept() {
         let stale = NumberDataPoint {
             flags: 1,
             ..number(None)
@@ -525,6 +547,13 @@ mod tests {
         let histogram = HistogramDataPoint {
             time_unix_nano: 1_000,
             flags: 1,
+            exemplars: vec![Exemplar {
+                filtered_attributes: number(None).attributes,
+                time_unix_nano: 5,
+                span_id: vec![2; 8],
+                trace_id: vec![1; 16],
+                value: Some(exemplar::Value::AsDouble(f64::INFINITY)),
+            }],
             ..Default::default()
         };
         let summary = SummaryDataPoint {
@@ -573,7 +602,10 @@ mod tests {
                 "g|gauge|NaN|k=7;otel.no_recorded_value=true",
                 "g|gauge|NaN|k=7;otel.no_recorded_value=true",
                 "h|histogram|NaN|otel.temporality=cumulative;otel.count=0;otel.bucket_counts=;\
-                 otel.explicit_bounds=;otel.no_recorded_value=true",
+                 otel.explicit_bounds=;otel.no_recorded_value=true;otel.exemplars=[{\
+                 \"filtered_attributes\":{\"k\":\"7\"},\"span_id\":\"0202020202020202\",\
+                 \"time_unix_nano\":5,\"trace_id\":\"01010101010101010101010101010101\",\
+                 \"value\":\"Infinity\"}]",
                 "s|summary|7.5|otel.count=3;otel.sum=7.5",
             ]
         );

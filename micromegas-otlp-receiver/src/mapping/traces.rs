@@ -4,7 +4,7 @@
 //! events, links and status, attribute values that are not a string, integer or boolean, the
 //! resource and the scope) are decoded by prost where they are met.
 
-use super::common::{attributes_json, hex, process, span_id_text, time, trace_id_text};
+use super::common::{attributes_json, hex, json_array, process, span_id_text, time, trace_id_text};
 use super::envelope::{self, Shape};
 use super::values::Attribute;
 use super::wire::{Fields, WireError};
@@ -26,12 +26,6 @@ fn kind(k: i32) -> &'static str {
         SpanKind::Consumer => "CONSUMER",
         SpanKind::Unspecified => "UNSPECIFIED",
     }
-}
-
-/// The JSON array of `items`, or `None` if there are none.
-fn json_array<T>(items: &[T], item: impl Fn(&T) -> serde_json::Value) -> Option<String> {
-    (!items.is_empty())
-        .then(|| serde_json::Value::Array(items.iter().map(item).collect()).to_string())
 }
 
 /// The JSON text of a span's events, or `None` if it has none.
