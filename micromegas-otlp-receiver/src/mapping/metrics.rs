@@ -369,6 +369,23 @@ mod tests {
         ResourceMetrics, ScopeMetrics, Summary, SummaryDataPoint,
     };
 
+    /// A request of `metrics`, in scope `scope` of a resource without attributes.
+    fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: "scope".into(),
+                        ..Default::default()
+                    }),
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
     fn metric(name: &str, description: &str, data: Option<Data>) -> Metric {
         Metric {
             name: name.into(),
@@ -496,19 +513,7 @@ mod tests {
             ),
             metric("empty", "", None),
         ];
-        let req = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics {
-                    scope: Some(InstrumentationScope {
-                        name: "scope".into(),
-                        ..Default::default()
-                    }),
-                    metrics,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let req = request(metrics);
         let bytes = req.encode_to_vec();
         let mapped = map_protobuf(&bytes).expect("decodes");
         assert_eq!(mapped.identity, xxhash_rust::xxh3::xxh3_128(&bytes));
@@ -562,38 +567,30 @@ mod tests {
             sum: 7.5,
             ..Default::default()
         };
-        let req = ExportMetricsServiceRequest {
-            resource_metrics: vec![ResourceMetrics {
-                scope_metrics: vec![ScopeMetrics {
-                    metrics: vec![
-                        metric(
-                            "g",
-                            "",
-                            Some(Data::Gauge(Gauge {
-                                data_points: vec![stale, stale_with_value],
-                            })),
-                        ),
-                        metric(
-                            "h",
-                            "",
-                            Some(Data::Histogram(Histogram {
-                                data_points: vec![histogram],
-                                aggregation_temporality: 2,
-                            })),
-                        ),
-                        metric(
-                            "s",
-                            "",
-                            Some(Data::Summary(Summary {
-                                data_points: vec![summary],
-                            })),
-                        ),
-                    ],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        };
+        let req = request(vec![
+            metric(
+                "g",
+                "",
+                Some(Data::Gauge(Gauge {
+                    data_points: vec![stale, stale_with_value],
+                })),
+            ),
+            metric(
+                "h",
+                "",
+                Some(Data::Histogram(Histogram {
+                    data_points: vec![histogram],
+                    aggregation_temporality: 2,
+                })),
+            ),
+            metric(
+                "s",
+                "",
+                Some(Data::Summary(Summary {
+                    data_points: vec![summary],
+                })),
+            ),
+        ]);
         let mapped = map(&req);
         assert_eq!(mapped.rejected, 0, "{:?}", mapped.first_error);
         assert_eq!(

@@ -40,6 +40,7 @@ mod schema;
 use base64::Engine;
 use schema::{Field, Fields, Kind};
 use serde_json::Value;
+use std::str::FromStr;
 
 /// The signal of a request body: which request message it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +225,11 @@ fn field(f: &Field, v: &Value, out: &mut Vec<u8>) -> Checked<()> {
     Ok(())
 }
 
+const UNSIGNED: &str = "an unsigned integer";
+const SIGNED: &str = "an integer";
+const UNSIGNED_32: &str = "a 32-bit unsigned integer";
+const SIGNED_32: &str = "a 32-bit integer";
+
 const VARINT: u8 = 0;
 const I64: u8 = 1;
 const LEN: u8 = 2;
@@ -281,18 +287,13 @@ fn scalar(kind: Kind, v: &Value, out: &mut Vec<u8>) -> Checked<()> {
             Value::Bool(b) => varint(out, *b as u64),
             _ => return expected("true or false", v),
         },
-        Kind::Fixed64 => out.extend_from_slice(&unsigned(v)?.to_le_bytes()),
-        Kind::Sfixed64 => out.extend_from_slice(&signed(v)?.to_le_bytes()),
-        Kind::Fixed32 => {
-            let n = u32::try_from(unsigned(v)?)
-                .map_err(|_| Fail::new("expected a 32-bit unsigned integer".into()))?;
-            out.extend_from_slice(&n.to_le_bytes());
-        }
-        Kind::Uint => varint(out, unsigned(v)?),
-        Kind::Int => varint(out, signed(v)? as u64),
+        Kind::Fixed64 => out.extend_from_slice(&integer::<u64>(v, UNSIGNED)?.to_le_bytes()),
+        Kind::Sfixed64 => out.extend_from_slice(&integer::<i64>(v, SIGNED)?.to_le_bytes()),
+        Kind::Fixed32 => out.extend_from_slice(&integer::<u32>(v, UNSIGNED_32)?.to_le_bytes()),
+        Kind::Uint => varint(out, integer::<u64>(v, UNSIGNED)?),
+        Kind::Int => varint(out, integer::<i64>(v, SIGNED)? as u64),
         Kind::Sint32 => {
-            let n = i32::try_from(signed(v)?)
-                .map_err(|_| Fail::new("expected a 32-bit integer".into()))?;
+            let n = integer::<i32>(v, SIGNED_32)?;
             varint(out, ((n << 1) ^ (n >> 31)) as u32 as u64);
         }
         Kind::Double => out.extend_from_slice(&double(v)?.to_le_bytes()),
@@ -303,8 +304,7 @@ fn scalar(kind: Kind, v: &Value, out: &mut Vec<u8>) -> Checked<()> {
                         "expected an enum value, found the unknown name {name:?}"
                     ))
                 })?,
-                _ => i32::try_from(signed(v)?)
-                    .map_err(|_| Fail::new("expected a 32-bit enum number".into()))?,
+                _ => integer::<i32>(v, "an enum number or name")?,
             };
             varint(out, n as i64 as u64);
         }
@@ -312,37 +312,25 @@ fn scalar(kind: Kind, v: &Value, out: &mut Vec<u8>) -> Checked<()> {
     Ok(())
 }
 
-/// An unsigned integer: a JSON number, or a decimal string.
-fn unsigned(v: &Value) -> Checked<u64> {
+/// An integer of type `T`: a JSON number (`1e3` and `5.0` are integers too), or a decimal
+/// string; `what` names the type in the error.
+fn integer<T: FromStr + TryFrom<i128>>(v: &Value, what: &str) -> Checked<T> {
     let n = match v {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            // `1e3` and `5.0` are integers too.
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
-                .map(|f| f as u64)
-        }),
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 2e19)
+                    .map(|f| f as i128)
+            })
+            .and_then(|n| T::try_from(n).ok()),
         Value::String(s) => s.parse().ok(),
         _ => None,
     };
     n.map_or_else(
-        || expected("an unsigned integer (a number or a decimal string)", v),
-        Ok,
-    )
-}
-
-/// A signed integer: a JSON number, or a decimal string.
-fn signed(v: &Value) -> Checked<i64> {
-    let n = match v {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
-                .map(|f| f as i64)
-        }),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    };
-    n.map_or_else(
-        || expected("an integer (a number or a decimal string)", v),
+        || expected(&format!("{what} (a number or a decimal string)"), v),
         Ok,
     )
 }

@@ -66,6 +66,24 @@ const fn repeated(name: &'static str, tag: u32, kind: Kind) -> Field {
     }
 }
 
+/// `ResourceSpans`, `ResourceLogs`, `ResourceMetrics`: a resource and its `scopes`.
+const fn resource(scopes: &'static str, scope: Fields) -> [Field; 3] {
+    [
+        field("resource", 1, Kind::Message(&RESOURCE)),
+        repeated(scopes, 2, Kind::Message(scope)),
+        field("schemaUrl", 3, Kind::Text),
+    ]
+}
+
+/// `ScopeSpans`, `ScopeLogs`, `ScopeMetrics`: a scope and its `items`.
+const fn scope(items: &'static str, item: Fields) -> [Field; 3] {
+    [
+        field("scope", 1, Kind::Message(&SCOPE)),
+        repeated(items, 2, Kind::Message(item)),
+        field("schemaUrl", 3, Kind::Text),
+    ]
+}
+
 use Kind::*;
 
 fn span_kind(name: &str) -> Option<i32> {
@@ -132,17 +150,9 @@ static RESOURCE: [Field; 3] = [
 /// `ExportTraceServiceRequest`.
 pub(super) static TRACES: [Field; 1] = [repeated("resourceSpans", 1, Message(&RESOURCE_SPANS))];
 
-static RESOURCE_SPANS: [Field; 3] = [
-    field("resource", 1, Message(&RESOURCE)),
-    repeated("scopeSpans", 2, Message(&SCOPE_SPANS)),
-    field("schemaUrl", 3, Text),
-];
+static RESOURCE_SPANS: [Field; 3] = resource("scopeSpans", &SCOPE_SPANS);
 
-static SCOPE_SPANS: [Field; 3] = [
-    field("scope", 1, Message(&SCOPE)),
-    repeated("spans", 2, Message(&SPAN)),
-    field("schemaUrl", 3, Text),
-];
+static SCOPE_SPANS: [Field; 3] = scope("spans", &SPAN);
 
 static SPAN: [Field; 16] = [
     field("traceId", 1, HexBytes),
@@ -189,17 +199,9 @@ static STATUS: [Field; 2] = [
 /// `ExportLogsServiceRequest`.
 pub(super) static LOGS: [Field; 1] = [repeated("resourceLogs", 1, Message(&RESOURCE_LOGS))];
 
-static RESOURCE_LOGS: [Field; 3] = [
-    field("resource", 1, Message(&RESOURCE)),
-    repeated("scopeLogs", 2, Message(&SCOPE_LOGS)),
-    field("schemaUrl", 3, Text),
-];
+static RESOURCE_LOGS: [Field; 3] = resource("scopeLogs", &SCOPE_LOGS);
 
-static SCOPE_LOGS: [Field; 3] = [
-    field("scope", 1, Message(&SCOPE)),
-    repeated("logRecords", 2, Message(&LOG_RECORD)),
-    field("schemaUrl", 3, Text),
-];
+static SCOPE_LOGS: [Field; 3] = scope("logRecords", &LOG_RECORD);
 
 static LOG_RECORD: [Field; 11] = [
     field("timeUnixNano", 1, Fixed64),
@@ -221,17 +223,9 @@ static LOG_RECORD: [Field; 11] = [
 pub(super) static METRICS: [Field; 1] =
     [repeated("resourceMetrics", 1, Message(&RESOURCE_METRICS))];
 
-static RESOURCE_METRICS: [Field; 3] = [
-    field("resource", 1, Message(&RESOURCE)),
-    repeated("scopeMetrics", 2, Message(&SCOPE_METRICS)),
-    field("schemaUrl", 3, Text),
-];
+static RESOURCE_METRICS: [Field; 3] = resource("scopeMetrics", &SCOPE_METRICS);
 
-static SCOPE_METRICS: [Field; 3] = [
-    field("scope", 1, Message(&SCOPE)),
-    repeated("metrics", 2, Message(&METRIC)),
-    field("schemaUrl", 3, Text),
-];
+static SCOPE_METRICS: [Field; 3] = scope("metrics", &METRIC);
 
 static METRIC: [Field; 9] = [
     field("name", 1, Text),

@@ -461,7 +461,8 @@ fn errors_name_the_field_and_what_it_takes() {
         ),
         (
             spans(r#"{"attributes":[{"key":"k","value":{"intValue":"1.5"}}]}"#),
-            "spans[1].attributes[0].value.intValue: expected an integer",
+            "spans[1].attributes[0].value.intValue: expected an integer (a number or a decimal \
+             string), found the string \"1.5\"",
         ),
         (
             spans(r#"{"attributes":[{"key":"k","value":{"doubleValue":"nan"}}]}"#),
@@ -478,7 +479,8 @@ fn errors_name_the_field_and_what_it_takes() {
         ),
         (
             spans(r#"{"flags":4294967296}"#),
-            "spans[1].flags: expected a 32-bit unsigned integer",
+            "spans[1].flags: expected a 32-bit unsigned integer (a number or a decimal string), \
+             found 4294967296",
         ),
         (spans("[]"), "spans[1]: expected an object, found an array"),
         (r#"[1]"#.to_owned(), "at the top: expected an object"),
