@@ -7,6 +7,7 @@ use super::envelope::{self, Shape};
 use super::values::{any_value_text, Attribute};
 use super::wire::{Fields, WireError};
 use super::Mapped;
+use micromegas_lake::catalog::now_nanos;
 use micromegas_lake::tables::{LogColumns, LogText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -98,12 +99,17 @@ fn append(
     target: &str,
     pid: &str,
     svc: &str,
+    received: u64,
 ) -> Result<(), String> {
     let (mut trace_buf, mut span_buf) = ([0; 32], [0; 32]);
     let trace_id = trace_id_text(r.trace_id, &mut trace_buf)?;
     let span_id = span_id_text(r.span_id, &mut span_buf)?;
     let (level, severity_number) = level(r.severity_number, r.severity_text);
-    let t = if r.time != 0 { r.time } else { r.observed_time };
+    // A record without time nor observed time was observed by this collector, now.
+    let t = [r.time, r.observed_time, received]
+        .into_iter()
+        .find(|t| *t != 0)
+        .unwrap_or(0);
     let text = LogText {
         time: time(t),
         process_id: pid,
@@ -163,6 +169,7 @@ pub struct MappedLogs {
 /// prost would not decode as a request are an error, and nothing of them is kept.
 pub fn map_protobuf(bytes: &[u8]) -> Result<MappedLogs, WireError> {
     let mut mapped = Mapped::new(ViewTable::LogEntries);
+    let received = now_nanos().max(0) as u64;
     for r in envelope::resources(bytes, &SHAPE)? {
         let process = process(r.resource.as_ref());
         let mut columns = LogColumns::with_capacity(r.item_count());
@@ -172,7 +179,8 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedLogs, WireError> {
                 record.read(bytes)?;
                 let msg = any_value_text(&record.body)?;
                 let (pid, svc) = (&process.process_id, &process.service_name);
-                if let Err(e) = append(&mut columns, &record, &msg, target, pid, svc) {
+                let appended = append(&mut columns, &record, &msg, target, pid, svc, received);
+                if let Err(e) = appended {
                     mapped.reject(e);
                 }
             }
@@ -193,4 +201,52 @@ pub fn map(req: &ExportLogsServiceRequest) -> Mapped {
     super::map_decoded(req, ViewTable::LogEntries, records, |b| {
         map_protobuf(b).map(|m| m.mapped)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use micromegas_lake::arrow::array::AsArray;
+    use micromegas_lake::arrow::datatypes::TimestampNanosecondType;
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+
+    /// The time column of the rows of `records`.
+    fn times(records: Vec<LogRecord>) -> Vec<i64> {
+        let req = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mapped = map_protobuf(&req.encode_to_vec()).expect("decodes").mapped;
+        let batch = &mapped.groups[0].1;
+        let time = batch.column_by_name("time").expect("time");
+        time.as_primitive::<TimestampNanosecondType>()
+            .values()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_record_takes_its_time_else_its_observed_time_else_the_time_it_was_received() {
+        let before = now_nanos();
+        let got = times(vec![
+            LogRecord {
+                time_unix_nano: 5,
+                observed_time_unix_nano: 7,
+                ..Default::default()
+            },
+            LogRecord {
+                observed_time_unix_nano: 7,
+                ..Default::default()
+            },
+            LogRecord::default(),
+        ]);
+        let after = now_nanos();
+        assert_eq!(got[..2], [5, 7]);
+        assert!((before..=after).contains(&got[2]), "{got:?}");
+    }
 }
