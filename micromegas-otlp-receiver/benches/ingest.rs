@@ -19,6 +19,7 @@ use micromegas_core::transit::batch::Batch;
 use micromegas_lake::{Lake, LakeOptions};
 use micromegas_otlp_receiver::export;
 use micromegas_otlp_receiver::mapping::traces;
+use micromegas_otlp_receiver::otlp_json::{to_protobuf, Signal as JsonSignal};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -428,11 +429,24 @@ fn main() {
         .map(|w| zstd::encode_all(&w[..], 3).expect("zstd").len() as u64)
         .sum();
 
+    // The same requests as OTLP/JSON, as the reference writer (opentelemetry-proto's serde)
+    // spells them.
+    let json: Vec<Vec<u8>> = (0..requests.min(env_or("JSON_REQUESTS", 100)))
+        .map(|n| {
+            serde_json::to_vec(
+                &ExportTraceServiceRequest::decode(&wire[n as usize][..]).expect("decode"),
+            )
+            .expect("json")
+        })
+        .collect();
+    let json_spans = json.len() as u64 * SPANS_PER_REQUEST as u64;
+
     // The floor, prost decode only, and the mapping from the bytes into the Arrow batch the
     // row block stores, without the write (how much of the ingest cost is the mapping), alternated run
     // by run, before any lake exists (an ingest run leaves writeback and threads behind that
     // would slow a measurement taken right after it).
     let (mut decode, mut map_only) = (Vec::new(), Vec::new());
+    let (mut json_typed, mut json_transcoded) = (Vec::new(), Vec::new());
     for _ in 0..runs.max(3) {
         decode.push(Run::measure(|| {
             for w in &wire {
@@ -444,6 +458,20 @@ fn main() {
             for w in &wire {
                 let mapped = traces::map_protobuf(w).expect("map");
                 std::hint::black_box(mapped);
+            }
+        }));
+        // OTLP/JSON into rows: the transcoder to protobuf bytes, and the typed serde decode
+        // encoded again (how JSON was read before the transcoder).
+        json_transcoded.push(Run::measure(|| {
+            for j in &json {
+                let bytes = to_protobuf(JsonSignal::Traces, j).expect("json");
+                std::hint::black_box(traces::map_protobuf(&bytes).expect("map"));
+            }
+        }));
+        json_typed.push(Run::measure(|| {
+            for j in &json {
+                let r: ExportTraceServiceRequest = serde_json::from_slice(j).expect("json");
+                std::hint::black_box(traces::map_protobuf(&r.encode_to_vec()).expect("map"));
             }
         }));
     }
@@ -513,6 +541,9 @@ fn main() {
     let (floor_wall, _) = rates(&decode, spans);
     let (ingest_wall, ingest_cpu) = rates(&ingest, spans);
     let (map_wall, _) = rates(&map_only, spans);
+    let (json_transcoded_wall, _) = rates(&json_transcoded, json_spans);
+    let (json_typed_wall, _) = rates(&json_typed, json_spans);
+    let json_bytes: u64 = json.iter().map(|j| j.len() as u64).sum();
     let (concurrent_wall, concurrent_cpu) = rates(&concurrent, spans);
     let (native_wall, native_cpu) = rates(&native_runs, events);
     let (materialize_wall, materialize_cpu) = rates(materialize.as_slice(), spans);
@@ -528,6 +559,12 @@ fn main() {
     println!(
         "| bytes mapped into the Arrow batch (no write), spans/s on one thread | {map_wall:.0} ({:.2} of decode-only) |",
         map_wall / floor_wall
+    );
+    println!(
+        "| OTLP/JSON ({:.0} bytes/span) mapped (no write), spans/s on one thread | {json_transcoded_wall:.0} \
+         ({:.2}x through the typed serde decode: {json_typed_wall:.0}) |",
+        json_bytes as f64 / json_spans.max(1) as f64,
+        json_transcoded_wall / json_typed_wall
     );
     println!(
         "| OTLP ingest (map + durable write), spans/s, wall, one async thread | {ingest_wall:.0} |"
