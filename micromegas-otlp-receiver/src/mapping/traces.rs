@@ -13,7 +13,9 @@ use micromegas_lake::tables::{SpanColumns, SpanText};
 use micromegas_lake::ViewTable;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Status};
+use opentelemetry_proto::tonic::trace::v1::{
+    span::SpanKind, status::StatusCode, SpanFlags, Status,
+};
 use prost::Message;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -51,6 +53,15 @@ fn links_json(links: &[Link]) -> Option<String> {
     })
 }
 
+/// Whether a span's flags say its parent is in another process (the span continues a trace
+/// received from elsewhere). Only this is kept of the flags: their W3C trace flags (sampled)
+/// are set on nearly every exported span and tell nothing more.
+fn parent_is_remote(flags: u32) -> bool {
+    let known = SpanFlags::ContextHasIsRemoteMask as u32;
+    let remote = SpanFlags::ContextIsRemoteMask as u32;
+    flags & (known | remote) == known | remote
+}
+
 /// One span, read from its bytes: what its row needs, borrowed where it can be. One view is
 /// reused for every span of a request, so its lists keep their room.
 #[derive(Debug, Default)]
@@ -70,6 +81,7 @@ struct SpanView<'a> {
     dropped_attributes: u32,
     dropped_events: u32,
     dropped_links: u32,
+    flags: u32,
 }
 
 impl<'a> SpanView<'a> {
@@ -105,9 +117,7 @@ impl<'a> SpanView<'a> {
                     let status = self.status.get_or_insert_default();
                     status.merge(v.bytes("Span.status")?)?;
                 }
-                16 => {
-                    v.fixed32("Span.flags")?;
-                }
+                16 => self.flags = v.fixed32("Span.flags")?,
                 _ => {}
             }
         }
@@ -180,6 +190,9 @@ fn append(
         }
         if !span.trace_state.is_empty() {
             a.entry("otel.trace_state", span.trace_state);
+        }
+        if parent_is_remote(span.flags) {
+            a.entry("otel.parent_is_remote", "true");
         }
         for (key, n) in [
             ("otel.dropped_attributes_count", span.dropped_attributes),

@@ -141,7 +141,8 @@ fn a_span() -> impl Strategy<Value = Span> {
                         .collect(),
                     dropped_links_count: dropped.2,
                     status: status.map(|(code, message)| Status { code, message }),
-                    flags: 0x101,
+                    // Parent in another process (0x300) for half of the kinds.
+                    flags: if kind % 2 == 0 { 0x301 } else { 0x101 },
                 }
             },
         )
@@ -262,6 +263,7 @@ fn assert_row(batch: &RecordBatch, row: usize, s: &Span, target: &str) {
         ("otel.events", !s.events.is_empty()),
         ("otel.links", !s.links.is_empty()),
         ("otel.trace_state", !s.trace_state.is_empty()),
+        ("otel.parent_is_remote", s.flags & 0x300 == 0x300),
         (
             "otel.dropped_attributes_count",
             s.dropped_attributes_count > 0,
