@@ -106,10 +106,11 @@ fn append(
     let span_id = span_id_text(r.span_id, &mut span_buf)?;
     let (level, severity_number) = level(r.severity_number, r.severity_text);
     // A record without time nor observed time was observed by this collector, now.
-    let t = [r.time, r.observed_time, received]
-        .into_iter()
-        .find(|t| *t != 0)
-        .unwrap_or(0);
+    let t = match (r.time, r.observed_time) {
+        (0, 0) => received,
+        (0, observed) => observed,
+        (t, _) => t,
+    };
     let text = LogText {
         time: time(t),
         process_id: pid,
