@@ -209,6 +209,16 @@ pub fn process(resource: Option<&Resource>) -> ProcessRow {
     }
 }
 
+/// The W3C trace flags of a span or log record (the low byte of its OTLP `flags`) as two hex
+/// digits, as in a `traceparent` header, when they say more than "sampled", the flag set on
+/// nearly every exported span (for example the random trace id flag of W3C Trace Context
+/// level 2); `None` otherwise. Kept as `otel.trace_flags`.
+pub fn trace_flags(flags: u32) -> Option<String> {
+    const SAMPLED: u32 = 0x01;
+    let w3c = flags & 0xFF;
+    (w3c & !SAMPLED != 0).then(|| format!("{w3c:02x}"))
+}
+
 /// Nanoseconds since the Unix epoch from an OTLP `fixed64` time (0 stays 0).
 pub fn time(ns: u64) -> i64 {
     ns.min(i64::MAX as u64) as i64

@@ -2,7 +2,7 @@
 //! ([`map_protobuf`]) into the table's Arrow columns, as for spans (see
 //! [`super::traces`]).
 
-use super::common::{process, span_id_text, time, trace_id_text};
+use super::common::{process, span_id_text, time, trace_flags, trace_id_text};
 use super::envelope::{self, Shape};
 use super::values::{any_value_text, Attribute};
 use super::wire::{Fields, WireError};
@@ -44,6 +44,7 @@ struct LogView<'a> {
     body: Vec<&'a [u8]>,
     attributes: Vec<Attribute<'a>>,
     dropped_attributes: u32,
+    flags: u32,
     trace_id: &'a [u8],
     span_id: &'a [u8],
     event_name: &'a str,
@@ -78,9 +79,7 @@ impl<'a> LogView<'a> {
                 7 => {
                     self.dropped_attributes = v.varint("LogRecord.dropped_attributes_count")? as u32
                 }
-                8 => {
-                    v.fixed32("LogRecord.flags")?;
-                }
+                8 => self.flags = v.fixed32("LogRecord.flags")?,
                 9 => self.trace_id = v.bytes("LogRecord.trace_id")?,
                 10 => self.span_id = v.bytes("LogRecord.span_id")?,
                 12 => self.event_name = v.text("LogRecord.event_name")?,
@@ -134,6 +133,9 @@ fn append(
         }
         if !r.event_name.is_empty() {
             p.entry("otel.event_name", r.event_name);
+        }
+        if let Some(flags) = trace_flags(r.flags) {
+            p.entry("otel.trace_flags", &flags);
         }
         if r.dropped_attributes > 0 {
             p.entry_fmt(

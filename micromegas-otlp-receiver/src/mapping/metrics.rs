@@ -1,7 +1,8 @@
 //! OTLP metrics → `measures` rows. Gauges and sums give one row per data point; histograms
 //! one row per point whose value is the sum, with count, min, max, bucket counts and bounds
 //! kept in the properties (`otel.*`) so that quantiles can be computed; exponential histograms
-//! likewise with scale, zero count and offset buckets; summaries one row per quantile.
+//! likewise with scale, zero count and offset buckets; summaries one row per quantile, or one
+//! row whose value is the sum for a point without quantiles.
 
 use super::common::{
     attributes_json, double_json, hex, json_array, process, time, write_attribute, Double,
@@ -168,6 +169,23 @@ fn number(p: &NumberDataPoint) -> f64 {
     }
 }
 
+/// The value of a row that stands for a histogram or summary point: its sum, `NaN` when it
+/// has none or is marked as having no recorded value.
+fn sum_value(flags: u32, sum: Option<f64>) -> f64 {
+    match sum {
+        Some(sum) if !no_recorded_value(flags) => sum,
+        _ => f64::NAN,
+    }
+}
+
+/// The sum a histogram point marked as having no recorded value carries anyway (its row's
+/// value is `NaN`, see [`sum_value`]), kept as `otel.sum`.
+fn stale_sum(out: &mut AttributeWriter<'_>, flags: u32, sum: Option<f64>) {
+    if no_recorded_value(flags) {
+        opt(out, "otel.sum", sum);
+    }
+}
+
 /// Appends the rows of a metric that passed [`check`].
 fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
     let Some(data) = &ctx.metric.data else {
@@ -196,13 +214,14 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
         Data::Histogram(h) => {
             let temporality = temporality(h.aggregation_temporality);
             for p in &h.data_points {
-                let v = p.sum.unwrap_or(f64::NAN);
+                let v = sum_value(p.flags, p.sum);
                 ctx.row(
                     out,
                     (p.time_unix_nano, "histogram", v),
                     &p.attributes,
                     |e| {
                         e.entry("otel.temporality", temporality);
+                        stale_sum(e, p.flags, p.sum);
                         e.entry("otel.count", itoa::Buffer::new().format(p.count));
                         join(e, "otel.bucket_counts", p.bucket_counts.iter());
                         join(
@@ -220,10 +239,11 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
         Data::ExponentialHistogram(h) => {
             let temporality = temporality(h.aggregation_temporality);
             for p in &h.data_points {
-                let v = p.sum.unwrap_or(f64::NAN);
+                let v = sum_value(p.flags, p.sum);
                 let point = (p.time_unix_nano, "exponential_histogram", v);
                 ctx.row(out, point, &p.attributes, |e| {
                     e.entry("otel.temporality", temporality);
+                    stale_sum(e, p.flags, p.sum);
                     e.entry("otel.count", itoa::Buffer::new().format(p.count));
                     e.entry("otel.scale", itoa::Buffer::new().format(p.scale));
                     e.entry("otel.zero_count", itoa::Buffer::new().format(p.zero_count));
@@ -264,7 +284,7 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                 }
                 if p.quantile_values.is_empty() {
                     // Count and sum only: one row, its value the sum, as for histograms.
-                    let point = (p.time_unix_nano, "summary", p.sum);
+                    let point = (p.time_unix_nano, "summary", sum_value(p.flags, Some(p.sum)));
                     ctx.row(out, point, &p.attributes, common);
                 }
             }
@@ -537,7 +557,7 @@ mod tests {
     }
 
     /// A point flagged as having no recorded value (a series that went missing) is valid:
-    /// kept, its value NaN, and marked; exemplars are kept as JSON; a summary without
+    /// kept, its value NaN (a histogram's or summary's sum kept as `otel.sum`), and marked; exemplars are kept as JSON; a summary without
     /// quantiles keeps its count and sum.
     #[test]
     fn points_without_recorded_value_exemplars_and_summaries_without_quantiles_are_kept() {
@@ -552,6 +572,7 @@ mod tests {
         let histogram = HistogramDataPoint {
             time_unix_nano: 1_000,
             flags: 1,
+            sum: Some(2.5),
             exemplars: vec![Exemplar {
                 filtered_attributes: number(None).attributes,
                 time_unix_nano: 5,
@@ -566,6 +587,10 @@ mod tests {
             count: 3,
             sum: 7.5,
             ..Default::default()
+        };
+        let stale_summary = SummaryDataPoint {
+            flags: 1,
+            ..summary.clone()
         };
         let req = request(vec![
             metric(
@@ -587,7 +612,7 @@ mod tests {
                 "s",
                 "",
                 Some(Data::Summary(Summary {
-                    data_points: vec![summary],
+                    data_points: vec![summary, stale_summary],
                 })),
             ),
         ]);
@@ -598,14 +623,15 @@ mod tests {
             [
                 "g|gauge|NaN|k=7;otel.no_recorded_value=true",
                 "g|gauge|NaN|k=7;otel.no_recorded_value=true",
-                "h|histogram|NaN|otel.temporality=cumulative;otel.count=0;otel.bucket_counts=;\
-                 otel.explicit_bounds=;otel.no_recorded_value=true;otel.exemplars=[{\
+                "h|histogram|NaN|otel.temporality=cumulative;otel.sum=2.5;otel.count=0;\
+                 otel.bucket_counts=;otel.explicit_bounds=;otel.no_recorded_value=true;otel.exemplars=[{\
                  \"filtered_attributes\":{\"k\":\"7\"},\"span_id\":\"0202020202020202\",\
                  \"time_unix_nano\":5,\"trace_id\":\"01010101010101010101010101010101\",\
                  \"value\":\"Infinity\"}]",
                 "s|summary|7.5|otel.count=3;otel.sum=7.5",
+                "s|summary|NaN|otel.count=3;otel.sum=7.5;otel.no_recorded_value=true",
             ]
         );
-        assert_eq!(mapped.row_count(), 4);
+        assert_eq!(mapped.row_count(), 5);
     }
 }

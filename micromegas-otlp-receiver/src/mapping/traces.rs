@@ -4,7 +4,9 @@
 //! events, links and status, attribute values that are not a string, integer or boolean, the
 //! resource and the scope) are decoded by prost where they are met.
 
-use super::common::{attributes_json, hex, json_array, process, span_id_text, time, trace_id_text};
+use super::common::{
+    attributes_json, hex, json_array, process, span_id_text, time, trace_flags, trace_id_text,
+};
 use super::envelope::{self, Shape};
 use super::values::Attribute;
 use super::wire::{Fields, WireError};
@@ -30,32 +32,48 @@ fn kind(k: i32) -> &'static str {
     }
 }
 
+/// Adds `key: n` to a JSON object when `n` is not zero (the counts and flags OTLP leaves at
+/// zero in the common case).
+fn nonzero(mut item: serde_json::Value, key: &str, n: u32) -> serde_json::Value {
+    if let (Some(object), true) = (item.as_object_mut(), n != 0) {
+        object.insert(key.to_owned(), n.into());
+    }
+    item
+}
+
 /// The JSON text of a span's events, or `None` if it has none.
 fn events_json(events: &[Event]) -> Option<String> {
     json_array(events, |e| {
-        serde_json::json!({
+        let event = serde_json::json!({
             "time_unix_nano": e.time_unix_nano,
             "name": e.name,
             "attributes": attributes_json(&e.attributes),
-        })
+        });
+        nonzero(
+            event,
+            "dropped_attributes_count",
+            e.dropped_attributes_count,
+        )
     })
 }
 
-/// The JSON text of a span's links, or `None` if it has none.
+/// The JSON text of a span's links, or `None` if it has none. A link's `flags` (its W3C trace
+/// flags, and whether the linked span is in another process) are kept as OTLP sends them.
 fn links_json(links: &[Link]) -> Option<String> {
     json_array(links, |l| {
-        serde_json::json!({
+        let link = serde_json::json!({
             "trace_id": hex(&l.trace_id),
             "span_id": hex(&l.span_id),
             "trace_state": l.trace_state,
             "attributes": attributes_json(&l.attributes),
-        })
+        });
+        let link = nonzero(link, "dropped_attributes_count", l.dropped_attributes_count);
+        nonzero(link, "flags", l.flags)
     })
 }
 
 /// Whether a span's flags say its parent is in another process (the span continues a trace
-/// received from elsewhere). Only this is kept of the flags: their W3C trace flags (sampled)
-/// are set on nearly every exported span and tell nothing more.
+/// received from elsewhere). The rest of the flags are its W3C trace flags ([`trace_flags`]).
 fn parent_is_remote(flags: u32) -> bool {
     let known = SpanFlags::ContextHasIsRemoteMask as u32;
     let remote = SpanFlags::ContextIsRemoteMask as u32;
@@ -193,6 +211,9 @@ fn append(
         }
         if parent_is_remote(span.flags) {
             a.entry("otel.parent_is_remote", "true");
+        }
+        if let Some(flags) = trace_flags(span.flags) {
+            a.entry("otel.trace_flags", &flags);
         }
         for (key, n) in [
             ("otel.dropped_attributes_count", span.dropped_attributes),

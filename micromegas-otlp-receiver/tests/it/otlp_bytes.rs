@@ -85,12 +85,25 @@ fn key_value() -> impl Strategy<Value = KeyValue> {
     })
 }
 
+/// The W3C trace flags byte of a span or log record: none, sampled (the usual), sampled with
+/// a random trace id, or anything.
+fn w3c_flags() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0u32), Just(1), Just(3), 0..256u32]
+}
+
+/// `otel.trace_flags`: the W3C flags as two hex digits when they say more than "sampled".
+fn trace_flags(flags: u32) -> Option<String> {
+    let w3c = flags & 0xFF;
+    (w3c > 1).then(|| format!("{w3c:02x}"))
+}
+
 fn a_span() -> impl Strategy<Value = Span> {
     let ids = (id(16), id(8), id(8));
     let times = (any::<u64>(), 0..1_000_000u64, any::<bool>());
+    let link_flags = prop_oneof![Just(0u32), Just(0x301), any::<u32>()];
     let rare = (
-        vec(("[a-z]{0,5}", any::<u64>()), 0..2),
-        vec((id(16), id(8)), 0..2),
+        vec(("[a-z]{0,5}", any::<u64>(), 0..3u32), 0..2),
+        vec((id(16), id(8), link_flags, 0..3u32), 0..2),
         proptest::option::of((0..4i32, "[a-z]{0,5}")),
         "[a-z=,]{0,6}",
         (0..3u32, 0..3u32, 0..3u32),
@@ -102,9 +115,13 @@ fn a_span() -> impl Strategy<Value = Span> {
         -1..7i32,
         vec(key_value(), 0..5),
         rare,
+        (
+            prop_oneof![Just(0u32), Just(0x100), Just(0x300)],
+            w3c_flags(),
+        ),
     )
         .prop_map(
-            |((trace, id, parent), (start, len, backwards), name, kind, attrs, rare)| {
+            |((trace, id, parent), (start, len, backwards), name, kind, attrs, rare, flags)| {
                 let (events, links, status, trace_state, dropped) = rare;
                 let end = if backwards {
                     start.wrapping_sub(len)
@@ -124,25 +141,28 @@ fn a_span() -> impl Strategy<Value = Span> {
                     dropped_attributes_count: dropped.0,
                     events: events
                         .into_iter()
-                        .map(|(name, t)| span::Event {
+                        .map(|(name, t, dropped)| span::Event {
                             time_unix_nano: t,
                             name,
-                            ..Default::default()
+                            attributes: Vec::new(),
+                            dropped_attributes_count: dropped,
                         })
                         .collect(),
                     dropped_events_count: dropped.1,
                     links: links
                         .into_iter()
-                        .map(|(trace_id, span_id)| span::Link {
+                        .map(|(trace_id, span_id, flags, dropped)| span::Link {
                             trace_id,
                             span_id,
+                            flags,
+                            dropped_attributes_count: dropped,
                             ..Default::default()
                         })
                         .collect(),
                     dropped_links_count: dropped.2,
                     status: status.map(|(code, message)| Status { code, message }),
-                    // Parent in another process (0x300) for half of the kinds.
-                    flags: if kind % 2 == 0 { 0x301 } else { 0x101 },
+                    // Bits 8 and 9: whether the parent's place is known, and remote.
+                    flags: flags.0 | flags.1,
                 }
             },
         )
@@ -264,6 +284,7 @@ fn assert_row(batch: &RecordBatch, row: usize, s: &Span, target: &str) {
         ("otel.links", !s.links.is_empty()),
         ("otel.trace_state", !s.trace_state.is_empty()),
         ("otel.parent_is_remote", s.flags & 0x300 == 0x300),
+        ("otel.trace_flags", trace_flags(s.flags).is_some()),
         (
             "otel.dropped_attributes_count",
             s.dropped_attributes_count > 0,
@@ -276,6 +297,33 @@ fn assert_row(batch: &RecordBatch, row: usize, s: &Span, target: &str) {
         }
     }
     assert_eq!(extra, wanted);
+    let extra_value = |key: &str| {
+        attrs[expected.len()..]
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(extra_value("otel.trace_flags"), trace_flags(s.flags));
+    // Links and events keep their counts and flags, when not zero.
+    let json = |key: &str| -> Vec<serde_json::Value> {
+        extra_value(key).map_or_else(Vec::new, |v| serde_json::from_str(&v).expect(key))
+    };
+    let nonzero = |n: u32| (n != 0).then_some(u64::from(n));
+    let links = json("otel.links");
+    assert_eq!(links.len(), s.links.len());
+    for (j, l) in links.iter().zip(&s.links) {
+        assert_eq!(j["flags"].as_u64(), nonzero(l.flags));
+        let dropped = j["dropped_attributes_count"].as_u64();
+        assert_eq!(dropped, nonzero(l.dropped_attributes_count));
+        assert_eq!(j["span_id"].as_str(), Some(hex(&l.span_id).as_str()));
+    }
+    let events = json("otel.events");
+    assert_eq!(events.len(), s.events.len());
+    for (j, e) in events.iter().zip(&s.events) {
+        let dropped = j["dropped_attributes_count"].as_u64();
+        assert_eq!(dropped, nonzero(e.dropped_attributes_count));
+        assert_eq!(j["name"].as_str(), Some(e.name.as_str()));
+    }
 }
 
 fn a_log_record() -> impl Strategy<Value = LogRecord> {
@@ -284,10 +332,10 @@ fn a_log_record() -> impl Strategy<Value = LogRecord> {
         prop_oneof![Just(""), Just("warn"), Just("ERROR"), Just("x")],
     );
     let times = (prop_oneof![Just(0u64), any::<u64>()], any::<u64>());
-    let rest = (vec(key_value(), 0..5), 0..3u32, "[a-z.]{0,6}");
+    let rest = (vec(key_value(), 0..5), 0..3u32, "[a-z.]{0,6}", w3c_flags());
     (id(16), id(8), severity, times, value(), rest).prop_map(
         |(trace_id, span_id, (number, text), (time, observed), body, rest)| {
-            let (attributes, dropped, event_name) = rest;
+            let (attributes, dropped, event_name, flags) = rest;
             LogRecord {
                 time_unix_nano: time,
                 observed_time_unix_nano: observed,
@@ -296,7 +344,7 @@ fn a_log_record() -> impl Strategy<Value = LogRecord> {
                 body,
                 attributes,
                 dropped_attributes_count: dropped,
-                flags: 1,
+                flags,
                 trace_id,
                 span_id,
                 event_name,
@@ -375,6 +423,9 @@ fn assert_log_row(batch: &RecordBatch, row: usize, r: &LogRecord, target: &str) 
     }
     if !r.event_name.is_empty() {
         expected.push(("otel.event_name".into(), r.event_name.clone()));
+    }
+    if let Some(flags) = trace_flags(r.flags) {
+        expected.push(("otel.trace_flags".into(), flags));
     }
     if r.dropped_attributes_count > 0 {
         let n = r.dropped_attributes_count.to_string();
