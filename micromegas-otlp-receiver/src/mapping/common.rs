@@ -1,9 +1,11 @@
-//! What all signals share: resources become processes, attributes become text maps, ids
-//! become lowercase hex.
+//! What all signals share: resources become processes, scopes targets (with what else they
+//! say on each row), attributes become text maps, ids become lowercase hex.
 
 use micromegas_lake::catalog::{now_nanos, ProcessRow};
 use micromegas_lake::tables::AttributeWriter;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    any_value::Value, AnyValue, InstrumentationScope, KeyValue,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 /// An attribute value as text: strings as they are, scalars in their usual spelling, arrays
@@ -174,10 +176,19 @@ fn id<'b>(
 
 /// The process a resource stands for. Its id is derived from the resource's attributes, so
 /// every request from the same SDK instance maps to the same process.
-pub fn process(resource: Option<&Resource>) -> ProcessRow {
-    let attrs = resource
+pub fn process(resource: Option<&Resource>, schema_url: &str) -> ProcessRow {
+    let mut attrs = resource
         .map(|r| attributes(&r.attributes))
         .unwrap_or_default();
+    if let Some(dropped) = resource
+        .map(|r| r.dropped_attributes_count)
+        .filter(|n| *n > 0)
+    {
+        attrs.push(("otel.dropped_attributes_count".into(), dropped.to_string()));
+    }
+    if !schema_url.is_empty() {
+        attrs.push(("otel.schema_url".into(), schema_url.to_owned()));
+    }
     let get = |k: &str| {
         attrs
             .iter()
@@ -206,6 +217,51 @@ pub fn process(resource: Option<&Resource>) -> ProcessRow {
         tsc_frequency: 0,
         properties: attrs,
         insert_time: 0,
+    }
+}
+
+/// An instrumentation scope: its name (the rows' `target`), and what else it says, kept on
+/// each of its rows as `otel.scope.version`, `otel.scope.attributes` (JSON),
+/// `otel.scope.dropped_attributes_count` and `otel.scope.schema_url` when not empty.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Scope {
+    /// The scope's name.
+    pub name: String,
+    /// The entries its rows carry.
+    pub entries: Vec<(&'static str, String)>,
+}
+
+impl Scope {
+    /// The scope of a list of items, with the schema URL of that list.
+    pub fn new(scope: Option<&InstrumentationScope>, schema_url: &str) -> Self {
+        let none = InstrumentationScope::default();
+        let s = scope.unwrap_or(&none);
+        let mut entries = Vec::new();
+        if !s.version.is_empty() {
+            entries.push(("otel.scope.version", s.version.clone()));
+        }
+        if !s.attributes.is_empty() {
+            let json = attributes_json(&s.attributes).to_string();
+            entries.push(("otel.scope.attributes", json));
+        }
+        if s.dropped_attributes_count > 0 {
+            let n = s.dropped_attributes_count.to_string();
+            entries.push(("otel.scope.dropped_attributes_count", n));
+        }
+        if !schema_url.is_empty() {
+            entries.push(("otel.scope.schema_url", schema_url.to_owned()));
+        }
+        Self {
+            name: s.name.clone(),
+            entries,
+        }
+    }
+
+    /// Appends the scope's entries to a row.
+    pub fn write(&self, out: &mut AttributeWriter<'_>) {
+        for (key, value) in &self.entries {
+            out.entry(key, value);
+        }
     }
 }
 

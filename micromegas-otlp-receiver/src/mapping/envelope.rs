@@ -2,6 +2,7 @@
 //! each with its resource and a list of scopes, each with its scope and its items (spans, log
 //! records). The items are handed over as bytes, for the signal's own reader.
 
+use super::common::Scope;
 use super::wire::{Fields, WireError};
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -33,8 +34,10 @@ pub struct ResourceItems<'a> {
     pub resource: Option<Resource>,
     /// The bytes of each occurrence of the resource.
     pub resource_bytes: Vec<&'a [u8]>,
-    /// Each scope's name and items.
-    pub scopes: Vec<(String, Vec<&'a [u8]>)>,
+    /// The resource's schema URL.
+    pub schema_url: &'a str,
+    /// Each scope and its items.
+    pub scopes: Vec<(Scope, Vec<&'a [u8]>)>,
 }
 
 impl ResourceItems<'_> {
@@ -44,22 +47,21 @@ impl ResourceItems<'_> {
     }
 }
 
-/// A scope's name and its items.
-fn scope<'a>(bytes: &'a [u8], shape: &Shape) -> Result<(String, Vec<&'a [u8]>), WireError> {
+/// A scope and its items.
+fn scope<'a>(bytes: &'a [u8], shape: &Shape) -> Result<(Scope, Vec<&'a [u8]>), WireError> {
     let mut scope: Option<InstrumentationScope> = None;
     let mut items = Vec::new();
+    let mut schema_url = "";
     let mut fields = Fields::new(bytes);
     while let Some((tag, v)) = fields.next_field()? {
         match tag {
             1 => scope.get_or_insert_default().merge(v.bytes(shape.scope)?)?,
             2 => items.push(v.bytes(shape.items)?),
-            3 => {
-                v.text(shape.scope_schema)?;
-            }
+            3 => schema_url = v.text(shape.scope_schema)?,
             _ => {}
         }
     }
-    Ok((scope.map(|s| s.name).unwrap_or_default(), items))
+    Ok((Scope::new(scope.as_ref(), schema_url), items))
 }
 
 fn resource<'a>(bytes: &'a [u8], shape: &Shape) -> Result<ResourceItems<'a>, WireError> {
@@ -73,9 +75,7 @@ fn resource<'a>(bytes: &'a [u8], shape: &Shape) -> Result<ResourceItems<'a>, Wir
                 out.resource.get_or_insert_default().merge(bytes)?;
             }
             2 => out.scopes.push(scope(v.bytes(shape.scopes)?, shape)?),
-            3 => {
-                v.text(shape.resource_schema)?;
-            }
+            3 => out.schema_url = v.text(shape.resource_schema)?,
             _ => {}
         }
     }

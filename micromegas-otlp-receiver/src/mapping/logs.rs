@@ -2,7 +2,7 @@
 //! ([`map_protobuf`]) into the table's Arrow columns, as for spans (see
 //! [`super::traces`]).
 
-use super::common::{process, span_id_text, time, trace_flags, trace_id_text};
+use super::common::{process, span_id_text, time, trace_flags, trace_id_text, Scope};
 use super::envelope::{self, Shape};
 use super::values::{any_value_text, Attribute};
 use super::wire::{Fields, WireError};
@@ -95,7 +95,7 @@ fn append(
     out: &mut LogColumns,
     r: &LogView<'_>,
     msg: &str,
-    target: &str,
+    scope: &Scope,
     pid: &str,
     svc: &str,
     received: u64,
@@ -117,7 +117,7 @@ fn append(
         thread_name: "",
         level,
         severity_number,
-        target,
+        target: &scope.name,
         msg,
         trace_id,
         span_id,
@@ -143,6 +143,7 @@ fn append(
                 format_args!("{}", r.dropped_attributes),
             );
         }
+        scope.write(p);
     });
     Ok(())
 }
@@ -174,15 +175,15 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedLogs, WireError> {
     let mut mapped = Mapped::new(ViewTable::LogEntries);
     let received = now_nanos().max(0) as u64;
     for r in envelope::resources(bytes, &SHAPE)? {
-        let process = process(r.resource.as_ref());
+        let process = process(r.resource.as_ref(), r.schema_url);
         let mut columns = LogColumns::with_capacity(r.item_count());
         let mut record = LogView::default();
-        for (target, records) in &r.scopes {
+        for (scope, records) in &r.scopes {
             for bytes in records {
                 record.read(bytes)?;
                 let msg = any_value_text(&record.body)?;
                 let (pid, svc) = (&process.process_id, &process.service_name);
-                let appended = append(&mut columns, &record, &msg, target, pid, svc, received);
+                let appended = append(&mut columns, &record, &msg, scope, pid, svc, received);
                 if let Err(e) = appended {
                     mapped.reject(e);
                 }

@@ -5,7 +5,7 @@
 //! row whose value is the sum for a point without quantiles.
 
 use super::common::{
-    attributes_json, double_json, hex, json_array, process, time, write_attribute, Double,
+    attributes_json, double_json, hex, json_array, process, time, write_attribute, Double, Scope,
 };
 use super::wire::WireError;
 use super::Mapped;
@@ -48,13 +48,13 @@ fn temporality(t: i32) -> &'static str {
 struct Ctx<'a> {
     pid: &'a str,
     svc: &'a str,
-    target: &'a str,
+    scope: &'a Scope,
     metric: &'a Metric,
 }
 
 impl Ctx<'_> {
     /// Appends one row: the point's attributes, then what `extra` writes, then the metric's
-    /// description.
+    /// description and metadata, then what the scope says.
     fn row(
         &self,
         out: &mut MeasureColumns,
@@ -71,7 +71,7 @@ impl Ctx<'_> {
             unit: &self.metric.unit,
             kind,
             value,
-            target: self.target,
+            target: &self.scope.name,
         };
         out.append(&text, |p| {
             for kv in attrs {
@@ -81,6 +81,11 @@ impl Ctx<'_> {
             if !self.metric.description.is_empty() {
                 p.entry("otel.description", &self.metric.description);
             }
+            if !self.metric.metadata.is_empty() {
+                let json = attributes_json(&self.metric.metadata).to_string();
+                p.entry("otel.metadata", &json);
+            }
+            self.scope.write(p);
         });
     }
 }
@@ -341,15 +346,11 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedMetrics, WireError> {
 pub fn map(req: &ExportMetricsServiceRequest) -> Mapped {
     let mut out = Mapped::new(ViewTable::Measures);
     for rm in &req.resource_metrics {
-        let process = process(rm.resource.as_ref());
+        let process = process(rm.resource.as_ref(), &rm.schema_url);
         let metrics = rm.scope_metrics.iter().flat_map(|sm| &sm.metrics);
         let mut columns = MeasureColumns::with_capacity(metrics.map(rows_of).sum());
         for sm in &rm.scope_metrics {
-            let target = sm
-                .scope
-                .as_ref()
-                .map(|s| s.name.as_str())
-                .unwrap_or_default();
+            let scope = Scope::new(sm.scope.as_ref(), &sm.schema_url);
             for metric in &sm.metrics {
                 if let Err(e) = check(metric) {
                     for _ in 1..points(metric) {
@@ -361,7 +362,7 @@ pub fn map(req: &ExportMetricsServiceRequest) -> Mapped {
                 let ctx = Ctx {
                     pid: &process.process_id,
                     svc: &process.service_name,
-                    target,
+                    scope: &scope,
                     metric,
                 };
                 rows(&ctx, &mut columns);
@@ -388,6 +389,7 @@ mod tests {
         ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint,
         ResourceMetrics, ScopeMetrics, Summary, SummaryDataPoint,
     };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
 
     /// A request of `metrics`, in scope `scope` of a resource without attributes.
     fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
@@ -633,5 +635,53 @@ mod tests {
             ]
         );
         assert_eq!(mapped.row_count(), 5);
+    }
+
+    /// What the scope, the resource and the metric say beside the points is kept: the scope's
+    /// version, attributes and schema URL on each row, the metric's metadata as JSON, and the
+    /// resource's schema URL and dropped attribute count on the process.
+    #[test]
+    fn scopes_resources_and_metric_metadata_are_kept() {
+        let mut req = request(vec![Metric {
+            metadata: number(None).attributes,
+            ..metric(
+                "g",
+                "",
+                Some(Data::Gauge(Gauge {
+                    data_points: vec![number(Some(number_data_point::Value::AsInt(1)))],
+                })),
+            )
+        }]);
+        let rm = &mut req.resource_metrics[0];
+        rm.schema_url = "https://opentelemetry.io/schemas/1.26.0".into();
+        rm.resource = Some(Resource {
+            dropped_attributes_count: 2,
+            ..Default::default()
+        });
+        let sm = &mut rm.scope_metrics[0];
+        sm.schema_url = "https://opentelemetry.io/schemas/1.24.0".into();
+        let scope = sm.scope.as_mut().expect("the scope of `request`");
+        scope.version = "0.48b0".into();
+        scope.attributes = number(None).attributes;
+        let mapped = map(&req);
+        assert_eq!(
+            lines(&mapped),
+            [
+                "g|gauge|1|k=7;otel.metadata={\"k\":\"7\"};otel.scope.version=0.48b0;\
+              otel.scope.attributes={\"k\":\"7\"};\
+              otel.scope.schema_url=https://opentelemetry.io/schemas/1.24.0"
+            ]
+        );
+        let (process, _) = &mapped.groups[0];
+        assert_eq!(
+            process.properties,
+            [
+                ("otel.dropped_attributes_count".into(), "2".into()),
+                (
+                    "otel.schema_url".into(),
+                    "https://opentelemetry.io/schemas/1.26.0".into()
+                ),
+            ]
+        );
     }
 }

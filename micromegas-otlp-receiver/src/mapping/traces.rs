@@ -6,6 +6,7 @@
 
 use super::common::{
     attributes_json, hex, json_array, process, span_id_text, time, trace_flags, trace_id_text,
+    Scope,
 };
 use super::envelope::{self, Shape};
 use super::values::Attribute;
@@ -155,7 +156,7 @@ impl<'a> SpanView<'a> {
 fn append(
     out: &mut SpanColumns,
     span: &SpanView<'_>,
-    target: &str,
+    scope: &Scope,
     pid: &str,
     svc: &str,
 ) -> Result<(), String> {
@@ -183,7 +184,7 @@ fn append(
         span_id: id,
         parent_span_id: parent,
         name: span.name,
-        target,
+        target: &scope.name,
         service_name: svc,
         process_id: pid,
         thread_name: "",
@@ -224,6 +225,7 @@ fn append(
                 a.entry_fmt(key, format_args!("{n}"));
             }
         }
+        scope.write(a);
     });
     Ok(())
 }
@@ -258,10 +260,10 @@ fn resource_spans(
     for bytes in &r.resource_bytes {
         identity.update(bytes);
     }
-    let process = process(r.resource.as_ref());
+    let process = process(r.resource.as_ref(), r.schema_url);
     let mut columns = SpanColumns::with_capacity(r.item_count());
     let mut span = SpanView::default();
-    for (target, spans) in &r.scopes {
+    for (scope, spans) in &r.scopes {
         for bytes in spans {
             span.read(bytes)?;
             identity.update(span.trace_id);
@@ -272,7 +274,7 @@ fn resource_spans(
             let appended = append(
                 &mut columns,
                 &span,
-                target,
+                scope,
                 &process.process_id,
                 &process.service_name,
             );

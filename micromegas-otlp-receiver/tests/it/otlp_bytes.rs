@@ -168,29 +168,115 @@ fn a_span() -> impl Strategy<Value = Span> {
         )
 }
 
+fn schema_url() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("https://opentelemetry.io/schemas/1.26.0".to_string()),
+    ]
+}
+
+/// A scope (maybe none) and the schema URL of its list.
+fn a_scope() -> impl Strategy<Value = (Option<InstrumentationScope>, String)> {
+    let scope = (
+        "[a-z:]{0,8}",
+        prop_oneof![Just(""), Just("2.10.0")],
+        vec(key_value(), 0..2),
+        prop_oneof![3 => Just(0u32), 1 => 1..3u32],
+    )
+        .prop_map(
+            |(name, version, attributes, dropped)| InstrumentationScope {
+                name,
+                version: version.into(),
+                attributes,
+                dropped_attributes_count: dropped,
+            },
+        );
+    (proptest::option::of(scope), schema_url())
+}
+
+/// A resource (maybe none), its schema URL.
+fn a_resource() -> impl Strategy<Value = (Option<Resource>, String)> {
+    let resource = (
+        vec(key_value(), 0..3),
+        prop_oneof![3 => Just(0u32), 1 => 1..3u32],
+    )
+        .prop_map(|(attributes, dropped)| Resource {
+            attributes,
+            dropped_attributes_count: dropped,
+            ..Default::default()
+        });
+    (proptest::option::of(resource), schema_url())
+}
+
+/// A process's properties: the resource's attributes, then its dropped attribute count and
+/// schema URL when not empty.
+fn process_properties(resource: Option<&Resource>, schema_url: &str) -> Vec<(String, String)> {
+    let mut out = resource
+        .map(|r| attributes(&r.attributes))
+        .unwrap_or_default();
+    if let Some(n) = resource
+        .map(|r| r.dropped_attributes_count)
+        .filter(|n| *n > 0)
+    {
+        out.push(("otel.dropped_attributes_count".into(), n.to_string()));
+    }
+    if !schema_url.is_empty() {
+        out.push(("otel.schema_url".into(), schema_url.into()));
+    }
+    out
+}
+
+/// What a scope gives its rows: the target, and the entries they end with.
+#[derive(Debug, Clone)]
+struct ScopeRows {
+    target: String,
+    entries: Vec<(String, String)>,
+}
+
+fn scope_rows(scope: Option<&InstrumentationScope>, schema_url: &str) -> ScopeRows {
+    let mut entries = Vec::new();
+    let none = InstrumentationScope::default();
+    let s = scope.unwrap_or(&none);
+    if !s.version.is_empty() {
+        entries.push(("otel.scope.version".into(), s.version.clone()));
+    }
+    if !s.attributes.is_empty() {
+        let map: serde_json::Map<String, serde_json::Value> = attributes(&s.attributes)
+            .into_iter()
+            .map(|(k, v)| (k, v.into()))
+            .collect();
+        entries.push((
+            "otel.scope.attributes".into(),
+            serde_json::Value::Object(map).to_string(),
+        ));
+    }
+    if s.dropped_attributes_count > 0 {
+        let n = s.dropped_attributes_count.to_string();
+        entries.push(("otel.scope.dropped_attributes_count".into(), n));
+    }
+    if !schema_url.is_empty() {
+        entries.push(("otel.scope.schema_url".into(), schema_url.into()));
+    }
+    ScopeRows {
+        target: s.name.clone(),
+        entries,
+    }
+}
+
 fn a_request() -> impl Strategy<Value = ExportTraceServiceRequest> {
     let scope =
-        (proptest::option::of("[a-z:]{0,8}"), vec(a_span(), 0..4)).prop_map(|(name, spans)| {
-            ScopeSpans {
-                scope: name.map(|name| InstrumentationScope {
-                    name,
-                    ..Default::default()
-                }),
-                spans,
-                schema_url: String::new(),
-            }
+        (a_scope(), vec(a_span(), 0..4)).prop_map(|((scope, schema_url), spans)| ScopeSpans {
+            scope,
+            spans,
+            schema_url,
         });
-    let resource = (
-        proptest::option::of(vec(key_value(), 0..3)),
-        vec(scope, 0..3),
-    )
-        .prop_map(|(attrs, scope_spans)| ResourceSpans {
-            resource: attrs.map(|attributes| Resource {
-                attributes,
-                ..Default::default()
-            }),
-            scope_spans,
-            schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
+    let resource =
+        (a_resource(), vec(scope, 0..3)).prop_map(|((resource, schema_url), scope_spans)| {
+            ResourceSpans {
+                resource,
+                scope_spans,
+                schema_url,
+            }
         });
     vec(resource, 0..3).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
 }
@@ -246,13 +332,13 @@ fn row_map(batch: &RecordBatch, column: &str, row: usize) -> Vec<(String, String
 }
 
 /// The row of `s`, in `batch` at `row`, says what the span says.
-fn assert_row(batch: &RecordBatch, row: usize, s: &Span, target: &str) {
+fn assert_row(batch: &RecordBatch, row: usize, s: &Span, scope: &ScopeRows) {
     assert_eq!(text(batch, "trace_id", row), Some(hex(&s.trace_id)));
     assert_eq!(text(batch, "span_id", row), Some(hex(&s.span_id)));
     let parent = (!s.parent_span_id.is_empty()).then(|| hex(&s.parent_span_id));
     assert_eq!(text(batch, "parent_span_id", row), parent);
     assert_eq!(text(batch, "name", row).as_deref(), Some(s.name.as_str()));
-    assert_eq!(text(batch, "target", row).as_deref(), Some(target));
+    assert_eq!(text(batch, "target", row), Some(scope.target.clone()));
     let capped = |t: u64| t.min(i64::MAX as u64) as i64;
     assert_eq!(
         time(batch, "start_time", row),
@@ -274,10 +360,10 @@ fn assert_row(batch: &RecordBatch, row: usize, s: &Span, target: &str) {
     let attrs = row_map(batch, "attributes", row);
     let expected = attributes(&s.attributes);
     assert_eq!(&attrs[..expected.len()], &expected[..]);
-    let extra: Vec<&str> = attrs[expected.len()..]
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect();
+    let (extra, scope_entries) = attrs[expected.len()..]
+        .split_at((attrs.len() - expected.len()).saturating_sub(scope.entries.len()));
+    assert_eq!(scope_entries, &scope.entries[..]);
+    let extra: Vec<&str> = extra.iter().map(|(k, _)| k.as_str()).collect();
     let mut wanted = Vec::new();
     for (key, present) in [
         ("otel.events", !s.events.is_empty()),
@@ -354,29 +440,21 @@ fn a_log_record() -> impl Strategy<Value = LogRecord> {
 }
 
 fn a_logs_request() -> impl Strategy<Value = ExportLogsServiceRequest> {
-    let scope = (
-        proptest::option::of("[a-z:]{0,8}"),
-        vec(a_log_record(), 0..4),
-    )
-        .prop_map(|(name, log_records)| ScopeLogs {
-            scope: name.map(|name| InstrumentationScope {
-                name,
-                ..Default::default()
-            }),
-            log_records,
-            schema_url: String::new(),
+    let scope =
+        (a_scope(), vec(a_log_record(), 0..4)).prop_map(|((scope, schema_url), log_records)| {
+            ScopeLogs {
+                scope,
+                log_records,
+                schema_url,
+            }
         });
-    let resource = (
-        proptest::option::of(vec(key_value(), 0..3)),
-        vec(scope, 0..3),
-    )
-        .prop_map(|(attrs, scope_logs)| ResourceLogs {
-            resource: attrs.map(|attributes| Resource {
-                attributes,
-                ..Default::default()
-            }),
-            scope_logs,
-            schema_url: String::new(),
+    let resource =
+        (a_resource(), vec(scope, 0..3)).prop_map(|((resource, schema_url), scope_logs)| {
+            ResourceLogs {
+                resource,
+                scope_logs,
+                schema_url,
+            }
         });
     vec(resource, 0..3).prop_map(|resource_logs| ExportLogsServiceRequest { resource_logs })
 }
@@ -400,7 +478,7 @@ fn level(r: &LogRecord) -> (&'static str, i32) {
 }
 
 /// The row of `r`, in `batch` at `row`, says what the record says.
-fn assert_log_row(batch: &RecordBatch, row: usize, r: &LogRecord, target: &str) {
+fn assert_log_row(batch: &RecordBatch, row: usize, r: &LogRecord, scope: &ScopeRows) {
     let t = if r.time_unix_nano != 0 {
         r.time_unix_nano
     } else {
@@ -412,7 +490,7 @@ fn assert_log_row(batch: &RecordBatch, row: usize, r: &LogRecord, target: &str) 
     let numbers = batch.column_by_name("severity_number").unwrap();
     let numbers = numbers.as_primitive::<micromegas_lake::arrow::datatypes::Int32Type>();
     assert_eq!(numbers.value(row), number);
-    assert_eq!(text(batch, "target", row).as_deref(), Some(target));
+    assert_eq!(text(batch, "target", row), Some(scope.target.clone()));
     assert_eq!(text(batch, "msg", row), Some(value_text(r.body.as_ref())));
     let id = |b: &[u8]| (!b.is_empty()).then(|| hex(b));
     assert_eq!(text(batch, "trace_id", row), id(&r.trace_id));
@@ -431,6 +509,7 @@ fn assert_log_row(batch: &RecordBatch, row: usize, r: &LogRecord, target: &str) 
         let n = r.dropped_attributes_count.to_string();
         expected.push(("otel.dropped_attributes_count".into(), n));
     }
+    expected.extend(scope.entries.iter().cloned());
     assert_eq!(row_map(batch, "properties", row), expected);
 }
 
@@ -489,8 +568,8 @@ proptest! {
         let mut rejected = 0;
         for rs in &req.resource_spans {
             let spans = || rs.scope_spans.iter().flat_map(|ss| {
-                let target = ss.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-                ss.spans.iter().map(move |s| (s, target.clone()))
+                let scope = scope_rows(ss.scope.as_ref(), &ss.schema_url);
+                ss.spans.iter().map(move |s| (s, scope.clone()))
             });
             rejected += spans().filter(|(s, _)| !valid(s)).count();
             let kept: Vec<_> = spans().filter(|(s, _)| valid(s)).collect();
@@ -498,11 +577,11 @@ proptest! {
                 continue;
             }
             let (process, batch) = groups.next().expect("a batch per resource with valid spans");
-            let attrs = rs.resource.as_ref().map(|r| attributes(&r.attributes)).unwrap_or_default();
-            prop_assert_eq!(&process.properties, &attrs);
+            let properties = process_properties(rs.resource.as_ref(), &rs.schema_url);
+            prop_assert_eq!(&process.properties, &properties);
             prop_assert_eq!(batch.num_rows(), kept.len());
-            for (row, (s, target)) in kept.iter().enumerate() {
-                assert_row(batch, row, s, target);
+            for (row, (s, scope)) in kept.iter().enumerate() {
+                assert_row(batch, row, s, scope);
             }
         }
         prop_assert!(groups.next().is_none());
@@ -536,8 +615,8 @@ proptest! {
         let mut rejected = 0;
         for rl in &req.resource_logs {
             let records = || rl.scope_logs.iter().flat_map(|sl| {
-                let target = sl.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-                sl.log_records.iter().map(move |r| (r, target.clone()))
+                let scope = scope_rows(sl.scope.as_ref(), &sl.schema_url);
+                sl.log_records.iter().map(move |r| (r, scope.clone()))
             });
             rejected += records().filter(|(r, _)| !valid_record(r)).count();
             let kept: Vec<_> = records().filter(|(r, _)| valid_record(r)).collect();
@@ -545,11 +624,11 @@ proptest! {
                 continue;
             }
             let (process, batch) = groups.next().expect("a batch per resource with valid records");
-            let attrs = rl.resource.as_ref().map(|r| attributes(&r.attributes)).unwrap_or_default();
-            prop_assert_eq!(&process.properties, &attrs);
+            let properties = process_properties(rl.resource.as_ref(), &rl.schema_url);
+            prop_assert_eq!(&process.properties, &properties);
             prop_assert_eq!(batch.num_rows(), kept.len());
-            for (row, (r, target)) in kept.iter().enumerate() {
-                assert_log_row(batch, row, r, target);
+            for (row, (r, scope)) in kept.iter().enumerate() {
+                assert_log_row(batch, row, r, scope);
             }
         }
         prop_assert!(groups.next().is_none());

@@ -144,15 +144,16 @@ async fn python_sdk(protocol: &str) {
         "SELECT s.name, p.name, s.target, s.kind, s.status_code, s.status_message, \
          property_get(s.attributes, 'cart.items'), \
          property_get(s.attributes, 'otel.events') LIKE '%cart.validated%', \
-         length(s.trace_id), s.trace_id = p.trace_id \
+         length(s.trace_id), s.trace_id = p.trace_id, \
+         property_get(s.attributes, 'otel.scope.version') \
          FROM spans s LEFT JOIN spans p ON s.parent_span_id = p.span_id ORDER BY s.start_time",
     )
     .await;
     assert_eq!(
         spans,
         [
-            "checkout||shop.checkout|INTERNAL|UNSET||3|true|32|",
-            "charge_card|checkout|shop.checkout|CLIENT|ERROR|card declined|||32|true",
+            "checkout||shop.checkout|INTERNAL|UNSET||3|true|32||1.4.0",
+            "charge_card|checkout|shop.checkout|CLIENT|ERROR|card declined|||32|true|1.4.0",
         ]
     );
     assert_eq!(

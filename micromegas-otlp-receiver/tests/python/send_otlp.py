@@ -62,7 +62,7 @@ reader = PeriodicExportingMetricReader(
 meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
 metrics.set_meter_provider(meter_provider)
 
-tracer = trace.get_tracer("shop.checkout")
+tracer = trace.get_tracer("shop.checkout", "1.4.0")
 meter = metrics.get_meter("shop.metrics")
 orders = meter.create_counter("orders", unit="{orders}")
 latency = meter.create_histogram("checkout.latency", unit="ms")
