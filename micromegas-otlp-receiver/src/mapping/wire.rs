@@ -87,6 +87,7 @@ impl<'a> Value<'a> {
     }
 
     /// A varint field (`int32`, `int64`, `uint32`, `uint64`, `bool`, enum), as its 64 bits.
+    #[inline]
     pub fn varint(self, field: &str) -> Result<u64, WireError> {
         match self {
             Value::Varint(v) => Ok(v),
@@ -95,6 +96,7 @@ impl<'a> Value<'a> {
     }
 
     /// A `fixed64` or `double` field, as its 64 bits.
+    #[inline]
     pub fn fixed64(self, field: &str) -> Result<u64, WireError> {
         match self {
             Value::Fixed64(v) => Ok(v),
@@ -103,6 +105,7 @@ impl<'a> Value<'a> {
     }
 
     /// A `fixed32` field.
+    #[inline]
     pub fn fixed32(self, field: &str) -> Result<u32, WireError> {
         match self {
             Value::Fixed32(v) => Ok(v),
@@ -119,10 +122,12 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     /// The fields of the message encoded in `buf`.
+    #[inline]
     pub fn new(buf: &'a [u8]) -> Self {
         Self { buf }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         if n > self.buf.len() {
             return Err(WireError::new("a field runs past the end of its message"));
@@ -132,7 +137,7 @@ impl<'a> Fields<'a> {
         Ok(head)
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, WireError> {
         // Keys and lengths are mostly under 128: one byte.
         if let Some((&byte, rest)) = self.buf.split_first() {
@@ -160,7 +165,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A field's key: its number and wire type.
-    #[inline]
+    #[inline(always)]
     fn key(&mut self) -> Result<(u32, u8), WireError> {
         let key = self.varint()?;
         let key = u32::try_from(key).map_err(|_| WireError::new("invalid key"))?;
@@ -172,7 +177,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The value of a field of wire type `wire_type` (not a group).
-    #[inline]
+    #[inline(always)]
     fn value(&mut self, wire_type: u8) -> Result<Value<'a>, WireError> {
         Ok(match wire_type {
             0 => Value::Varint(self.varint()?),
@@ -188,6 +193,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Skips a group begun with tag `tag`, nested groups included.
+    #[cold]
     fn skip_group(&mut self, tag: u32, depth: u32) -> Result<(), WireError> {
         if depth > MAX_DEPTH {
             return Err(WireError::new("groups nested too deep"));
@@ -208,8 +214,11 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The next field, or `None` at the end of the message.
-    #[inline]
+    /// The next field, or `None` at the end of the message. Always inlined: its result is a
+    /// tagged union, which the caller's `match` then reads from registers rather than from
+    /// memory just written (a stall); whether it was inlined used to depend on how the compiler
+    /// split the crate, and moved the mapping's speed by 30 %.
+    #[inline(always)]
     pub fn next_field(&mut self) -> Result<Option<(u32, Value<'a>)>, WireError> {
         if self.buf.is_empty() {
             return Ok(None);
