@@ -53,12 +53,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Appends one row: the point's attributes, then what `extra` writes, then the metric's
-    /// description and metadata, then what the scope says.
+    /// Appends one row: the point's attributes and start time, then what `extra` writes, then
+    /// the metric's description and metadata, then what the scope says.
     fn row(
         &self,
         out: &mut MeasureColumns,
-        (t, kind, value): (u64, &str, f64),
+        (start, t, kind, value): (u64, u64, &str, f64),
         attrs: &[KeyValue],
         extra: impl FnOnce(&mut AttributeWriter<'_>),
     ) {
@@ -76,6 +76,13 @@ impl Ctx<'_> {
         out.append(&text, |p| {
             for kv in attrs {
                 write_attribute(p, &kv.key, kv.value.as_ref());
+            }
+            if start != 0 {
+                // Where a cumulative series began (it restarts when this changes).
+                p.entry(
+                    "otel.start_time_unix_nano",
+                    itoa::Buffer::new().format(start),
+                );
             }
             extra(p);
             if !self.metric.description.is_empty() {
@@ -200,9 +207,12 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
         Data::Gauge(g) => {
             for p in &g.data_points {
                 let v = number(p);
-                ctx.row(out, (p.time_unix_nano, "gauge", v), &p.attributes, |e| {
-                    point_extras(e, p.flags, &p.exemplars)
-                });
+                ctx.row(
+                    out,
+                    (p.start_time_unix_nano, p.time_unix_nano, "gauge", v),
+                    &p.attributes,
+                    |e| point_extras(e, p.flags, &p.exemplars),
+                );
             }
         }
         Data::Sum(s) => {
@@ -210,10 +220,15 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
             let temporality = temporality(s.aggregation_temporality);
             for p in &s.data_points {
                 let v = number(p);
-                ctx.row(out, (p.time_unix_nano, kind, v), &p.attributes, |e| {
-                    e.entry("otel.temporality", temporality);
-                    point_extras(e, p.flags, &p.exemplars);
-                });
+                ctx.row(
+                    out,
+                    (p.start_time_unix_nano, p.time_unix_nano, kind, v),
+                    &p.attributes,
+                    |e| {
+                        e.entry("otel.temporality", temporality);
+                        point_extras(e, p.flags, &p.exemplars);
+                    },
+                );
             }
         }
         Data::Histogram(h) => {
@@ -222,7 +237,7 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                 let v = sum_value(p.flags, p.sum);
                 ctx.row(
                     out,
-                    (p.time_unix_nano, "histogram", v),
+                    (p.start_time_unix_nano, p.time_unix_nano, "histogram", v),
                     &p.attributes,
                     |e| {
                         e.entry("otel.temporality", temporality);
@@ -245,7 +260,12 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
             let temporality = temporality(h.aggregation_temporality);
             for p in &h.data_points {
                 let v = sum_value(p.flags, p.sum);
-                let point = (p.time_unix_nano, "exponential_histogram", v);
+                let point = (
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                    "exponential_histogram",
+                    v,
+                );
                 ctx.row(out, point, &p.attributes, |e| {
                     e.entry("otel.temporality", temporality);
                     stale_sum(e, p.flags, p.sum);
@@ -281,7 +301,7 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                     point_extras(e, p.flags, &[]);
                 };
                 for q in &p.quantile_values {
-                    let point = (p.time_unix_nano, "summary", q.value);
+                    let point = (p.start_time_unix_nano, p.time_unix_nano, "summary", q.value);
                     ctx.row(out, point, &p.attributes, |e| {
                         e.entry_fmt("quantile", format_args!("{}", Double(q.quantile)));
                         common(e);
@@ -289,7 +309,12 @@ fn rows(ctx: &Ctx<'_>, out: &mut MeasureColumns) {
                 }
                 if p.quantile_values.is_empty() {
                     // Count and sum only: one row, its value the sum, as for histograms.
-                    let point = (p.time_unix_nano, "summary", sum_value(p.flags, Some(p.sum)));
+                    let point = (
+                        p.start_time_unix_nano,
+                        p.time_unix_nano,
+                        "summary",
+                        sum_value(p.flags, Some(p.sum)),
+                    );
                     ctx.row(out, point, &p.attributes, common);
                 }
             }
@@ -637,9 +662,10 @@ mod tests {
         assert_eq!(mapped.row_count(), 5);
     }
 
-    /// What the scope, the resource and the metric say beside the points is kept: the scope's
-    /// version, attributes and schema URL on each row, the metric's metadata as JSON, and the
-    /// resource's schema URL and dropped attribute count on the process.
+    /// What the scope, the resource and the metric say beside the points is kept: a point's
+    /// start time, the scope's version, attributes and schema URL on each row, the metric's
+    /// metadata as JSON, and the resource's schema URL and dropped attribute count on the
+    /// process.
     #[test]
     fn scopes_resources_and_metric_metadata_are_kept() {
         let mut req = request(vec![Metric {
@@ -648,7 +674,10 @@ mod tests {
                 "g",
                 "",
                 Some(Data::Gauge(Gauge {
-                    data_points: vec![number(Some(number_data_point::Value::AsInt(1)))],
+                    data_points: vec![NumberDataPoint {
+                        start_time_unix_nano: 500,
+                        ..number(Some(number_data_point::Value::AsInt(1)))
+                    }],
                 })),
             )
         }]);
@@ -667,7 +696,7 @@ mod tests {
         assert_eq!(
             lines(&mapped),
             [
-                "g|gauge|1|k=7;otel.metadata={\"k\":\"7\"};otel.scope.version=0.48b0;\
+                "g|gauge|1|k=7;otel.start_time_unix_nano=500;otel.metadata={\"k\":\"7\"};otel.scope.version=0.48b0;\
               otel.scope.attributes={\"k\":\"7\"};\
               otel.scope.schema_url=https://opentelemetry.io/schemas/1.24.0"
             ]

@@ -174,14 +174,17 @@ async fn python_sdk(protocol: &str) {
             &lake,
             "SELECT name, unit, kind, value, property_get(properties, 'route'), \
              property_get(properties, 'item'), property_get(properties, 'otel.count'), \
-             property_get(properties, 'otel.min'), property_get(properties, 'otel.max') \
+             property_get(properties, 'otel.min'), property_get(properties, 'otel.max'), \
+             CAST(property_get(properties, 'otel.start_time_unix_nano') AS BIGINT) \
+             BETWEEN CAST(to_unixtime(now()) AS BIGINT) * 1000000000 - 600000000000 \
+             AND CAST(time AS BIGINT) \
              FROM measures WHERE service_name = 'py-shop' ORDER BY name"
         )
         .await,
         [
-            "checkout.latency|ms|histogram|145.0|/pay||4|5|100",
-            "orders|{orders}|counter|3.0|/pay||||",
-            "stock|{items}|gauge|17.0||apple|||",
+            "checkout.latency|ms|histogram|145.0|/pay||4|5|100|true",
+            "orders|{orders}|counter|3.0|/pay|||||true",
+            "stock|{items}|gauge|17.0||apple||||",
         ]
     );
 
