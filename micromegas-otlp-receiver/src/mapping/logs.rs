@@ -134,6 +134,14 @@ fn append(
         if !r.event_name.is_empty() {
             p.entry("otel.event_name", r.event_name);
         }
+        if r.time != 0 && r.observed_time != 0 && r.observed_time != r.time {
+            // The row is timed by `time`; when the record was seen is kept beside it.
+            let mut observed = itoa::Buffer::new();
+            p.entry(
+                "otel.observed_time_unix_nano",
+                observed.format(r.observed_time),
+            );
+        }
         if let Some(flags) = trace_flags(r.flags) {
             p.entry("otel.trace_flags", &flags);
         }

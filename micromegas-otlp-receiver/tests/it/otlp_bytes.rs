@@ -502,6 +502,11 @@ fn assert_log_row(batch: &RecordBatch, row: usize, r: &LogRecord, scope: &ScopeR
     if !r.event_name.is_empty() {
         expected.push(("otel.event_name".into(), r.event_name.clone()));
     }
+    let (time, observed) = (r.time_unix_nano, r.observed_time_unix_nano);
+    if time != 0 && observed != 0 && observed != time {
+        let observed = observed.to_string();
+        expected.push(("otel.observed_time_unix_nano".into(), observed));
+    }
     if let Some(flags) = trace_flags(r.flags) {
         expected.push(("otel.trace_flags".into(), flags));
     }
