@@ -174,27 +174,27 @@ fn id<'b>(
     Ok(Some(micromegas_lake::hex::encode_into(bytes, buf)))
 }
 
-/// The process a resource stands for. Its id is derived from the resource's attributes, so
-/// every request from the same SDK instance maps to the same process.
+/// The process a resource stands for. Its id is derived from the resource's attributes only,
+/// so every request from the same SDK instance maps to the same process, whatever schema URL
+/// each signal's exporter sends. The properties are the attributes, then the resource's
+/// dropped attribute count and schema URL (`otel.dropped_attributes_count`, `otel.schema_url`)
+/// when not empty.
 pub fn process(resource: Option<&Resource>, schema_url: &str) -> ProcessRow {
     let mut attrs = resource
         .map(|r| attributes(&r.attributes))
         .unwrap_or_default();
-    if let Some(dropped) = resource
-        .map(|r| r.dropped_attributes_count)
-        .filter(|n| *n > 0)
-    {
-        attrs.push(("otel.dropped_attributes_count".into(), dropped.to_string()));
-    }
-    if !schema_url.is_empty() {
-        attrs.push(("otel.schema_url".into(), schema_url.to_owned()));
-    }
     let get = |k: &str| {
         attrs
             .iter()
             .find(|(key, _)| key == k)
             .map(|(_, v)| v.clone())
     };
+    let service_name = get("service.name").unwrap_or_else(|| "unknown_service".into());
+    let exe = get("process.executable.path")
+        .or_else(|| get("process.executable.name"))
+        .unwrap_or_default();
+    let username = get("process.owner").unwrap_or_default();
+    let hostname = get("host.name").unwrap_or_default();
     let mut sorted = attrs.clone();
     sorted.sort();
     let mut key = String::new();
@@ -205,14 +205,21 @@ pub fn process(resource: Option<&Resource>, schema_url: &str) -> ProcessRow {
         key.push('\u{2}');
     }
     let id = uuid::Uuid::from_u128(xxhash_rust::xxh3::xxh3_128(key.as_bytes()));
+    if let Some(dropped) = resource
+        .map(|r| r.dropped_attributes_count)
+        .filter(|n| *n > 0)
+    {
+        attrs.push(("otel.dropped_attributes_count".into(), dropped.to_string()));
+    }
+    if !schema_url.is_empty() {
+        attrs.push(("otel.schema_url".into(), schema_url.to_owned()));
+    }
     ProcessRow {
         process_id: id.to_string(),
-        service_name: get("service.name").unwrap_or_else(|| "unknown_service".into()),
-        exe: get("process.executable.path")
-            .or_else(|| get("process.executable.name"))
-            .unwrap_or_default(),
-        username: get("process.owner").unwrap_or_default(),
-        hostname: get("host.name").unwrap_or_default(),
+        service_name,
+        exe,
+        username,
+        hostname,
         start_time: now_nanos(),
         tsc_frequency: 0,
         properties: attrs,
@@ -278,4 +285,53 @@ pub fn trace_flags(flags: u32) -> Option<String> {
 /// Nanoseconds since the Unix epoch from an OTLP `fixed64` time (0 stays 0).
 pub fn time(ns: u64) -> i64 {
     ns.min(i64::MAX as u64) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process is the same whatever schema URL and dropped count come with its resource;
+    /// they are kept in its properties.
+    #[test]
+    fn a_process_is_identified_by_its_resource_attributes_only() {
+        let resource = Resource {
+            attributes: vec![KeyValue {
+                key: "service.name".into(),
+                value: Some(AnyValue {
+                    value: Some(Value::StringValue("shop".into())),
+                }),
+                ..Default::default()
+            }],
+            dropped_attributes_count: 3,
+            ..Default::default()
+        };
+        let plain = process(Some(&Resource::default()), "");
+        let with_schema = process(Some(&resource), "https://opentelemetry.io/schemas/1.26.0");
+        let without_schema = process(Some(&resource), "");
+        assert_eq!(with_schema.process_id, without_schema.process_id);
+        assert_ne!(with_schema.process_id, plain.process_id);
+        assert_eq!(with_schema.service_name, "shop");
+        let text = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            with_schema.properties,
+            text(&[
+                ("service.name", "shop"),
+                ("otel.dropped_attributes_count", "3"),
+                ("otel.schema_url", "https://opentelemetry.io/schemas/1.26.0"),
+            ])
+        );
+        assert_eq!(
+            without_schema.properties,
+            text(&[
+                ("service.name", "shop"),
+                ("otel.dropped_attributes_count", "3")
+            ])
+        );
+    }
 }

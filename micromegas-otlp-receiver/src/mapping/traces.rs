@@ -36,8 +36,11 @@ fn kind(k: i32) -> &'static str {
 /// Adds `key: n` to a JSON object when `n` is not zero (the counts and flags OTLP leaves at
 /// zero in the common case).
 fn nonzero(mut item: serde_json::Value, key: &str, n: u32) -> serde_json::Value {
-    if let (Some(object), true) = (item.as_object_mut(), n != 0) {
-        object.insert(key.to_owned(), n.into());
+    match item.as_object_mut() {
+        Some(object) if n != 0 => {
+            object.insert(key.to_owned(), n.into());
+        }
+        _ => {}
     }
     item
 }
