@@ -177,8 +177,8 @@ fn id<'b>(
 /// The process a resource stands for. Its id is derived from the resource's attributes only,
 /// so every request from the same SDK instance maps to the same process, whatever schema URL
 /// each signal's exporter sends. The properties are the attributes, then the resource's
-/// dropped attribute count and schema URL (`otel.dropped_attributes_count`, `otel.schema_url`)
-/// when not empty.
+/// dropped attribute count, schema URL and entity references (`otel.dropped_attributes_count`,
+/// `otel.schema_url`, `otel.entity_refs` as JSON) when not empty.
 pub fn process(resource: Option<&Resource>, schema_url: &str) -> ProcessRow {
     let mut attrs = resource
         .map(|r| attributes(&r.attributes))
@@ -213,6 +213,19 @@ pub fn process(resource: Option<&Resource>, schema_url: &str) -> ProcessRow {
     }
     if !schema_url.is_empty() {
         attrs.push(("otel.schema_url".into(), schema_url.to_owned()));
+    }
+    let entities = resource.and_then(|r| {
+        json_array(&r.entity_refs, |e| {
+            serde_json::json!({
+                "type": e.r#type,
+                "id_keys": e.id_keys,
+                "description_keys": e.description_keys,
+                "schema_url": e.schema_url,
+            })
+        })
+    });
+    if let Some(entities) = entities {
+        attrs.push(("otel.entity_refs".into(), entities));
     }
     ProcessRow {
         process_id: id.to_string(),
@@ -290,9 +303,10 @@ pub fn time(ns: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::EntityRef;
 
-    /// A process is the same whatever schema URL and dropped count come with its resource;
-    /// they are kept in its properties.
+    /// A process is the same whatever schema URL, dropped count and entity references come
+    /// with its resource; they are kept in its properties.
     #[test]
     fn a_process_is_identified_by_its_resource_attributes_only() {
         let resource = Resource {
@@ -304,7 +318,11 @@ mod tests {
                 ..Default::default()
             }],
             dropped_attributes_count: 3,
-            ..Default::default()
+            entity_refs: vec![EntityRef {
+                r#type: "service".into(),
+                id_keys: vec!["service.name".into()],
+                ..Default::default()
+            }],
         };
         let plain = process(Some(&Resource::default()), "");
         let with_schema = process(Some(&resource), "https://opentelemetry.io/schemas/1.26.0");
@@ -324,13 +342,21 @@ mod tests {
                 ("service.name", "shop"),
                 ("otel.dropped_attributes_count", "3"),
                 ("otel.schema_url", "https://opentelemetry.io/schemas/1.26.0"),
+                (
+                    "otel.entity_refs",
+                    r#"[{"description_keys":[],"id_keys":["service.name"],"schema_url":"","type":"service"}]"#,
+                ),
             ])
         );
         assert_eq!(
             without_schema.properties,
             text(&[
                 ("service.name", "shop"),
-                ("otel.dropped_attributes_count", "3")
+                ("otel.dropped_attributes_count", "3"),
+                (
+                    "otel.entity_refs",
+                    r#"[{"description_keys":[],"id_keys":["service.name"],"schema_url":"","type":"service"}]"#,
+                ),
             ])
         );
     }
