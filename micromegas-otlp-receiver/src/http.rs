@@ -89,10 +89,20 @@ fn encode<T: Message + serde::Serialize>(value: &T, enc: Encoding) -> Response {
             .into_response(),
         Encoding::Json => (
             [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_vec(value).unwrap_or_default(),
+            json_without_nulls(value),
         )
             .into_response(),
     }
+}
+
+/// `value` as JSON, its unset fields left out as protobuf's JSON mapping writes them (a full
+/// success is `{}`, not `{"partialSuccess":null}`).
+fn json_without_nulls<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut json = serde_json::to_value(value).unwrap_or_default();
+    if let Some(object) = json.as_object_mut() {
+        object.retain(|_, v| !v.is_null());
+    }
+    serde_json::to_vec(&json).unwrap_or_default()
 }
 
 fn lake_error(signal: &'static str, e: LakeError, enc: Encoding) -> Response {
