@@ -50,6 +50,8 @@ struct Ctx<'a> {
     svc: &'a str,
     scope: &'a Scope,
     metric: &'a Metric,
+    /// The metric's metadata as JSON, written on each of its rows.
+    metadata: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -88,9 +90,8 @@ impl Ctx<'_> {
             if !self.metric.description.is_empty() {
                 p.entry("otel.description", &self.metric.description);
             }
-            if !self.metric.metadata.is_empty() {
-                let json = attributes_json(&self.metric.metadata).to_string();
-                p.entry("otel.metadata", &json);
+            if let Some(metadata) = &self.metadata {
+                p.entry("otel.metadata", metadata);
             }
             self.scope.write(p);
         });
@@ -389,6 +390,8 @@ pub fn map(req: &ExportMetricsServiceRequest) -> Mapped {
                     svc: &process.service_name,
                     scope: &scope,
                     metric,
+                    metadata: (!metric.metadata.is_empty())
+                        .then(|| attributes_json(&metric.metadata).to_string()),
                 };
                 rows(&ctx, &mut columns);
             }

@@ -53,10 +53,10 @@ const SIGNED: &str = "an integer";
 const UNSIGNED_32: &str = "a 32-bit unsigned integer";
 const SIGNED_32: &str = "a 32-bit integer";
 
-pub(super) const VARINT: u8 = 0;
-pub(super) const I64: u8 = 1;
+const VARINT: u8 = 0;
+const I64: u8 = 1;
 pub(super) const LEN: u8 = 2;
-pub(super) const I32: u8 = 5;
+const I32: u8 = 5;
 
 pub(super) fn wire_type(kind: Kind) -> u8 {
     match kind {
