@@ -4,7 +4,7 @@ use crate::catalog::{now_nanos, PartitionRow};
 use crate::error::{LakeError, Result};
 use crate::tables::ViewTable;
 use crate::Lake;
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::{DataType, Int64Type};
 use parquet::arrow::ArrowWriter;
@@ -12,6 +12,7 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use std::sync::Arc;
 
 /// Rows per row group: small enough for statistics to prune inside a partition.
 const ROW_GROUP_ROWS: usize = 256 * 1024;
@@ -57,7 +58,7 @@ pub fn sort_batch(table: ViewTable, batch: &RecordBatch) -> Result<RecordBatch> 
     }
     let indices = match row_order(table) {
         RowOrder::Columns(names) => sort_indices(batch, names)?,
-        RowOrder::TracesByStart => match sort_indices(batch, &["trace_id", "start_time"])? {
+        RowOrder::TracesByStart => match by_trace_and_start(batch)? {
             Some(by_trace) => Some(order_traces_by_start(batch, &by_trace)?),
             None => None,
         },
@@ -66,6 +67,63 @@ pub fn sort_batch(table: ViewTable, batch: &RecordBatch) -> Result<RecordBatch> 
         Some(indices) => Ok(take_record_batch(batch, &indices)?),
         None => Ok(batch.clone()),
     }
+}
+
+/// Indices that sort spans by trace id, then start time (missing trace ids first), with ties
+/// kept in row order.
+///
+/// Trace ids are nearly always 32 hex digits; those are compared as two 128-bit numbers read
+/// from their bytes, which orders them as their text does, instead of through Arrow's
+/// general comparator (a dynamic call and a `memcmp` per comparison: a sixth of the time of a
+/// materialization). Other lengths take the general sort, with the row number as a last key.
+fn by_trace_and_start(batch: &RecordBatch) -> Result<Option<UInt32Array>> {
+    const ID_LEN: usize = 32;
+    let (Some(trace), Some(start)) = (
+        batch.column_by_name("trace_id"),
+        batch.column_by_name("start_time"),
+    ) else {
+        return sort_indices(batch, &["trace_id", "start_time"]);
+    };
+    let general = || {
+        let row = UInt32Array::from_iter_values(0..batch.num_rows() as u32);
+        let columns = [trace, start, &(Arc::new(row) as ArrayRef)].map(|c| SortColumn {
+            values: Arc::clone(c),
+            options: None,
+        });
+        Ok(Some(lexsort_to_indices(&columns, None)?))
+    };
+    let start = arrow::compute::cast(start, &DataType::Int64)?;
+    let start = start.as_primitive::<Int64Type>();
+    let (Some(trace), 0) = (trace.as_string_opt::<i32>(), start.null_count()) else {
+        return general();
+    };
+    let mut missing: Vec<(i64, u32)> = Vec::new();
+    let mut keyed: Vec<(u128, u128, i64, u32)> = Vec::with_capacity(trace.len());
+    for row in 0..trace.len() {
+        let at = start.value(row);
+        if trace.is_null(row) {
+            missing.push((at, row as u32));
+            continue;
+        }
+        let Ok(id) = <&[u8; ID_LEN]>::try_from(trace.value(row).as_bytes()) else {
+            return general();
+        };
+        let (high, low) = id.split_at(ID_LEN / 2);
+        let word = |half: &[u8]| {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(half);
+            u128::from_be_bytes(bytes)
+        };
+        keyed.push((word(high), word(low), at, row as u32));
+    }
+    // Each key ends with its row, so no two are equal and the order is the stable one.
+    missing.sort_unstable();
+    keyed.sort_unstable();
+    let rows = missing
+        .into_iter()
+        .map(|(_, row)| row)
+        .chain(keyed.into_iter().map(|(.., row)| row));
+    Ok(Some(UInt32Array::from_iter_values(rows)))
 }
 
 /// Spans sorted by trace, then start (`by_trace`): keeps each trace's rows together, in
@@ -281,6 +339,72 @@ mod tests {
         // cc starts at 10; bb and dd at 20 (bb first by id); aa at 30; the span without a
         // trace at 35.
         assert_eq!(order, ["c1", "c2", "b1", "b2", "d1", "a1", "a2", "n1"]);
+    }
+
+    /// `(trace_id, start_time, span_id)` of each row of a sorted spans batch.
+    fn trace_start_id(batch: &RecordBatch) -> Vec<(Option<String>, i64, String)> {
+        let col = |name| batch.column_by_name(name).expect(name);
+        let (trace, ids) = (col("trace_id").as_string::<i32>(), col("span_id"));
+        let ids = ids.as_string::<i32>();
+        let start = arrow::compute::cast(col("start_time"), &DataType::Int64).expect("cast");
+        let start = start.as_primitive::<Int64Type>();
+        (0..batch.num_rows())
+            .map(|i| {
+                let t = trace.is_valid(i).then(|| trace.value(i).to_owned());
+                (t, start.value(i), ids.value(i).to_owned())
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// The sort of 32-digit trace ids by their bytes orders rows as Arrow's sort of the
+        /// two columns does, missing trace ids first, and keeps ties in row order.
+        #[test]
+        fn trace_ids_sorted_by_their_bytes_as_by_arrow(
+            rows in proptest::collection::vec(
+                (proptest::option::weighted(0.9, 0..6u8), 0..5i64),
+                0..60,
+            ),
+            odd_length in proptest::bool::ANY,
+        ) {
+            // A few traces whose ids share long prefixes, so that both halves decide.
+            let trace_of = |t: u8| {
+                let mut id = format!("{:032x}", u128::from(t % 3) << 64 | u128::from(t / 3));
+                if odd_length && t == 5 {
+                    id.push('f');
+                }
+                id
+            };
+            let spans: Vec<SpanRow> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, &(t, start))| {
+                    let trace = t.map(trace_of);
+                    span(trace.as_deref(), &format!("{i:03}"), start)
+                })
+                .collect();
+            let batch = span_batch(&spans).expect("batch");
+            let fast = by_trace_and_start(&batch).expect("sort");
+            let general = sort_indices(&batch, &["trace_id", "start_time"]).expect("sort");
+            let (fast, general) = match (fast, general) {
+                (Some(f), Some(g)) => (f, g),
+                (None, None) => return Ok(()),
+                other => panic!("{other:?}"),
+            };
+            let by_fast = trace_start_id(&take_record_batch(&batch, &fast).expect("take"));
+            let by_general = trace_start_id(&take_record_batch(&batch, &general).expect("take"));
+            let key = |r: &(Option<String>, i64, String)| (r.0.clone(), r.1);
+            proptest::prop_assert_eq!(
+                by_fast.iter().map(key).collect::<Vec<_>>(),
+                by_general.iter().map(key).collect::<Vec<_>>()
+            );
+            // Ties in row order: span ids are the row numbers, zero-padded.
+            for pair in by_fast.windows(2) {
+                if key(&pair[0]) == key(&pair[1]) {
+                    proptest::prop_assert!(pair[0].2 < pair[1].2, "{pair:?}");
+                }
+            }
+        }
     }
 
     #[test]
