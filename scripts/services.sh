@@ -57,6 +57,18 @@ start() {
   done
   curl -s "http://127.0.0.1:$S3_PORT/micromegas-test" | grep -q ListBucketResult \
     || { echo "SeaweedFS S3 did not start; see $STATE/weed.log" >&2; exit 1; }
+  # The bucket lists before a volume can take objects: until the master has grown one, a PUT
+  # fails with 500. Wait until an object can be written.
+  local probe="http://127.0.0.1:$S3_PORT/micromegas-test/.services-ready"
+  for _ in $(seq 1 120); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary ready "$probe")" = 200 ]; then
+      break
+    fi
+    sleep 0.5
+  done
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$probe")" = 200 ] \
+    || { echo "SeaweedFS S3 takes no objects; see $STATE/weed.log" >&2; exit 1; }
+  curl -s -o /dev/null -X DELETE "$probe"
 
   echo "export MICROMEGAS_TEST_POSTGRES=postgres://micromegas@127.0.0.1:$PG_PORT/postgres"
   echo "export MICROMEGAS_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT"
