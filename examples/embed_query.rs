@@ -81,7 +81,8 @@ async fn main() {
             _ => usage(),
         }
     }
-    let lake = match Lake::open(&lake_url, LakeOptions::default()).await {
+    // A query service reads a lake that writers made; a wrong path is an error, not an empty lake.
+    let lake = match Lake::open(&lake_url, LakeOptions::default().existing_only()).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("cannot open the lake at {lake_url}: {e}");

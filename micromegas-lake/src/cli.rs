@@ -28,6 +28,7 @@ impl LakeArgs {
                 endpoint: self.s3_endpoint.clone(),
                 ..Default::default()
             },
+            existing_only: false,
         }
     }
 }

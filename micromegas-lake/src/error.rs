@@ -9,6 +9,10 @@ pub enum LakeError {
     /// The object store failed (network, permissions, missing object).
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
+    /// No lake where one was to be opened without creating it
+    /// ([`crate::LakeOptions::existing_only`]).
+    #[error("no lake: {0}")]
+    NotFound(String),
     /// The catalog database failed.
     #[error("catalog: {0}")]
     Catalog(#[from] sqlx::Error),

@@ -73,12 +73,23 @@ pub struct LakeOptions {
     pub catalog: Option<String>,
     /// S3 settings beyond the `AWS_*` environment variables.
     pub s3: S3Options,
+    /// Open only a lake that exists: a directory without a catalog, or a PostgreSQL catalog
+    /// that holds no lake, is then [`LakeError::NotFound`] instead of a new, empty lake.
+    /// Readers set it, so that a mistyped path is an error, not zero rows. A `memory://`
+    /// lake is always new, and opens either way.
+    pub existing_only: bool,
 }
 
 impl LakeOptions {
     /// Sets the catalog URL.
     pub fn catalog(mut self, url: impl Into<String>) -> Self {
         self.catalog = Some(url.into());
+        self
+    }
+
+    /// Opens only a lake that exists (see [`LakeOptions::existing_only`]).
+    pub fn existing_only(mut self) -> Self {
+        self.existing_only = true;
         self
     }
 }
@@ -102,16 +113,24 @@ struct Inner {
 }
 
 impl Lake {
-    /// Opens (creating if needed) the lake at `url`: a directory, `file://`,
-    /// `s3://bucket/prefix` or `memory://`.
+    /// Opens the lake at `url`: a directory, `file://`, `s3://bucket/prefix` or `memory://`.
+    /// Creates it if needed, unless [`LakeOptions::existing_only`] is set.
     pub async fn open(url: &str, options: LakeOptions) -> Result<Self> {
         let location = LakeLocation::parse(url)?;
+        let create = !options.existing_only || location == LakeLocation::Memory;
+        if !create && options.catalog.is_none() {
+            location.check_default_catalog_exists()?;
+        }
         let raw = location.object_store(&options.s3)?;
         let catalog_url = match options.catalog {
             Some(c) => c,
             None => location.default_catalog()?,
         };
-        let catalog = Catalog::connect(&catalog_url).await?;
+        let catalog = if create {
+            Catalog::connect(&catalog_url).await?
+        } else {
+            Catalog::connect_existing(&catalog_url).await?
+        };
         let store = Arc::new(CountingStore::new(raw));
         Ok(Self {
             inner: Arc::new(Inner {

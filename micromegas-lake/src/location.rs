@@ -12,6 +12,9 @@ use std::sync::Arc;
 /// The lake URL used when none is given.
 pub const DEFAULT_LAKE: &str = "./micromegas-lake";
 
+/// The file of a local lake's embedded SQLite catalog.
+const CATALOG_FILE: &str = "catalog.sqlite";
+
 /// A parsed lake URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LakeLocation {
@@ -107,12 +110,43 @@ impl LakeLocation {
         })
     }
 
+    /// Checks that a local lake has its default catalog, before opening it without creating
+    /// anything ([`crate::LakeOptions::existing_only`]).
+    pub fn check_default_catalog_exists(&self) -> Result<()> {
+        let LakeLocation::Local(dir) = self else {
+            return Ok(());
+        };
+        let hint = format!(
+            "check --lake (MICROMEGAS_LAKE), or create the lake by starting \
+             micromegas-collector --lake {}",
+            dir.display()
+        );
+        if !dir.is_dir() {
+            let what = if dir.exists() {
+                "is not a directory"
+            } else {
+                "does not exist"
+            };
+            return Err(LakeError::NotFound(format!(
+                "{} {what}; {hint}",
+                dir.display()
+            )));
+        }
+        if !dir.join(CATALOG_FILE).is_file() {
+            return Err(LakeError::NotFound(format!(
+                "{} has no {CATALOG_FILE}; {hint}",
+                dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// The catalog used when none is given: SQLite inside a local lake, private SQLite in
     /// memory for `memory://`. A lake on S3 is shared, so it needs an explicit catalog.
     pub fn default_catalog(&self) -> Result<String> {
         match self {
             LakeLocation::Local(dir) => {
-                let file = dir.join("catalog.sqlite");
+                let file = dir.join(CATALOG_FILE);
                 Ok(format!("sqlite://{}?mode=rwc", file.display()))
             }
             LakeLocation::Memory => Ok(format!(

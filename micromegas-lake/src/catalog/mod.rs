@@ -65,6 +65,16 @@ impl Catalog {
     /// Connects to `sqlite://FILE?mode=rwc`, `sqlite:file:NAME?mode=memory&cache=shared` or
     /// `postgres://...`, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, true).await
+    }
+
+    /// Like [`Catalog::connect`], for a catalog that already holds a lake: one without the
+    /// lake's tables is [`LakeError::NotFound`], and is left as it was.
+    pub async fn connect_existing(url: &str) -> Result<Self> {
+        Self::connect_with(url, false).await
+    }
+
+    async fn connect_with(url: &str, create: bool) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -115,6 +125,14 @@ impl Catalog {
             backend,
             writer: None,
         };
+        if !create && !catalog.holds_a_lake().await? {
+            catalog.pool.close().await;
+            return Err(LakeError::NotFound(format!(
+                "the catalog {} holds no lake yet; check --catalog (MICROMEGAS_CATALOG), or \
+                 create the lake by starting micromegas-collector with this catalog",
+                redact(url)
+            )));
+        }
         catalog.migrate().await?;
         if backend == Backend::Sqlite && !in_memory {
             let options: sqlx::sqlite::SqliteConnectOptions = url.parse().map_err(|e| {
@@ -131,6 +149,21 @@ impl Catalog {
     /// The database behind the catalog.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether the lake's tables exist (its migrations table, made first).
+    async fn holds_a_lake(&self) -> Result<bool> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master \
+                 WHERE type = 'table' AND name = 'schema_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'schema_migrations'"
+            }
+        };
+        Ok(self.number(sql).await? > 0)
     }
 
     async fn migrate(&self) -> Result<()> {

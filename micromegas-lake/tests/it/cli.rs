@@ -174,3 +174,26 @@ async fn long_operations_show_progress_on_a_terminal() {
     let quiet = run(&["retention", "--older-than", "1d"], None);
     assert_eq!(quiet, "deleted 0 objects\n");
 }
+
+#[test]
+fn a_missing_lake_is_an_error_and_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-lake");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for (lake, says) in [
+        (&missing, "does not exist"),
+        (&empty, "has no catalog.sqlite"),
+    ] {
+        for args in [&["-c", "SELECT 1"][..], &["stats"], &["materialize"]] {
+            let out = sql(lake, args, None);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?} on {}", lake.display());
+            assert!(stderr.contains("no lake"), "{stderr}");
+            assert!(stderr.contains(says), "{stderr}");
+            assert!(stderr.contains("micromegas-collector --lake"), "{stderr}");
+        }
+    }
+    assert!(!missing.exists());
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}

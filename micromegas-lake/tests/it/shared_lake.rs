@@ -77,9 +77,27 @@ async fn two_nodes_share_an_s3_lake_with_a_postgres_catalog() {
             endpoint: Some(svc.s3_endpoint.clone()),
             ..Default::default()
         },
+        ..Default::default()
     };
+    // A reader finds no lake in the empty catalog, and creates none.
+    let reader = options.clone().existing_only();
+    let missing = Lake::open(&url, reader.clone()).await.unwrap_err();
+    assert!(
+        matches!(missing, micromegas_lake::LakeError::NotFound(_)),
+        "{missing}"
+    );
+    assert!(missing.to_string().contains("holds no lake"), "{missing}");
+    let mut conn = sqlx::PgConnection::connect(&catalog).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
+
     let a = Lake::open(&url, options.clone()).await.unwrap();
-    let b = Lake::open(&url, options.clone()).await.unwrap();
+    let b = Lake::open(&url, reader).await.unwrap();
     assert_eq!(
         a.catalog().backend(),
         micromegas_lake::catalog::Backend::Postgres

@@ -153,6 +153,7 @@ async fn two_collectors_and_a_query_node_share_an_s3_lake() {
             endpoint: Some(endpoint.clone()),
             ..Default::default()
         },
+        ..Default::default()
     };
     for (k, v) in aws {
         std::env::set_var(k, v);

@@ -204,6 +204,7 @@ async fn outage(dependency: Dependency, requests: usize) {
                 endpoint: Some(endpoint),
                 ..Default::default()
             },
+            ..Default::default()
         },
     )
     .await

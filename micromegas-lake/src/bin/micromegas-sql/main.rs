@@ -21,6 +21,9 @@ use std::process::ExitCode;
 /// Queries on log_entries, measures, spans and span_intervals first materialize the raw data
 /// they need (filter on `time`, `start_time`/`end_time` for spans, `begin_time`/`end_time`
 /// for span_intervals, to read only that range).
+///
+/// It opens a lake that exists (made by micromegas-collector or the Rust API): a directory
+/// without a catalog, or a PostgreSQL catalog without a lake, is an error, never a new lake.
 #[derive(Debug, Parser)]
 #[command(name = "micromegas-sql", version, about, long_about)]
 struct Args {
@@ -171,7 +174,8 @@ pub fn describe(e: &anyhow::Error) -> String {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let lake = Lake::open(&args.lake.lake, args.lake.options())
+    // A reader: a mistyped path is an error, not a new empty lake.
+    let lake = Lake::open(&args.lake.lake, args.lake.options().existing_only())
         .await
         .with_context(|| format!("cannot open the lake at {}", args.lake.lake))?;
     match &args.action {
