@@ -4,9 +4,10 @@ use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, TypeSignature, Volatility,
 };
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// `property_get(properties, key)`: the value of `key` in a `Map<Utf8, Utf8>` column (the
 /// `properties` of logs and measures, the `attributes` of spans), NULL when absent.
@@ -18,10 +19,39 @@ pub struct PropertyGet {
 impl Default for PropertyGet {
     fn default() -> Self {
         Self {
-            signature: Signature::any(2, Volatility::Immutable),
+            // The exact types of the lake's columns first: they make the function's example
+            // signature, which lists it in `SHOW FUNCTIONS` and `information_schema`. Any
+            // other pair of arguments is checked by `return_type`.
+            signature: Signature::one_of(
+                vec![
+                    TypeSignature::Exact(vec![crate::tables::map_type(), DataType::Utf8]),
+                    TypeSignature::Any(2),
+                ],
+                Volatility::Immutable,
+            ),
         }
     }
 }
+
+static PROPERTY_GET_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        DocSection {
+            include: true,
+            label: "Micromegas functions",
+            description: None,
+        },
+        "The value of a key in a map of properties: the `properties` of log_entries, \
+         measures and processes, the `attributes` of spans; NULL when the key is absent.",
+        "property_get(properties, key)",
+    )
+    .with_argument("properties", "A Map<Utf8, Utf8> column.")
+    .with_argument("key", "The key, as text.")
+    .with_sql_example(
+        "SELECT property_get(attributes, 'http.route') AS route, count(*) FROM spans \
+         GROUP BY route",
+    )
+    .build()
+});
 
 impl ScalarUDFImpl for PropertyGet {
     fn name(&self) -> &str {
@@ -30,6 +60,10 @@ impl ScalarUDFImpl for PropertyGet {
 
     fn signature(&self) -> &Signature {
         &self.signature
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&PROPERTY_GET_DOC)
     }
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {

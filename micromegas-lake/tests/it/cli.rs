@@ -197,3 +197,83 @@ fn a_missing_lake_is_an_error_and_is_not_created() {
     assert!(!missing.exists());
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
 }
+
+/// The flags and prompt commands of datafusion-cli work the same here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_and_prompt_commands_of_datafusion_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, lake) = local_lake(dir.path(), "cli-df", || {
+        info!("first {}", 1);
+        info!("second {}", 2);
+    })
+    .await;
+    drop(lake);
+    let q = "SELECT msg, severity_number FROM log_entries ORDER BY time";
+
+    // --maxrows (datafusion-cli's spelling) and `inf`; tsv and nd-json.
+    let tsv = sql(&path, &["-c", q, "--format", "tsv", "--maxrows", "1"], None);
+    assert_eq!(stdout(&tsv), "msg\tseverity_number\nfirst 1\t9\n");
+    assert!(String::from_utf8_lossy(&tsv.stderr).contains("--max-rows inf shows all"));
+    let all = sql(
+        &path,
+        &["-c", q, "--format", "nd-json", "--max-rows", "inf"],
+        None,
+    );
+    assert_eq!(stdout(&all).lines().count(), 2);
+    assert!(
+        all.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    let bad = sql(&path, &["-c", q, "--max-rows", "many"], None);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a number of rows"));
+
+    // The lake's own function is documented and listed.
+    let listed = stdout(&sql(
+        &path,
+        &[
+            "-c",
+            "SHOW FUNCTIONS LIKE 'property_get'",
+            "--format",
+            "csv",
+        ],
+        None,
+    ));
+    assert!(listed.contains("property_get(properties, key)"), "{listed}");
+
+    // At the prompt: \pset, \i, \h, \quiet; a row count and time after each statement.
+    let file = dir.path().join("count.sql");
+    std::fs::write(&file, "SELECT COUNT(*) AS n FROM log_entries;").unwrap();
+    let script = format!(
+        "\\pset format csv\n\\pset maxrows 1\n{q};\n\\i {}\n\\h property_get\n\\h\n\
+         \\pset format yaml\n\\quiet on\nSELECT 7 AS seven;\n\\x\n",
+        file.display()
+    );
+    let out = sql(&path, &[], Some(&script));
+    let (text, err) = (stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("format csv, maxrows 40"), "{text}");
+    assert!(text.contains("format csv, maxrows 1"), "{text}");
+    assert!(text.contains("msg,severity_number\nfirst 1,9\n"), "{text}");
+    assert!(err.contains("\\pset maxrows inf shows all"), "{err}");
+    assert!(text.contains("n\n2\n"), "{text}");
+    assert!(err.contains("1 row in "), "{err}");
+    assert!(text.contains("property_get (scalar function)"), "{text}");
+    assert!(
+        text.contains("syntax: property_get(properties, key)"),
+        "{text}"
+    );
+    let in_list = |f: &str| text.lines().any(|l| l.split(' ').any(|w| w == f));
+    assert!(
+        in_list("abs") && in_list("property_get"),
+        "\\h lists all functions: {text}"
+    );
+    assert!(err.contains("unknown format 'yaml'"), "{err}");
+    assert!(text.contains("quiet: on"), "{text}");
+    assert!(text.contains("seven\n7\n"), "{text}");
+    assert_eq!(
+        err.matches(" row in ").count() + err.matches(" rows in ").count(),
+        2,
+        "{err}"
+    );
+    assert!(err.contains("unknown command \\x"), "{err}");
+}

@@ -50,10 +50,14 @@ struct Args {
     #[command(flatten)]
     flightsql: micromegas_lake::cli::FlightSqlArgs,
 
-    /// Print at most this many rows per statement (0: all). Default: all for -c and -f,
-    /// 40 interactively.
-    #[arg(long)]
+    /// Print at most this many rows per statement (0 or inf: all). Default: all for -c and
+    /// -f, 40 interactively.
+    #[arg(long, alias = "maxrows", value_parser = parse_max_rows)]
     max_rows: Option<usize>,
+
+    /// At the prompt, print no banner and no row count and time after each statement.
+    #[arg(short, long)]
+    quiet: bool,
 
     #[command(subcommand)]
     action: Option<Action>,
@@ -331,12 +335,23 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     match script {
         Some(sql) => {
-            let max_rows = args.max_rows.unwrap_or(0);
-            run_script(&ctx, &sql, args.format, max_rows).await?;
+            let settings = Settings {
+                format: args.format,
+                max_rows: args.max_rows.unwrap_or(0),
+                quiet: true,
+                interactive: false,
+            };
+            run_script(&ctx, &sql, &settings).await?;
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            repl::run(&ctx, args.format, args.max_rows.unwrap_or(40)).await?;
+            let mut settings = Settings {
+                format: args.format,
+                max_rows: args.max_rows.unwrap_or(40),
+                quiet: args.quiet,
+                interactive: true,
+            };
+            repl::run(&ctx, &mut settings).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -365,18 +380,42 @@ async fn serve(lake: Lake, args: &micromegas_lake::cli::FlightSqlArgs) -> anyhow
         .context("FlightSQL server failed")
 }
 
+/// `--max-rows`: a count, or `inf` (also `all`) for every row, as 0.
+fn parse_max_rows(s: &str) -> Result<usize, String> {
+    match s {
+        "inf" | "all" => Ok(0),
+        n => n
+            .parse()
+            .map_err(|_| format!("'{n}' is not a number of rows; give one, or inf for all")),
+    }
+}
+
+/// How statements are run and their results printed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Output format.
+    pub format: Format,
+    /// Rows printed per statement at most (0: all).
+    pub max_rows: usize,
+    /// No row count and time after each statement.
+    pub quiet: bool,
+    /// At the prompt (changes how the row limit is said to be lifted).
+    pub interactive: bool,
+}
+
 /// Runs every statement of `sql` in order; stops at the first error.
 pub async fn run_script(
     ctx: &SessionContext,
     sql: &str,
-    format: Format,
-    max_rows: usize,
+    settings: &Settings,
 ) -> anyhow::Result<()> {
     let statements = DFParser::parse_sql(sql).context("SQL syntax")?;
     if statements.is_empty() {
         anyhow::bail!("no SQL statement given");
     }
+    let (format, max_rows) = (settings.format, settings.max_rows);
     for statement in statements {
+        let started = std::time::Instant::now();
         let plan = ctx.state().statement_to_plan(statement).await?;
         let mut df = ctx.execute_logical_plan(plan).await?;
         if max_rows > 0 {
@@ -394,7 +433,20 @@ pub async fn run_script(
         output::print(&mut out, format, &schema, &batches)?;
         out.flush()?;
         if truncated {
-            eprintln!("(showing the first {max_rows} rows; --max-rows 0 shows all)");
+            let lift = if settings.interactive {
+                "\\pset maxrows inf"
+            } else {
+                "--max-rows inf"
+            };
+            eprintln!("(showing the first {max_rows} rows; {lift} shows all)");
+        }
+        if !settings.quiet {
+            let shown = if truncated { max_rows } else { rows };
+            eprintln!(
+                "{shown} row{} in {:.3} s",
+                if shown == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! Printing query results: table, CSV, JSON (one array) or NDJSON.
+//! Printing query results: table, CSV, TSV, JSON (one array) or NDJSON.
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -13,9 +13,12 @@ pub enum Format {
     Table,
     /// Comma-separated values with a header line.
     Csv,
+    /// Tab-separated values with a header line.
+    Tsv,
     /// One JSON array of row objects.
     Json,
     /// One JSON object per line.
+    #[value(alias = "nd-json")]
     Ndjson,
 }
 
@@ -63,9 +66,11 @@ pub fn print(
                 )?;
             }
         }
-        Format::Csv => {
+        Format::Csv | Format::Tsv => {
+            let delimiter = if format == Format::Tsv { b'\t' } else { b',' };
             let mut w = arrow::csv::WriterBuilder::new()
                 .with_header(true)
+                .with_delimiter(delimiter)
                 .build(&mut *out);
             let mut wrote = false;
             for b in batches {
@@ -75,7 +80,7 @@ pub fn print(
             drop(w);
             if !wrote {
                 let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                writeln!(out, "{}", names.join(","))?;
+                writeln!(out, "{}", names.join(&char::from(delimiter).to_string()))?;
             }
         }
         Format::Json => {
