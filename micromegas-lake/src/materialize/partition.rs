@@ -21,6 +21,8 @@ const ROW_GROUP_ROWS: usize = 256 * 1024;
 enum RowOrder {
     /// By these columns (declared in the file's metadata).
     Columns(&'static [&'static str]),
+    /// By a text column, then a time column (declared in the file's metadata).
+    TextThenTime(&'static str, &'static str),
     /// Each trace's rows together, in start order, the traces in the order of their first
     /// start (no column order to declare).
     TracesByStart,
@@ -29,7 +31,7 @@ enum RowOrder {
 fn row_order(table: ViewTable) -> RowOrder {
     match table {
         ViewTable::LogEntries => RowOrder::Columns(&["time"]),
-        ViewTable::Measures => RowOrder::Columns(&["name", "time"]),
+        ViewTable::Measures => RowOrder::TextThenTime("name", "time"),
         ViewTable::Spans => RowOrder::TracesByStart,
         ViewTable::SpanIntervals => RowOrder::Columns(&["begin_time"]),
     }
@@ -58,6 +60,7 @@ pub fn sort_batch(table: ViewTable, batch: &RecordBatch) -> Result<RecordBatch> 
     }
     let indices = match row_order(table) {
         RowOrder::Columns(names) => sort_indices(batch, names)?,
+        RowOrder::TextThenTime(text, time) => by_text_then_time(batch, text, time)?,
         RowOrder::TracesByStart => match by_trace_and_start(batch)? {
             Some(by_trace) => Some(order_traces_by_start(batch, &by_trace)?),
             None => None,
@@ -67,6 +70,82 @@ pub fn sort_batch(table: ViewTable, batch: &RecordBatch) -> Result<RecordBatch> 
         Some(indices) => Ok(take_record_batch(batch, &indices)?),
         None => Ok(batch.clone()),
     }
+}
+
+/// Indices that sort `batch` by its text column `text`, then its time column `time`, with
+/// ties kept in row order.
+///
+/// A partition has few distinct texts (metric names) over many rows: each row gets the rank
+/// of its text among them, and rows are sorted as single 128-bit keys (rank, time, row)
+/// instead of through Arrow's general comparator (a dynamic call and a `memcmp` per
+/// comparison). Nulls, or columns of other types, take the general sort, with the row number
+/// as a last key.
+fn by_text_then_time(batch: &RecordBatch, text: &str, time: &str) -> Result<Option<UInt32Array>> {
+    let (Some(text_col), Some(time_col)) = (batch.column_by_name(text), batch.column_by_name(time))
+    else {
+        return sort_indices(batch, &[text, time]);
+    };
+    let times = arrow::compute::cast(time_col, &DataType::Int64)?;
+    let times = times.as_primitive::<Int64Type>();
+    let (Some(texts), 0, 0) = (
+        text_col.as_string_opt::<i32>(),
+        text_col.null_count(),
+        times.null_count(),
+    ) else {
+        return by_columns_then_row(batch, &[text_col, time_col]);
+    };
+    // The id of each row's text, in order of first appearance; runs of one text are common.
+    let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let mut row_ids = Vec::with_capacity(texts.len());
+    let mut last: Option<(&str, u32)> = None;
+    for value in texts.iter().flatten() {
+        let id = match last {
+            Some((v, id)) if v == value => id,
+            _ => {
+                let next = ids.len() as u32;
+                let id = *ids.entry(value).or_insert(next);
+                last = Some((value, id));
+                id
+            }
+        };
+        row_ids.push(id);
+    }
+    let mut distinct: Vec<(&str, u32)> = ids.into_iter().collect();
+    distinct.sort_unstable();
+    let mut rank = vec![0u32; distinct.len()];
+    for (r, (_, id)) in distinct.iter().enumerate() {
+        rank[*id as usize] = r as u32;
+    }
+    // Times as unsigned numbers in the same order (sign bit flipped).
+    let mut keys: Vec<u128> = row_ids
+        .iter()
+        .zip(times.values().iter())
+        .enumerate()
+        .map(|(row, (id, at))| {
+            let at = (*at as u64) ^ (1 << 63);
+            u128::from(rank[*id as usize]) << 96 | u128::from(at) << 32 | row as u128
+        })
+        .collect();
+    // Each key ends with its row, so no two are equal and the order is the stable one.
+    keys.sort_unstable();
+    Ok(Some(UInt32Array::from_iter_values(
+        keys.into_iter().map(|k| k as u32),
+    )))
+}
+
+/// Arrow's general sort of `columns`, then by row number (ties kept in row order).
+fn by_columns_then_row(batch: &RecordBatch, columns: &[&ArrayRef]) -> Result<Option<UInt32Array>> {
+    let row: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..batch.num_rows() as u32));
+    let columns: Vec<SortColumn> = columns
+        .iter()
+        .copied()
+        .chain([&row])
+        .map(|c| SortColumn {
+            values: Arc::clone(c),
+            options: None,
+        })
+        .collect();
+    Ok(Some(lexsort_to_indices(&columns, None)?))
 }
 
 /// Indices that sort spans by trace id, then start time (missing trace ids first), with ties
@@ -84,14 +163,7 @@ fn by_trace_and_start(batch: &RecordBatch) -> Result<Option<UInt32Array>> {
     ) else {
         return sort_indices(batch, &["trace_id", "start_time"]);
     };
-    let general = || {
-        let row = UInt32Array::from_iter_values(0..batch.num_rows() as u32);
-        let columns = [trace, start, &(Arc::new(row) as ArrayRef)].map(|c| SortColumn {
-            values: Arc::clone(c),
-            options: None,
-        });
-        Ok(Some(lexsort_to_indices(&columns, None)?))
-    };
+    let general = || by_columns_then_row(batch, &[trace, start]);
     let start = arrow::compute::cast(start, &DataType::Int64)?;
     let start = start.as_primitive::<Int64Type>();
     let (Some(trace), 0) = (trace.as_string_opt::<i32>(), start.null_count()) else {
@@ -168,9 +240,10 @@ fn order_traces_by_start(batch: &RecordBatch, by_trace: &UInt32Array) -> Result<
 /// Writer settings of `table`: zstd, page statistics and index, bloom filter on ids.
 pub fn writer_properties(table: ViewTable) -> Result<WriterProperties> {
     let schema = table.stored_schema();
-    let declared: &[&str] = match row_order(table) {
-        RowOrder::Columns(names) => names,
-        RowOrder::TracesByStart => &[],
+    let declared: Vec<&str> = match row_order(table) {
+        RowOrder::Columns(names) => names.to_vec(),
+        RowOrder::TextThenTime(text, time) => vec![text, time],
+        RowOrder::TracesByStart => Vec::new(),
     };
     let sorting: Vec<SortingColumn> = declared
         .iter()
@@ -291,7 +364,7 @@ impl Lake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tables::{span_batch, SpanRow};
+    use crate::tables::{measure_batch, span_batch, MeasureRow, SpanRow};
     use arrow::array::Array;
     use std::sync::Arc;
 
@@ -399,6 +472,63 @@ mod tests {
                 by_general.iter().map(key).collect::<Vec<_>>()
             );
             // Ties in row order: span ids are the row numbers, zero-padded.
+            for pair in by_fast.windows(2) {
+                if key(&pair[0]) == key(&pair[1]) {
+                    proptest::prop_assert!(pair[0].2 < pair[1].2, "{pair:?}");
+                }
+            }
+        }
+
+        /// Measures sorted by the ranks of their names order rows as Arrow's sort of the name
+        /// and time columns does, and keep ties in row order.
+        #[test]
+        fn measures_sorted_by_name_ranks_as_by_arrow(
+            rows in proptest::collection::vec((0..5u8, -3..3i64), 0..60),
+        ) {
+            // Names that share prefixes, are prefixes of each other, are empty or not ASCII.
+            let names = ["", "a", "ab", "b", "\u{e9}"];
+            let measures: Vec<MeasureRow> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, &(n, time))| MeasureRow {
+                    time,
+                    process_id: Arc::from("p"),
+                    service_name: Arc::from("svc"),
+                    thread_name: Arc::from(""),
+                    name: names[n as usize].to_owned(),
+                    unit: String::new(),
+                    kind: "gauge".into(),
+                    value: i as f64,
+                    target: String::new(),
+                    properties: Vec::new(),
+                })
+                .collect();
+            let batch = measure_batch(&measures).expect("batch");
+            let fast = by_text_then_time(&batch, "name", "time").expect("sort");
+            let general = sort_indices(&batch, &["name", "time"]).expect("sort");
+            let (fast, general) = match (fast, general) {
+                (Some(f), Some(g)) => (f, g),
+                (None, None) => return Ok(()),
+                other => panic!("{other:?}"),
+            };
+            let rows_of = |indices: &UInt32Array| {
+                let sorted = take_record_batch(&batch, indices).expect("take");
+                let col = |name| sorted.column_by_name(name).expect(name).clone();
+                let (name, time, value) = (col("name"), col("time"), col("value"));
+                let time = arrow::compute::cast(&time, &DataType::Int64).expect("cast");
+                let (name, time) = (name.as_string::<i32>(), time.as_primitive::<Int64Type>());
+                let value = value.as_primitive::<arrow::datatypes::Float64Type>();
+                (0..sorted.num_rows())
+                    .map(|i| (name.value(i).to_owned(), time.value(i), value.value(i)))
+                    .collect::<Vec<_>>()
+            };
+            let (by_fast, by_general) = (rows_of(&fast), rows_of(&general));
+            let key = |r: &(String, i64, f64)| (r.0.clone(), r.1);
+            proptest::prop_assert_eq!(
+                by_fast.iter().map(key).collect::<Vec<_>>(),
+                by_general.iter().map(key).collect::<Vec<_>>()
+            );
+            // Ties in row order: values are the row numbers.
             for pair in by_fast.windows(2) {
                 if key(&pair[0]) == key(&pair[1]) {
                     proptest::prop_assert!(pair[0].2 < pair[1].2, "{pair:?}");
