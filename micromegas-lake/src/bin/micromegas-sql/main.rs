@@ -13,6 +13,14 @@ use output::Format;
 use std::io::Write;
 use std::process::ExitCode;
 
+/// Queries and materialization allocate and free many large buffers (Arrow columns, Parquet
+/// pages); mimalloc serves them faster than glibc's allocator, whose large frees return pages
+/// that the next batch faults back in (BENCHMARKS.md §5). Built without transparent huge pages,
+/// as in the collector.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// SQL on a micromegas lake: logs, metrics and traces as tables.
 ///
 /// Tables: processes, streams, blocks, partitions, log_entries, measures, spans,
