@@ -16,8 +16,8 @@ pub fn encode_partition(table: ViewTable, batch: &RecordBatch) -> Result<Vec<u8>
 use crate::catalog::{BlockRow, FORMAT_ARROW};
 use crate::error::{LakeError, Result};
 use crate::tables::{
-    interval_batch, log_batch, measure_batch, span_batch, span_hex, trace_hex, LogRow, MeasureRow,
-    ViewTable,
+    interval_batch, span_batch, span_hex, trace_hex, LogColumns, LogText, MeasureColumns,
+    MeasureText, ViewTable,
 };
 use crate::Lake;
 use arrow::array::RecordBatch;
@@ -170,8 +170,8 @@ impl Lake {
                 .map(|u| (u.block_id, u.reason))
                 .collect();
             let native = match table {
-                ViewTable::LogEntries => log_batch(&log_rows(&blocks, &mut bad))?,
-                _ => measure_batch(&measure_rows(&blocks, &mut bad))?,
+                ViewTable::LogEntries => log_batch_of(&blocks, &mut bad)?,
+                _ => measure_batch_of(&blocks, &mut bad)?,
             };
             let batch = self
                 .with_row_blocks(table, native, &row_blocks, &mut bad)
@@ -370,13 +370,12 @@ struct BlockContext {
     thread: Arc<str>,
 }
 
-/// Decodes each block and hands its events to `row`; blocks that do not decode go to `bad`.
-fn rows_of<T>(
+/// Decodes each block and hands its events to `each`; blocks that do not decode go to `bad`.
+fn for_each_event(
     blocks: &[RawBlock],
     bad: &mut Vec<(String, String)>,
-    mut row: impl FnMut(&BlockContext, Event) -> Option<T>,
-) -> Vec<T> {
-    let mut out = Vec::new();
+    mut each: impl FnMut(&BlockContext, Event),
+) {
     for raw in blocks {
         let events = match read::decode_block(&raw.process, &raw.stream, &raw.block) {
             Ok(e) => e,
@@ -390,46 +389,66 @@ fn rows_of<T>(
             service: raw.process.service_name.as_str().into(),
             thread: raw.stream.thread_name.as_str().into(),
         };
-        out.extend(events.into_iter().filter_map(|ev| row(&ctx, ev)));
+        for ev in events {
+            each(&ctx, ev);
+        }
     }
-    out
 }
 
-fn log_rows(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Vec<LogRow> {
-    rows_of(blocks, bad, |ctx, ev| {
-        let Event::Log(l) = ev else { return None };
-        Some(LogRow {
+/// Rows to reserve in column builders for `blocks`: their events, as the catalog counts them
+/// (bounded, as the count comes from stored rows).
+fn rows_hint(blocks: &[RawBlock]) -> usize {
+    const MAX_HINT: usize = 1 << 22;
+    blocks
+        .iter()
+        .map(|b| usize::try_from(b.row.event_count).unwrap_or(0))
+        .fold(0usize, usize::saturating_add)
+        .min(MAX_HINT)
+}
+
+/// The `log_entries` rows of native blocks, appended to the columns as each block is decoded
+/// (no row structs in between).
+fn log_batch_of(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Result<RecordBatch> {
+    let mut columns = LogColumns::with_capacity(rows_hint(blocks));
+    for_each_event(blocks, bad, |ctx, ev| {
+        let Event::Log(l) = ev else { return };
+        let (trace_id, span_id) = (trace_hex(l.trace_id), span_hex(l.span_id));
+        let text = LogText {
             time: l.time_unix_nanos,
-            process_id: Arc::clone(&ctx.process_id),
-            service_name: Arc::clone(&ctx.service),
-            thread_name: Arc::clone(&ctx.thread),
+            process_id: &ctx.process_id,
+            service_name: &ctx.service,
+            thread_name: &ctx.thread,
             level: l.level.as_str(),
             severity_number: l.level.severity_number(),
-            target: l.location.target,
-            msg: l.msg,
-            trace_id: trace_hex(l.trace_id),
-            span_id: span_hex(l.span_id),
-            properties: l.properties,
-            file: l.location.file,
+            target: &l.location.target,
+            msg: &l.msg,
+            trace_id: trace_id.as_deref(),
+            span_id: span_id.as_deref(),
+            file: &l.location.file,
             line: (l.location.line != 0).then_some(l.location.line as i32),
-        })
-    })
+        };
+        columns.append(&text, |p| p.entries(&l.properties));
+    });
+    Ok(columns.finish()?)
 }
 
-fn measure_rows(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Vec<MeasureRow> {
-    rows_of(blocks, bad, |ctx, ev| {
-        let Event::Measure(m) = ev else { return None };
-        Some(MeasureRow {
+/// The `measures` rows of native blocks, appended to the columns as each block is decoded.
+fn measure_batch_of(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Result<RecordBatch> {
+    let mut columns = MeasureColumns::with_capacity(rows_hint(blocks));
+    for_each_event(blocks, bad, |ctx, ev| {
+        let Event::Measure(m) = ev else { return };
+        let text = MeasureText {
             time: m.time_unix_nanos,
-            process_id: Arc::clone(&ctx.process_id),
-            service_name: Arc::clone(&ctx.service),
-            thread_name: Arc::clone(&ctx.thread),
-            name: m.location.name,
-            unit: m.unit,
-            kind: m.kind,
+            process_id: &ctx.process_id,
+            service_name: &ctx.service,
+            thread_name: &ctx.thread,
+            name: &m.location.name,
+            unit: &m.unit,
+            kind: &m.kind,
             value: m.value,
-            target: m.location.target,
-            properties: m.properties,
-        })
-    })
+            target: &m.location.target,
+        };
+        columns.append(&text, |p| p.entries(&m.properties));
+    });
+    Ok(columns.finish()?)
 }
