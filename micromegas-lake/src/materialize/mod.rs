@@ -398,7 +398,7 @@ fn for_each_event(
 /// Rows to reserve in column builders for `blocks`: their events, as the catalog counts them
 /// (bounded, as the count comes from stored rows).
 fn rows_hint(blocks: &[RawBlock]) -> usize {
-    const MAX_HINT: usize = 1 << 22;
+    const MAX_HINT: usize = 1 << 20;
     blocks
         .iter()
         .map(|b| usize::try_from(b.row.event_count).unwrap_or(0))
