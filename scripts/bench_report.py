@@ -35,8 +35,8 @@ if len(sys.argv) > 1 and sys.argv[1] == "layer":
             v = median(group, name)
             print(f"| {group} | {name} | {v:.1f} | +{v - floor:.1f} |")
     for group, names in [
-        ("log_static", ["log_bridge", "micromegas_native"]),
-        ("metrics_counter", ["micromegas_recorder", "metrics_util_debugging"]),
+        ("log_static", ["log_bridge", "floor_noop_logger", "micromegas_native"]),
+        ("metrics_counter", ["micromegas_recorder", "metrics_util_debugging", "floor_one_arc"]),
         ("metrics_counter_handle", ["micromegas_recorder", "metrics_util_debugging"]),
     ]:
         for name in names:

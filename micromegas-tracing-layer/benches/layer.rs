@@ -2,7 +2,8 @@
 //! MicromegasLayer against the floor set by tracing itself (Registry + a layer that does
 //! nothing), the fmt layer writing to `io::sink()`, and tracing-opentelemetry with the SDK's
 //! batch processor and an exporter that discards; our `log` bridge against our native static
-//! log; our `metrics` recorder against metrics-util's `DebuggingRecorder`.
+//! log; our `metrics` recorder against metrics-util's `DebuggingRecorder` and against the
+//! floor of the `metrics` API (a recorder that only clones one `Arc`).
 //!
 //! `cargo bench -p micromegas-tracing-layer --bench layer`, then
 //! `python3 scripts/bench_report.py layer` prints the table of BENCHMARKS.md.
@@ -13,6 +14,7 @@ use micromegas_tracing_layer::{LogBridge, MicromegasLayer, MicromegasRecorder};
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing_subscriber::layer::SubscriberExt;
@@ -51,6 +53,81 @@ impl SpanExporter for DiscardExporter {
     }
 }
 
+/// The `log` logger: our bridge, or, to measure the floor of the `log` facade, a logger that
+/// does nothing (one process can install only one logger; the flag costs both the same).
+struct SwitchLogger {
+    noop: AtomicBool,
+    bridge: LogBridge,
+}
+impl log::Log for SwitchLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.bridge.enabled(metadata)
+    }
+    #[inline]
+    fn log(&self, record: &log::Record<'_>) {
+        if self.noop.load(Ordering::Relaxed) {
+            std::hint::black_box(record);
+            return;
+        }
+        self.bridge.log(record)
+    }
+    fn flush(&self) {
+        self.bridge.flush()
+    }
+}
+static LOGGER: SwitchLogger = SwitchLogger {
+    noop: AtomicBool::new(false),
+    bridge: LogBridge::new(log::LevelFilter::Info),
+};
+
+/// The floor of `counter!(..).increment(1)` through the `metrics` API: a recorder that looks
+/// nothing up and clones one `Arc` whose increment does nothing. The API makes every recorder
+/// pay this `Arc`'s clone and drop (two locked instructions) at each call.
+struct FloorRecorder(Arc<NoopCounter>);
+struct NoopCounter;
+impl metrics::CounterFn for NoopCounter {
+    fn increment(&self, value: u64) {
+        std::hint::black_box(value);
+    }
+    fn absolute(&self, _: u64) {}
+}
+impl metrics::Recorder for FloorRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::from_arc(Arc::clone(&self.0))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
 fn event() {
     tracing::info!(n = 42u64, "request done");
 }
@@ -62,7 +139,8 @@ fn span_lifecycle() {
 fn bench(c: &mut Criterion) {
     let guard =
         micromegas_core::init(Arc::new(NullSink), micromegas_core::Options::default()).unwrap();
-    LogBridge::install(log::LevelFilter::Info).unwrap();
+    log::set_logger(&LOGGER).unwrap();
+    log::set_max_level(log::LevelFilter::Info);
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(DiscardExporter)
         .build();
@@ -123,6 +201,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("log_bridge", |b| {
         iter_chunked(b, || log::info!("request done"))
     });
+    LOGGER.noop.store(true, Ordering::Relaxed);
+    g.bench_function("floor_noop_logger", |b| {
+        iter_chunked(b, || log::info!("request done"))
+    });
+    LOGGER.noop.store(false, Ordering::Relaxed);
     g.bench_function("micromegas_native", |b| {
         iter_chunked(b, || micromegas_core::info!("request done"))
     });
@@ -140,6 +223,14 @@ fn bench(c: &mut Criterion) {
     });
     metrics::with_local_recorder(&debugging, || {
         g.bench_function("metrics_util_debugging", |b| {
+            iter_chunked(b, || {
+                metrics::counter!("requests", "route" => "/pay").increment(1)
+            })
+        });
+    });
+    let floor = FloorRecorder(Arc::new(NoopCounter));
+    metrics::with_local_recorder(&floor, || {
+        g.bench_function("floor_one_arc", |b| {
             iter_chunked(b, || {
                 metrics::counter!("requests", "route" => "/pay").increment(1)
             })

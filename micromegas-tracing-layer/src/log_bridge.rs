@@ -115,7 +115,7 @@ fn intern(record: &log::Record<'_>, fmt: &str) -> &'static LogMetadata {
 
 impl LogBridge {
     /// A bridge recording records up to `max`.
-    pub fn new(max: log::LevelFilter) -> Self {
+    pub const fn new(max: log::LevelFilter) -> Self {
         Self { max }
     }
 

@@ -70,12 +70,16 @@ impl MetricSite {
     }
 }
 
-/// A counter's running total. Increments only add to it (one atomic add, no timestamp); the
-/// flusher records what was added since its last visit as one event, before each periodic
-/// flush, explicit flush and shutdown (see [`sample_counters`]).
+/// A counter's running total: the sum of [`CounterCell::shared`] and of each per-thread
+/// handle's own count. The flusher records what was added since its last visit as one event,
+/// before each periodic flush, explicit flush and shutdown (see [`sample_counters`]).
 struct CounterCell {
     id: u64,
-    total: AtomicU64,
+    /// Adds made through a handle on a thread other than the one it was made for, raises by
+    /// `absolute`, and the counts of the per-thread handles dropped since.
+    shared: AtomicU64,
+    /// The live per-thread handles of this counter (this list holds one reference of each).
+    handles: Mutex<Vec<Arc<CounterHandle>>>,
 }
 
 /// Every counter ever registered, with its total at the last sample, for [`sample_counters`].
@@ -88,7 +92,7 @@ static COUNTERS: Mutex<Vec<(&'static CounterCell, u64)>> = Mutex::new(Vec::new()
 fn sample_counters() {
     let mut cells = COUNTERS.lock().unwrap_or_else(|e| e.into_inner());
     for (cell, sampled) in cells.iter_mut() {
-        let total = cell.total.load(Ordering::Relaxed);
+        let total = cell.fold_and_total();
         if total != *sampled {
             events::metric_u64(cell.id, total.wrapping_sub(*sampled));
             *sampled = total;
@@ -102,7 +106,8 @@ impl CounterCell {
         SAMPLER.call_once(|| micromegas_core::register_sampler(sample_counters));
         let cell: &'static CounterCell = Box::leak(Box::new(CounterCell {
             id,
-            total: AtomicU64::new(0),
+            shared: AtomicU64::new(0),
+            handles: Mutex::new(Vec::new()),
         }));
         COUNTERS
             .lock()
@@ -110,16 +115,115 @@ impl CounterCell {
             .push((cell, 0));
         cell
     }
+
+    fn handles(&self) -> std::sync::MutexGuard<'_, Vec<Arc<CounterHandle>>> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The calling thread's handle of this counter: the one it already has if any, else a new
+    /// one.
+    fn handle_of_this_thread(&'static self) -> Arc<CounterHandle> {
+        // A thread whose tag cannot be read (in its teardown) owns nothing: its adds go to the
+        // shared total.
+        let owner = match thread_tag() {
+            0 => NO_THREAD,
+            tag => tag,
+        };
+        let mut handles = self.handles();
+        if let Some(h) = handles
+            .iter()
+            .find(|h| h.owner == owner && owner != NO_THREAD)
+        {
+            return Arc::clone(h);
+        }
+        let h = Arc::new(CounterHandle {
+            cell: self,
+            owner,
+            own: AtomicU64::new(0),
+        });
+        handles.push(Arc::clone(&h));
+        h
+    }
+
+    /// The running total. The counts of handles nobody holds any more (their thread ended, or
+    /// dropped them) move into `shared` and the handles are released.
+    fn fold_and_total(&self) -> u64 {
+        let mut handles = self.handles();
+        handles.retain_mut(|h| match Arc::get_mut(h) {
+            // Unique: no other reference exists, so no increment can come any more (and
+            // `get_mut` synchronizes with the last one).
+            Some(dead) => {
+                let own = *dead.own.get_mut();
+                self.shared.fetch_add(own, Ordering::Relaxed);
+                false
+            }
+            None => true,
+        });
+        self.sum(&handles)
+    }
+
+    fn sum(&self, handles: &[Arc<CounterHandle>]) -> u64 {
+        handles
+            .iter()
+            .fold(self.shared.load(Ordering::Relaxed), |sum, h| {
+                sum.wrapping_add(h.own.load(Ordering::Relaxed))
+            })
+    }
+
+    /// Raises the total to `value` if it is lower (a counter never goes down). Increments
+    /// made meanwhile on other threads are added on top.
+    fn raise_to(&self, value: u64) {
+        let handles = self.handles();
+        let total = self.sum(&handles);
+        if value > total {
+            self.shared.fetch_add(value - total, Ordering::Relaxed);
+        }
+    }
 }
 
-struct CounterHandle(&'static CounterCell);
+/// The owner of a handle no thread owns ([`thread_tag`] never gives it).
+const NO_THREAD: u64 = u64::MAX;
+
+/// A number for the calling thread, unique in the process and never reused (0 if it cannot
+/// be read, during the thread's teardown).
+fn thread_tag() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TAG: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    TAG.try_with(|t| match t.get() {
+        0 => {
+            let tag = NEXT.fetch_add(1, Ordering::Relaxed);
+            t.set(tag);
+            tag
+        }
+        tag => tag,
+    })
+    .unwrap_or(0)
+}
+
+/// A counter's handle for one thread. That thread adds to `own` with a plain load and store
+/// (no locked instruction: it is the only writer); a handle passed to another thread adds
+/// there to the counter's shared total, atomically.
+struct CounterHandle {
+    cell: &'static CounterCell,
+    /// The [`thread_tag`] of the thread this handle was made for, or [`NO_THREAD`].
+    owner: u64,
+    own: AtomicU64,
+}
+
 impl CounterFn for CounterHandle {
+    #[inline]
     fn increment(&self, value: u64) {
-        self.0.total.fetch_add(value, Ordering::Relaxed);
+        if thread_tag() == self.owner {
+            let own = self.own.load(Ordering::Relaxed);
+            self.own.store(own.wrapping_add(value), Ordering::Relaxed);
+        } else {
+            self.cell.shared.fetch_add(value, Ordering::Relaxed);
+        }
     }
     fn absolute(&self, value: u64) {
-        // A counter never goes down: a lower absolute value is ignored.
-        self.0.total.fetch_max(value, Ordering::Relaxed);
+        self.cell.raise_to(value);
     }
 }
 
@@ -159,16 +263,44 @@ impl HistogramFn for HistogramHandle {
     }
 }
 
+/// A metric as registered once per recorder.
+#[derive(Clone)]
+enum Interned {
+    Counter(&'static CounterCell),
+    Gauge(Arc<GaugeHandle>),
+    Histogram(u64),
+    /// The metric could not be interned: its operations do nothing.
+    Unrecorded,
+}
+
+/// A metric's handle for the calling thread. Each thread gets its own `Arc` for counters and
+/// histograms, so that the reference counting `counter!` does at every call stays on this
+/// thread's cache lines; gauges share theirs (they keep the current value).
 #[derive(Clone)]
 enum Handle {
     Counter(Arc<CounterHandle>),
     Gauge(Arc<GaugeHandle>),
     Histogram(Arc<HistogramHandle>),
-    /// The metric could not be interned: its operations do nothing.
     Unrecorded,
 }
 
-type Registered = HashMap<(Key, u8), Handle>;
+impl Interned {
+    fn handle_of_this_thread(&self) -> Handle {
+        match self {
+            Interned::Counter(cell) => Handle::Counter(cell.handle_of_this_thread()),
+            Interned::Gauge(g) => Handle::Gauge(Arc::clone(g)),
+            Interned::Histogram(id) => Handle::Histogram(Arc::new(HistogramHandle(*id))),
+            Interned::Unrecorded => Handle::Unrecorded,
+        }
+    }
+}
+
+/// Kinds of metric, as keys of the registry.
+const COUNTER: u8 = 0;
+const GAUGE: u8 = 1;
+const HISTOGRAM: u8 = 2;
+
+type Registered = HashMap<(Key, u8), Interned>;
 
 /// Entries of the per-thread handle cache (direct-mapped by the key's precomputed hash).
 const HANDLE_WAYS: usize = 64;
@@ -180,6 +312,23 @@ thread_local! {
         const { RefCell::new([const { None }; HANDLE_WAYS]) };
 }
 
+/// Whether two keys are equal, by address first: the key of `counter!("name", "k" => "v")` is
+/// a static whose strings the cached clone shares, so no bytes are compared on a hit.
+fn same_key(a: &Key, b: &Key) -> bool {
+    fn same(a: &str, b: &str) -> bool {
+        a.len() == b.len() && (a.as_ptr() == b.as_ptr() || a == b)
+    }
+    let (la, lb) = (a.labels().as_slice(), b.labels().as_slice());
+    a.get_hash() == b.get_hash()
+        && same(a.name(), b.name())
+        && la.len() == lb.len()
+        && (std::ptr::eq(la, lb)
+            || la
+                .iter()
+                .zip(lb)
+                .all(|(x, y)| same(x.key(), y.key()) && same(x.value(), y.value())))
+}
+
 fn handle_way(key: &Key, kind: u8) -> usize {
     let h = (key.get_hash() ^ kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (h >> (64 - HANDLE_WAYS.trailing_zeros())) as usize
@@ -187,11 +336,12 @@ fn handle_way(key: &Key, kind: u8) -> usize {
 
 /// Records `metrics` counters, gauges (resulting values) and histograms (every sample) as
 /// micromegas metric events. Keys and labels are interned at registration. A gauge or
-/// histogram operation is one append to the calling thread's ring; a counter increment is one
-/// atomic add, and the flusher records each counter's growth since its previous visit as one
-/// event (kind `counter`, the value is the amount added) before every periodic flush
-/// (`flush_period`, 1 s by default), explicit flush and shutdown: `SUM(value)` over a time
-/// range is the count in that range. Units given with `describe_*` are kept.
+/// histogram operation is one append to the calling thread's ring; a counter increment adds to
+/// the calling thread's count of it (a plain load and store, no locked instruction), and the
+/// flusher records each counter's growth since its previous visit as one event (kind
+/// `counter`, the value is the amount added) before every periodic flush (`flush_period`, 1 s
+/// by default), explicit flush and shutdown: `SUM(value)` over a time range is the count in
+/// that range. Units given with `describe_*` are kept.
 #[derive(Default)]
 pub struct MicromegasRecorder {
     units: Mutex<HashMap<String, Unit>>,
@@ -216,12 +366,11 @@ impl MicromegasRecorder {
         }
     }
 
-    fn handle(&self, key: &Key, kind: u8, make: impl FnOnce(u64) -> Handle) -> Handle {
+    fn handle(&self, key: &Key, kind: u8) -> Handle {
         let way = handle_way(key, kind);
         let cached = CACHE
             .try_with(|c| match &c.borrow()[way] {
-                // `Key`'s equality compares the precomputed hashes first.
-                Some((k, cached, h)) if *k == kind && cached == key => Some(h.clone()),
+                Some((k, cached, h)) if *k == kind && same_key(cached, key) => Some(h.clone()),
                 _ => None,
             })
             .ok()
@@ -229,37 +378,39 @@ impl MicromegasRecorder {
         if let Some(h) = cached {
             return h;
         }
-        let h = {
+        let interned = {
             let mut reg = self.registered.lock().unwrap_or_else(|e| e.into_inner());
             reg.entry((key.clone(), kind))
-                .or_insert_with(|| {
-                    let unit = self
-                        .units
-                        .lock()
-                        .ok()
-                        .and_then(|u| u.get(key.name()).copied());
-                    let kind_name = match kind {
-                        0 => "counter",
-                        1 => "gauge",
-                        _ => "histogram",
-                    };
-                    match MetricSite::leak(key, unit, kind_name) {
-                        Some(id) => make(id),
-                        None => Handle::Unrecorded,
-                    }
-                })
+                .or_insert_with(|| self.intern(key, kind))
                 .clone()
         };
-        // Each thread gets its own `Arc` for counters (over the shared running total) and
-        // histograms, so that the reference counting `counter!` does at every call stays on
-        // this thread's cache lines. Gauges share theirs (they keep the current value).
-        let h = match h {
-            Handle::Counter(c) => Handle::Counter(Arc::new(CounterHandle(c.0))),
-            Handle::Histogram(c) => Handle::Histogram(Arc::new(HistogramHandle(c.0))),
-            shared => shared,
-        };
+        let h = interned.handle_of_this_thread();
         let _ = CACHE.try_with(|c| c.borrow_mut()[way] = Some((kind, key.clone(), h.clone())));
         h
+    }
+
+    fn intern(&self, key: &Key, kind: u8) -> Interned {
+        let unit = self
+            .units
+            .lock()
+            .ok()
+            .and_then(|u| u.get(key.name()).copied());
+        let kind_name = match kind {
+            COUNTER => "counter",
+            GAUGE => "gauge",
+            _ => "histogram",
+        };
+        let Some(id) = MetricSite::leak(key, unit, kind_name) else {
+            return Interned::Unrecorded;
+        };
+        match kind {
+            COUNTER => Interned::Counter(CounterCell::leak(id)),
+            GAUGE => Interned::Gauge(Arc::new(GaugeHandle {
+                id,
+                value: AtomicU64::new(0f64.to_bits()),
+            })),
+            _ => Interned::Histogram(id),
+        }
     }
 }
 
@@ -275,31 +426,21 @@ impl Recorder for MicromegasRecorder {
     }
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        match self.handle(key, 0, |id| {
-            Handle::Counter(Arc::new(CounterHandle(CounterCell::leak(id))))
-        }) {
+        match self.handle(key, COUNTER) {
             Handle::Counter(c) => Counter::from_arc(c),
             _ => Counter::noop(),
         }
     }
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        let make = |id| {
-            Handle::Gauge(Arc::new(GaugeHandle {
-                id,
-                value: AtomicU64::new(0f64.to_bits()),
-            }))
-        };
-        match self.handle(key, 1, make) {
+        match self.handle(key, GAUGE) {
             Handle::Gauge(g) => Gauge::from_arc(g),
             _ => Gauge::noop(),
         }
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
-        match self.handle(key, 2, |id| {
-            Handle::Histogram(Arc::new(HistogramHandle(id)))
-        }) {
+        match self.handle(key, HISTOGRAM) {
             Handle::Histogram(h) => Histogram::from_arc(h),
             _ => Histogram::noop(),
         }

@@ -166,3 +166,45 @@ fn counters_are_recorded_as_what_was_added_at_each_flush() {
     assert_eq!(values, [4003.0, 2.0, 5.0]);
     assert!(samples.iter().all(|s| s.2 == "counter"));
 }
+
+/// Each thread counts in its own handle; a handle passed to other threads, threads that end
+/// and keys built at run time (the same text at other addresses, or other label values) all
+/// land in the right counter, with nothing lost.
+#[test]
+fn counters_are_exact_across_threads_handles_and_run_time_keys() {
+    let _s = serial();
+    let (sink, _layer, guard) = start();
+    let recorder = MicromegasRecorder::new();
+    metrics::with_local_recorder(&recorder, || {
+        let shared = metrics::counter!("hits", "route" => "/a");
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let shared = shared.clone();
+                let recorder = &recorder;
+                s.spawn(move || {
+                    metrics::with_local_recorder(recorder, || {
+                        for i in 0..10_000u64 {
+                            shared.increment(1);
+                            metrics::counter!("hits", "route" => "/a").increment(2);
+                            let route = format!("/{}", ["a", "b"][(i % 2) as usize]);
+                            metrics::counter!(String::from("hits"), "route" => route).increment(t);
+                        }
+                    })
+                });
+            }
+        });
+        shared.increment(5);
+    });
+    guard.shutdown();
+    let mut sums = std::collections::BTreeMap::new();
+    for e in events(&sink) {
+        if let Event::Measure(m) = e {
+            if m.location.name == "hits" {
+                *sums.entry(m.properties[0].1.clone()).or_insert(0.0) += m.value;
+            }
+        }
+    }
+    // Route /a: 4 × 10,000 × (1 + 2) + 5, plus (0 + 1 + 2 + 3) × 5,000; /b: 6 × 5,000.
+    assert_eq!(sums.get("/a"), Some(&(120_005.0 + 30_000.0)));
+    assert_eq!(sums.get("/b"), Some(&30_000.0));
+}
