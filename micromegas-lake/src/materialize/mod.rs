@@ -17,7 +17,7 @@ use crate::catalog::{BlockRow, FORMAT_ARROW};
 use crate::error::{LakeError, Result};
 use crate::tables::{
     interval_batch, span_batch, span_hex, trace_hex, LogColumns, LogText, MeasureColumns,
-    MeasureText, ViewTable,
+    MeasureText, SpanColumns, ViewTable,
 };
 use crate::Lake;
 use arrow::array::RecordBatch;
@@ -271,10 +271,11 @@ impl Lake {
             let (blocks, unreadable) = self.read_blocks(&native).await?;
             let stored = self.catalog().span_carry(&process_id).await?;
             let mut carry = spans::Carry::parse(stored.as_deref());
-            let joined = spans::join_spans(&mut carry, &blocks);
+            let mut columns = SpanColumns::with_capacity(rows_hint(&blocks) / 2);
+            let joined = spans::join_spans(&mut carry, &blocks, &mut columns);
             let mut bad = joined.bad;
             bad.extend(unreadable.into_iter().map(|u| (u.block_id, u.reason)));
-            let batch = span_batch(&joined.spans)?;
+            let batch = columns.finish()?;
             let intervals = interval_batch(&joined.intervals)?;
             let ids: Vec<String> = native.iter().map(|r| r.block_id.clone()).collect();
             let state = carry.to_json();

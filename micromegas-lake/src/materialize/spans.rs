@@ -4,7 +4,8 @@
 //! catalog with the partition, in the same transaction).
 
 use super::fetch::RawBlock;
-use crate::tables::{span_hex, trace_hex, IntervalRow, SpanRow};
+use crate::hex;
+use crate::tables::{IntervalRow, SpanColumns, SpanText};
 use micromegas_core::read::{self, Event, SpanChange};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -104,38 +105,56 @@ fn scope_id(stream_id: &uuid::Uuid, n: u64) -> u64 {
     (stream | (n & 0xFFFF_FFFF)).max(1)
 }
 
-fn row(o: Open, end: i64, process_id: &Arc<str>, service: &Arc<str>) -> SpanRow {
-    let mut attributes = o.fields;
-    if !o.follows.is_empty() {
-        let ids: Vec<String> = o.follows.iter().map(|f| format!("{f:016x}")).collect();
-        attributes.push(("follows_from".into(), ids.join(",")));
-    }
-    SpanRow {
-        trace_id: trace_hex(o.trace),
-        span_id: format!("{:016x}", o.id),
-        parent_span_id: span_hex(o.parent),
-        name: o.name,
-        target: o.target,
-        service_name: Arc::clone(service),
-        process_id: Arc::clone(process_id),
-        thread_name: o.thread_name,
-        start_time: o.start,
-        end_time: end.max(o.start),
-        kind: "INTERNAL".into(),
-        status_code: "UNSET".into(),
-        status_message: None,
-        attributes,
-        level: o.level,
-        file: o.file,
-        line: (o.line != 0).then_some(o.line as i32),
+/// The lowercase hex of `id`'s `N` big-endian bytes, written into `buf`; `None` for 0.
+fn hex_id<const N: usize>(id: [u8; N], buf: &mut [u8]) -> Option<&str> {
+    (id != [0; N]).then(|| hex::encode_into(&id, buf))
+}
+
+/// Where a process's ended spans go: their columns, and the names all its spans share.
+pub struct SpanSink<'a> {
+    columns: &'a mut SpanColumns,
+    process_id: String,
+    service: String,
+}
+
+impl SpanSink<'_> {
+    /// Appends the span `o`, ended at `end`, to the columns.
+    fn push(&mut self, o: Open, end: i64) {
+        let (mut trace, mut span, mut parent) = ([0u8; 32], [0u8; 16], [0u8; 16]);
+        let follows = (!o.follows.is_empty()).then(|| {
+            let ids: Vec<String> = o.follows.iter().map(|f| format!("{f:016x}")).collect();
+            ids.join(",")
+        });
+        let text = SpanText {
+            trace_id: hex_id(o.trace.to_be_bytes(), &mut trace),
+            span_id: hex::encode_into(&o.id.to_be_bytes(), &mut span),
+            parent_span_id: hex_id(o.parent.to_be_bytes(), &mut parent),
+            name: &o.name,
+            target: &o.target,
+            service_name: &self.service,
+            process_id: &self.process_id,
+            thread_name: &o.thread_name,
+            start_time: o.start,
+            end_time: end.max(o.start),
+            kind: "INTERNAL",
+            status_code: "UNSET",
+            status_message: None,
+            level: o.level.as_deref(),
+            file: &o.file,
+            line: (o.line != 0).then_some(o.line as i32),
+        };
+        self.columns.append(&text, |a| {
+            a.entries(&o.fields);
+            if let Some(ids) = &follows {
+                a.entry("follows_from", ids);
+            }
+        });
     }
 }
 
-/// What [`join_spans`] found.
+/// What [`join_spans`] found besides the spans that ended (appended to the columns).
 #[derive(Debug, Default)]
 pub struct Joined {
-    /// Spans that ended.
-    pub spans: Vec<SpanRow>,
     /// Enters matched with their exits.
     pub intervals: Vec<IntervalRow>,
     /// Blocks that could not be decoded: (block id, reason).
@@ -143,15 +162,23 @@ pub struct Joined {
 }
 
 /// Joins the span events of `blocks` (one process, each stream's blocks in order) with the
-/// carried state.
-pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> Joined {
-    let mut out = Vec::new();
+/// carried state; the spans that end are appended to `columns`.
+pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock], columns: &mut SpanColumns) -> Joined {
     let mut intervals = Vec::new();
     let mut bad = Vec::new();
+    let mut out = SpanSink {
+        columns,
+        process_id: String::new(),
+        service: String::new(),
+    };
     for raw in blocks {
         let process = &raw.process;
         let process_id: Arc<str> = process.process_id.to_string().into();
         let service: Arc<str> = process.service_name.as_str().into();
+        out.process_id.clear();
+        out.process_id.push_str(&process_id);
+        out.service.clear();
+        out.service.push_str(&service);
         let stream_key = raw.stream.stream_id.to_string();
         let thread: Arc<str> = raw.stream.thread_name.as_str().into();
         let events = match read::decode_block(process, &raw.stream, &raw.block) {
@@ -194,7 +221,7 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> Joined {
                         }
                         None => {
                             if let Some(o) = carry.stacks.get_mut(&stream_key).and_then(Vec::pop) {
-                                out.push(row(o, time, &process_id, &service));
+                                out.push(o, time);
                             }
                         }
                         Some(id) if s.begin => {
@@ -207,9 +234,9 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> Joined {
                                 None => carry.open.get(&parent).map_or(0, |p| p.trace),
                             };
                             let open = Open::at(id, (parent, trace), s.location, time, raw);
-                            begin(carry, open, &mut out, &process_id, &service);
+                            begin(carry, open, &mut out);
                         }
-                        Some(id) => end(carry, id, time, &mut out, &process_id, &service),
+                        Some(id) => end(carry, id, time, &mut out),
                     }
                 }
                 Event::SpanUpdate(u) => {
@@ -231,7 +258,7 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> Joined {
                                 Open::at(u.span_id, (u.parent_span_id, trace), loc, time, raw);
                             open.level = u.level;
                             open.fields = u.fields;
-                            begin(carry, open, &mut out, &process_id, &service);
+                            begin(carry, open, &mut out);
                         }
                         SpanChange::Record => {
                             if let Some(o) = carry.open.get_mut(&u.span_id) {
@@ -248,9 +275,7 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> Joined {
                                 o.follows.push(u.follows_span_id);
                             }
                         }
-                        SpanChange::Close => {
-                            end(carry, u.span_id, time, &mut out, &process_id, &service)
-                        }
+                        SpanChange::Close => end(carry, u.span_id, time, &mut out),
                         SpanChange::Enter => {
                             let entered = carry.entered.entry(stream_key.clone()).or_default();
                             entered.push((u.span_id, time));
@@ -274,11 +299,7 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock]) -> Joined {
         }
     }
     bound(carry);
-    Joined {
-        spans: out,
-        intervals,
-        bad,
-    }
+    Joined { intervals, bad }
 }
 
 /// Takes the innermost enter of span `id` on a stream (exits may come out of order) and
@@ -293,25 +314,18 @@ fn exit(carry: &mut Carry, stream_key: &str, id: u64) -> Option<i64> {
     Some(begin)
 }
 
-fn begin(carry: &mut Carry, open: Open, out: &mut Vec<SpanRow>, pid: &Arc<str>, svc: &Arc<str>) {
+fn begin(carry: &mut Carry, open: Open, out: &mut SpanSink<'_>) {
     match carry.early_ends.remove(&open.id) {
-        Some(end) => out.push(row(open, end, pid, svc)),
+        Some(end) => out.push(open, end),
         None => {
             carry.open.insert(open.id, open);
         }
     }
 }
 
-fn end(
-    carry: &mut Carry,
-    id: u64,
-    time: i64,
-    out: &mut Vec<SpanRow>,
-    pid: &Arc<str>,
-    svc: &Arc<str>,
-) {
+fn end(carry: &mut Carry, id: u64, time: i64, out: &mut SpanSink<'_>) {
     match carry.open.remove(&id) {
-        Some(o) => out.push(row(o, time, pid, svc)),
+        Some(o) => out.push(o, time),
         None => {
             carry.early_ends.insert(id, time);
         }
@@ -355,6 +369,96 @@ mod tests {
         assert_eq!(exit(&mut carry, "s", 7), None);
         assert_eq!(exit(&mut carry, "s", 1), Some(10));
         assert!(carry.entered.is_empty());
+    }
+
+    /// A span that ends goes to the columns with its ids in lowercase hex (no parent for a
+    /// root), its fields and follows-from links as attributes, and an end never before its
+    /// start.
+    #[test]
+    fn ended_spans_are_appended_as_rows() {
+        use arrow::array::{Array, AsArray};
+        let mut carry = Carry::default();
+        let open = |id, parent, trace, start| Open {
+            id,
+            parent,
+            trace,
+            name: "request".into(),
+            target: "app".into(),
+            level: Some("INFO".into()),
+            file: "src/main.rs".into(),
+            line: 7,
+            start,
+            thread_name: "worker-1".into(),
+            fields: vec![("route".into(), "/pay".into())],
+            follows: Vec::new(),
+            poll_parent: 0,
+        };
+        let mut root = open(0xab, 0, 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10, 100);
+        root.follows = vec![0x11, 0x2200];
+        carry.open.insert(0xab, root);
+        carry.open.insert(0xcd, open(0xcd, 0xab, 0xab, 500));
+        let mut columns = SpanColumns::with_capacity(0);
+        let mut out = SpanSink {
+            columns: &mut columns,
+            process_id: "p-1".into(),
+            service: "shop".into(),
+        };
+        end(&mut carry, 0xab, 900, &mut out);
+        end(&mut carry, 0xcd, 400, &mut out);
+        let batch = columns.finish().unwrap();
+        let text = |name: &str, row: usize| -> Option<String> {
+            let c = batch.column_by_name(name).unwrap().as_string::<i32>();
+            c.is_valid(row).then(|| c.value(row).to_owned())
+        };
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(
+            text("trace_id", 0).as_deref(),
+            Some("0102030405060708090a0b0c0d0e0f10")
+        );
+        assert_eq!(text("span_id", 0).as_deref(), Some("00000000000000ab"));
+        assert_eq!(text("parent_span_id", 0), None);
+        assert_eq!(
+            text("trace_id", 1).as_deref(),
+            Some("000000000000000000000000000000ab")
+        );
+        assert_eq!(
+            text("parent_span_id", 1).as_deref(),
+            Some("00000000000000ab")
+        );
+        for (column, value) in [
+            ("kind", "INTERNAL"),
+            ("status_code", "UNSET"),
+            ("process_id", "p-1"),
+            ("service_name", "shop"),
+            ("thread_name", "worker-1"),
+            ("level", "INFO"),
+        ] {
+            assert_eq!(text(column, 1).as_deref(), Some(value), "{column}");
+        }
+        let ends = batch.column_by_name("end_time").unwrap();
+        let ends = ends.as_primitive::<arrow::datatypes::TimestampNanosecondType>();
+        assert_eq!((ends.value(0), ends.value(1)), (900, 500));
+        let attributes = batch.column_by_name("attributes").unwrap().as_map();
+        let pairs = |row: usize| -> Vec<(String, String)> {
+            let entries = attributes.value(row);
+            let (k, v) = (
+                entries.column(0).as_string::<i32>(),
+                entries.column(1).as_string::<i32>(),
+            );
+            (0..entries.len())
+                .map(|i| (k.value(i).into(), v.value(i).into()))
+                .collect()
+        };
+        let p = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            pairs(0),
+            [
+                p("route", "/pay"),
+                p("follows_from", "0000000000000011,0000000000002200")
+            ]
+        );
+        assert_eq!(pairs(1), [p("route", "/pay")]);
+        assert!(carry.open.is_empty());
     }
 
     /// Enters still open at the end of a run are carried to the next one; a state stored
