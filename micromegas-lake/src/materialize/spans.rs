@@ -111,10 +111,10 @@ fn hex_id<const N: usize>(id: [u8; N], buf: &mut [u8]) -> Option<&str> {
 }
 
 /// Where a process's ended spans go: their columns, and the names all its spans share.
-pub struct SpanSink<'a> {
+struct SpanSink<'a> {
     columns: &'a mut SpanColumns,
-    process_id: String,
-    service: String,
+    process_id: Arc<str>,
+    service: Arc<str>,
 }
 
 impl SpanSink<'_> {
@@ -168,17 +168,15 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock], columns: &mut SpanColu
     let mut bad = Vec::new();
     let mut out = SpanSink {
         columns,
-        process_id: String::new(),
-        service: String::new(),
+        process_id: "".into(),
+        service: "".into(),
     };
     for raw in blocks {
         let process = &raw.process;
         let process_id: Arc<str> = process.process_id.to_string().into();
         let service: Arc<str> = process.service_name.as_str().into();
-        out.process_id.clear();
-        out.process_id.push_str(&process_id);
-        out.service.clear();
-        out.service.push_str(&service);
+        out.process_id = Arc::clone(&process_id);
+        out.service = Arc::clone(&service);
         let stream_key = raw.stream.stream_id.to_string();
         let thread: Arc<str> = raw.stream.thread_name.as_str().into();
         let events = match read::decode_block(process, &raw.stream, &raw.block) {
