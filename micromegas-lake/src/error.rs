@@ -59,6 +59,21 @@ pub enum LakeError {
     /// Another node changed the same rows first; the operation can be retried.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// An operation did not finish within its deadline. It may still complete: a write that
+    /// timed out may be stored, and writing it again is safe (block ids make it idempotent).
+    #[error(
+        "{what} did not finish within {}s ({setting}); it may still complete, and a write \
+         sent again is stored once",
+        after.as_secs_f64()
+    )]
+    TimedOut {
+        /// What was being done.
+        what: String,
+        /// The deadline.
+        after: std::time::Duration,
+        /// The setting that sets the deadline.
+        setting: &'static str,
+    },
     /// A write committed together with others failed with the group (the message is the
     /// group's error).
     #[error("{message}")]
@@ -94,7 +109,7 @@ impl LakeError {
             ),
             // Busy, locked, I/O and full-disk failures; a bad statement is a bug, not data.
             LakeError::Sqlite(e) => matches!(e, rusqlite::Error::SqliteFailure(..)),
-            LakeError::Conflict(_) | LakeError::Io { .. } => true,
+            LakeError::Conflict(_) | LakeError::Io { .. } | LakeError::TimedOut { .. } => true,
             LakeError::Grouped { retryable, .. } => *retryable,
             _ => false,
         }

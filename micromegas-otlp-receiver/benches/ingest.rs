@@ -472,7 +472,7 @@ fn main() {
             rt.block_on(async {
                 for w in &wire {
                     let mapped = traces::map_protobuf(w).expect("map");
-                    export::traces(&lake, mapped).await.expect("ingest");
+                    export::traces(lake.clone(), mapped).await.expect("ingest");
                 }
             })
         }));
@@ -502,7 +502,7 @@ fn main() {
             let dir = root.join(format!("otlp-concurrent-{run}"));
             concurrent_run(&rt, &dir, &wire, clients, async |lake, w| {
                 let mapped = traces::map_protobuf(w).expect("map");
-                export::traces(lake, mapped).await.expect("ingest");
+                export::traces(lake.clone(), mapped).await.expect("ingest");
             })
         })
         .collect();

@@ -41,7 +41,7 @@ impl Admission {
     /// A budget of `bytes` (at least one unit). A single request larger than the whole budget
     /// is admitted when nothing else is in flight.
     pub fn new(bytes: usize) -> Self {
-        let units = bytes.div_ceil(UNIT).max(1);
+        let units = bytes.div_ceil(UNIT).clamp(1, u32::MAX as usize);
         Self {
             permits: Arc::new(Semaphore::new(units)),
             units,
@@ -61,9 +61,17 @@ impl Admission {
             })
     }
 
-    /// Bytes admitted and not yet answered.
+    /// Bytes admitted whose write has not ended.
     pub fn in_flight_bytes(&self) -> usize {
         (self.units - self.permits.available_permits()) * UNIT
+    }
+
+    /// Waits until no admitted write is left.
+    pub async fn idle(&self) {
+        // The semaphore is never closed; holding every unit means no write holds any.
+        if let Ok(all) = self.permits.acquire_many(self.units as u32).await {
+            drop(all);
+        }
     }
 }
 
@@ -83,5 +91,21 @@ mod tests {
         assert_eq!(a.in_flight_bytes(), 0);
         // larger than the whole budget: admitted alone
         assert!(a.admit(100 * UNIT).is_ok());
+    }
+
+    #[tokio::test]
+    async fn idle_waits_for_every_admitted_write() {
+        let a = Admission::new(10 * UNIT);
+        a.idle().await;
+        let held = a.admit(UNIT).expect("fits");
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            async move { a.idle().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(held);
+        waiting.await.expect("idle once the write ends");
+        assert_eq!(a.in_flight_bytes(), 0);
     }
 }

@@ -42,9 +42,9 @@ pub trait BytesSignal: Send + Sync + 'static {
     fn map(body: &[u8]) -> Result<Self::Mapped, WireError>;
     /// Stores mapped rows durably.
     fn store(
-        lake: &Lake,
+        lake: Lake,
         mapped: Self::Mapped,
-    ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send;
+    ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send + 'static;
 }
 
 /// OTLP traces.
@@ -63,9 +63,9 @@ impl BytesSignal for Traces {
     }
 
     fn store(
-        lake: &Lake,
+        lake: Lake,
         mapped: Self::Mapped,
-    ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send {
+    ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send + 'static {
         export::traces(lake, mapped)
     }
 }
@@ -86,9 +86,9 @@ impl BytesSignal for Logs {
     }
 
     fn store(
-        lake: &Lake,
+        lake: Lake,
         mapped: Self::Mapped,
-    ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send {
+    ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send + 'static {
         export::logs(lake, mapped)
     }
 }
@@ -110,9 +110,9 @@ impl BytesSignal for Metrics {
     }
 
     fn store(
-        lake: &Lake,
+        lake: Lake,
         mapped: Self::Mapped,
-    ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send {
+    ) -> impl Future<Output = Result<Self::Response, LakeError>> + Send + 'static {
         export::metrics(lake, mapped)
     }
 }
@@ -154,7 +154,7 @@ pub async fn export<S: BytesSignal>(
     collector: &Collector,
     body: Bytes,
 ) -> Result<S::Response, Status> {
-    let _admitted = collector
+    let admitted = collector
         .admit("grpc", S::SIGNAL, body.len())
         .map_err(|busy| unavailable_retry_after(busy.to_string(), RETRY_AFTER))?;
     let mapped = S::map(&body).map_err(|e| {
@@ -164,7 +164,8 @@ pub async fn export<S: BytesSignal>(
     })?;
     // The bytes are not needed past the mapping: freed before the wait for the write.
     drop(body);
-    S::store(collector.lake(), mapped).await.map_err(|e| {
+    let store = S::store(collector.lake().clone(), mapped);
+    collector.write(admitted, store).await.map_err(|e| {
         telemetry::refused("grpc", S::SIGNAL, "lake", &e.to_string());
         lake_status(e)
     })

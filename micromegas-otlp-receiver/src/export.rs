@@ -47,10 +47,10 @@ async fn store_mapped(
 
 /// Stores the spans of a request, mapped from its bytes (see [`crate::mapping::traces::map_protobuf`]).
 pub async fn traces(
-    lake: &Lake,
+    lake: Lake,
     request: MappedTraces,
 ) -> Result<ExportTraceServiceResponse, LakeError> {
-    let rejected = store_mapped(lake, "traces", &request.mapped, request.identity).await?;
+    let rejected = store_mapped(&lake, "traces", &request.mapped, request.identity).await?;
     Ok(ExportTraceServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportTracePartialSuccess {
             rejected_spans: n,
@@ -61,11 +61,8 @@ pub async fn traces(
 
 /// Stores the log records of a request, mapped from its bytes (see
 /// [`crate::mapping::logs::map_protobuf`]).
-pub async fn logs(
-    lake: &Lake,
-    request: MappedLogs,
-) -> Result<ExportLogsServiceResponse, LakeError> {
-    let rejected = store_mapped(lake, "logs", &request.mapped, request.identity).await?;
+pub async fn logs(lake: Lake, request: MappedLogs) -> Result<ExportLogsServiceResponse, LakeError> {
+    let rejected = store_mapped(&lake, "logs", &request.mapped, request.identity).await?;
     Ok(ExportLogsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportLogsPartialSuccess {
             rejected_log_records: n,
@@ -76,10 +73,10 @@ pub async fn logs(
 
 /// Stores the data points of a request (see [`crate::mapping::metrics::map_protobuf`]).
 pub async fn metrics(
-    lake: &Lake,
+    lake: Lake,
     request: MappedMetrics,
 ) -> Result<ExportMetricsServiceResponse, LakeError> {
-    let rejected = store_mapped(lake, "metrics", &request.mapped, request.identity).await?;
+    let rejected = store_mapped(&lake, "metrics", &request.mapped, request.identity).await?;
     Ok(ExportMetricsServiceResponse {
         partial_success: rejected.map(|(n, error_message)| ExportMetricsPartialSuccess {
             rejected_data_points: n,

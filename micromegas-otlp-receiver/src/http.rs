@@ -22,8 +22,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use micromegas_lake::LakeError;
+use micromegas_lake::{Lake, LakeError};
 use prost::Message;
+use std::future::Future;
 use std::io::Read;
 
 /// Content type of native transit batches.
@@ -284,34 +285,39 @@ fn decode_request<R>(
     })
 }
 
-async fn traces(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&c, "traces", &headers, body, trace_rows) {
-        Ok((rows, enc, _admitted)) => match export::traces(c.lake(), rows).await {
+/// Reads, admits and maps an OTLP request with `parse`, stores it with `store` (as a write of
+/// the collector: within its deadline, holding its budget until the write ends), and answers.
+async fn otlp_export<R, A, F>(
+    c: Collector,
+    signal: &'static str,
+    headers: HeaderMap,
+    body: Bytes,
+    parse: impl FnOnce(&[u8], Encoding) -> Result<R, String>,
+    store: impl FnOnce(Lake, R) -> F,
+) -> Response
+where
+    A: Message + serde::Serialize + Send + 'static,
+    F: Future<Output = Result<A, LakeError>> + Send + 'static,
+{
+    match request(&c, signal, &headers, body, parse) {
+        Ok((rows, enc, admitted)) => match c.write(admitted, store(c.lake().clone(), rows)).await {
             Ok(reply) => encode(&reply, enc),
-            Err(e) => lake_error("traces", e, enc),
+            Err(e) => lake_error(signal, e, enc),
         },
         Err(r) => r.into_response(),
     }
+}
+
+async fn traces(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
+    otlp_export(c, "traces", headers, body, trace_rows, export::traces).await
 }
 
 async fn logs(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&c, "logs", &headers, body, log_rows) {
-        Ok((req, enc, _admitted)) => match export::logs(c.lake(), req).await {
-            Ok(reply) => encode(&reply, enc),
-            Err(e) => lake_error("logs", e, enc),
-        },
-        Err(r) => r.into_response(),
-    }
+    otlp_export(c, "logs", headers, body, log_rows, export::logs).await
 }
 
 async fn metrics(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> Response {
-    match request(&c, "metrics", &headers, body, metric_rows) {
-        Ok((req, enc, _admitted)) => match export::metrics(c.lake(), req).await {
-            Ok(reply) => encode(&reply, enc),
-            Err(e) => lake_error("metrics", e, enc),
-        },
-        Err(r) => r.into_response(),
-    }
+    otlp_export(c, "metrics", headers, body, metric_rows, export::metrics).await
 }
 
 /// What the native endpoint answers.
@@ -337,7 +343,7 @@ async fn native(State(c): State<Collector>, headers: HeaderMap, body: Bytes) -> 
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    match crate::native::ingest(&c, "http", &bytes).await {
+    match crate::native::ingest(&c, "http", Bytes::from(bytes)).await {
         Ok(o) => encode(
             &NativeReply {
                 blocks_written: o.blocks_written,

@@ -6,6 +6,7 @@ use crate::admission::{Busy, RETRY_AFTER};
 use crate::collector::Collector;
 use crate::rpc_status::unavailable_retry_after;
 use crate::telemetry;
+use bytes::Bytes;
 use micromegas_lake::LakeError;
 use micromegas_tracing_layer::network::proto::{WriteReply, WriteRequest, SERVICE, WRITE_PATH};
 use std::convert::Infallible;
@@ -37,17 +38,20 @@ pub enum Refusal {
     Lake(LakeError),
 }
 
-/// Admits and writes one encoded native batch (for either transport); answered once durable.
+/// Admits and writes one encoded native batch (for either transport, as a write of the
+/// collector: see [`Collector::write`]); answered once durable.
 /// Records the outcome in the collector's telemetry.
 pub async fn ingest(
     collector: &Collector,
     transport: &'static str,
-    batch: &[u8],
+    batch: Bytes,
 ) -> Result<WriteReply, Refusal> {
-    let _admitted = collector
+    let admitted = collector
         .admit(transport, "native", batch.len())
         .map_err(Refusal::Busy)?;
-    match collector.lake().write_encoded(batch).await {
+    let lake = collector.lake().clone();
+    let write = async move { lake.write_encoded(&batch).await };
+    match collector.write(admitted, write).await {
         Ok(o) => {
             telemetry::stored("native", o.events_written, 0, None);
             Ok(WriteReply {
@@ -69,7 +73,7 @@ pub async fn ingest(
 
 /// Writes one native batch received over gRPC.
 pub async fn write(collector: &Collector, request: WriteRequest) -> Result<WriteReply, Status> {
-    ingest(collector, "grpc", &request.batch)
+    ingest(collector, "grpc", request.batch)
         .await
         .map_err(|r| match r {
             Refusal::Busy(b) => unavailable_retry_after(b.to_string(), RETRY_AFTER),

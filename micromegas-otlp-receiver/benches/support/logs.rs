@@ -98,7 +98,7 @@ fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportLogsServiceRequest {
 /// What the collector does with one request's bytes.
 async fn ingest(lake: &micromegas_lake::Lake, bytes: &[u8]) {
     let mapped = logs::map_protobuf(bytes).expect("map");
-    export::logs(lake, mapped).await.expect("ingest");
+    export::logs(lake.clone(), mapped).await.expect("ingest");
 }
 
 /// Runs the logs measures and prints their rows of the results table.

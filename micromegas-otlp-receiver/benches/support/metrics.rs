@@ -130,7 +130,7 @@ fn request(n: u64, rng: &mut Rng, t0: u64) -> ExportMetricsServiceRequest {
 /// What the collector does with one request's bytes.
 async fn ingest(lake: &micromegas_lake::Lake, bytes: &[u8]) {
     let mapped = metrics::map_protobuf(bytes).expect("map");
-    export::metrics(lake, mapped).await.expect("ingest");
+    export::metrics(lake.clone(), mapped).await.expect("ingest");
 }
 
 /// Runs the metrics measures and prints their rows of the results table.

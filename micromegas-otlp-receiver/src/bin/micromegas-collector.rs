@@ -59,6 +59,14 @@ struct Args {
     #[arg(long, env = "MICROMEGAS_MAX_INFLIGHT_MIB", default_value_t = 256)]
     max_inflight_mib: usize,
 
+    /// Longest wait for a request's data to be durable (e.g. 8s, 1m) before the request is
+    /// refused as retryable (gRPC UNAVAILABLE / HTTP 503), as when the object store or the
+    /// catalog is unreachable. Keep it below the clients' export timeout (10 s for
+    /// OpenTelemetry SDKs and the network sink) so they hear why. The write goes on, keeping
+    /// its share of --max-inflight-mib until it ends; a request sent again is stored once.
+    #[arg(long, env = "MICROMEGAS_WRITE_TIMEOUT", default_value = "8s", value_parser = write_timeout)]
+    write_timeout: Duration,
+
     /// Do not record the collector's own logs and metrics (requests, rows, bytes, refusals,
     /// in-flight bytes, and its CPU, memory, threads and files every 5 s) into the lake. By default they are written straight into the lake
     /// (never through the collector's own endpoints), as the process `micromegas-collector`.
@@ -83,6 +91,13 @@ struct Args {
     /// longer be materialized again. Checked every 5 min.
     #[arg(long, env = "MICROMEGAS_RAW_RETENTION", value_parser = micromegas_lake::retention::parse_age)]
     raw_retention: Option<Duration>,
+}
+
+fn write_timeout(text: &str) -> Result<Duration, String> {
+    match micromegas_lake::retention::parse_age(text)? {
+        Duration::ZERO => Err("the write timeout must be at least 1s".into()),
+        d => Ok(d),
+    }
 }
 
 /// Logs to stderr, and (unless disabled) the collector's own telemetry into `lake` through
@@ -184,6 +199,7 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
             max_message_bytes: args.max_message_mib << 20,
             max_inflight_bytes: args.max_inflight_mib << 20,
             tokens,
+            write_timeout: args.write_timeout,
         },
     );
     let flightsql_addr = match &flightsql {
@@ -214,7 +230,7 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
         wait(stopping.clone()),
     ));
     let http_server = tokio::spawn(micromegas_otlp_receiver::http::serve(
-        collector,
+        collector.clone(),
         http,
         wait(stopping.clone()),
     ));
@@ -240,6 +256,20 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     }
     tracing::info!("collector stopped; requests in flight were answered");
     eprintln!("micromegas-collector: stopping; requests in flight were answered");
+    // Writes of requests answered as timed out (or whose clients went away) may still run:
+    // they are given as long again to end. Their clients were not acknowledged and still
+    // hold the data, so what is left unfinished at the limit loses nothing acknowledged.
+    let unfinished = collector.finish_writes(args.write_timeout).await;
+    if unfinished > 0 {
+        tracing::warn!(
+            bytes = unfinished,
+            "writes still running at exit were left; their requests were not acknowledged"
+        );
+        eprintln!(
+            "micromegas-collector: {unfinished} bytes of unacknowledged writes were left running \
+             at exit; their clients keep and resend them"
+        );
+    }
     maintenance.stop().await;
     Ok(telemetry)
 }

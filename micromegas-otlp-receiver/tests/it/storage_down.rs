@@ -3,8 +3,9 @@
 //! test's own, which is stopped while a client sends — new connections refused and open ones
 //! cut, as when the server is down — then started again; or its embedded lake lives on a small
 //! tmpfs that a filler file fills up, then frees. Meanwhile the collector answers UNAVAILABLE
-//! (retryable) and acknowledges nothing it could not store; afterwards it recovers by itself,
-//! and every acknowledged request is there exactly once.
+//! (retryable) and acknowledges nothing it could not store — at the latest when its write
+//! deadline (`--write-timeout`) passes, while the write goes on; afterwards it recovers by
+//! itself, and every acknowledged request is there exactly once.
 
 use crate::common::{collector_command, free_port, fresh_database, rows, Killed};
 use micromegas_lake::{Lake, LakeOptions, S3Options};
@@ -26,6 +27,21 @@ enum Dependency {
     Catalog,
 }
 const RECORDS: usize = 100;
+
+/// The collector's write deadline in the tests with a relay: below the catalog pool's 10 s
+/// acquire timeout, so that a write waiting for a connection is answered by the deadline.
+const WRITE_TIMEOUT: &str = "5s";
+
+/// The refusals of requests sent during an outage.
+#[derive(Debug, Default)]
+struct Refusals {
+    /// Requests refused (every one UNAVAILABLE).
+    count: usize,
+    /// Refusals that came from the collector's write deadline.
+    by_deadline: usize,
+    /// The longest time a refused request waited for its answer.
+    slowest: Duration,
+}
 
 /// A dependency of the collector that can fail and come back.
 trait Outage {
@@ -188,6 +204,7 @@ async fn outage(dependency: Dependency, requests: usize) {
     let _collector = Killed(
         collector_command(&lake_url, grpc)
             .args(["--catalog", &collector_catalog, "--s3-endpoint", &endpoint])
+            .args(["--write-timeout", WRITE_TIMEOUT])
             .envs(aws)
             .spawn()
             .unwrap(),
@@ -211,29 +228,35 @@ async fn outage(dependency: Dependency, requests: usize) {
     .unwrap();
     all_stored_once(&lake, requests).await;
     eprintln!(
-        "{dependency:?}: {refused} of {requests} requests refused (UNAVAILABLE) while it was \
-         down, all stored after retry"
+        "{dependency:?}: {} of {requests} requests refused (UNAVAILABLE) while it was down, \
+         {} by the {WRITE_TIMEOUT} write deadline, the slowest answered after {:?}; all \
+         stored after retry",
+        refused.count, refused.by_deadline, refused.slowest
     );
+    if dependency == Dependency::Catalog {
+        // Waiting for a catalog connection takes up to the pool's 10 s: the deadline answers
+        // first.
+        assert!(refused.by_deadline > 0, "{refused:?}");
+    }
     drop(relay);
 }
 
 /// Sends `requests` log exports of `RECORDS` records to the collector's gRPC `port`, `outage`
 /// lasting the middle third. Checks that every refusal was UNAVAILABLE, that the collector
 /// took requests again once the outage ended, and retries what was refused (as an OTLP
-/// client does). Returns the number of requests refused.
+/// client does). Returns the refusals.
 async fn send_through(
     outage: &mut impl Outage,
     port: u16,
     service: &str,
     requests: usize,
-) -> usize {
-    // The client's deadline is well above the time the collector takes to refuse (the object
-    // store client's own retries, the catalog pool's 10 s acquire timeout), even on a loaded
+) -> Refusals {
+    // The client's deadline is well above the collector's write deadline, even on a loaded
     // machine: a request the client gives up on comes back CANCELLED, not the collector's
     // answer this test checks.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
         .unwrap()
-        .timeout(Duration::from_secs(90))
+        .timeout(Duration::from_secs(60))
         .connect_lazy();
     let mut client = LogsServiceClient::new(channel);
     let started = Instant::now();
@@ -248,6 +271,7 @@ async fn send_through(
 
     let mut acknowledged = vec![true];
     let mut codes = Vec::new();
+    let mut refusals = Refusals::default();
     for n in 1..requests {
         if n == requests / 3 {
             outage.begin().await;
@@ -255,11 +279,17 @@ async fn send_through(
         if n == 2 * requests / 3 {
             outage.end().await;
         }
+        let sent = Instant::now();
         match client.export(request(n, service)).await {
             Ok(_) => acknowledged.push(true),
             Err(status) => {
                 codes.push(status.code());
                 acknowledged.push(false);
+                refusals.count += 1;
+                refusals.slowest = refusals.slowest.max(sent.elapsed());
+                if status.message().contains("--write-timeout") {
+                    refusals.by_deadline += 1;
+                }
             }
         }
     }
@@ -279,7 +309,7 @@ async fn send_through(
             client.export(request(n, service)).await.unwrap();
         }
     }
-    codes.len()
+    refusals
 }
 
 /// Every record of the `requests` requests is in the lake exactly once.
@@ -361,7 +391,9 @@ async fn full_disk_is_retryable_and_the_collector_recovers() {
     let _collector = Killed(collector_command(&lake_dir, grpc).spawn().unwrap());
     let requests = 12;
     let mut filler = Filler(dir.path().join("filler"));
-    let refused = send_through(&mut filler, grpc, "disk-full", requests).await;
+    let refused = send_through(&mut filler, grpc, "disk-full", requests)
+        .await
+        .count;
     let lake = Lake::open(lake_dir.to_str().unwrap(), LakeOptions::default())
         .await
         .unwrap();
