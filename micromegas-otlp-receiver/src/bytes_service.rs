@@ -166,7 +166,7 @@ pub async fn export<S: BytesSignal>(
     drop(body);
     let store = S::store(collector.lake().clone(), mapped);
     collector.write(admitted, store).await.map_err(|e| {
-        telemetry::refused("grpc", S::SIGNAL, "lake", &e.to_string());
+        telemetry::not_stored("grpc", S::SIGNAL, &e);
         lake_status(e)
     })
 }

@@ -107,7 +107,7 @@ fn json_without_nulls<T: serde::Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn lake_error(signal: &'static str, e: LakeError, enc: Encoding) -> Response {
-    telemetry::refused("http", signal, "lake", &e.to_string());
+    telemetry::not_stored("http", signal, &e);
     lake_response(e, enc)
 }
 

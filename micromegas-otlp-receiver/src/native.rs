@@ -65,7 +65,7 @@ pub async fn ingest(
             Err(Refusal::Invalid(message))
         }
         Err(e) => {
-            telemetry::refused(transport, "native", "lake", &e.to_string());
+            telemetry::not_stored(transport, "native", &e);
             Err(Refusal::Lake(e))
         }
     }

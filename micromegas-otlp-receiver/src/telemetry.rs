@@ -6,7 +6,7 @@
 //! Metrics: `collector.request_bytes` (per request; properties `transport`, `signal`),
 //! `collector.inflight_bytes`, `collector.rows` and `collector.rejected_items` (per signal),
 //! `collector.refused_requests` (properties `transport`, `signal`, `reason`: `busy`,
-//! `invalid`, `too_large`, `unauthenticated`, `lake`).
+//! `invalid`, `too_large`, `unauthenticated`, `lake`, `timeout`).
 
 /// A request admitted.
 pub fn request(transport: &'static str, signal: &'static str, bytes: usize, in_flight: usize) {
@@ -26,6 +26,20 @@ pub fn stored(signal: &'static str, rows: u64, rejected: u64, first_error: Optio
             "items rejected (partial success)"
         );
     }
+}
+
+/// A request the lake did not store: refused as `timeout` when its write passed the
+/// collector's deadline, else as `lake`.
+pub fn not_stored(
+    transport: &'static str,
+    signal: &'static str,
+    error: &micromegas_lake::LakeError,
+) {
+    let reason = match error {
+        micromegas_lake::LakeError::TimedOut { .. } => "timeout",
+        _ => "lake",
+    };
+    refused(transport, signal, reason, &error.to_string());
 }
 
 /// A request refused as a whole.
