@@ -38,6 +38,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "layer":
         ("log_static", ["log_bridge", "floor_noop_logger", "micromegas_native"]),
         ("metrics_counter", ["micromegas_recorder", "metrics_util_debugging", "floor_one_arc"]),
         ("metrics_counter_handle", ["micromegas_recorder", "metrics_util_debugging"]),
+        ("metrics_gauge_handle", ["micromegas_recorder", "metrics_util_debugging"]),
     ]:
         for name in names:
             print(f"| {group} | {name} | {median(group, name):.1f} | |")

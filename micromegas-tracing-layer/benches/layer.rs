@@ -255,6 +255,26 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
+    // A gauge set on a handle registered once: ours records the value as an event (every value
+    // is kept), metrics-util's keeps the last one.
+    let mut g = c.benchmark_group("metrics_gauge_handle");
+    let gauge = metrics::with_local_recorder(&ours, || metrics::gauge!("queue_depth"));
+    let mut depth = 0.0;
+    g.bench_function("micromegas_recorder", |b| {
+        iter_chunked(b, || {
+            depth += 1.0;
+            gauge.set(depth)
+        })
+    });
+    let gauge = metrics::with_local_recorder(&debugging, || metrics::gauge!("queue_depth"));
+    g.bench_function("metrics_util_debugging", |b| {
+        iter_chunked(b, || {
+            depth += 1.0;
+            gauge.set(depth)
+        })
+    });
+    g.finish();
+
     let _ = provider.shutdown();
     let stats = guard.shutdown();
     eprintln!(

@@ -251,7 +251,10 @@ impl GaugeFn for GaugeHandle {
         self.update(|v| v - value);
     }
     fn set(&self, value: f64) {
-        self.update(|_| value);
+        // A plain store: what increments race with is replaced either way, and they retry
+        // from the stored value.
+        self.value.store(value.to_bits(), Ordering::Relaxed);
+        events::metric_f64(self.id, value);
     }
 }
 
