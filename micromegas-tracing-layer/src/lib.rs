@@ -50,4 +50,4 @@ mod traceparent;
 pub use config::{init, Builder, InitError};
 pub use layer::MicromegasLayer;
 pub use log_bridge::LogBridge;
-pub use metrics_recorder::MicromegasRecorder;
+pub use metrics_recorder::{MicromegasRecorder, DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL};

@@ -303,7 +303,54 @@ const COUNTER: u8 = 0;
 const GAUGE: u8 = 1;
 const HISTOGRAM: u8 = 2;
 
-type Registered = HashMap<(Key, u8), Interned>;
+/// Default most label sets a metric (one name and kind) gets its own series for; further label
+/// sets share the metric's overflow series. 2000, as OpenTelemetry SDKs' default cardinality
+/// limit.
+pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
+
+/// The label of a metric's overflow series, as OpenTelemetry SDKs name it.
+pub const OVERFLOW_LABEL: &str = "otel.metric.overflow";
+
+/// The metrics registered with a recorder.
+#[derive(Default)]
+struct Registered {
+    /// Each registered key, of each kind.
+    interned: HashMap<(Key, u8), Interned>,
+    /// Label sets registered per metric name and kind (the overflow series not counted).
+    series: HashMap<(KeyName, u8), usize>,
+}
+
+impl Registered {
+    /// The metric of `key`: interned already, else interned now with `intern` if its name has
+    /// fewer than `limit` series, else the name's overflow series (label
+    /// [`OVERFLOW_LABEL`]` = "true"`), so that memory stays bounded while totals stay exact.
+    fn get_or_intern(
+        &mut self,
+        key: &Key,
+        kind: u8,
+        limit: usize,
+        intern: impl FnOnce(&Key) -> Interned,
+    ) -> Interned {
+        if let Some(i) = self.interned.get(&(key.clone(), kind)) {
+            return i.clone();
+        }
+        let count = self
+            .series
+            .entry((KeyName::from(key.name().to_owned()), kind))
+            .or_insert(0);
+        let key = if *count < limit {
+            *count += 1;
+            key.clone()
+        } else {
+            let overflow = vec![metrics::Label::new(OVERFLOW_LABEL, "true")];
+            Key::from_parts(key.name().to_owned(), overflow)
+        };
+        self.interned
+            .entry((key, kind))
+            .or_insert_with_key(|(key, _)| intern(key))
+            .clone()
+    }
+}
 
 /// Entries of the per-thread handle cache (direct-mapped by the key's precomputed hash).
 const HANDLE_WAYS: usize = 64;
@@ -345,10 +392,27 @@ fn handle_way(key: &Key, kind: u8) -> usize {
 /// `counter`, the value is the amount added) before every periodic flush (`flush_period`, 1 s
 /// by default), explicit flush and shutdown: `SUM(value)` over a time range is the count in
 /// that range. Units given with `describe_*` are kept.
-#[derive(Default)]
+///
+/// Each metric name gets its own series for at most [`DEFAULT_CARDINALITY_LIMIT`] label sets
+/// per kind (see [`MicromegasRecorder::with_cardinality_limit`]); the values of further label
+/// sets go to the name's overflow series, labelled [`OVERFLOW_LABEL`]` = "true"` as in
+/// OpenTelemetry SDKs, so that a label with unbounded values (a user id) cannot grow memory
+/// without bound, and a counter's total stays exact.
 pub struct MicromegasRecorder {
     units: Mutex<HashMap<String, Unit>>,
-    registered: Mutex<Registered>,
+    /// Boxed, so that the recorder stays small (`install` returns it in its error).
+    registered: Mutex<Box<Registered>>,
+    cardinality_limit: usize,
+}
+
+impl Default for MicromegasRecorder {
+    fn default() -> Self {
+        Self {
+            units: Mutex::default(),
+            registered: Mutex::default(),
+            cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
+        }
+    }
 }
 
 impl MicromegasRecorder {
@@ -356,6 +420,13 @@ impl MicromegasRecorder {
     /// `metrics::set_global_recorder`).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Gives each metric name its own series for at most `limit` label sets per kind (at
+    /// least 1); the values of further label sets go to the name's overflow series.
+    pub fn with_cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = limit.max(1);
+        self
     }
 
     /// Installs a recorder as the global `metrics` recorder.
@@ -381,12 +452,13 @@ impl MicromegasRecorder {
         if let Some(h) = cached {
             return h;
         }
-        let interned = {
-            let mut reg = self.registered.lock().unwrap_or_else(|e| e.into_inner());
-            reg.entry((key.clone(), kind))
-                .or_insert_with(|| self.intern(key, kind))
-                .clone()
-        };
+        let interned = self
+            .registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_intern(key, kind, self.cardinality_limit, |key| {
+                self.intern(key, kind)
+            });
         let h = interned.handle_of_this_thread();
         let _ = CACHE.try_with(|c| c.borrow_mut()[way] = Some((kind, key.clone(), h.clone())));
         h

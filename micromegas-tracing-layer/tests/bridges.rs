@@ -124,6 +124,68 @@ fn metrics_counters_gauges_and_histograms_with_labels() {
 }
 
 #[test]
+fn label_sets_past_the_cardinality_limit_share_the_overflow_series() {
+    let _s = serial();
+    let (sink, _layer, guard) = start();
+    let recorder = MicromegasRecorder::new().with_cardinality_limit(3);
+    std::thread::spawn(move || {
+        metrics::with_local_recorder(&recorder, || {
+            for user in 0..10 {
+                let user = user.to_string();
+                metrics::counter!("logins", "user" => user.clone()).increment(1);
+                metrics::histogram!("latency", "user" => user).record(1.0);
+            }
+            // A label set registered before the limit keeps its series.
+            metrics::counter!("logins", "user" => "0").increment(5);
+            // Another name has series of its own.
+            metrics::counter!("logouts", "user" => "9").increment(1);
+        })
+    })
+    .join()
+    .unwrap();
+    guard.shutdown();
+    let mut by_series: std::collections::BTreeMap<(String, Vec<(String, String)>), f64> =
+        Default::default();
+    let mut samples = 0;
+    for e in events(&sink) {
+        if let Event::Measure(m) = e {
+            if m.location.name == "latency" {
+                samples += 1;
+            }
+            *by_series
+                .entry((m.location.name.clone(), m.properties.clone()))
+                .or_default() += m.value;
+        }
+    }
+    let series = |name: &str, k: &str, v: &str| {
+        by_series
+            .get(&(name.to_owned(), vec![(k.to_owned(), v.to_owned())]))
+            .copied()
+    };
+    let overflow = micromegas_tracing_layer::OVERFLOW_LABEL;
+    for user in ["0", "1", "2"] {
+        let expected = if user == "0" { 6.0 } else { 1.0 };
+        assert_eq!(
+            series("logins", "user", user),
+            Some(expected),
+            "user {user}"
+        );
+        assert_eq!(series("latency", "user", user), Some(1.0), "user {user}");
+    }
+    assert_eq!(series("logins", "user", "3"), None);
+    assert_eq!(series("logins", overflow, "true"), Some(7.0));
+    assert_eq!(series("latency", overflow, "true"), Some(7.0));
+    assert_eq!(samples, 10, "every histogram sample is kept");
+    assert_eq!(series("logouts", "user", "9"), Some(1.0));
+    let logins: Vec<_> = by_series.keys().filter(|(n, _)| n == "logins").collect();
+    assert_eq!(
+        logins.len(),
+        4,
+        "three label sets and the overflow: {logins:?}"
+    );
+}
+
+#[test]
 fn counters_are_recorded_as_what_was_added_at_each_flush() {
     let _s = serial();
     let (sink, _layer, guard) = start();
