@@ -80,6 +80,7 @@ pub struct Builder {
     options: Options,
     sink: Option<Arc<dyn Sink>>,
     system_monitor: Option<Duration>,
+    cardinality_limit: Option<usize>,
 }
 
 impl Builder {
@@ -116,6 +117,22 @@ impl Builder {
         self.options = self.options.flush_period(period);
         self
     }
+    /// Series per metric name and kind of the [`MicromegasRecorder`] that [`init`] installs
+    /// (see [`MicromegasRecorder::with_cardinality_limit`]; default
+    /// [`crate::DEFAULT_CARDINALITY_LIMIT`]).
+    pub fn metrics_cardinality_limit(mut self, limit: usize) -> Self {
+        self.cardinality_limit = Some(limit);
+        self
+    }
+    /// The metrics recorder these settings describe, to install with
+    /// `metrics::set_global_recorder` (which [`init`] does).
+    pub fn metrics_recorder(&self) -> MicromegasRecorder {
+        let recorder = MicromegasRecorder::new();
+        match self.cardinality_limit {
+            Some(limit) => recorder.with_cardinality_limit(limit),
+            None => recorder,
+        }
+    }
     /// Any other core option.
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
@@ -125,8 +142,9 @@ impl Builder {
     /// Applies `MICROMEGAS_SERVICE_NAME` (or `OTEL_SERVICE_NAME`), `MICROMEGAS_BUDGET_BYTES`,
     /// `MICROMEGAS_FLUSH_PERIOD_MS` and `MICROMEGAS_SINK`: `null`, a directory path, or (with
     /// the feature `network`) a collector's gRPC address such as `http://127.0.0.1:4317`, with
-    /// `MICROMEGAS_AUTH_TOKEN` as its bearer token; and `MICROMEGAS_SYSTEM_MONITOR_MS`, the
-    /// system monitor's period (0: off).
+    /// `MICROMEGAS_AUTH_TOKEN` as its bearer token; `MICROMEGAS_SYSTEM_MONITOR_MS`, the
+    /// system monitor's period (0: off); and `MICROMEGAS_METRICS_CARDINALITY_LIMIT`, the
+    /// series per metric name (see [`Builder::metrics_cardinality_limit`]).
     pub fn from_env(mut self) -> Result<Self, InitError> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         if let Some(name) = var("MICROMEGAS_SERVICE_NAME").or_else(|| var("OTEL_SERVICE_NAME")) {
@@ -156,6 +174,14 @@ impl Builder {
                 reason: "expected milliseconds (0 turns the system monitor off)",
             })?;
             self = self.system_monitor(Duration::from_millis(ms));
+        }
+        if let Some(v) = var("MICROMEGAS_METRICS_CARDINALITY_LIMIT") {
+            let limit = v.parse().ok().filter(|n| *n > 0).ok_or(InitError::Env {
+                name: "MICROMEGAS_METRICS_CARDINALITY_LIMIT",
+                value: v.clone(),
+                reason: "expected a number of label sets per metric name, at least 1",
+            })?;
+            self = self.metrics_cardinality_limit(limit);
         }
         if let Some(v) = var("MICROMEGAS_SINK") {
             self.sink = Some(if v == "null" {
@@ -205,6 +231,7 @@ pub fn init() -> Result<Guard, InitError> {
         None => builder.system_monitor(crate::system_monitor::DEFAULT_PERIOD),
         Some(_) => builder,
     };
+    let recorder = builder.metrics_recorder();
     let (layer, guard) = builder.build()?;
     let level = std::env::var("RUST_LOG")
         .ok()
@@ -224,6 +251,7 @@ pub fn init() -> Result<Guard, InitError> {
         Some(_) => log::LevelFilter::Trace,
     };
     LogBridge::install(log_level).map_err(|_| InitError::AlreadySet("log logger"))?;
-    MicromegasRecorder::install().map_err(|_| InitError::AlreadySet("metrics recorder"))?;
+    metrics::set_global_recorder(recorder)
+        .map_err(|_| InitError::AlreadySet("metrics recorder"))?;
     Ok(guard)
 }

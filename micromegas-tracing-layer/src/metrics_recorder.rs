@@ -429,6 +429,11 @@ impl MicromegasRecorder {
         self
     }
 
+    /// Series per metric name and kind before the overflow series.
+    pub fn cardinality_limit(&self) -> usize {
+        self.cardinality_limit
+    }
+
     /// Installs a recorder as the global `metrics` recorder.
     pub fn install() -> Result<(), metrics::SetRecorderError<Self>> {
         metrics::set_global_recorder(Self::new())

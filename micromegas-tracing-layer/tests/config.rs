@@ -31,7 +31,23 @@ fn environment_variables_configure_the_pipeline() {
         err.to_string().contains("expected a number of bytes"),
         "{err}"
     );
+    std::env::remove_var("MICROMEGAS_BUDGET_BYTES");
+    std::env::set_var("MICROMEGAS_METRICS_CARDINALITY_LIMIT", "0");
+    let err = Builder::default().from_env().err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("MICROMEGAS_METRICS_CARDINALITY_LIMIT=\"0\" is invalid"),
+        "{err}"
+    );
+    std::env::set_var("MICROMEGAS_METRICS_CARDINALITY_LIMIT", "2");
+    let builder = Builder::default().from_env().unwrap();
+    assert_eq!(builder.metrics_recorder().cardinality_limit(), 2);
+    assert_eq!(
+        Builder::default().metrics_recorder().cardinality_limit(),
+        micromegas_tracing_layer::DEFAULT_CARDINALITY_LIMIT
+    );
     for v in [
+        "MICROMEGAS_METRICS_CARDINALITY_LIMIT",
         "OTEL_SERVICE_NAME",
         "MICROMEGAS_SINK",
         "MICROMEGAS_SERVICE_NAME",
