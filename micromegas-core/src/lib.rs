@@ -51,5 +51,6 @@ pub mod time;
 pub mod transit;
 
 pub use dispatch::{
-    flush, init, register_sampler, stats, DropReason, Guard, InitError, Options, Stats,
+    flush, init, register_sampler, stats, unrecorded, unrecorded_thread, DropReason, Guard,
+    InitError, Options, Stats,
 };

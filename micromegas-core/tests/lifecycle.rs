@@ -114,3 +114,53 @@ fn directory_sink_writes_decodable_batch_files() {
     assert_eq!(leftovers, 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A sink whose own work emits events, as a network client's `tracing` events would.
+struct Chatty(Arc<MemorySink>);
+
+impl micromegas_core::sink::Sink for Chatty {
+    fn write_batch(&self, batch: &Batch) -> Result<(), micromegas_core::sink::SinkError> {
+        micromegas_core::info!("sending a batch");
+        micromegas_core::imetric!("sink.batches", "count", 1);
+        self.0.write_batch(batch)
+    }
+    fn flush(&self, _timeout: Duration) -> Result<(), micromegas_core::sink::SinkError> {
+        micromegas_core::info!("flushing");
+        Ok(())
+    }
+}
+
+#[test]
+fn what_the_sink_and_unrecorded_threads_emit_is_neither_stored_nor_dropped() {
+    let _s = serial();
+    let memory = Arc::new(MemorySink::new());
+    let guard = init(Arc::new(Chatty(memory.clone())), Options::default()).unwrap();
+    std::thread::spawn(|| {
+        micromegas_core::info!("before");
+        micromegas_core::unrecorded(|| micromegas_core::info!("inside unrecorded"));
+        micromegas_core::info!("after");
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(|| {
+        micromegas_core::unrecorded_thread();
+        micromegas_core::info!("on an unrecorded thread");
+    })
+    .join()
+    .unwrap();
+    // Several flushes: each would send what the previous one emitted.
+    for _ in 0..3 {
+        assert!(guard.flush(Duration::from_secs(5)));
+    }
+    let stats = guard.shutdown();
+    assert_eq!(messages(&memory.batches()), ["before", "after"]);
+    assert_eq!(stats.total_dropped(), 0, "{stats:?}");
+    let names: Vec<String> = Decoded::of(&memory.batches())
+        .all_events()
+        .filter_map(|e| match e {
+            micromegas_core::read::Event::Measure(m) => Some(m.location.name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!names.contains(&"sink.batches".to_owned()), "{names:?}");
+}

@@ -149,7 +149,8 @@ impl Flusher {
             busy = self.cycle(periodic || flush_all, true);
             if flush_all {
                 self.deliver(true, Instant::now() + self.d.options.shutdown_timeout);
-                let _ = self.d.sink.flush(self.d.options.shutdown_timeout);
+                let _ =
+                    super::local::unrecorded(|| self.d.sink.flush(self.d.options.shutdown_timeout));
                 if let Ok(mut c) = self.d.control.lock() {
                     c.flush_done = c.flush_done.max(flush_target);
                 }
@@ -270,7 +271,8 @@ impl Flusher {
                 std::thread::sleep((front.next_attempt - now).min(deadline - now));
                 continue;
             }
-            match self.d.sink.write_batch(&front.batch) {
+            // What the sink's work emits on this thread is not recorded: it would feed itself.
+            match super::local::unrecorded(|| self.d.sink.write_batch(&front.batch)) {
                 Ok(()) => {
                     self.d
                         .delivered_events
@@ -330,7 +332,7 @@ impl Flusher {
             self.deliver(true, deadline);
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let _ = self.d.sink.flush(remaining);
+        let _ = super::local::unrecorded(|| self.d.sink.flush(remaining));
         while let Some(p) = self.pending.pop_front() {
             self.d.count_drop(DropReason::ShutdownTimeout, p.events);
         }

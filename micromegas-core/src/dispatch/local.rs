@@ -23,6 +23,43 @@ thread_local! {
     static LOCAL: Cell<*mut LocalStreams> = const { Cell::new(std::ptr::null_mut()) };
     /// Owns the streams; its destructor closes them when the thread exits.
     static OWNER: RefCell<Option<OwnedLocal>> = const { RefCell::new(None) };
+    /// Set while this thread works for the pipeline's sink: what it emits is not recorded.
+    static UNRECORDED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with what this thread emits meanwhile left unrecorded: neither stored nor counted
+/// as dropped, as if filtered out. The flusher calls the sink this way, so that a sink whose
+/// work emits events (a network client's own `tracing` events) cannot feed itself.
+pub fn unrecorded<T>(f: impl FnOnce() -> T) -> T {
+    /// Puts the thread back as it was, also when `f` panics.
+    struct Restore {
+        local: *mut LocalStreams,
+        unrecorded: bool,
+    }
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = UNRECORDED.try_with(|u| u.set(self.unrecorded));
+            // The streams cannot have been released meanwhile: the thread was not attached
+            // again while unrecorded, and only its exit releases them.
+            let _ = LOCAL.try_with(|c| c.set(self.local));
+        }
+    }
+    // With the fast pointer null, every write takes the slow path, which records nothing
+    // while the flag is set.
+    let _restore = Restore {
+        local: LOCAL
+            .try_with(|c| c.replace(std::ptr::null_mut()))
+            .unwrap_or(std::ptr::null_mut()),
+        unrecorded: UNRECORDED.try_with(|u| u.replace(true)).unwrap_or(false),
+    };
+    f()
+}
+
+/// Leaves everything the calling thread emits from now on unrecorded (see [`unrecorded`]):
+/// for the threads a sink starts for its own work, such as its I/O runtime's.
+pub fn unrecorded_thread() {
+    let _ = UNRECORDED.try_with(|u| u.set(true));
+    detach_thread();
 }
 
 /// Owns the thread's streams through a raw pointer (from `Box::into_raw`): a `Box` would
@@ -164,6 +201,9 @@ fn with_reserved(kind: StreamKind, n: usize, fill: impl FnOnce(*mut u8) -> usize
         }
     }
     if local.is_null() {
+        if UNRECORDED.try_with(Cell::get).unwrap_or(false) {
+            return;
+        }
         match attach_thread() {
             Some(l) => local = l,
             None => return,

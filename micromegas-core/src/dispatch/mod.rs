@@ -14,6 +14,7 @@ mod samplers;
 
 use crate::model::{ProcessInfo, Properties, StreamInfo, StreamKind};
 use crate::sink::Sink;
+pub use local::{unrecorded, unrecorded_thread};
 use ring::Ring;
 pub use samplers::register_sampler;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

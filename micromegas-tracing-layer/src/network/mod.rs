@@ -140,6 +140,9 @@ impl NetworkSink {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("micromegas-network-sink")
+            // What the HTTP/2 client emits there (its own `tracing` events) is not recorded:
+            // sending it would make more of it, at every flush.
+            .on_thread_start(micromegas_core::unrecorded_thread)
             .enable_all()
             .build()?;
         let channel = {
