@@ -13,15 +13,34 @@ pub struct LakeSink {
 
 #[derive(Debug)]
 enum Runtime {
-    Own(tokio::runtime::Runtime),
+    /// Always `Some` until dropped (see the `Drop` impl of [`LakeSink`]).
+    Own(Option<tokio::runtime::Runtime>),
     Shared(tokio::runtime::Handle),
 }
 
 impl Runtime {
-    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+    fn block_on<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
         match self {
-            Runtime::Own(r) => r.block_on(f),
-            Runtime::Shared(h) => h.block_on(f),
+            Runtime::Own(r) => r.as_ref().map(|r| r.block_on(f)),
+            Runtime::Shared(h) => Some(h.block_on(f)),
+        }
+    }
+}
+
+impl Drop for LakeSink {
+    /// A runtime of its own is shut down without blocking when the sink is dropped inside an
+    /// async context (where dropping a runtime panics): the app's guard dropped at the end of
+    /// `#[tokio::main] async fn main`, or a task's thread letting go of the pipeline's last
+    /// reference. Elsewhere its tasks get a second to end.
+    fn drop(&mut self) {
+        if let Runtime::Own(own) = &mut self.runtime {
+            if let Some(runtime) = own.take() {
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    runtime.shutdown_background();
+                } else {
+                    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+                }
+            }
         }
     }
 }
@@ -41,7 +60,7 @@ impl LakeSink {
             })?;
         let lake = runtime.block_on(Lake::open(url, options))?;
         Ok(Self {
-            runtime: Runtime::Own(runtime),
+            runtime: Runtime::Own(Some(runtime)),
             lake,
         })
     }
@@ -68,9 +87,12 @@ impl Sink for LakeSink {
             .runtime
             .block_on(self.lake.write_batches(std::slice::from_ref(batch)))
         {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_retryable() => Err(SinkError::Retryable(e.to_string())),
-            Err(e) => Err(SinkError::Rejected(e.to_string())),
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) if e.is_retryable() => Err(SinkError::Retryable(e.to_string())),
+            Some(Err(e)) => Err(SinkError::Rejected(e.to_string())),
+            None => Err(SinkError::Retryable(
+                "the lake sink is being dropped".into(),
+            )),
         }
     }
 }
