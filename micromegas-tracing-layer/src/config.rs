@@ -74,6 +74,26 @@ fn network_sink(url: &str, _token: Option<String>) -> Result<Arc<dyn Sink>, Init
     })
 }
 
+/// The attributes of an `OTEL_RESOURCE_ATTRIBUTES` value: `key=value` pairs separated by
+/// commas, values percent-encoded (as W3C baggage values); or why it cannot be read.
+fn resource_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut attributes = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("'{pair}' is not key=value"))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(format!("'{pair}' has no key"));
+        }
+        let value = percent_encoding::percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| format!("the value of '{key}' is not UTF-8 once percent-decoded"))?;
+        attributes.push((key.to_owned(), value.into_owned()));
+    }
+    Ok(attributes)
+}
+
 /// Settings of the pipeline behind [`MicromegasLayer`].
 #[derive(Clone, Default)]
 pub struct Builder {
@@ -139,7 +159,10 @@ impl Builder {
         self
     }
 
-    /// Applies `MICROMEGAS_SERVICE_NAME` (or `OTEL_SERVICE_NAME`), `MICROMEGAS_BUDGET_BYTES`,
+    /// Applies `MICROMEGAS_SERVICE_NAME` (or `OTEL_SERVICE_NAME`, or `service.name` of
+    /// `OTEL_RESOURCE_ATTRIBUTES`, whose other attributes become process properties; a value
+    /// that cannot be read is ignored as a whole, with a message on stderr, as OpenTelemetry
+    /// SDKs do), `MICROMEGAS_BUDGET_BYTES`,
     /// `MICROMEGAS_FLUSH_PERIOD_MS` and `MICROMEGAS_SINK`: `null`, a directory path, or (with
     /// the feature `network`) a collector's gRPC address such as `http://127.0.0.1:4317`, with
     /// `MICROMEGAS_AUTH_TOKEN` as its bearer token; `MICROMEGAS_SYSTEM_MONITOR_MS`, the
@@ -147,7 +170,28 @@ impl Builder {
     /// series per metric name (see [`Builder::metrics_cardinality_limit`]).
     pub fn from_env(mut self) -> Result<Self, InitError> {
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-        if let Some(name) = var("MICROMEGAS_SERVICE_NAME").or_else(|| var("OTEL_SERVICE_NAME")) {
+        let mut resource_service = None;
+        if let Some(v) = var("OTEL_RESOURCE_ATTRIBUTES") {
+            match resource_attributes(&v) {
+                Ok(attributes) => {
+                    for (key, value) in attributes {
+                        if key == "service.name" {
+                            resource_service = Some(value);
+                        } else {
+                            self = self.property(key, value);
+                        }
+                    }
+                }
+                Err(reason) => eprintln!(
+                    "micromegas: OTEL_RESOURCE_ATTRIBUTES is ignored: {reason} (expected \
+                     key1=value1,key2=value2, values percent-encoded)"
+                ),
+            }
+        }
+        if let Some(name) = var("MICROMEGAS_SERVICE_NAME")
+            .or_else(|| var("OTEL_SERVICE_NAME"))
+            .or(resource_service)
+        {
             self = self.service_name(name);
         }
         if let Some(v) = var("MICROMEGAS_BUDGET_BYTES") {
