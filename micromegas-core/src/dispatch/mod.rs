@@ -410,6 +410,8 @@ pub fn init(sink: Arc<dyn Sink>, options: Options) -> Result<Guard, InitError> {
 
 /// Keeps the pipeline running; dropping it flushes (bounded by the shutdown timeout) and stops
 /// the flusher. Events emitted after that are ignored until the next [`init`].
+#[must_use = "dropping the guard stops the pipeline: keep it alive (`let _guard = ...`) for as \
+              long as events are to be recorded"]
 pub struct Guard {
     dispatch: Option<Arc<Dispatch>>,
 }
