@@ -47,7 +47,8 @@ impl Drop for LakeSink {
 
 impl LakeSink {
     /// Opens the lake at `url` on a small runtime of its own (the flusher thread calls the
-    /// sink outside any async runtime).
+    /// sink outside any async runtime). Called from async code, it blocks that thread while
+    /// the lake opens, on a thread of its own (a runtime cannot be entered from another).
     pub fn open(url: &str, options: LakeOptions) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -58,7 +59,15 @@ impl LakeSink {
                 what: "starting the lake sink's runtime".into(),
                 source,
             })?;
-        let lake = runtime.block_on(Lake::open(url, options))?;
+        let open = || runtime.block_on(Lake::open(url, options));
+        let lake = if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| s.spawn(open).join()).map_err(|_| crate::LakeError::Io {
+                what: "opening the lake sink's lake".into(),
+                source: std::io::Error::other("the thread opening the lake panicked"),
+            })??
+        } else {
+            open()?
+        };
         Ok(Self {
             runtime: Runtime::Own(Some(runtime)),
             lake,

@@ -279,27 +279,27 @@ fn the_embedded_sink_writes_a_queryable_lake() {
     });
 }
 
-/// An embedded sink opened before the app's async runtime, whose guard is dropped inside it
-/// (as at the end of `#[tokio::main] async fn main`): what was logged is stored, and neither
-/// the drop nor the events logged there afterwards (whose thread lets go of the pipeline's
-/// last reference, and with it of the sink's runtime) panic.
+/// An embedded sink opened in async code, whose guard is dropped there too (as at the end of
+/// `#[tokio::main] async fn main`): what was logged is stored, and neither the opening, the
+/// drop nor the events logged there afterwards (whose thread lets go of the pipeline's last
+/// reference, and with it of the sink's runtime) panic.
 #[test]
 fn the_embedded_sink_can_be_let_go_of_inside_async_code() {
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().join("lake").display().to_string();
     {
         let _serial = serial();
-        let sink = std::sync::Arc::new(LakeSink::open(&url, LakeOptions::default()).unwrap());
-        let guard = micromegas_core::init(
-            sink,
-            micromegas_core::Options::default().service_name("async-app"),
-        )
-        .unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
+            let sink = std::sync::Arc::new(LakeSink::open(&url, LakeOptions::default()).unwrap());
+            let guard = micromegas_core::init(
+                sink,
+                micromegas_core::Options::default().service_name("async-app"),
+            )
+            .unwrap();
             info!("from async code");
             assert_eq!(guard.shutdown().total_dropped(), 0);
             info!("after the guard");
