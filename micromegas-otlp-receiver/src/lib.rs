@@ -5,7 +5,8 @@
 //! into the lake, in the same tables. A request is answered only once its rows are durable;
 //! retries are stored once. [`Collector`] holds what the servers share (the lake, the message
 //! size limit, bearer tokens, the in-flight budget that turns overload into UNAVAILABLE /
-//! 503 with a retry delay); [`grpc::serve`] and [`http::serve`] serve it; [`mapping`] turns
+//! 503 with a retry delay, and the write deadline past which a request is refused the same
+//! way while its write goes on: [`Collector::write`]); [`grpc::serve`] and [`http::serve`] serve it; [`mapping`] turns
 //! OTLP into rows and can be used alone; [`otlp_json`] turns OTLP/JSON bodies into the
 //! protobuf bytes of the same request, so both encodings share one mapping. Trace and logs
 //! requests are mapped straight from their protobuf bytes ([`mapping::traces::map_protobuf`],
