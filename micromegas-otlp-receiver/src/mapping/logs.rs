@@ -205,8 +205,9 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedLogs, WireError> {
     })
 }
 
-/// Maps a decoded request: one batch of the `log_entries` table per resource; invalid records
-/// are counted and skipped (see [`super::map_decoded`]).
+/// Maps a decoded request: one batch of the `log_entries` table per resource; invalid records are
+/// counted and skipped. The request is encoded and mapped from its bytes, as by
+/// [`map_protobuf`]; one nested too deeply to be read back has all its records rejected.
 pub fn map(req: &ExportLogsServiceRequest) -> Mapped {
     let scopes = req.resource_logs.iter().flat_map(|r| &r.scope_logs);
     let records = scopes.map(|s| s.log_records.len()).sum();

@@ -306,7 +306,8 @@ pub fn map_protobuf(bytes: &[u8]) -> Result<MappedTraces, WireError> {
 }
 
 /// Maps a decoded request: one batch of the `spans` table per resource; invalid spans are
-/// counted and skipped (see [`super::map_decoded`]).
+/// counted and skipped. The request is encoded and mapped from its bytes, as by
+/// [`map_protobuf`]; one nested too deeply to be read back has all its spans rejected.
 pub fn map(req: &ExportTraceServiceRequest) -> Mapped {
     let scopes = req.resource_spans.iter().flat_map(|r| &r.scope_spans);
     let spans = scopes.map(|s| s.spans.len()).sum();
