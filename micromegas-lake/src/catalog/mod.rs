@@ -570,7 +570,7 @@ impl Catalog {
     }
 
     /// Bytes `offset..offset + len` of a raw object whose bytes the catalog holds (a key
-    /// starting with [`crate::write::IN_CATALOG`]); `None` if it has no such object.
+    /// starting with `catalog:`); `None` if it has no such object.
     pub async fn object_range(&self, path: &str, offset: i64, len: i64) -> Result<Option<Vec<u8>>> {
         let row = sqlx::query(
             "SELECT substr(bytes, CAST($1 AS INTEGER), CAST($2 AS INTEGER)) AS b \

@@ -99,7 +99,7 @@ enum Action {
     #[command(subcommand)]
     View(ViewAction),
     /// Write the spans of one process or one trace (and the logs of their threads) to a
-    /// Perfetto trace file; open it at https://ui.perfetto.dev.
+    /// Perfetto trace file; open it in the Perfetto UI (ui.perfetto.dev).
     #[command(group(clap::ArgGroup::new("which").required(true).args(["process", "trace"])))]
     ExportPerfetto {
         /// The process (UUID, from `SELECT process_id FROM processes`).
