@@ -36,8 +36,10 @@ export MICROMEGAS_TEST_REQUIRE_SERVICES=1
 step "formatting"
 cargo fmt --all -- --check
 
-step "lints"
+step "lints and API docs"
 cargo clippy --workspace --all-targets -- -D warnings
+# The API docs build without warnings (broken or private links, bare URLs).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "tests"
 cargo test --workspace
