@@ -108,9 +108,11 @@ impl Collector {
         admitted: Admitted,
         write: impl Future<Output = Result<T, LakeError>> + Send + 'static,
     ) -> Result<T, LakeError> {
+        let admission = self.admission.clone();
         let task = tokio::spawn(async move {
             let result = write.await;
             drop(admitted);
+            telemetry::in_flight(admission.in_flight_bytes());
             result
         });
         match tokio::time::timeout(self.options.write_timeout, task).await {
@@ -174,6 +176,38 @@ mod tests {
         assert_eq!(c.finish_writes(Duration::from_secs(60)).await, 0);
         let admitted = c.admit("test", "logs", 1).unwrap();
         assert_eq!(c.write(admitted, async { Ok(7) }).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn the_in_flight_gauge_falls_when_a_write_ends() {
+        use micromegas_core::read::{decode_block, Event};
+        let sink = std::sync::Arc::new(micromegas_core::sink::MemorySink::new());
+        let guard = micromegas_core::init(sink.clone(), Default::default()).unwrap();
+        let c = collector(1 << 20, Duration::from_secs(60)).await;
+        let admitted = c.admit("test", "logs", 4096).unwrap();
+        c.write(admitted, async { Ok(()) }).await.unwrap();
+        guard.shutdown();
+        // This test's thread only: the other tests of this binary run meanwhile. The write's
+        // task ran on it too (a current-thread runtime).
+        let this_thread = std::thread::current().name().unwrap_or_default().to_owned();
+        let mut values = Vec::new();
+        for batch in sink.batches() {
+            for block in &batch.blocks {
+                let stream = batch.stream_of(block).unwrap();
+                if stream.thread_name != this_thread {
+                    continue;
+                }
+                for e in decode_block(&batch.process, stream, block).unwrap() {
+                    if let Event::Measure(m) = e {
+                        if m.location.name == "collector.inflight_bytes" {
+                            values.push(m.value);
+                        }
+                    }
+                }
+            }
+        }
+        // At admission, then once the write ended.
+        assert_eq!(values, [4096.0, 0.0]);
     }
 
     #[tokio::test]

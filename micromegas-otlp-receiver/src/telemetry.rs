@@ -4,13 +4,20 @@
 //! calls cost a check and record nothing.
 //!
 //! Metrics: `collector.request_bytes` (per request; properties `transport`, `signal`),
-//! `collector.inflight_bytes`, `collector.rows` and `collector.rejected_items` (per signal),
+//! `collector.inflight_bytes` (at each admission and at the end of each write),
+//! `collector.rows` and `collector.rejected_items` (per signal),
 //! `collector.refused_requests` (properties `transport`, `signal`, `reason`: `busy`,
 //! `invalid`, `too_large`, `unauthenticated`, `lake`, `timeout`).
 
 /// A request admitted.
 pub fn request(transport: &'static str, signal: &'static str, bytes: usize, in_flight: usize) {
     micromegas_core::imetric!("collector.request_bytes", "bytes", bytes, "transport" => transport, "signal" => signal);
+    micromegas_core::imetric!("collector.inflight_bytes", "bytes", in_flight);
+}
+
+/// Bytes of requests being written, once a write ended (so that the gauge also falls while
+/// new requests are refused).
+pub fn in_flight(in_flight: usize) {
     micromegas_core::imetric!("collector.inflight_bytes", "bytes", in_flight);
 }
 
