@@ -173,10 +173,8 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock], columns: &mut SpanColu
     };
     for raw in blocks {
         let process = &raw.process;
-        let process_id: Arc<str> = process.process_id.to_string().into();
-        let service: Arc<str> = process.service_name.as_str().into();
-        out.process_id = Arc::clone(&process_id);
-        out.service = Arc::clone(&service);
+        out.process_id = process.process_id.to_string().into();
+        out.service = process.service_name.as_str().into();
         let stream_key = raw.stream.stream_id.to_string();
         let thread: Arc<str> = raw.stream.thread_name.as_str().into();
         let events = match read::decode_block(process, &raw.stream, &raw.block) {
@@ -282,8 +280,8 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock], columns: &mut SpanColu
                             if let Some(begin) = exit(carry, &stream_key, u.span_id) {
                                 intervals.push(IntervalRow {
                                     span_id: u.span_id,
-                                    process_id: Arc::clone(&process_id),
-                                    service_name: Arc::clone(&service),
+                                    process_id: Arc::clone(&out.process_id),
+                                    service_name: Arc::clone(&out.service),
                                     thread_name: Arc::clone(&thread),
                                     begin_time: begin,
                                     end_time: time.max(begin),
