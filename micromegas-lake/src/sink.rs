@@ -13,34 +13,15 @@ pub struct LakeSink {
 
 #[derive(Debug)]
 enum Runtime {
-    /// Always `Some` until dropped (see the `Drop` impl of [`LakeSink`]).
-    Own(Option<tokio::runtime::Runtime>),
+    Own(tokio::runtime::Runtime),
     Shared(tokio::runtime::Handle),
 }
 
 impl Runtime {
-    fn block_on<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         match self {
-            Runtime::Own(r) => r.as_ref().map(|r| r.block_on(f)),
-            Runtime::Shared(h) => Some(h.block_on(f)),
-        }
-    }
-}
-
-impl Drop for LakeSink {
-    /// A runtime of its own is shut down without blocking when the sink is dropped inside an
-    /// async context (where dropping a runtime panics): the app's guard dropped at the end of
-    /// `#[tokio::main] async fn main`, or a task's thread letting go of the pipeline's last
-    /// reference. Elsewhere its tasks get a second to end.
-    fn drop(&mut self) {
-        if let Runtime::Own(own) = &mut self.runtime {
-            if let Some(runtime) = own.take() {
-                if tokio::runtime::Handle::try_current().is_ok() {
-                    runtime.shutdown_background();
-                } else {
-                    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-                }
-            }
+            Runtime::Own(r) => r.block_on(f),
+            Runtime::Shared(h) => h.block_on(f),
         }
     }
 }
@@ -48,30 +29,34 @@ impl Drop for LakeSink {
 impl LakeSink {
     /// Opens the lake at `url` on a small runtime of its own (the flusher thread calls the
     /// sink outside any async runtime). Called from async code, it blocks that thread while
-    /// the lake opens, on a thread of its own (a runtime cannot be entered from another).
+    /// the runtime starts and the lake opens on a thread of their own (a runtime can neither
+    /// be entered nor dropped in another).
     pub fn open(url: &str, options: LakeOptions) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("micromegas-lake-sink")
-            .enable_all()
-            .build()
-            .map_err(|source| crate::LakeError::Io {
-                what: "starting the lake sink's runtime".into(),
-                source,
-            })?;
-        let open = || runtime.block_on(Lake::open(url, options));
-        let lake = if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(open).join()).map_err(|_| crate::LakeError::Io {
-                what: "opening the lake sink's lake".into(),
-                source: std::io::Error::other("the thread opening the lake panicked"),
-            })??
-        } else {
-            open()?
+        let open = || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("micromegas-lake-sink")
+                // What the lake's clients emit there is not recorded: it would feed itself.
+                .on_thread_start(micromegas_core::unrecorded_thread)
+                .enable_all()
+                .build()
+                .map_err(|source| crate::LakeError::Io {
+                    what: "starting the lake sink's runtime".into(),
+                    source,
+                })?;
+            let lake = runtime.block_on(Lake::open(url, options))?;
+            Ok(Self {
+                runtime: Runtime::Own(runtime),
+                lake,
+            })
         };
-        Ok(Self {
-            runtime: Runtime::Own(Some(runtime)),
-            lake,
-        })
+        if tokio::runtime::Handle::try_current().is_err() {
+            return open();
+        }
+        std::thread::scope(|s| s.spawn(open).join()).map_err(|_| crate::LakeError::Io {
+            what: "opening the lake sink's lake".into(),
+            source: std::io::Error::other("the thread opening the lake panicked"),
+        })?
     }
 
     /// A sink into a lake already open on the runtime of `handle` (a service recording its own
@@ -96,12 +81,9 @@ impl Sink for LakeSink {
             .runtime
             .block_on(self.lake.write_batches(std::slice::from_ref(batch)))
         {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) if e.is_retryable() => Err(SinkError::Retryable(e.to_string())),
-            Some(Err(e)) => Err(SinkError::Rejected(e.to_string())),
-            None => Err(SinkError::Retryable(
-                "the lake sink is being dropped".into(),
-            )),
+            Ok(_) => Ok(()),
+            Err(e) if e.is_retryable() => Err(SinkError::Retryable(e.to_string())),
+            Err(e) => Err(SinkError::Rejected(e.to_string())),
         }
     }
 }

@@ -5,8 +5,8 @@
 //!   subscriber takes every level of every target: otherwise each flush would send the events
 //!   of the previous one, for ever;
 //! - the guard can be dropped inside async code (the end of `#[tokio::main] async fn main`),
-//!   and events logged there afterwards do no harm: the sink's runtime is not dropped in a
-//!   way that panics there.
+//!   and events logged there afterwards do no harm: the sink, whose runtime would panic if
+//!   dropped there, is let go of on the pipeline's flusher thread.
 
 #[path = "it/common.rs"]
 #[allow(dead_code)]
@@ -110,7 +110,7 @@ fn the_guard_can_be_dropped_inside_async_code() {
             // Nothing could be delivered, and that is counted.
             assert!(stats.total_dropped() > 0, "{stats:?}");
             // The threads that logged hold the pipeline's last references: their next event
-            // lets go of it, and with it of the sink and its runtime, here in async code.
+            // lets go of it, here in async code.
             micromegas_core::info!("after the guard");
             tokio::spawn(async { micromegas_core::info!("from a task, after") })
                 .await

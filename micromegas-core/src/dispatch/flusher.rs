@@ -6,7 +6,7 @@ use super::{Dispatch, DropReason};
 use crate::events;
 use crate::metadata::describe_callsite;
 use crate::model::{ProcessInfo, StreamInfo};
-use crate::sink::SinkError;
+use crate::sink::{Sink, SinkError};
 use crate::transit::batch::Batch;
 use crate::transit::block::{Block, BlockHeader, Compression};
 use crate::transit::layout::{native, FieldType};
@@ -17,10 +17,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-pub(super) fn spawn(dispatch: Arc<Dispatch>) -> std::io::Result<JoinHandle<()>> {
+/// Starts the flusher thread. It alone holds the pipeline's reference to `sink`, so the sink
+/// is only ever called, and let go of, on that thread: never in the app's async code, where
+/// dropping a sink that owns a tokio runtime (the network sink's) would panic.
+pub(super) fn spawn(
+    dispatch: Arc<Dispatch>,
+    sink: Arc<dyn Sink>,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("micromegas-flusher".into())
-        .spawn(move || Flusher::new(dispatch).run())
+        .spawn(move || Flusher::new(dispatch, sink).run())
 }
 
 /// One step of turning a ring record into a block record.
@@ -88,6 +94,7 @@ struct Pending {
 
 struct Flusher {
     d: Arc<Dispatch>,
+    sink: Arc<dyn Sink>,
     streams: HashMap<Uuid, StreamState>,
     /// Compression output, reused across blocks.
     scratch: Vec<u8>,
@@ -103,9 +110,10 @@ fn read_u64(b: &[u8], at: usize) -> u64 {
 }
 
 impl Flusher {
-    fn new(d: Arc<Dispatch>) -> Self {
+    fn new(d: Arc<Dispatch>, sink: Arc<dyn Sink>) -> Self {
         Self {
             d,
+            sink,
             streams: HashMap::new(),
             scratch: Vec::new(),
             pending: VecDeque::new(),
@@ -150,7 +158,7 @@ impl Flusher {
             if flush_all {
                 self.deliver(true, Instant::now() + self.d.options.shutdown_timeout);
                 let _ =
-                    super::local::unrecorded(|| self.d.sink.flush(self.d.options.shutdown_timeout));
+                    super::local::unrecorded(|| self.sink.flush(self.d.options.shutdown_timeout));
                 if let Ok(mut c) = self.d.control.lock() {
                     c.flush_done = c.flush_done.max(flush_target);
                 }
@@ -272,7 +280,7 @@ impl Flusher {
                 continue;
             }
             // What the sink's work emits on this thread is not recorded: it would feed itself.
-            match super::local::unrecorded(|| self.d.sink.write_batch(&front.batch)) {
+            match super::local::unrecorded(|| self.sink.write_batch(&front.batch)) {
                 Ok(()) => {
                     self.d
                         .delivered_events
@@ -332,7 +340,7 @@ impl Flusher {
             self.deliver(true, deadline);
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let _ = super::local::unrecorded(|| self.d.sink.flush(remaining));
+        let _ = super::local::unrecorded(|| self.sink.flush(remaining));
         while let Some(p) = self.pending.pop_front() {
             self.d.count_drop(DropReason::ShutdownTimeout, p.events);
         }

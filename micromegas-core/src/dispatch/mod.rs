@@ -202,7 +202,6 @@ struct Control {
 pub(crate) struct Dispatch {
     process: Arc<ProcessInfo>,
     options: Options,
-    sink: Arc<dyn Sink>,
     rings: Mutex<Vec<Arc<Ring>>>,
     flusher: OnceLock<Thread>,
     stopped: AtomicBool,
@@ -381,7 +380,6 @@ pub fn init(sink: Arc<dyn Sink>, options: Options) -> Result<Guard, InitError> {
     let dispatch = Arc::new(Dispatch {
         process,
         options: options.clone(),
-        sink,
         rings: Mutex::new(Vec::new()),
         flusher: OnceLock::new(),
         stopped: AtomicBool::new(false),
@@ -395,7 +393,7 @@ pub fn init(sink: Arc<dyn Sink>, options: Options) -> Result<Guard, InitError> {
         control: Mutex::new(Control::default()),
         control_changed: Condvar::new(),
     });
-    let handle = flusher::spawn(dispatch.clone())?;
+    let handle = flusher::spawn(dispatch.clone(), sink)?;
     let _ = dispatch.flusher.set(handle.thread().clone());
     *current = Some(dispatch.clone());
     ACTIVE.store(true, Ordering::Release);

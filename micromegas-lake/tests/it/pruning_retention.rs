@@ -282,7 +282,7 @@ fn the_embedded_sink_writes_a_queryable_lake() {
 /// An embedded sink opened in async code, whose guard is dropped there too (as at the end of
 /// `#[tokio::main] async fn main`): what was logged is stored, and neither the opening, the
 /// drop nor the events logged there afterwards (whose thread lets go of the pipeline's last
-/// reference, and with it of the sink's runtime) panic.
+/// reference) panic: the sink and its runtime are let go of on the flusher thread.
 #[test]
 fn the_embedded_sink_can_be_let_go_of_inside_async_code() {
     let dir = tempfile::tempdir().unwrap();

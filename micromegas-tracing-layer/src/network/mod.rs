@@ -89,8 +89,7 @@ impl NetworkOptions {
 
 /// A [`Sink`] sending each batch to a collector and returning once the collector has it durably.
 pub struct NetworkSink {
-    /// Always `Some` until dropped (see the `Drop` impl).
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: tokio::runtime::Runtime,
     channel: Channel,
     url: String,
     authorization: Option<MetadataValue<Ascii>>,
@@ -151,7 +150,7 @@ impl NetworkSink {
             endpoint.connect_lazy()
         };
         Ok(Self {
-            runtime: Some(runtime),
+            runtime,
             channel,
             url: url.to_string(),
             authorization,
@@ -171,10 +170,7 @@ impl NetworkSink {
             request.metadata_mut().insert("authorization", a.clone());
         }
         let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        let Some(runtime) = &self.runtime else {
-            return Err(Status::unavailable("the network sink is being dropped"));
-        };
-        runtime.block_on(async move {
+        self.runtime.block_on(async move {
             grpc.ready()
                 .await
                 .map_err(|e| Status::unavailable(format!("collector not reachable: {e}")))?;
@@ -193,22 +189,6 @@ impl NetworkSink {
                 "micromegas: the collector at {} refuses batches: {message}",
                 self.url
             );
-        }
-    }
-}
-
-impl Drop for NetworkSink {
-    /// The sink's runtime is shut down without blocking when the sink is dropped inside an
-    /// async context — the app's guard dropped at the end of `#[tokio::main] async fn main`,
-    /// or the thread that holds the pipeline's last reference logging from a task — where
-    /// dropping a runtime panics; elsewhere its tasks get a second to end.
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                runtime.shutdown_background();
-            } else {
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            }
         }
     }
 }
