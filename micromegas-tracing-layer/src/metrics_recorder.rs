@@ -311,13 +311,14 @@ pub const DEFAULT_CARDINALITY_LIMIT: usize = 2000;
 /// The label of a metric's overflow series, as OpenTelemetry SDKs name it.
 pub const OVERFLOW_LABEL: &str = "otel.metric.overflow";
 
-/// The metrics registered with a recorder.
+/// The metrics registered with a recorder, per kind (indexed by [`COUNTER`], [`GAUGE`],
+/// [`HISTOGRAM`]).
 #[derive(Default)]
 struct Registered {
-    /// Each registered key, of each kind.
-    interned: HashMap<(Key, u8), Interned>,
-    /// Label sets registered per metric name and kind (the overflow series not counted).
-    series: HashMap<(KeyName, u8), usize>,
+    /// Each registered key.
+    interned: [HashMap<Key, Interned>; 3],
+    /// Label sets registered per metric name (the overflow series not counted).
+    series: [HashMap<String, usize>; 3],
 }
 
 impl Registered {
@@ -331,13 +332,17 @@ impl Registered {
         limit: usize,
         intern: impl FnOnce(&Key) -> Interned,
     ) -> Interned {
-        if let Some(i) = self.interned.get(&(key.clone(), kind)) {
+        let (interned, series) = (
+            &mut self.interned[kind as usize],
+            &mut self.series[kind as usize],
+        );
+        if let Some(i) = interned.get(key) {
             return i.clone();
         }
-        let count = self
-            .series
-            .entry((KeyName::from(key.name().to_owned()), kind))
-            .or_insert(0);
+        let count = match series.get_mut(key.name()) {
+            Some(count) => count,
+            None => series.entry(key.name().to_owned()).or_insert(0),
+        };
         let key = if *count < limit {
             *count += 1;
             key.clone()
@@ -345,10 +350,7 @@ impl Registered {
             let overflow = vec![metrics::Label::new(OVERFLOW_LABEL, "true")];
             Key::from_parts(key.name().to_owned(), overflow)
         };
-        self.interned
-            .entry((key, kind))
-            .or_insert_with_key(|(key, _)| intern(key))
-            .clone()
+        interned.entry(key).or_insert_with_key(intern).clone()
     }
 }
 
