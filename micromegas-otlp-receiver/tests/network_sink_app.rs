@@ -15,20 +15,14 @@ mod common;
 use micromegas_lake::{Lake, LakeOptions};
 use micromegas_tracing_layer::network::{NetworkOptions, NetworkSink};
 use micromegas_tracing_layer::MicromegasLayer;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// The tests share the process's one pipeline: one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[test]
 fn the_network_sink_does_not_record_its_own_work() {
-    let _serial = serial();
+    let _serial = common::serial();
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
     let grpc = common::free_port();
@@ -88,7 +82,7 @@ fn pipeline_to_nowhere(service: &str) -> micromegas_core::Guard {
 
 #[test]
 fn the_guard_can_be_dropped_inside_async_code() {
-    let _serial = serial();
+    let _serial = common::serial();
     for runtime in [
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
