@@ -29,6 +29,17 @@ pub(super) fn spawn(
         .spawn(move || Flusher::new(dispatch, sink).run())
 }
 
+/// Hands `batch` to the sink. What the sink's work emits on this thread is not recorded (it
+/// would feed itself), here as in [`flush_sink`].
+fn write_to_sink(sink: &dyn Sink, batch: &Batch) -> Result<(), SinkError> {
+    super::local::unrecorded(|| sink.write_batch(batch))
+}
+
+/// Asks the sink to make what it took durable, within `timeout`.
+fn flush_sink(sink: &dyn Sink, timeout: Duration) {
+    let _ = super::local::unrecorded(|| sink.flush(timeout));
+}
+
 /// One step of turning a ring record into a block record.
 #[derive(Clone, Copy)]
 enum Op {
@@ -157,8 +168,7 @@ impl Flusher {
             busy = self.cycle(periodic || flush_all, true);
             if flush_all {
                 self.deliver(true, Instant::now() + self.d.options.shutdown_timeout);
-                let _ =
-                    super::local::unrecorded(|| self.sink.flush(self.d.options.shutdown_timeout));
+                flush_sink(&*self.sink, self.d.options.shutdown_timeout);
                 if let Ok(mut c) = self.d.control.lock() {
                     c.flush_done = c.flush_done.max(flush_target);
                 }
@@ -279,8 +289,7 @@ impl Flusher {
                 std::thread::sleep((front.next_attempt - now).min(deadline - now));
                 continue;
             }
-            // What the sink's work emits on this thread is not recorded: it would feed itself.
-            match super::local::unrecorded(|| self.sink.write_batch(&front.batch)) {
+            match write_to_sink(&*self.sink, &front.batch) {
                 Ok(()) => {
                     self.d
                         .delivered_events
@@ -340,7 +349,7 @@ impl Flusher {
             self.deliver(true, deadline);
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let _ = super::local::unrecorded(|| self.sink.flush(remaining));
+        flush_sink(&*self.sink, remaining);
         while let Some(p) = self.pending.pop_front() {
             self.d.count_drop(DropReason::ShutdownTimeout, p.events);
         }
