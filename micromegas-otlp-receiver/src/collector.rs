@@ -112,7 +112,7 @@ impl Collector {
         let task = tokio::spawn(async move {
             let result = write.await;
             drop(admitted);
-            telemetry::in_flight(admission.in_flight_bytes());
+            telemetry::inflight_bytes(admission.in_flight_bytes());
             result
         });
         match tokio::time::timeout(self.options.write_timeout, task).await {

@@ -12,12 +12,12 @@
 /// A request admitted.
 pub fn request(transport: &'static str, signal: &'static str, bytes: usize, in_flight: usize) {
     micromegas_core::imetric!("collector.request_bytes", "bytes", bytes, "transport" => transport, "signal" => signal);
-    micromegas_core::imetric!("collector.inflight_bytes", "bytes", in_flight);
+    inflight_bytes(in_flight);
 }
 
-/// Bytes of requests being written, once a write ended (so that the gauge also falls while
-/// new requests are refused).
-pub fn in_flight(in_flight: usize) {
+/// Bytes of requests being written: at each admission, and once a write ended (so that the
+/// gauge also falls while new requests are refused).
+pub fn inflight_bytes(in_flight: usize) {
     micromegas_core::imetric!("collector.inflight_bytes", "bytes", in_flight);
 }
 
