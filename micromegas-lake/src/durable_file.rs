@@ -88,6 +88,62 @@ fn create_staging(path: &Path) -> std::io::Result<(File, std::ffi::OsString)> {
     }
 }
 
+/// Removes the staging files (`NAME#N`) under `dir`'s subdirectories `prefixes` last modified
+/// before `older_than`: what a write interrupted before its rename left. Object-store
+/// listings skip them, and no catalog row names them. Returns how many were removed.
+pub(crate) fn remove_staging_files(
+    dir: &Path,
+    prefixes: &[&str],
+    older_than: std::time::SystemTime,
+) -> Result<u64> {
+    let mut removed = 0;
+    for prefix in prefixes {
+        let top = dir.join(prefix);
+        remove_staging_under(&top, older_than, &mut removed).map_err(|source| LakeError::Io {
+            what: format!("removing staging files under {}", top.display()),
+            source,
+        })?;
+    }
+    Ok(removed)
+}
+
+fn remove_staging_under(
+    dir: &Path,
+    older_than: std::time::SystemTime,
+    removed: &mut u64,
+) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            remove_staging_under(&entry.path(), older_than, removed)?;
+        } else if kind.is_file()
+            && is_staging_name(&entry.file_name())
+            && entry.metadata()?.modified()? < older_than
+        {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => *removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is a staging name: `NAME#N`, `N` decimal digits.
+fn is_staging_name(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.rsplit_once('#').is_some_and(|(base, n)| {
+        !base.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 fn fill(mut file: File, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()
@@ -126,6 +182,25 @@ mod tests {
         let nested = dir.path().join("tables/spans/2026-11-28/17/p.parquet");
         write(&nested, b"partition", Placement::Staged).expect("write nested");
         assert_eq!(std::fs::read(&nested).expect("read"), b"partition");
+    }
+
+    /// Staging files older than the limit go; a recent one (a write in progress) and
+    /// ordinary files stay.
+    #[test]
+    fn old_staging_files_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hour = dir.path().join("tables/spans/2026-11-28/17");
+        std::fs::create_dir_all(&hour).expect("dirs");
+        for name in ["p.parquet", "p.parquet#1", "q.parquet#12", "r#x"] {
+            std::fs::write(hour.join(name), b"x").expect("file");
+        }
+        let before = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let removed = super::remove_staging_files(dir.path(), &["raw/", "tables/"], before);
+        assert_eq!(removed.expect("remove"), 0, "all are recent");
+        let after = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let removed = super::remove_staging_files(dir.path(), &["raw/", "tables/"], after);
+        assert_eq!(removed.expect("remove"), 2);
+        assert_eq!(names(&hour), ["p.parquet", "r#x"]);
     }
 
     /// A new file is created under its name, directories included, and never replaces one that

@@ -34,6 +34,7 @@ pub mod cli;
 mod durable_file;
 mod error;
 pub mod flightsql;
+pub mod garbage;
 mod group_commit;
 pub mod hex;
 pub mod location;

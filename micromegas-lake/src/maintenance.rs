@@ -155,6 +155,40 @@ impl Lake {
         }
     }
 
+    /// Starts garbage collection on the current tokio runtime: a pass (see
+    /// [`crate::garbage`]) at once, then every `period`, each deleting the objects that no
+    /// catalog row has referred to for `grace`. Each pass's outcome goes to `on_pass`. It runs
+    /// apart from [`Lake::spawn_maintenance`], so that listing a large bucket never delays
+    /// materialization; stopping the handle interrupts a pass (what it had deleted stays
+    /// deleted, the rest waits for the next one).
+    pub fn spawn_garbage_collection(
+        &self,
+        period: Duration,
+        grace: Duration,
+        on_pass: impl Fn(Result<crate::garbage::GarbageReport>) + Send + 'static,
+    ) -> Maintenance {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let lake = self.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tick.tick() => {}
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    outcome = lake.collect_garbage(grace) => on_pass(outcome),
+                }
+            }
+        });
+        Maintenance {
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
     /// Merges the partitions of each table and past hour into one (up to a size), so that a
     /// long range opens few files. The replaced files are deleted after a grace period.
     pub async fn compact(&self) -> Result<CompactionReport> {

@@ -109,4 +109,17 @@ pub const MIGRATIONS: &[(i64, &[&str])] = &[
             object_path TEXT PRIMARY KEY,
             bytes BYTEA NOT NULL)"],
     ),
+    (
+        6,
+        // Garbage collection: the objects of the store that no row refers to, with when a
+        // pass first saw each (deleted once unreferenced for a grace period), and the indexes
+        // that tell whether a key is referenced.
+        &[
+            "CREATE TABLE unreferenced_objects (
+            object_path TEXT PRIMARY KEY,
+            first_seen BIGINT NOT NULL)",
+            "CREATE INDEX partitions_file ON partitions (file_path)",
+            "CREATE INDEX view_hours_file ON view_hours (file_path)",
+        ],
+    ),
 ];

@@ -5,6 +5,7 @@ mod migrations;
 mod rows;
 mod sqlite_writer;
 mod statements;
+mod unreferenced;
 mod views;
 pub use views::{ViewHourRow, ViewRow};
 

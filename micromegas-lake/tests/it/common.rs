@@ -140,3 +140,31 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
     panic!("{what} did not listen on port {port} within 10 s");
 }
+
+/// Runs `micromegas-sql` on the lake under `dir`, checks that it succeeded, returns its stderr.
+pub fn sql_cli(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micromegas-sql"))
+        .args(["--lake", dir.join("lake").to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}

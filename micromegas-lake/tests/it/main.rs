@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod duckdb;
 mod flightsql;
+mod garbage;
 mod maintenance;
 mod perfetto;
 mod pruning_retention;

@@ -1,7 +1,7 @@
 //! Time-range filters prune partitions before any file is opened (and materialize only what
 //! the range needs); retention deletes old objects and rows; the embedded sink writes a lake.
 
-use crate::common::{capture, rows, serial, shifted, PENDING_BLOCKS};
+use crate::common::{capture, rows, serial, shifted, sql_cli, walk, PENDING_BLOCKS};
 use micromegas_core::{imetric, info, span_scope};
 use micromegas_lake::sink::LakeSink;
 use micromegas_lake::{Lake, LakeOptions};
@@ -213,33 +213,6 @@ async fn raw_retention_deletes_only_fully_materialized_objects() {
     assert_eq!(raw_files(), 0);
     assert_eq!(rows(&lake, counts).await, ["30|30|30|9"]);
     assert_eq!(rows(&lake, PENDING_BLOCKS).await, ["0"]);
-}
-
-/// Runs `micromegas-sql` on the lake under `dir`, checks that it succeeded, returns its stderr.
-fn sql_cli(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micromegas-sql"))
-        .args(["--lake", dir.join("lake").to_str().unwrap()])
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{stderr}");
-    stderr
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p.display().to_string());
-            }
-        }
-    }
-    out
 }
 
 #[test]

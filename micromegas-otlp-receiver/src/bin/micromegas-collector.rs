@@ -91,6 +91,43 @@ struct Args {
     /// longer be materialized again. Checked every 5 min.
     #[arg(long, env = "MICROMEGAS_RAW_RETENTION", value_parser = micromegas_lake::retention::parse_age)]
     raw_retention: Option<Duration>,
+
+    /// How often the objects of the lake that no catalog row refers to (left by a process
+    /// stopped between an object's write and its commit, or between a row's removal and its
+    /// object's deletion) are looked for and deleted, starting at startup; `off` to never
+    /// look. Each pass lists raw/, tables/ and views/ of the lake (one LIST request per 1000
+    /// objects on S3).
+    #[arg(long, env = "MICROMEGAS_ORPHAN_SCAN_PERIOD", default_value = "6h", value_parser = scan_period)]
+    orphan_scan_period: ScanPeriod,
+
+    /// How long an object must have been unreferenced, and unmodified, before a pass deletes
+    /// it (at least 1m): longer than any write in progress and any running query.
+    #[arg(long, env = "MICROMEGAS_ORPHAN_GRACE", default_value = "1h", value_parser = orphan_grace)]
+    orphan_grace: Duration,
+}
+
+/// A period, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct ScanPeriod(Option<Duration>);
+
+fn scan_period(text: &str) -> Result<ScanPeriod, String> {
+    if text.trim() == "off" {
+        return Ok(ScanPeriod(None));
+    }
+    match micromegas_lake::retention::parse_age(text)? {
+        Duration::ZERO => Err("the orphan scan period must be at least 1s, or off".into()),
+        d => Ok(ScanPeriod(Some(d))),
+    }
+}
+
+fn orphan_grace(text: &str) -> Result<Duration, String> {
+    match micromegas_lake::retention::parse_age(text)? {
+        d if d < Duration::from_secs(60) => Err(format!(
+            "an orphan grace of {d:?} could delete the object of a write that has not \
+             committed yet; give at least 1m"
+        )),
+        d => Ok(d),
+    }
 }
 
 fn write_timeout(text: &str) -> Result<Duration, String> {
@@ -173,6 +210,20 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
             _ => tracing::warn!(error = %e, "maintenance failed; retried next period"),
         },
     );
+    let garbage = args.orphan_scan_period.0.map(|period| {
+        lake.spawn_garbage_collection(period, args.orphan_grace, |outcome| match outcome {
+            Ok(r) if r.objects_deleted + r.staging_files_deleted > 0 => tracing::info!(
+                listed = r.objects_listed,
+                deleted = r.objects_deleted,
+                bytes = r.bytes_deleted,
+                staging_files = r.staging_files_deleted,
+                waiting = r.unreferenced - r.objects_deleted,
+                "deleted objects no catalog row referred to"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "orphan scan failed; retried next period"),
+        })
+    });
     let grpc = tokio::net::TcpListener::bind(&args.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--grpc-addr)", args.grpc_addr))?;
@@ -269,6 +320,9 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
             "micromegas-collector: {unfinished} bytes of unacknowledged writes were left running \
              at exit; their clients keep and resend them"
         );
+    }
+    if let Some(garbage) = garbage {
+        garbage.stop().await;
     }
     maintenance.stop().await;
     Ok(telemetry)

@@ -199,9 +199,18 @@ async fn acknowledged_data_survives_sigkill_and_retries_are_stored_once() {
         .await,
         [format!("{total_logs}|{total_logs}")]
     );
+    // What the kill left unreferenced (an object written, its commit never made) can go
+    // without touching anything acknowledged.
+    let garbage = lake.collect_garbage(Duration::ZERO).await.unwrap();
+    let spans = "SELECT COUNT(DISTINCT span_id) FROM spans WHERE service_name = 'crash-otlp'";
+    assert_eq!(rows(&lake, spans).await, [total_spans.to_string()]);
+    let logs = "SELECT COUNT(DISTINCT msg) FROM log_entries \
+                WHERE service_name LIKE 'crash-native-%'";
+    assert_eq!(rows(&lake, logs).await, [total_logs.to_string()]);
     eprintln!(
         "killed after {} of {OTLP_REQUESTS} OTLP requests and {} of {native_requests} native \
-         batches were acknowledged; {otlp_retries} OTLP and {native_retries} native retries",
-        at_kill.0, at_kill.1
+         batches were acknowledged; {otlp_retries} OTLP and {native_retries} native retries; \
+         {} unreferenced objects deleted afterwards",
+        at_kill.0, at_kill.1, garbage.objects_deleted
     );
 }

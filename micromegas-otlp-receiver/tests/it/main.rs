@@ -11,6 +11,7 @@ mod fuzz_seeds;
 mod grpc;
 mod http;
 mod native_sink;
+mod orphans;
 mod otlp_bytes;
 mod python_sdk;
 mod scale_out;

@@ -89,6 +89,18 @@ enum Action {
         #[arg(long, value_parser = micromegas_lake::retention::parse_age)]
         raw_older_than: Option<std::time::Duration>,
     },
+    /// Delete the objects under the lake's raw/, tables/ and views/ that no catalog row has
+    /// referred to for a grace period (left by a process stopped between writing an object
+    /// and committing its row, or between removing a row and deleting its object), then exit.
+    /// A pass deletes what an earlier pass (or a collector's) saw unreferenced at least the
+    /// grace ago, and notes what it sees unreferenced now for the next pass.
+    CollectGarbage {
+        /// How long an object must have been unreferenced, and unmodified, before it is
+        /// deleted: longer than any write in progress and any running query (default 1h).
+        /// 0s deletes every unreferenced object now: only while nothing writes to the lake.
+        #[arg(long, default_value = "1h", value_parser = micromegas_lake::retention::parse_age)]
+        grace: std::time::Duration,
+    },
     /// Print the number of catalog rows of each table, then exit.
     Stats,
     /// Give the space freed in the catalog by retention back to the file system (SQLite's
@@ -249,6 +261,33 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 line.clear();
                 eprintln!("deleted {} materialized raw objects", r?.objects_deleted);
             }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Action::CollectGarbage { grace }) => {
+            let mut line = progress::Progress::new();
+            let r = lake
+                .collect_garbage_observed(*grace, |r| {
+                    line.show(|| {
+                        format!(
+                            "garbage collection: {} objects listed, {} deleted",
+                            r.objects_listed, r.objects_deleted
+                        )
+                    })
+                })
+                .await;
+            line.clear();
+            let r = r?;
+            eprintln!(
+                "{} objects listed, {} unreferenced: {} deleted ({} bytes), {} kept until \
+                 unreferenced for {:?}; {} staging files deleted",
+                r.objects_listed,
+                r.unreferenced,
+                r.objects_deleted,
+                r.bytes_deleted,
+                r.unreferenced - r.objects_deleted,
+                grace,
+                r.staging_files_deleted
+            );
             return Ok(ExitCode::SUCCESS);
         }
         Some(Action::View(action)) => {
