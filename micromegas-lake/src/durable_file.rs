@@ -3,7 +3,7 @@
 
 use crate::error::{LakeError, Result};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::Path;
 
 /// How a file reaches its name.
@@ -29,23 +29,47 @@ pub(crate) fn write(path: &Path, bytes: &[u8], placement: Placement) -> Result<(
     })
 }
 
+/// How many times a file is created again when its directory vanished meanwhile.
+const CREATE_ATTEMPTS: usize = 10;
+
 fn write_file(path: &Path, bytes: &[u8], placement: Placement) -> std::io::Result<()> {
     let parent = path
         .parent()
         .ok_or_else(|| std::io::Error::other("the object's path has no directory"))?;
-    let created = create_dirs(parent)?;
-    match placement {
-        Placement::Staged => {
-            let (file, staging) = create_staging(path)?;
-            fill(file, bytes)?;
-            std::fs::rename(&staging, path)?;
+    // A deletion of a directory's last file deletes the emptied directory (the lake's store
+    // cleans up after itself), possibly between its creation here and the file's: create
+    // both again. Once the file exists, its directory is not empty and stays.
+    let mut attempt = 0;
+    let (created, file) = loop {
+        attempt += 1;
+        let retry = attempt < CREATE_ATTEMPTS;
+        // `create_dir_all` reports AlreadyExists when the directory vanishes between its
+        // `mkdir` and its check.
+        let created = match create_dirs(parent) {
+            Err(e)
+                if retry && matches!(e.kind(), ErrorKind::NotFound | ErrorKind::AlreadyExists) =>
+            {
+                continue
+            }
+            created => created?,
+        };
+        let file = match placement {
+            Placement::Staged => create_staging(path).map(|(f, staging)| (f, Some(staging))),
+            Placement::New => OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map(|f| (f, None)),
+        };
+        match file {
+            Err(e) if retry && e.kind() == ErrorKind::NotFound => {}
+            file => break (created, file?),
         }
-        Placement::New => {
-            fill(
-                OpenOptions::new().write(true).create_new(true).open(path)?,
-                bytes,
-            )?;
-        }
+    };
+    let (file, staging) = file;
+    fill(file, bytes)?;
+    if let Some(staging) = staging {
+        std::fs::rename(&staging, path)?;
     }
     File::open(parent)?.sync_all()?;
     for dir in created {
@@ -82,7 +106,7 @@ fn create_staging(path: &Path) -> std::io::Result<(File, std::ffi::OsString)> {
             .open(&staging)
         {
             Ok(file) => return Ok((file, staging)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
     }
@@ -114,7 +138,7 @@ fn remove_staging_under(
 ) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
     for entry in entries {
@@ -128,7 +152,7 @@ fn remove_staging_under(
         {
             match std::fs::remove_file(entry.path()) {
                 Ok(()) => *removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
@@ -182,6 +206,36 @@ mod tests {
         let nested = dir.path().join("tables/spans/2026-11-28/17/p.parquet");
         write(&nested, b"partition", Placement::Staged).expect("write nested");
         assert_eq!(std::fs::read(&nested).expect("read"), b"partition");
+    }
+
+    /// Writes into a directory that another thread keeps deleting whenever it is empty (as
+    /// the store's cleanup does after a deletion) all succeed: the directory is created again.
+    #[test]
+    fn a_directory_deleted_meanwhile_is_created_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hour = dir.path().join("raw/2026-12-06/08");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cleaner = {
+            let (hour, stop) = (hour.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut removed = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    removed += u64::from(std::fs::remove_dir(&hour).is_ok());
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+                removed
+            })
+        };
+        for i in 0..500 {
+            for placement in [Placement::New, Placement::Staged] {
+                let path = hour.join(format!("{i}-{placement:?}"));
+                write(&path, b"x", placement).expect("write");
+                std::fs::remove_file(&path).expect("remove");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let removed = cleaner.join().expect("cleaner");
+        assert!(removed > 0, "the directory was deleted meanwhile");
     }
 
     /// Staging files older than the limit go; a recent one (a write in progress) and

@@ -81,7 +81,10 @@ impl LakeLocation {
                         dir.display()
                     ))
                 })?;
-                Arc::new(LocalFileSystem::new_with_prefix(dir)?)
+                // Deleting a directory's last file deletes the directory (and its emptied
+                // ancestors), so that retention and garbage collection leave no empty hour
+                // directories behind; writers recreate them (see `durable_file`).
+                Arc::new(LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true))
             }
             LakeLocation::Memory => Arc::new(InMemory::new()),
             LakeLocation::S3 { bucket, prefix } => {

@@ -118,6 +118,10 @@ async fn unreferenced_objects_are_deleted_after_the_grace_and_nothing_else() {
     expected.push("notes/readme.txt".into());
     expected.sort();
     assert_eq!(lake_files(dir.path()), expected);
+    // Directories left empty go with their last file.
+    for emptied in ["raw/2026-12-01", "tables/spans/2026-12-01", "views"] {
+        assert!(!dir.path().join("lake").join(emptied).exists(), "{emptied}");
+    }
     assert_eq!(rows(&lake, CONTENT).await, before);
     assert_eq!(
         rows(&lake, "SELECT COUNT(*) FROM log_entries").await,
