@@ -16,9 +16,9 @@ use std::time::Duration;
 const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
 /// A compacted partition holds at most this many rows.
 const MAX_COMPACTED_ROWS: i64 = 8_000_000;
-/// Replaced partition files are deleted this long after compaction, so that queries that
-/// planned with them can finish.
-const DELETE_GRACE: Duration = Duration::from_secs(120);
+/// Replaced partition and view files are deleted this long after they were replaced, so that
+/// queries that planned with them can finish.
+pub(crate) const DELETE_GRACE: Duration = Duration::from_secs(120);
 
 /// What the background loop does.
 #[derive(Debug, Clone)]
@@ -268,8 +268,16 @@ impl Lake {
         }
         report.partitions_replaced += parts.len() as u64;
         report.partitions_written += 1;
+        self.delete_later(parts.into_iter().map(|p| p.file_path).collect(), grace)
+            .await;
+        Ok(())
+    }
+
+    /// Deletes `files`, which no catalog row refers to any more, `grace` from now (at once
+    /// for zero), so that queries that planned with them can finish. A deletion that fails,
+    /// or that the process does not live to make, is left to garbage collection.
+    pub(crate) async fn delete_later(&self, files: Vec<String>, grace: Duration) {
         let store = Arc::clone(self.store());
-        let files: Vec<String> = parts.into_iter().map(|p| p.file_path).collect();
         let delete = async move {
             for f in files {
                 let _ = store.delete(&Path::from(f)).await;
@@ -283,6 +291,5 @@ impl Lake {
                 delete.await;
             });
         }
-        Ok(())
     }
 }

@@ -10,8 +10,6 @@ use crate::Lake;
 use arrow::array::RecordBatch;
 use datafusion::prelude::{col, lit};
 use datafusion::scalar::ScalarValue;
-use object_store::path::Path;
-use object_store::ObjectStoreExt;
 use std::collections::{BTreeMap, HashMap};
 
 const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
@@ -169,7 +167,8 @@ impl Lake {
             row_count: rows as i64,
         };
         if let Some(stale) = self.catalog().put_view_hour(&row).await? {
-            let _ = self.store().delete(&Path::from(stale)).await;
+            self.delete_later(vec![stale], crate::maintenance::DELETE_GRACE)
+                .await;
         }
         Ok(rows as u64)
     }

@@ -70,9 +70,28 @@ async fn views_follow_the_raw_data_late_data_and_retention() {
     assert_eq!(lake.refresh_views(None).await.unwrap().hours_computed, 0);
 
     // Late data for the old hour: that hour is computed again.
+    let view_files = || -> std::collections::BTreeSet<String> {
+        crate::common::walk(&path.join("views"))
+            .into_iter()
+            .collect()
+    };
+    let before = view_files();
     lake.write_batches(&shifted(&late, 5)).await.unwrap();
     let refresh = lake.refresh_views(None).await.unwrap();
     assert!(refresh.hours_computed >= 2, "{refresh:?}");
+    // The files replaced stay for queries that planned with them (deleted after a grace),
+    // and garbage collection deletes them once nothing refers to them.
+    let after = view_files();
+    assert!(after.is_superset(&before), "{before:?} {after:?}");
+    let garbage = lake
+        .collect_garbage(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(garbage.objects_deleted >= 2, "{garbage:?}");
+    assert_eq!(
+        view_files().len(),
+        after.len() - garbage.objects_deleted as usize
+    );
     let raw = rows(&lake, RAW_LOG_STATS).await;
     assert_eq!(rows(&lake, VIEW_LOG_STATS).await, raw);
     assert_eq!(
