@@ -5,9 +5,10 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, RetryConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The lake URL used when none is given.
 pub const DEFAULT_LAKE: &str = "./micromegas-lake";
@@ -103,6 +104,12 @@ impl LakeLocation {
                     b = b.with_region(region);
                 }
                 b = b.with_virtual_hosted_style_request(options.virtual_hosted_style);
+                let mut retry = RetryConfig::default();
+                retry.backoff.max_backoff = MAX_RETRY_BACKOFF;
+                if let Some(timeout) = options.retry_timeout {
+                    retry.retry_timeout = timeout;
+                }
+                b = b.with_retry(retry);
                 let s3 = b.build()?;
                 if prefix.is_empty() {
                     Arc::new(s3)
@@ -174,7 +181,16 @@ pub struct S3Options {
     pub region: Option<String>,
     /// Use `bucket.host` URLs instead of path-style `host/bucket` (default false).
     pub virtual_hosted_style: bool,
+    /// How long a failed request is retried, from its first attempt (default 3 min). A
+    /// collector sets it to its write deadline: past it, the request has been refused to its
+    /// client anyway, and a shorter retry frees the write's share of the in-flight budget.
+    pub retry_timeout: Option<Duration>,
 }
+
+/// The longest wait between two attempts of a failed S3 request. object_store's default is
+/// 15 s: a write caught in such a wait when the outage ends (and every write queued behind it
+/// for the next group commit) would still wait that long.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

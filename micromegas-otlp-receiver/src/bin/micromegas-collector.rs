@@ -64,6 +64,7 @@ struct Args {
     /// catalog is unreachable. Keep it below the clients' export timeout (10 s for
     /// OpenTelemetry SDKs and the network sink) so they hear why. The write goes on, keeping
     /// its share of --max-inflight-mib until it ends; a request sent again is stored once.
+    /// A failed S3 request is not retried past this deadline either.
     #[arg(long, env = "MICROMEGAS_WRITE_TIMEOUT", default_value = "8s", value_parser = write_timeout)]
     write_timeout: Duration,
 
@@ -195,7 +196,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
-    let lake = Lake::open(&args.lake.lake, args.lake.options())
+    let mut options = args.lake.options();
+    // A request to the object store is not retried past the write deadline: its client has
+    // been answered by then, and the write's budget is freed for the next requests.
+    options.s3.retry_timeout = Some(args.write_timeout);
+    let lake = Lake::open(&args.lake.lake, options)
         .await
         .with_context(|| format!("cannot open the lake at {}", args.lake.lake))?;
     let telemetry = start_telemetry(&lake, !args.no_self_telemetry)?;

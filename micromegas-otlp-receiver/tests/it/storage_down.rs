@@ -41,6 +41,8 @@ struct Refusals {
     by_deadline: usize,
     /// The longest time a refused request waited for its answer.
     slowest: Duration,
+    /// From the end of the outage to the first request acknowledged after it.
+    recovery: Duration,
 }
 
 /// A dependency of the collector that can fail and come back.
@@ -210,6 +212,7 @@ async fn outage(dependency: Dependency, requests: usize) {
             .unwrap(),
     );
     let refused = send_through(&mut relay, grpc, &service, requests).await;
+    let waited = in_flight_outage(&mut relay, grpc, &service, requests).await;
     for (k, v) in aws {
         std::env::set_var(k, v);
     }
@@ -226,12 +229,16 @@ async fn outage(dependency: Dependency, requests: usize) {
     )
     .await
     .unwrap();
-    all_stored_once(&lake, requests).await;
+    all_stored_once(&lake, requests + 2).await;
+    eprintln!(
+        "{dependency:?}, ended while a write was being retried: the next request was \
+         answered after {waited:?}"
+    );
     eprintln!(
         "{dependency:?}: {} of {requests} requests refused (UNAVAILABLE) while it was down, \
-         {} by the {WRITE_TIMEOUT} write deadline, the slowest answered after {:?}; all \
-         stored after retry",
-        refused.count, refused.by_deadline, refused.slowest
+         {} by the {WRITE_TIMEOUT} write deadline, the slowest answered after {:?}; the first \
+         request acknowledged {:?} after the outage ended; all stored after retry",
+        refused.count, refused.by_deadline, refused.slowest, refused.recovery
     );
     if dependency == Dependency::Catalog {
         // Waiting for a catalog connection takes up to the pool's 10 s: the deadline answers
@@ -251,14 +258,7 @@ async fn send_through(
     service: &str,
     requests: usize,
 ) -> Refusals {
-    // The client's deadline is well above the collector's write deadline, even on a loaded
-    // machine: a request the client gives up on comes back CANCELLED, not the collector's
-    // answer this test checks.
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .timeout(Duration::from_secs(60))
-        .connect_lazy();
-    let mut client = LogsServiceClient::new(channel);
+    let mut client = client(port);
     let started = Instant::now();
     // Until the collector is up.
     while client.export(request(0, service)).await.is_err() {
@@ -271,16 +271,23 @@ async fn send_through(
 
     let mut acknowledged = vec![true];
     let mut refusals = Refusals::default();
+    let mut ended = None;
     for n in 1..requests {
         if n == requests / 3 {
             outage.begin().await;
         }
         if n == 2 * requests / 3 {
             outage.end().await;
+            ended = Some(Instant::now());
         }
         let sent = Instant::now();
         match client.export(request(n, service)).await {
-            Ok(_) => acknowledged.push(true),
+            Ok(_) => {
+                acknowledged.push(true);
+                if let Some(end) = ended.take() {
+                    refusals.recovery = end.elapsed();
+                }
+            }
             Err(status) => {
                 // Every refusal is retryable.
                 assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
@@ -306,6 +313,52 @@ async fn send_through(
         }
     }
     refusals
+}
+
+/// An outage that ends while the write of a request sent during it is still being retried:
+/// sends request `first` during the outage, ends the outage 3 s later, then sends request
+/// `first + 1` and returns how long it waited for its answer (retried until acknowledged, as
+/// is `first` if it was refused).
+async fn in_flight_outage(
+    outage: &mut impl Outage,
+    port: u16,
+    service: &str,
+    first: usize,
+) -> Duration {
+    let mut client = client(port);
+    outage.begin().await;
+    let stuck = {
+        let (mut client, request) = (client.clone(), request(first, service));
+        tokio::spawn(async move { client.export(request).await })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    outage.end().await;
+    let sent = Instant::now();
+    let mut answer = client.export(request(first + 1, service)).await;
+    let waited = sent.elapsed();
+    for _ in 0..10 {
+        if answer.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        answer = client.export(request(first + 1, service)).await;
+    }
+    answer.unwrap();
+    if stuck.await.unwrap().is_err() {
+        client.export(request(first, service)).await.unwrap();
+    }
+    waited
+}
+
+/// An OTLP logs client of the collector's gRPC `port`. Its deadline is well above the
+/// collector's write deadline, even on a loaded machine: a request the client gives up on
+/// comes back CANCELLED, not the collector's answer these tests check.
+fn client(port: u16) -> LogsServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .timeout(Duration::from_secs(60))
+        .connect_lazy();
+    LogsServiceClient::new(channel)
 }
 
 /// Every record of the `requests` requests is in the lake exactly once.
