@@ -35,9 +35,6 @@ const PREFIXES: [&str; 3] = ["raw/", "tables/", "views/"];
 /// Keys listed before the catalog is asked which of them it refers to.
 const LISTED_PER_LOOKUP: usize = 2000;
 
-/// The default grace: how long an object stays unreferenced before it is deleted.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(3600);
-
 /// What a garbage collection pass found and did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GarbageReport {
@@ -51,6 +48,13 @@ pub struct GarbageReport {
     pub bytes_deleted: u64,
     /// Staging files left by an interrupted write on a local lake (`NAME#N`), deleted.
     pub staging_files_deleted: u64,
+}
+
+impl GarbageReport {
+    /// Unreferenced objects kept until their grace ends.
+    pub fn waiting(&self) -> u64 {
+        self.unreferenced - self.objects_deleted
+    }
 }
 
 impl Lake {
@@ -96,12 +100,12 @@ impl Lake {
 
         let noted = catalog.noted_unreferenced().await?;
         let current: HashSet<&str> = unreferenced.iter().map(|m| m.location.as_ref()).collect();
-        let stale: Vec<String> = noted
+        // Notes of keys referenced again, or gone from the store, are forgotten.
+        let mut forget: Vec<String> = noted
             .keys()
             .filter(|k| !current.contains(k.as_str()))
             .cloned()
             .collect();
-        catalog.forget_unreferenced(&stale).await?;
         let (due, wait) = due_for_deletion(unreferenced, &noted, now, cutoff);
         let new: Vec<String> = wait
             .iter()
@@ -110,31 +114,33 @@ impl Lake {
             .collect();
         catalog.note_unreferenced(&new, now).await?;
 
-        // A last look just before deleting: a key referenced again (which nothing does) or
-        // since is kept.
+        // A last look just before deleting: a key referenced since the listing is kept.
         let keys: Vec<String> = due.iter().map(|m| m.location.to_string()).collect();
         let referenced = catalog.referenced(&keys).await?;
         let (due, kept): (Vec<ObjectMeta>, Vec<ObjectMeta>) = due
             .into_iter()
             .partition(|m| !referenced.contains(m.location.as_ref()));
-        let kept: Vec<String> = kept.iter().map(|m| m.location.to_string()).collect();
-        catalog.forget_unreferenced(&kept).await?;
+        forget.extend(kept.iter().map(|m| m.location.to_string()));
+        catalog.forget_unreferenced(&forget).await?;
         let sizes: HashMap<Path, u64> = due.iter().map(|m| (m.location.clone(), m.size)).collect();
         let paths = futures::stream::iter(due.into_iter().map(|m| Ok(m.location)));
         let mut deleted = self.store().delete_stream(paths.boxed());
         let mut gone = Vec::new();
         while let Some(r) = deleted.next().await {
-            let path = match r {
-                Ok(path) => path,
-                Err(object_store::Error::NotFound { path, .. }) => Path::from(path),
+            match r {
+                Ok(path) => {
+                    report.bytes_deleted += sizes.get(&path).copied().unwrap_or(0);
+                    gone.push(path.to_string());
+                }
+                // Already deleted (by another node's pass); the error names the file, not
+                // always the key, so its note goes at the next pass (gone from the store).
+                Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => {
                     catalog.forget_unreferenced(&gone).await?;
                     return Err(e.into());
                 }
-            };
+            }
             report.objects_deleted += 1;
-            report.bytes_deleted += sizes.get(&path).copied().unwrap_or(0);
-            gone.push(path.to_string());
             progress(&report);
         }
         catalog.forget_unreferenced(&gone).await?;

@@ -222,7 +222,7 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
                 deleted = r.objects_deleted,
                 bytes = r.bytes_deleted,
                 staging_files = r.staging_files_deleted,
-                waiting = r.unreferenced - r.objects_deleted,
+                waiting = r.waiting(),
                 "deleted objects no catalog row referred to"
             ),
             Ok(_) => {}

@@ -284,7 +284,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 r.unreferenced,
                 r.objects_deleted,
                 r.bytes_deleted,
-                r.unreferenced - r.objects_deleted,
+                r.waiting(),
                 grace,
                 r.staging_files_deleted
             );
