@@ -126,6 +126,46 @@ fn native_client(url: &str, batches: Vec<bytes::Bytes>, acked: Arc<AtomicUsize>)
     retries
 }
 
+/// The OTLP requests whose spans are not all stored exactly once: `request: rows/distinct`
+/// (a request's spans start `request` ms after the first request's).
+async fn misstored_requests(lake: &Lake) -> Vec<String> {
+    let sql = "SELECT (CAST(start_time AS BIGINT) - 1700000000000000000) / 1000000, COUNT(*), \
+               COUNT(DISTINCT span_id) FROM spans WHERE service_name = 'crash-otlp' \
+               GROUP BY 1 ORDER BY 1";
+    misstored(rows(lake, sql).await, OTLP_REQUESTS, SPANS_PER_REQUEST)
+}
+
+/// The native batches whose lines are not all stored exactly once: `batch: rows/distinct`.
+async fn misstored_batches(lake: &Lake) -> Vec<String> {
+    let sql = "SELECT CAST(substr(service_name, 14) AS BIGINT), COUNT(*), COUNT(DISTINCT msg) \
+               FROM log_entries WHERE service_name LIKE 'crash-native-%' GROUP BY 1 ORDER BY 1";
+    misstored(rows(lake, sql).await, NATIVE_BATCHES, LOGS_PER_BATCH)
+}
+
+/// From `group|rows|distinct` lines, the groups in `0..groups` missing or not holding
+/// exactly `each` distinct items once each, and any group outside that range.
+fn misstored(lines: Vec<String>, groups: usize, each: usize) -> Vec<String> {
+    let mut found = std::collections::BTreeMap::new();
+    for line in &lines {
+        let cells: Vec<&str> = line.split('|').collect();
+        found.insert(cells[0].to_string(), format!("{}/{}", cells[1], cells[2]));
+    }
+    let expected = format!("{each}/{each}");
+    let mut out: Vec<String> = (0..groups)
+        .filter_map(|g| match found.remove(&g.to_string()) {
+            Some(counts) if counts == expected => None,
+            Some(counts) => Some(format!("{g}: {counts}")),
+            None => Some(format!("{g}: missing")),
+        })
+        .collect();
+    out.extend(
+        found
+            .into_iter()
+            .map(|(g, c)| format!("{g} (unexpected): {c}")),
+    );
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_data_survives_sigkill_and_retries_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,24 +221,36 @@ async fn acknowledged_data_survives_sigkill_and_retries_are_stored_once() {
         .await
         .unwrap();
     let total_spans = OTLP_REQUESTS * SPANS_PER_REQUEST;
-    assert_eq!(
-        rows(
-            &lake,
-            "SELECT COUNT(*), COUNT(DISTINCT span_id) FROM spans WHERE service_name = 'crash-otlp'"
-        )
-        .await,
-        [format!("{total_spans}|{total_spans}")]
-    );
+    let spans = rows(
+        &lake,
+        "SELECT COUNT(*), COUNT(DISTINCT span_id) FROM spans WHERE service_name = 'crash-otlp'",
+    )
+    .await;
+    if spans != [format!("{total_spans}|{total_spans}")] {
+        panic!(
+            "spans (rows|distinct ids) {spans:?}, expected {total_spans} of each; killed at \
+             {at_kill:?}; requests not stored exactly once: {:?}",
+            misstored_requests(&lake).await
+        );
+    }
     let total_logs = NATIVE_BATCHES * LOGS_PER_BATCH;
-    assert_eq!(
-        rows(
-            &lake,
-            "SELECT COUNT(*), COUNT(DISTINCT msg) FROM log_entries \
-             WHERE service_name LIKE 'crash-native-%'"
-        )
-        .await,
-        [format!("{total_logs}|{total_logs}")]
-    );
+    let logs = rows(
+        &lake,
+        "SELECT COUNT(*), COUNT(DISTINCT msg) FROM log_entries \
+         WHERE service_name LIKE 'crash-native-%'",
+    )
+    .await;
+    if logs != [format!("{total_logs}|{total_logs}")] {
+        panic!(
+            "logs (rows|distinct messages) {logs:?}, expected {total_logs} of each; killed at \
+             {at_kill:?}; batches not stored exactly once: {:?}",
+            misstored_batches(&lake).await
+        );
+    }
+    // Per request and per batch as well (which also keeps the queries of the failure
+    // messages above in working order).
+    assert_eq!(misstored_requests(&lake).await, Vec::<String>::new());
+    assert_eq!(misstored_batches(&lake).await, Vec::<String>::new());
     // What the kill left unreferenced (an object written, its commit never made) can go
     // without touching anything acknowledged.
     let garbage = lake.collect_garbage(Duration::ZERO).await.unwrap();
