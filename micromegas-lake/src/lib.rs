@@ -111,6 +111,8 @@ struct Inner {
     /// One per materialization run (indexed by [`ViewTable::materialized_with`]).
     locks: [tokio::sync::Mutex<()>; ViewTable::ALL.len()],
     commits: [group_commit::GroupCommit; 2],
+    /// What a row of each table took in memory at its last compaction, in bytes (0: none yet).
+    row_widths: [std::sync::atomic::AtomicUsize; ViewTable::ALL.len()],
 }
 
 impl Lake {
@@ -142,6 +144,7 @@ impl Lake {
                 catalog,
                 locks: Default::default(),
                 commits: Default::default(),
+                row_widths: Default::default(),
             }),
         })
     }
@@ -178,6 +181,11 @@ impl Lake {
     /// share it.
     pub(crate) fn materialize_lock(&self, table: ViewTable) -> &tokio::sync::Mutex<()> {
         &self.inner.locks[table.materialized_with() as usize]
+    }
+
+    /// What a row of `table` took in memory at its last compaction, in bytes (0: none yet).
+    pub(crate) fn row_width(&self, table: ViewTable) -> &std::sync::atomic::AtomicUsize {
+        &self.inner.row_widths[table as usize]
     }
 
     pub(crate) fn local_dir(&self) -> Option<&PathBuf> {

@@ -10,7 +10,8 @@ pub use fetch::{RawBlock, Unreadable};
 /// The bytes of a partition of `table` holding `batch`'s rows, as materialization writes them:
 /// sorted by the table's sort columns, then encoded as Parquet.
 pub fn encode_partition(table: ViewTable, batch: &RecordBatch) -> Result<Vec<u8>> {
-    partition::encode(table, &partition::sort_batch(table, batch)?)
+    let order = partition::sort_order(table, batch)?;
+    partition::encode(table, batch, order.as_ref())
 }
 
 use crate::catalog::{BlockRow, FORMAT_ARROW};
@@ -344,7 +345,6 @@ impl Lake {
         batch: &RecordBatch,
         block_count: usize,
     ) -> Result<crate::catalog::PartitionRow> {
-        let batch = partition::sort_batch(table, batch)?;
         if batch.num_rows() == 0 {
             return Ok(crate::catalog::PartitionRow {
                 partition_id: uuid::Uuid::new_v4().to_string(),
@@ -358,8 +358,9 @@ impl Lake {
                 insert_time: 0,
             });
         }
-        let envelope = crate::row_blocks::time_envelope(table, &batch).unwrap_or((0, 0));
-        self.write_partition(table, &batch, envelope, block_count)
+        let order = partition::sort_order(table, batch)?;
+        let envelope = crate::row_blocks::time_envelope(table, batch).unwrap_or((0, 0));
+        self.write_partition(table, batch, order.as_ref(), envelope, block_count)
             .await
     }
 }

@@ -54,22 +54,28 @@ fn sort_indices(batch: &RecordBatch, names: &[&str]) -> Result<Option<UInt32Arra
 }
 
 /// Sorts a batch for its table.
+#[cfg(test)]
 pub fn sort_batch(table: ViewTable, batch: &RecordBatch) -> Result<RecordBatch> {
-    if batch.num_rows() < 2 {
-        return Ok(batch.clone());
+    match sort_order(table, batch)? {
+        Some(indices) => Ok(take_record_batch(batch, &indices)?),
+        None => Ok(batch.clone()),
     }
-    let indices = match row_order(table) {
+}
+
+/// The order of `batch`'s rows for its table: the indices of all its rows, in order, or
+/// `None` when the table has no order to follow.
+pub(crate) fn sort_order(table: ViewTable, batch: &RecordBatch) -> Result<Option<UInt32Array>> {
+    if batch.num_rows() < 2 {
+        return Ok(None);
+    }
+    Ok(match row_order(table) {
         RowOrder::Columns(names) => sort_indices(batch, names)?,
         RowOrder::TextThenTime(text, time) => by_text_then_time(batch, text, time)?,
         RowOrder::TracesByStart => match by_trace_and_start(batch)? {
             Some(by_trace) => Some(order_traces_by_start(batch, &by_trace)?),
             None => None,
         },
-    };
-    match indices {
-        Some(indices) => Ok(take_record_batch(batch, &indices)?),
-        None => Ok(batch.clone()),
-    }
+    })
 }
 
 /// Indices that sort `batch` by its text column `text`, then its time column `time`, with
@@ -311,8 +317,22 @@ pub fn stored_columns(table: ViewTable, batch: &RecordBatch) -> Result<RecordBat
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// Encodes a sorted batch as a Parquet file of the table's stored columns.
-pub fn encode(table: ViewTable, batch: &RecordBatch) -> Result<Vec<u8>> {
+/// Rows taken at a time when a batch is encoded in an order of its rows: a divisor of
+/// [`ROW_GROUP_ROWS`], so that the row groups are the same as those of the sorted batch.
+const TAKE_ROWS: usize = ROW_GROUP_ROWS / 4;
+
+/// Encodes `batch`'s rows in the order `order` gives (the indices of all its rows; as they
+/// are for `None`) as a Parquet file of the table's stored columns. The rows are taken in
+/// order [`TAKE_ROWS`] at a time, so a sorted copy of the whole batch is never in memory: for
+/// a large batch (compaction merges up to [`COMPACTION_MEMORY`] bytes of rows), that copy
+/// would double the memory needed.
+///
+/// [`COMPACTION_MEMORY`]: crate::maintenance::COMPACTION_MEMORY
+pub(crate) fn encode(
+    table: ViewTable,
+    batch: &RecordBatch,
+    order: Option<&UInt32Array>,
+) -> Result<Vec<u8>> {
     let batch = stored_columns(table, batch)?;
     let mut out = Vec::new();
     let mut w = ArrowWriter::try_new(
@@ -320,18 +340,30 @@ pub fn encode(table: ViewTable, batch: &RecordBatch) -> Result<Vec<u8>> {
         table.stored_schema(),
         Some(writer_properties(table)?),
     )?;
-    w.write(&batch)?;
+    match order {
+        None => w.write(&batch)?,
+        Some(order) => {
+            let mut at = 0;
+            while at < order.len() {
+                let n = TAKE_ROWS.min(order.len() - at);
+                w.write(&take_record_batch(&batch, &order.slice(at, n))?)?;
+                at += n;
+            }
+        }
+    }
     w.close()?;
     Ok(out)
 }
 
 impl Lake {
-    /// Writes `batch` (already sorted) as a new partition file of `table` and returns its
-    /// catalog row, not yet committed. `(min, max)` is the time envelope of its rows.
+    /// Writes `batch`'s rows, in the order `order` gives (as they are for `None`: see
+    /// [`encode`]), as a new partition file of `table` and returns its catalog row,
+    /// not yet committed. `(min, max)` is the time envelope of its rows.
     pub(crate) async fn write_partition(
         &self,
         table: ViewTable,
         batch: &RecordBatch,
+        order: Option<&UInt32Array>,
         (min, max): (i64, i64),
         block_count: usize,
     ) -> Result<PartitionRow> {
@@ -343,7 +375,7 @@ impl Lake {
             t.format("%Y-%m-%d/%H"),
             id.simple()
         );
-        let bytes = encode(table, batch)?;
+        let bytes = encode(table, batch, order)?;
         let size = bytes.len() as i64;
         self.put_durable(&path, bytes, crate::durable_file::Placement::Staged)
             .await?;
@@ -541,7 +573,7 @@ mod tests {
     fn a_spans_partition_stores_no_duration_and_an_older_one_is_read_without_it() {
         let batch = span_batch(&[span(Some("aa"), "a1", 30)]).expect("batch");
         assert!(batch.column_by_name("duration_ns").is_some());
-        let bytes = encode(ViewTable::Spans, &batch).expect("encode");
+        let bytes = encode(ViewTable::Spans, &batch, None).expect("encode");
         let read = read_back(bytes);
         assert_eq!(read[0].schema(), ViewTable::Spans.stored_schema());
         // A partition written when the duration was stored: its copy is left out.
@@ -575,11 +607,8 @@ mod tests {
             end_time: begin_time + 5,
         };
         let batch = crate::tables::interval_batch(&[row(2, 20), row(1, 10)]).expect("batch");
-        let bytes = encode(
-            ViewTable::SpanIntervals,
-            &sort_batch(ViewTable::SpanIntervals, &batch).expect("sort"),
-        )
-        .expect("encode");
+        let order = sort_order(ViewTable::SpanIntervals, &batch).expect("order");
+        let bytes = encode(ViewTable::SpanIntervals, &batch, order.as_ref()).expect("encode");
         let read = read_back(bytes);
         assert_eq!(read[0].schema(), ViewTable::SpanIntervals.stored_schema());
         assert!(read[0].column_by_name("duration_ns").is_none());
@@ -600,5 +629,39 @@ mod tests {
         assert!(props.sorting_columns().is_none());
         let logs = writer_properties(ViewTable::LogEntries).expect("properties");
         assert_eq!(logs.sorting_columns().map(Vec::len), Some(1));
+    }
+
+    /// Encoding in an order, a slice of rows at a time, writes the same file as encoding the
+    /// batch sorted first.
+    #[test]
+    fn a_batch_encoded_in_order_is_the_file_of_the_sorted_batch() {
+        let rows = 2 * TAKE_ROWS + 1000;
+        let row = |i: usize| crate::tables::IntervalRow {
+            span_id: (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            process_id: Arc::from("p"),
+            service_name: Arc::from("s"),
+            thread_name: Arc::from("t"),
+            begin_time: ((i * 7919) % rows) as i64,
+            end_time: ((i * 7919) % rows) as i64 + 5,
+        };
+        let batch =
+            crate::tables::interval_batch(&(0..rows).map(row).collect::<Vec<_>>()).expect("batch");
+        let table = ViewTable::SpanIntervals;
+        let order = sort_order(table, &batch).expect("order").expect("an order");
+        let in_order = encode(table, &batch, Some(&order)).expect("encode in order");
+        let sorted =
+            encode(table, &sort_batch(table, &batch).expect("sort"), None).expect("encode");
+        assert!(in_order == sorted, "the two files differ");
+        let read = read_back(in_order);
+        let begins: Vec<i64> = read
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("begin_time").expect("begin_time");
+                let c = arrow::compute::cast(c, &DataType::Int64).expect("cast");
+                c.as_primitive::<Int64Type>().values().to_vec()
+            })
+            .collect();
+        assert_eq!(begins.len(), rows);
+        assert!(begins.windows(2).all(|w| w[0] <= w[1]), "not in order");
     }
 }

@@ -4,8 +4,9 @@
 use crate::common::{capture, rows, serial, shifted, PENDING_BLOCKS};
 use futures::StreamExt;
 use micromegas_core::{imetric, info, span_scope};
-use micromegas_lake::maintenance::MaintenanceOptions;
+use micromegas_lake::maintenance::{CompactionOptions, MaintenanceOptions};
 use micromegas_lake::{Lake, LakeOptions};
+use object_store::ObjectStoreExt;
 use std::time::Duration;
 
 fn work() {
@@ -64,6 +65,69 @@ async fn compaction_merges_a_past_hour_and_keeps_every_row() {
         lake.compact_with_grace(Duration::ZERO).await.unwrap(),
         Default::default()
     );
+}
+
+/// What the rows of a partition file take in memory, as compaction reads them.
+async fn rows_in_memory(lake: &Lake, file: &str) -> usize {
+    let bytes = lake
+        .store()
+        .get(&file.into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap().get_array_memory_size())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_within_its_memory_and_reads_full_partitions_once() {
+    let now = {
+        let _serial = serial();
+        capture("compact-memory", work)
+    };
+    let lake = Lake::open("memory://", LakeOptions::default())
+        .await
+        .unwrap();
+    for _ in 0..6 {
+        lake.write_batches(&shifted(&now, 2)).await.unwrap();
+        lake.materialize_all().await.unwrap();
+    }
+    let spans = "SELECT row_count FROM partitions WHERE table_name = 'spans' ORDER BY 1";
+    assert_eq!(rows(&lake, spans).await, ["5"; 6]);
+    let file = "SELECT file_path FROM partitions WHERE table_name = 'spans' LIMIT 1";
+    let one = rows_in_memory(&lake, &rows(&lake, file).await[0]).await;
+    let content = "SELECT (SELECT COUNT(*) FROM log_entries) AS logs, \
+        (SELECT SUM(value) FROM measures) AS measures, (SELECT COUNT(*) FROM spans) AS spans, \
+        (SELECT COUNT(DISTINCT span_id) FROM spans) AS ids";
+    let before = rows(&lake, content).await;
+
+    // Room for two and a half spans partitions: a merge reads three (it stops once the rows
+    // read take the memory), so the six become two.
+    let options = CompactionOptions {
+        grace: Duration::ZERO,
+        memory: one * 5 / 2,
+    };
+    lake.compact_with(options).await.unwrap();
+    assert_eq!(rows(&lake, spans).await, ["15", "15"]);
+    assert_eq!(rows(&lake, content).await, before);
+
+    // Those two are full: the next pass does not read them again.
+    lake.count_object_reads(true);
+    let report = lake.compact_with(options).await.unwrap();
+    let spans_read: Vec<String> = lake
+        .take_object_reads()
+        .into_keys()
+        .filter(|k| k.starts_with("tables/spans/"))
+        .collect();
+    assert_eq!(spans_read, Vec::<String>::new(), "{report:?}");
+    assert_eq!(rows(&lake, spans).await, ["15", "15"]);
+    assert_eq!(rows(&lake, content).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

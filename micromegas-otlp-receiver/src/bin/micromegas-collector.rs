@@ -93,6 +93,14 @@ struct Args {
     #[arg(long, env = "MICROMEGAS_RAW_RETENTION", value_parser = micromegas_lake::retention::parse_age)]
     raw_retention: Option<Duration>,
 
+    /// The most memory, in MiB, that compaction gives the rows it merges into one partition
+    /// (past hours' partitions are merged every 5 min). A merge needs about this plus one
+    /// partition's rows, whatever an hour holds; each merged partition holds about this much
+    /// data (at least 1).
+    #[arg(long, env = "MICROMEGAS_COMPACTION_MEMORY_MIB", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    compaction_memory_mib: u32,
+
     /// How often the objects of the lake that no catalog row refers to (left by a process
     /// stopped between an object's write and its commit, or between a row's removal and its
     /// object's deletion) are looked for and deleted, starting at startup; `off` to never
@@ -208,6 +216,7 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
         MaintenanceOptions {
             retention: args.retention,
             raw_retention: args.raw_retention,
+            compaction_memory: (args.compaction_memory_mib as usize) << 20,
             ..Default::default()
         },
         |e| match e {

@@ -1,21 +1,17 @@
 //! Background upkeep of a lake: materialize new blocks (so data is queryable within about a
 //! period of being acknowledged), compact small partitions of past hours, apply retention.
 
-use crate::catalog::PartitionRow;
 use crate::error::{LakeError, Result};
-use crate::materialize::partition::{sort_batch, stored_columns};
-use crate::tables::ViewTable;
 use crate::Lake;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
-/// A compacted partition holds at most this many rows.
-const MAX_COMPACTED_ROWS: i64 = 8_000_000;
+mod compaction;
+
+pub use compaction::{CompactionOptions, CompactionReport, COMPACTION_MEMORY};
+
 /// Replaced partition and view files are deleted this long after they were replaced, so that
 /// queries that planned with them can finish.
 pub(crate) const DELETE_GRACE: Duration = Duration::from_secs(120);
@@ -37,6 +33,9 @@ pub struct MaintenanceOptions {
     /// How often SQL-defined views are brought up to date (default 1 min; queries on a view
     /// also bring the hours they read up to date).
     pub views_period: Duration,
+    /// The most memory, in bytes, that the rows compaction merges into one partition may take
+    /// (default [`COMPACTION_MEMORY`]).
+    pub compaction_memory: usize,
 }
 
 impl Default for MaintenanceOptions {
@@ -48,6 +47,7 @@ impl Default for MaintenanceOptions {
             retention_period: Duration::from_secs(3600),
             raw_retention: None,
             views_period: Duration::from_secs(60),
+            compaction_memory: COMPACTION_MEMORY,
         }
     }
 }
@@ -77,15 +77,6 @@ impl Drop for Maintenance {
             let _ = s.send(());
         }
     }
-}
-
-/// What one compaction pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CompactionReport {
-    /// Partitions replaced.
-    pub partitions_replaced: u64,
-    /// Partitions written in their place.
-    pub partitions_written: u64,
 }
 
 impl Lake {
@@ -124,7 +115,11 @@ impl Lake {
                 }
                 if last_compaction.elapsed() >= options.compaction_period {
                     last_compaction = tokio::time::Instant::now();
-                    if let Err(e) = lake.compact().await {
+                    let compaction = CompactionOptions {
+                        memory: options.compaction_memory,
+                        ..Default::default()
+                    };
+                    if let Err(e) = lake.compact_with(compaction).await {
                         on_error(&e);
                     }
                     if let Some(age) = options.raw_retention {
@@ -187,90 +182,6 @@ impl Lake {
             stop: Some(stop),
             task: Some(task),
         }
-    }
-
-    /// Merges the partitions of each table and past hour into one (up to a size), so that a
-    /// long range opens few files. The replaced files are deleted after a grace period.
-    pub async fn compact(&self) -> Result<CompactionReport> {
-        self.compact_with_grace(DELETE_GRACE).await
-    }
-
-    /// [`Lake::compact`], deleting replaced files after `grace` (at once for zero).
-    pub async fn compact_with_grace(&self, grace: Duration) -> Result<CompactionReport> {
-        let current_hour = crate::catalog::now_nanos().div_euclid(NANOS_PER_HOUR);
-        let mut report = CompactionReport::default();
-        for table in ViewTable::ALL {
-            let _one_at_a_time = self.materialize_lock(table).lock().await;
-            let mut by_hour: BTreeMap<i64, Vec<PartitionRow>> = BTreeMap::new();
-            for p in self.catalog().partitions(table.name(), None).await? {
-                let hour = p.min_time.div_euclid(NANOS_PER_HOUR);
-                if hour < current_hour {
-                    by_hour.entry(hour).or_default().push(p);
-                }
-            }
-            for group in by_hour.into_values() {
-                let mut chunk: Vec<PartitionRow> = Vec::new();
-                let mut rows = 0;
-                for p in group {
-                    if rows + p.row_count > MAX_COMPACTED_ROWS && !chunk.is_empty() {
-                        let chunk = std::mem::take(&mut chunk);
-                        self.merge(table, chunk, grace, &mut report).await?;
-                        rows = 0;
-                    }
-                    rows += p.row_count;
-                    chunk.push(p);
-                }
-                self.merge(table, chunk, grace, &mut report).await?;
-            }
-        }
-        Ok(report)
-    }
-
-    async fn merge(
-        &self,
-        table: ViewTable,
-        parts: Vec<PartitionRow>,
-        grace: Duration,
-        report: &mut CompactionReport,
-    ) -> Result<()> {
-        if parts.len() < 2 {
-            return Ok(());
-        }
-        let mut batches = Vec::new();
-        for p in &parts {
-            let bytes = self
-                .store()
-                .get(&Path::from(p.file_path.as_str()))
-                .await?
-                .bytes()
-                .await?;
-            for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
-                batches.push(stored_columns(table, &batch?)?);
-            }
-        }
-        let merged = arrow::compute::concat_batches(&table.stored_schema(), &batches)?;
-        let merged = sort_batch(table, &merged)?;
-        let envelope = (
-            parts.iter().map(|p| p.min_time).min().unwrap_or(0),
-            parts.iter().map(|p| p.max_time).max().unwrap_or(0),
-        );
-        let blocks: i64 = parts.iter().map(|p| p.block_count).sum();
-        let new = self
-            .write_partition(table, &merged, envelope, blocks as usize)
-            .await?;
-        let old: Vec<String> = parts.iter().map(|p| p.partition_id.clone()).collect();
-        if let Err(e) = self.catalog().replace_partitions(&old, &new).await {
-            let _ = self
-                .store()
-                .delete(&Path::from(new.file_path.as_str()))
-                .await;
-            return Err(e);
-        }
-        report.partitions_replaced += parts.len() as u64;
-        report.partitions_written += 1;
-        self.delete_later(parts.into_iter().map(|p| p.file_path).collect(), grace)
-            .await;
-        Ok(())
     }
 
     /// Deletes `files`, which no catalog row refers to any more, `grace` from now (at once
