@@ -4,7 +4,12 @@
 //! the growth of the process's peak resident size during the pass (its peak is reset just
 //! before).
 //!
-//! `cargo bench -p micromegas-lake --bench compaction` (env: SPANS=2000000, PARTITIONS=40).
+//! With `BACKLOG=1`, it measures materialization instead: the same spans are written as
+//! PARTITIONS row blocks first, then one `Lake::materialize` turns that backlog into
+//! partitions (as when a query or a restarted collector finds many blocks waiting).
+//!
+//! `cargo bench -p micromegas-lake --bench compaction` (env: SPANS=2000000, PARTITIONS=40,
+//! BACKLOG=0).
 
 use micromegas_lake::catalog::ProcessRow;
 use micromegas_lake::row_blocks::RowBlock;
@@ -112,6 +117,7 @@ async fn main() {
         properties: Vec::new(),
         insert_time: now,
     };
+    let backlog = env_or("BACKLOG", 0) == 1;
     let started = Instant::now();
     let per_partition = total.div_ceil(partitions);
     for p in 0..partitions {
@@ -125,9 +131,11 @@ async fn main() {
             rows,
         };
         lake.write_row_blocks(&[block]).await.expect("write");
-        lake.materialize(ViewTable::Spans, None)
-            .await
-            .expect("materialize");
+        if !backlog {
+            lake.materialize(ViewTable::Spans, None)
+                .await
+                .expect("materialize");
+        }
     }
     let count = |sql: &'static str| {
         let lake = lake.clone();
@@ -148,10 +156,34 @@ async fn main() {
     let parts = "SELECT COUNT(*) AS partitions, SUM(row_count) AS rows, SUM(file_size) AS bytes \
                  FROM partitions WHERE table_name = 'spans'";
     eprintln!(
-        "set up {total} spans in {partitions} partitions in {:.1?}\n{}",
+        "set up {total} spans in {partitions} {} in {:.1?}\n{}",
+        if backlog { "row blocks" } else { "partitions" },
         started.elapsed(),
         count(parts).await
     );
+    if backlog {
+        let rss_before = status_kib("VmRSS:");
+        reset_peak();
+        let started = Instant::now();
+        let report = lake
+            .materialize(ViewTable::Spans, None)
+            .await
+            .expect("materialize");
+        let elapsed = started.elapsed();
+        let growth = status_kib("VmHWM:").saturating_sub(rss_before);
+        eprintln!("{}", count(parts).await);
+        println!("| spans | blocks → partitions | time | peak resident growth | per span |");
+        println!("|---|---|---|---|---|");
+        println!(
+            "| {total} | {} → {} | {:.2} s | {} MiB | {} B |",
+            report.blocks,
+            report.partitions,
+            elapsed.as_secs_f64(),
+            growth / 1024,
+            growth * 1024 / total as u64
+        );
+        return;
+    }
 
     let rss_before = status_kib("VmRSS:");
     reset_peak();

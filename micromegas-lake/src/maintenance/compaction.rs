@@ -4,16 +4,14 @@
 use super::DELETE_GRACE;
 use crate::catalog::PartitionRow;
 use crate::error::Result;
-use crate::materialize::partition::{sort_order, stored_columns};
+use crate::materialize::partition::{concat_by_column, sort_order, stored_columns};
 use crate::tables::ViewTable;
 use crate::Lake;
-use arrow::array::{new_empty_array, Array, ArrayRef, RecordBatch};
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
@@ -143,9 +141,7 @@ impl Lake {
         grace: Duration,
         report: &mut CompactionReport,
     ) -> Result<usize> {
-        let schema = table.stored_schema();
-        // The rows read, as the pieces of each column.
-        let mut columns: Vec<Vec<ArrayRef>> = vec![Vec::new(); schema.fields().len()];
+        let mut batches = Vec::new();
         let (mut bytes, mut rows, mut read) = (0, 0, 0);
         for p in parts {
             if bytes >= memory {
@@ -161,9 +157,7 @@ impl Lake {
                 let batch = stored_columns(table, &batch?)?;
                 bytes += batch.get_array_memory_size();
                 rows += batch.num_rows();
-                for (pieces, column) in columns.iter_mut().zip(batch.columns()) {
-                    pieces.push(Arc::clone(column));
-                }
+                batches.push(batch);
             }
             read += 1;
         }
@@ -174,20 +168,7 @@ impl Lake {
             return Ok(read);
         }
         let parts = &parts[..read];
-        // Column by column, each column's pieces freed as soon as it is whole: the rows are
-        // never in memory twice.
-        let columns = columns
-            .into_iter()
-            .zip(schema.fields())
-            .map(|(pieces, field)| {
-                if pieces.is_empty() {
-                    return Ok(new_empty_array(field.data_type()));
-                }
-                let pieces: Vec<&dyn Array> = pieces.iter().map(|a| a.as_ref()).collect();
-                Ok(arrow::compute::concat(&pieces)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let merged = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+        let merged = concat_by_column(&table.stored_schema(), batches)?;
         let order = sort_order(table, &merged)?;
         let envelope = (
             parts.iter().map(|p| p.min_time).min().unwrap_or(0),

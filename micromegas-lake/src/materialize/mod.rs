@@ -29,6 +29,31 @@ use std::sync::Arc;
 
 /// Most blocks read into one partition.
 const BLOCKS_PER_RUN: i64 = 4096;
+/// Most events (rows) read into one run, as the catalog counts them; a block with more is
+/// read alone. When many blocks wait (a backlog, a long range that a query materializes),
+/// this bounds what a run holds in memory: up to about a kilobyte per row, for spans with
+/// several attributes.
+const EVENTS_PER_RUN: i64 = 1 << 19;
+
+/// How many of the blocks with these event counts, in order, one run reads: those whose
+/// counts add up to at most [`EVENTS_PER_RUN`], and at least one.
+fn run_length(event_counts: impl IntoIterator<Item = i64>) -> usize {
+    let mut events = 0i64;
+    event_counts
+        .into_iter()
+        .take_while(|n| {
+            events = events.saturating_add((*n).max(0));
+            events <= EVENTS_PER_RUN
+        })
+        .count()
+        .max(1)
+}
+
+/// The first blocks of `blocks` that one run reads (see [`run_length`]).
+fn one_run(mut blocks: Vec<BlockRow>) -> Vec<BlockRow> {
+    blocks.truncate(run_length(blocks.iter().map(|b| b.event_count)));
+    blocks
+}
 /// Times a run is retried after losing a race with another node.
 const CONFLICT_RETRIES: usize = 5;
 
@@ -151,10 +176,11 @@ impl Lake {
         step: &mut Step,
     ) -> Result<()> {
         let kind = table.stream_kind().as_str();
-        let pending = self
-            .catalog()
-            .pending_blocks(kind, range, BLOCKS_PER_RUN)
-            .await?;
+        let pending = one_run(
+            self.catalog()
+                .pending_blocks(kind, range, BLOCKS_PER_RUN)
+                .await?,
+        );
         let mut by_hour: BTreeMap<i64, Vec<BlockRow>> = BTreeMap::new();
         for b in pending {
             by_hour
@@ -201,14 +227,14 @@ impl Lake {
         let read = batches.len();
         // Blocks hold the stored columns; blocks written before, all the table's columns.
         let (stored_schema, full_schema) = (table.stored_schema(), table.schema());
-        let fits = |b: &&RecordBatch| {
+        let fits = |b: &RecordBatch| {
             let schema = b.schema();
             schema.fields() == stored_schema.fields() || schema.fields() == full_schema.fields()
         };
         let mut stored = batches
-            .iter()
-            .filter(fits)
-            .map(|b| partition::stored_columns(table, b))
+            .into_iter()
+            .filter(|b| fits(b))
+            .map(|b| partition::stored_columns(table, &b))
             .collect::<Result<Vec<_>>>()?;
         if stored.len() < read {
             // Writes check the schema, so only a damaged or foreign object gets here: report it.
@@ -222,10 +248,8 @@ impl Lake {
             ));
         }
         stored.push(partition::stored_columns(table, &native)?);
-        Ok(arrow::compute::concat_batches(
-            &table.stored_schema(),
-            &stored,
-        )?)
+        drop(native);
+        partition::concat_by_column(&stored_schema, stored)
     }
 
     /// One run for spans: for each process with pending blocks, its blocks in stream order,
@@ -233,10 +257,11 @@ impl Lake {
     async fn materialize_spans(&self, range: Option<(i64, i64)>, step: &mut Step) -> Result<()> {
         let max = range.map_or(i64::MAX, |r| r.1);
         for process_id in self.catalog().processes_with_pending("spans", max).await? {
-            let rows = self
-                .catalog()
-                .pending_blocks_of_process("spans", &process_id, BLOCKS_PER_RUN)
-                .await?;
+            let rows = one_run(
+                self.catalog()
+                    .pending_blocks_of_process("spans", &process_id, BLOCKS_PER_RUN)
+                    .await?,
+            );
             if rows.is_empty() {
                 continue;
             }
@@ -453,4 +478,27 @@ fn measure_batch_of(blocks: &[RawBlock], bad: &mut Vec<(String, String)>) -> Res
         columns.append(&text, |p| p.entries(&m.properties));
     });
     Ok(columns.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{run_length, EVENTS_PER_RUN};
+
+    #[test]
+    fn a_run_reads_blocks_up_to_its_events_and_at_least_one() {
+        let half = EVENTS_PER_RUN / 2;
+        assert_eq!(run_length([half, half, 1]), 2);
+        assert_eq!(run_length([half, half + 1, 1]), 1);
+        assert_eq!(
+            run_length([EVENTS_PER_RUN * 3, 1]),
+            1,
+            "a large block alone"
+        );
+        assert_eq!(run_length([10; 4096]), 4096);
+        assert_eq!(
+            run_length([-5, i64::MAX, 1]),
+            1,
+            "counts from the catalog, unchecked"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use crate::tables::ViewTable;
 use crate::Lake;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
@@ -241,6 +241,34 @@ fn order_traces_by_start(batch: &RecordBatch, by_trace: &UInt32Array) -> Result<
         .into_iter()
         .flat_map(|(_, run)| rows[run].iter().copied())
         .collect())
+}
+
+/// One batch of `schema` holding the rows of `batches` (of that schema), concatenated column
+/// by column: each column's pieces are freed as soon as it is whole (unless something else
+/// holds them), so the rows are not in memory twice.
+pub(crate) fn concat_by_column(
+    schema: &SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<RecordBatch> {
+    let mut pieces: Vec<Vec<ArrayRef>> = vec![Vec::new(); schema.fields().len()];
+    for batch in batches {
+        let (_, columns, _) = batch.into_parts();
+        for (column, piece) in pieces.iter_mut().zip(columns) {
+            column.push(piece);
+        }
+    }
+    let columns = pieces
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.is_empty() {
+                return Ok(arrow::array::new_empty_array(field.data_type()));
+            }
+            let column: Vec<&dyn Array> = column.iter().map(|a| a.as_ref()).collect();
+            Ok(arrow::compute::concat(&column)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// Writer settings of `table`: zstd, page statistics and index, bloom filter on ids.
