@@ -89,8 +89,8 @@ impl Lake {
                 for run in self.runs_to_merge(table, group, memory) {
                     let mut rest = run.as_slice();
                     while rest.len() > 1 {
-                        let merge = self.merge(table, rest, memory, options.grace, &mut report);
-                        let read = merge.await?;
+                        let grace = options.grace;
+                        let read = self.merge(table, rest, memory, grace, &mut report).await?;
                         rest = &rest[read..];
                     }
                 }
