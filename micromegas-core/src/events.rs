@@ -235,7 +235,13 @@ pub fn span_new(
     );
 }
 
-/// Records fields added to a span after its creation (`meta` is the span's callsite).
+/// The field a span is given (true) when an event of level `ERROR` happens in it: the lake
+/// then reports the span's `status_code` as `ERROR`, as `tracing-opentelemetry` does, unless an
+/// `otel.status_code` field says otherwise.
+pub const ERROR_EVENT_FIELD: &str = "otel.error_event";
+
+/// Records fields added to a span after its creation (`meta` is the span's callsite, or that of
+/// the event that added them).
 #[inline]
 pub fn span_record(meta: u64, span_id: u64, fields: impl FnOnce(&mut TailWriter)) {
     variable(

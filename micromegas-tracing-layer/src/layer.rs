@@ -36,6 +36,18 @@ pub(crate) struct SpanIds {
 /// let span = tracing::info_span!("handle", traceparent = header);
 /// ```
 ///
+/// The fields `tracing-opentelemetry` gives a meaning to mean the same in the lake's `spans`
+/// table: `otel.name` replaces the span's name, `otel.kind` (`server`, `client`, `producer`,
+/// `consumer`, `internal`) sets its `kind`, `otel.status_code` (`ok`, `error`, `unset`) and
+/// `otel.status_description` its status. An event of level `ERROR` in a span marks the span's
+/// status `ERROR`, unless `otel.status_code` says otherwise. Fields recorded later must be
+/// declared when the span is created, as with any `tracing` field:
+///
+/// ```
+/// let span = tracing::info_span!("request", otel.kind = "server", otel.status_code = tracing::field::Empty);
+/// span.record("otel.status_code", "ok");
+/// ```
+///
 /// It keeps no state of its own: records go to the calling thread's micromegas streams, which
 /// [`micromegas_core::init`] (or [`crate::init`], or [`MicromegasLayer::builder`]) sets up.
 /// It never filters through `register_callsite` or `enabled`, so it hides nothing from other
@@ -125,6 +137,17 @@ impl MicromegasLayer {
     }
 }
 
+/// As with tracing-opentelemetry, an error event in a span marks the span failed (the lake's
+/// `status_code`), unless the span says otherwise with `otel.status_code`. Out of line: events
+/// of other levels pay only the level check.
+#[cold]
+#[inline(never)]
+fn mark_failed(event_meta: u64, span_id: u64) {
+    events::span_record(event_meta, span_id, |w| {
+        w.bool(Some(events::ERROR_EVENT_FIELD), true)
+    });
+}
+
 /// The ids of a span kept in the registry's extensions (the table had no room for it, or the
 /// layer has no owner).
 #[cold]
@@ -193,6 +216,9 @@ where
         events::log_fields(meta, span_id, trace_id, |w| {
             event.record(&mut FieldWriter(w))
         });
+        if span_id != 0 && *event.metadata().level() == tracing_core::Level::ERROR {
+            mark_failed(meta, span_id);
+        }
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {

@@ -2,6 +2,7 @@
 //! for the time range it asks) or when the background loop keeps recent data fresh.
 
 mod fetch;
+pub(crate) mod otel_fields;
 pub(crate) mod partition;
 pub(crate) mod spans;
 

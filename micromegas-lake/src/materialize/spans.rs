@@ -4,6 +4,7 @@
 //! catalog with the partition, in the same transaction).
 
 use super::fetch::RawBlock;
+use super::otel_fields::OtelFields;
 use crate::hex;
 use crate::tables::{IntervalRow, SpanColumns, SpanText};
 use micromegas_core::read::{self, Event, SpanChange};
@@ -125,26 +126,31 @@ impl SpanSink<'_> {
             let ids: Vec<String> = o.follows.iter().map(|f| format!("{f:016x}")).collect();
             ids.join(",")
         });
+        let otel = OtelFields::of(&o.fields);
         let text = SpanText {
             trace_id: hex_id(o.trace.to_be_bytes(), &mut trace),
             span_id: hex::encode_into(&o.id.to_be_bytes(), &mut span),
             parent_span_id: hex_id(o.parent.to_be_bytes(), &mut parent),
-            name: &o.name,
+            name: otel.name.unwrap_or(&o.name),
             target: &o.target,
             service_name: &self.service,
             process_id: &self.process_id,
             thread_name: &o.thread_name,
             start_time: o.start,
             end_time: end.max(o.start),
-            kind: "INTERNAL",
-            status_code: "UNSET",
-            status_message: None,
+            kind: otel.kind.unwrap_or("INTERNAL"),
+            status_code: otel.status_code(),
+            status_message: otel.status_message,
             level: o.level.as_deref(),
             file: &o.file,
             line: (o.line != 0).then_some(o.line as i32),
         };
         self.columns.append(&text, |a| {
-            a.entries(&o.fields);
+            for (key, value) in &o.fields {
+                if !otel.takes(key, value) {
+                    a.entry(key, value);
+                }
+            }
             if let Some(ids) = &follows {
                 a.entry("follows_from", ids);
             }

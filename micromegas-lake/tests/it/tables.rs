@@ -364,3 +364,57 @@ async fn async_spans_are_entered_once_per_poll_on_the_workers() {
         ["worker"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_take_names_kinds_and_statuses_from_tracing_opentelemetry_fields() {
+    use tracing::field::Empty;
+    let lake = memory_lake("otel-fields", || {
+        let subscriber =
+            tracing_subscriber::registry().with(micromegas_tracing_layer::MicromegasLayer::new());
+        tracing::subscriber::with_default(subscriber, || {
+            let route = "/users/{id}";
+            let server = tracing::info_span!(
+                "request",
+                otel.name = format!("GET {route}").as_str(),
+                otel.kind = "server",
+                otel.status_code = Empty,
+                user = 7u64,
+            );
+            server.in_scope(|| {
+                tracing::error!("first attempt failed");
+                tracing::info_span!("query", otel.kind = "Client").in_scope(|| {
+                    tracing::error!("connection reset");
+                    tracing::error!("connection reset again");
+                });
+                tracing::info_span!("cache", otel.kind = "sideways").in_scope(|| {
+                    tracing::warn!("a warning is not a failure");
+                    tracing::error!(parent: None, "an error outside any span");
+                });
+                let publish = tracing::info_span!(
+                    "publish",
+                    otel.kind = "producer",
+                    otel.status_code = Empty,
+                    otel.status_description = Empty,
+                );
+                publish.record("otel.status_description", "queue full");
+            });
+            // The request says it succeeded in the end, over its own error event.
+            server.record("otel.status_code", "OK");
+        });
+    })
+    .await;
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT name, kind, status_code, COALESCE(status_message, '-'), \
+             array_to_string(map_keys(attributes), ',') FROM spans ORDER BY start_time"
+        )
+        .await,
+        [
+            "GET /users/{id}|SERVER|OK|-|user",
+            "query|CLIENT|ERROR|-|",
+            "cache|INTERNAL|UNSET|-|otel.kind",
+            "publish|PRODUCER|ERROR|queue full|",
+        ]
+    );
+}
