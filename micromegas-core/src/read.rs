@@ -188,6 +188,22 @@ fn named_fields(
     Ok(out)
 }
 
+/// The message of a native log callsite (its format filled with the event's unnamed values)
+/// and the event's named values.
+fn native_message(
+    ev: &EventRef<'_>,
+    dep: &Dependency,
+) -> Result<(String, Vec<(String, String)>), DecodeError> {
+    let (args, properties) = props_and_args(ev)?;
+    let fmt = dep.get("fmt").unwrap_or_default();
+    let msg = if args.is_empty() {
+        fmt.to_owned()
+    } else {
+        format_message(fmt, args.into_iter())
+    };
+    Ok((msg, properties))
+}
+
 fn log_entry(
     process: &ProcessInfo,
     dep: &Dependency,
@@ -258,15 +274,21 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
         }
         "log_fields" => {
             let dep = ev.dep("meta")?;
-            let mut msg = String::new();
-            let mut properties = Vec::new();
-            for (k, v) in named_fields(ev, Some(dep))? {
-                if k == "message" {
-                    msg = v;
-                } else {
-                    properties.push((k, v));
+            let (msg, properties) = if dep.get("fmt").is_some() {
+                // A native callsite in a span (the `log` bridge): its message as for `log_args`.
+                native_message(ev, dep)?
+            } else {
+                let mut msg = String::new();
+                let mut properties = Vec::new();
+                for (k, v) in named_fields(ev, Some(dep))? {
+                    if k == "message" {
+                        msg = v;
+                    } else {
+                        properties.push((k, v));
+                    }
                 }
-            }
+                (msg, properties)
+            };
             let high = if ev.layout.field("trace_id_high").is_some() {
                 ev.u64("trace_id_high")?
             } else {
@@ -295,13 +317,7 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
         }
         "log" | "log_args" => {
             let dep = ev.dep("meta")?;
-            let (args, properties) = props_and_args(ev)?;
-            let fmt = dep.get("fmt").unwrap_or_default();
-            let msg = if args.is_empty() {
-                fmt.to_owned()
-            } else {
-                format_message(fmt, args.into_iter())
-            };
+            let (msg, properties) = native_message(ev, dep)?;
             Event::Log(log_entry(process, dep, ticks()?, msg, properties, (0, 0)))
         }
         "int_metric" | "float_metric" => {

@@ -142,7 +142,7 @@ impl MicromegasLayer {
 /// of other levels pay only the level check.
 #[cold]
 #[inline(never)]
-fn mark_failed(event_meta: u64, span_id: u64) {
+pub(crate) fn mark_failed(event_meta: u64, span_id: u64) {
     events::span_record(event_meta, span_id, |w| {
         w.bool(Some(events::ERROR_EVENT_FIELD), true)
     });

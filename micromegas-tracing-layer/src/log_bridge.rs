@@ -1,7 +1,7 @@
 //! A `log::Log` that records `log` records as micromegas log entries.
 
 use micromegas_core::events;
-use micromegas_core::metadata::{Level, LogMetadata};
+use micromegas_core::metadata::{Callsite, Level, LogMetadata};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,7 +9,10 @@ use std::time::Duration;
 
 /// Records `log::Record`s: level, target, module, file, line and message. A record whose
 /// message has no arguments costs a static log (its text travels once per block); otherwise
-/// the message is formatted once, in the calling thread, as `log` hands it over.
+/// the message is formatted once, in the calling thread, as `log` hands it over. A record
+/// made inside a span that [`crate::MicromegasLayer`] saw entered on this thread carries the
+/// ids of that span and of its trace, as the layer's own events do; an `error!` record there
+/// marks the span failed, as an `ERROR` event of `tracing` does.
 ///
 /// Each call site is interned on first use (one small allocation per call site, kept for the
 /// life of the process). It must not be combined with `tracing_log::LogTracer`: only one
@@ -158,10 +161,20 @@ impl log::Log for LogBridge {
         }
         let static_msg = record.args().as_str();
         let meta = Self::site(record, static_msg);
-        if static_msg.is_some() {
-            events::log_static(meta);
-        } else {
-            events::log_args(meta, |w| w.formatted(None, *record.args()));
+        match (crate::span_stack::innermost(), static_msg) {
+            // In a span of `MicromegasLayer`: the entry carries its span and trace ids.
+            (Some(ids), _) => {
+                events::log_fields(meta.id(), ids.span_id, ids.trace_id, |w| {
+                    if static_msg.is_none() {
+                        w.formatted(None, *record.args());
+                    }
+                });
+                if record.level() == log::Level::Error {
+                    crate::layer::mark_failed(meta.id(), ids.span_id);
+                }
+            }
+            (None, Some(_)) => events::log_static(meta),
+            (None, None) => events::log_args(meta, |w| w.formatted(None, *record.args())),
         }
     }
 

@@ -57,6 +57,16 @@ pub(crate) fn current(owner: Owner) -> Option<Option<SpanIds>> {
         .ok()
 }
 
+/// This thread's innermost span, of whichever layer entered it (for records that come from
+/// outside `tracing`, such as the `log` bridge's); `None` outside any span.
+#[inline]
+pub(crate) fn innermost() -> Option<SpanIds> {
+    STACK
+        .try_with(|s| s.borrow().last().map(|e| e.ids))
+        .ok()
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +89,7 @@ mod tests {
         push(b, 1, ids(10));
         assert_eq!(current(a), Some(Some(ids(2))));
         assert_eq!(current(b), Some(Some(ids(10))));
+        assert_eq!(innermost(), Some(ids(10)));
         // Out of order: span 1 exited while 2 is still entered.
         assert_eq!(pop(a, 1), Some(ids(1)));
         assert_eq!(current(a), Some(Some(ids(2))));
@@ -96,5 +107,6 @@ mod tests {
         assert_eq!(current(b), Some(Some(ids(10))));
         pop(b, 1);
         assert_eq!(current(b), Some(None));
+        assert_eq!(innermost(), None);
     }
 }

@@ -3,9 +3,11 @@
 mod common;
 
 use common::{events, serial, start};
+use micromegas_core::events::ERROR_EVENT_FIELD;
 use micromegas_core::metadata::Level;
-use micromegas_core::read::Event;
+use micromegas_core::read::{Event, SpanChange};
 use micromegas_tracing_layer::{LogBridge, MicromegasRecorder};
+use tracing_subscriber::layer::SubscriberExt;
 
 /// Two call sites on one line, differing only by their target.
 #[rustfmt::skip]
@@ -16,13 +18,13 @@ fn two_targets_on_one_line() {
 #[test]
 fn log_records_keep_level_target_file_line_and_message() {
     let _s = serial();
-    let (sink, _layer, guard) = start();
+    let (sink, layer, guard) = start();
     LogBridge::install(log::LevelFilter::Debug).unwrap();
     assert!(
         LogBridge::install(log::LevelFilter::Debug).is_err(),
         "a second logger is refused"
     );
-    std::thread::spawn(|| {
+    std::thread::spawn(move || {
         for i in 0..3 {
             log::info!("static message");
             log::warn!(target: "payments", "card {} declined after {} tries", "visa", i);
@@ -30,17 +32,66 @@ fn log_records_keep_level_target_file_line_and_message() {
         log::debug!("debug is on");
         log::trace!("trace is below the max level");
         two_targets_on_one_line();
+        // Records made in a span of the layer carry its ids.
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("request").in_scope(|| {
+                log::info!("in the request");
+                tracing::info_span!("db").in_scope(|| log::error!("query {} failed", 3));
+            });
+            log::info!("after the request");
+        });
     })
     .join()
     .unwrap();
     guard.shutdown();
-    let logs: Vec<_> = events(&sink)
+    let all = events(&sink);
+    let span_ids: Vec<(u64, u128)> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(u) if u.change == SpanChange::New => Some((u.span_id, u.trace_id)),
+            _ => None,
+        })
+        .collect();
+    let failed: Vec<u64> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(u)
+                if u.change == SpanChange::Record
+                    && u.fields == [(ERROR_EVENT_FIELD.to_owned(), "true".to_owned())] =>
+            {
+                Some(u.span_id)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut logs: Vec<_> = all
         .into_iter()
         .filter_map(|e| match e {
             Event::Log(l) => Some(l),
             _ => None,
         })
         .collect();
+    let in_spans: Vec<_> = logs
+        .split_off(9)
+        .into_iter()
+        .map(|l| (l.level, l.msg, (l.span_id, l.trace_id)))
+        .collect();
+    let [(request, trace), (db, db_trace)] = span_ids[..] else {
+        panic!("two spans expected: {span_ids:?}");
+    };
+    assert_eq!(db_trace, trace);
+    assert_eq!(
+        in_spans,
+        [
+            (Level::Info, "in the request".to_owned(), (request, trace)),
+            (Level::Error, "query 3 failed".to_owned(), (db, trace)),
+            (Level::Info, "after the request".to_owned(), (0, 0)),
+        ]
+    );
+    assert!(logs.iter().all(|l| (l.span_id, l.trace_id) == (0, 0)));
+    // The error in `db` marks it failed; the errors outside any span mark nothing.
+    assert_eq!(failed, [db]);
     let summary: Vec<_> = logs
         .iter()
         .map(|l| (l.level, l.location.target.as_str(), l.msg.as_str()))
