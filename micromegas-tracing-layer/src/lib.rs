@@ -51,3 +51,4 @@ pub use config::{init, Builder, InitError};
 pub use layer::MicromegasLayer;
 pub use log_bridge::LogBridge;
 pub use metrics_recorder::{MicromegasRecorder, DEFAULT_CARDINALITY_LIMIT, OVERFLOW_LABEL};
+pub use traceparent::current as current_traceparent;

@@ -1,4 +1,5 @@
-//! W3C trace context (`traceparent`) given as a span field: the remote parent of a root span.
+//! W3C trace context (`traceparent`): read from a span field as the remote parent of a root
+//! span, and written for the current span so that a service called next continues the trace.
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::Attributes;
@@ -51,9 +52,49 @@ pub fn parse(header: &str) -> Option<(u64, u128)> {
     (trace != 0 && parent != 0).then_some((parent, trace))
 }
 
+/// The W3C `traceparent` of this thread's current span: the innermost span that
+/// [`crate::MicromegasLayer`] saw entered on this thread (an instrumented future's span while
+/// it is polled). Send it with an outgoing request (the `traceparent` HTTP header, or gRPC
+/// metadata) so that the service called, instrumented with OpenTelemetry or with micromegas,
+/// continues the trace: its spans then have this span as parent, in the same trace. `None`
+/// outside any span.
+///
+/// ```
+/// # fn send(_: &str, _: Option<(&str, String)>) {}
+/// let header = micromegas_tracing_layer::current_traceparent();
+/// send("https://inventory.internal/reserve", header.map(|h| ("traceparent", h)));
+/// ```
+pub fn current() -> Option<String> {
+    let ids = crate::span_stack::innermost()?;
+    Some(format(ids.trace_id, ids.span_id))
+}
+
+/// `00-<trace id>-<span id>-01` (version 0, sampled).
+fn format(trace_id: u128, span_id: u64) -> String {
+    format!("00-{trace_id:032x}-{span_id:016x}-01")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{format, parse};
+
+    #[test]
+    fn a_written_header_reads_back() {
+        let header = format(0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7);
+        assert_eq!(
+            header,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(
+            parse(&header),
+            Some((0x00f067aa0ba902b7, 0x4bf92f3577b34da6a3ce929d0e0e4736))
+        );
+        // A native root span's trace id is its 64-bit span id.
+        assert_eq!(
+            format(7, 7),
+            "00-00000000000000000000000000000007-0000000000000007-01"
+        );
+    }
 
     #[test]
     fn parses_valid_and_refuses_invalid_headers() {

@@ -320,6 +320,51 @@ fn a_traceparent_field_continues_a_remote_trace() {
 }
 
 #[test]
+fn the_current_traceparent_lets_a_called_service_continue_the_trace() {
+    use micromegas_tracing_layer::current_traceparent;
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let (outside, sent, inside_future) = tracing::subscriber::with_default(subscriber, || {
+        let outside = current_traceparent();
+        // The caller, in a span, sends its header; the service called starts from it.
+        let sent = tracing::info_span!("call").in_scope(current_traceparent);
+        let header = sent.clone().unwrap_or_default();
+        tracing::info_span!(parent: None, "serve", traceparent = header.as_str()).in_scope(|| {});
+        // An instrumented future's span is current while it is polled.
+        use tracing::Instrument;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let inside_future = runtime
+            .block_on(async { current_traceparent() }.instrument(tracing::info_span!("task")));
+        (outside, sent, inside_future)
+    });
+    guard.shutdown();
+    let evs = events(&sink);
+    let news = created(&evs);
+    let [call, serve, task] = &news[..] else {
+        panic!("three spans expected: {news:?}");
+    };
+    assert_eq!(outside, None);
+    assert_eq!(
+        sent.as_deref(),
+        Some(format!("00-{:032x}-{:016x}-01", call.trace_id, call.span_id).as_str())
+    );
+    assert_eq!(
+        (serve.parent_span_id, serve.trace_id),
+        (call.span_id, call.trace_id)
+    );
+    assert_eq!(
+        inside_future,
+        Some(format!(
+            "00-{:032x}-{:016x}-01",
+            task.trace_id, task.span_id
+        ))
+    );
+}
+
+#[test]
 fn a_span_under_a_hidden_parent_takes_the_nearest_visible_ancestor() {
     let _s = serial();
     let (sink, layer, guard) = start();
