@@ -236,8 +236,8 @@ pub fn span_new(
 }
 
 /// The field a span is given (true) when an event of level `ERROR` happens in it: the lake
-/// then reports the span's `status_code` as `ERROR`, as `tracing-opentelemetry` does, unless an
-/// `otel.status_code` field says otherwise.
+/// then reports the span's `status_code` as `ERROR`, as `tracing-opentelemetry` does, unless its
+/// `otel.status_code` field is `ok`.
 pub const ERROR_EVENT_FIELD: &str = "otel.error_event";
 
 /// Records fields added to a span after its creation (`meta` is the span's callsite, or that of

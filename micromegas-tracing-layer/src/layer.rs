@@ -40,7 +40,7 @@ pub(crate) struct SpanIds {
 /// table: `otel.name` replaces the span's name, `otel.kind` (`server`, `client`, `producer`,
 /// `consumer`, `internal`) sets its `kind`, `otel.status_code` (`ok`, `error`, `unset`) and
 /// `otel.status_description` its status. An event of level `ERROR` in a span marks the span's
-/// status `ERROR`, unless `otel.status_code` says otherwise. Fields recorded later must be
+/// status `ERROR`, unless `otel.status_code` is `ok`. Fields recorded later must be
 /// declared when the span is created, as with any `tracing` field:
 ///
 /// ```
@@ -138,7 +138,7 @@ impl MicromegasLayer {
 }
 
 /// As with tracing-opentelemetry, an error event in a span marks the span failed (the lake's
-/// `status_code`), unless the span says otherwise with `otel.status_code`. Out of line: events
+/// `status_code`), unless the span has `otel.status_code = "ok"`. Out of line: events
 /// of other levels pay only the level check.
 #[cold]
 #[inline(never)]

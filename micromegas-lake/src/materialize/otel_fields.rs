@@ -8,8 +8,8 @@
 //! | `otel.name` | `name` (instead of the callsite's) | any text |
 //! | `otel.kind` | `kind` | `server`, `client`, `producer`, `consumer`, `internal` (any case) |
 //! | `otel.status_code` | `status_code` | `ok`, `error`, `unset` (any case) |
-//! | `otel.status_description` (or `otel.status_message`) | `status_message`; the status is `ERROR` unless `otel.status_code` says otherwise | any text |
-//! | `otel.error_event` (written by the layer when an `ERROR` event happens in the span) | `status_code` is `ERROR` unless `otel.status_code` says otherwise | |
+//! | `otel.status_description` (or `otel.status_message`) | `status_message`; the status is `ERROR` unless `otel.status_code` is `ok` | any text |
+//! | `otel.error_event` (written by the layer when an `ERROR` event happens in the span) | `status_code` is `ERROR` unless `otel.status_code` is `ok` | |
 //!
 //! A field taken into a column is left out of `attributes`; one whose value means nothing
 //! (`otel.kind = "sideways"`) stays there and the column keeps its default.
@@ -60,13 +60,14 @@ impl<'a> OtelFields<'a> {
         found
     }
 
-    /// The `status_code` column: `otel.status_code` when it says something, else `ERROR` after
-    /// a status description or an `ERROR` event, else `UNSET`.
+    /// The `status_code` column: `otel.status_code` when it is `OK` or `ERROR`, else `ERROR`
+    /// after a status description or an `ERROR` event, else `UNSET` (as tracing-opentelemetry
+    /// decides, whatever the order of the fields and events).
     pub fn status_code(&self) -> &'static str {
         match self.status {
-            Some(code) => code,
-            None if self.error_event || self.status_message.is_some() => "ERROR",
-            None => "UNSET",
+            Some(code @ ("OK" | "ERROR")) => code,
+            _ if self.error_event || self.status_message.is_some() => "ERROR",
+            _ => "UNSET",
         }
     }
 
@@ -150,6 +151,9 @@ mod tests {
         assert_eq!(OtelFields::of(&failed).status_code(), "ERROR");
         let overruled = fields(&[(ERROR_EVENT_FIELD, "true"), ("otel.status_code", "OK")]);
         assert_eq!(OtelFields::of(&overruled).status_code(), "OK");
+        // `unset` says nothing against an error.
+        let unset = fields(&[("otel.status_code", "unset"), (ERROR_EVENT_FIELD, "true")]);
+        assert_eq!(OtelFields::of(&unset).status_code(), "ERROR");
     }
 
     #[test]
