@@ -121,14 +121,9 @@ pub async fn local_lake(
     (path, lake)
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// Waits (10 s at most) until something listens on the loopback `port`.
 pub fn wait_for_port(port: u16, what: &str) {

@@ -89,14 +89,9 @@ pub fn capture(service: &str, work: impl FnOnce()) -> micromegas_core::transit::
     batches.remove(0)
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../../micromegas-lake/tests/it/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// Waits (`seconds` at most) until something listens on the loopback `port`.
 pub async fn wait_for_port(port: u16, seconds: u64, what: &str) {
