@@ -80,6 +80,41 @@ impl FlightSqlArgs {
     }
 }
 
+/// TLS of the servers a binary runs.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Serve TLS only, with this certificate chain (a PEM file: the server's certificate, then
+    /// any intermediate ones). Clients then connect with https:// URLs. Needs --tls-key.
+    #[arg(long, env = "MICROMEGAS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of --tls-cert (a PEM file: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "MICROMEGAS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The servers' TLS offering `alpn`, or `None` when no certificate is given.
+    pub fn load(&self, alpn: &[&[u8]]) -> crate::Result<Option<crate::tls::ServerTls>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => crate::tls::ServerTls::load(cert, key, alpn).map(Some),
+            (None, None) => Ok(None),
+            _ => Err(crate::LakeError::Config(
+                "give both --tls-cert and --tls-key, or neither".into(),
+            )),
+        }
+    }
+
+    /// `https` with TLS, else `http`: the scheme of the servers' URLs.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

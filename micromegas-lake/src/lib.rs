@@ -46,6 +46,7 @@ pub mod retention;
 pub mod row_blocks;
 pub mod sink;
 pub mod tables;
+pub mod tls;
 pub mod views;
 pub(crate) mod write;
 

@@ -65,3 +65,17 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
+
+/// [`serve`] over TLS: only TLS connections are accepted (`tls` should offer
+/// [`micromegas_lake::tls::ALPN_H2`], which gRPC clients require).
+pub async fn serve_tls(
+    collector: Collector,
+    listener: tokio::net::TcpListener,
+    tls: &micromegas_lake::tls::ServerTls,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_routes(OtlpServices::new(collector).router())
+        .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+        .await
+}

@@ -428,3 +428,36 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// [`serve`] over TLS: only TLS connections are accepted (`tls` should offer
+/// [`micromegas_lake::tls::ALPN_HTTP1`]).
+pub async fn serve_tls(
+    collector: Collector,
+    listener: tokio::net::TcpListener,
+    tls: &micromegas_lake::tls::ServerTls,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(TlsListener(tls.incoming(listener)), router(collector))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The TLS connections of a listener, for axum.
+struct TlsListener(micromegas_lake::tls::TlsIncoming);
+
+impl axum::serve::Listener for TlsListener {
+    type Io = micromegas_lake::tls::TlsConnection;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.0.accept().await {
+            Some(accepted) => accepted,
+            // The accepting task ends only with the listener: no connection comes any more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}

@@ -114,6 +114,19 @@ impl FlightSqlServer {
             .await
     }
 
+    /// [`FlightSqlServer::serve`] over TLS (`tls` should offer [`crate::tls::ALPN_H2`]).
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: &crate::tls::ServerTls,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .add_service(self.service())
+            .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+            .await
+    }
+
     /// Refuses a call without an accepted bearer token; else what it may do.
     fn check<T>(&self, request: &Request<T>) -> Result<Access, Status> {
         let header = request

@@ -77,6 +77,10 @@ struct Args {
     #[command(flatten)]
     flightsql: micromegas_lake::cli::FlightSqlArgs,
 
+    /// TLS of all three servers (gRPC, HTTP, FlightSQL).
+    #[command(flatten)]
+    tls: micromegas_lake::cli::TlsArgs,
+
     /// Do not serve FlightSQL. Without --query-token, FlightSQL accepts the --auth-token
     /// tokens (so setting ingest tokens never leaves queries open).
     #[arg(long, env = "MICROMEGAS_NO_FLIGHTSQL")]
@@ -136,6 +140,33 @@ fn orphan_grace(text: &str) -> Result<Duration, String> {
              committed yet; give at least 1m"
         )),
         d => Ok(d),
+    }
+}
+
+/// How long after the write deadline a stopping server may still wait for its connections.
+const DRAIN_MARGIN: Duration = Duration::from_secs(2);
+
+/// Waits for a stopping server until `deadline`; `Ok(false)` if it was still waiting for
+/// connections then (it is stopped: its connections close).
+async fn drain<E>(
+    mut server: tokio::task::JoinHandle<Result<(), E>>,
+    deadline: tokio::time::Instant,
+    name: &str,
+) -> anyhow::Result<bool>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout_at(deadline, &mut server).await {
+        Ok(ended) => {
+            ended
+                .with_context(|| format!("{name} server task"))?
+                .with_context(|| format!("{name} server failed"))?;
+            Ok(true)
+        }
+        Err(_) => {
+            server.abort();
+            Ok(false)
+        }
     }
 }
 
@@ -238,6 +269,8 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
             Err(e) => tracing::warn!(error = %e, "orphan scan failed; retried next period"),
         })
     });
+    let grpc_tls = args.tls.load(&[micromegas_lake::tls::ALPN_H2])?;
+    let http_tls = args.tls.load(&[micromegas_lake::tls::ALPN_HTTP1])?;
     let grpc = tokio::net::TcpListener::bind(&args.grpc_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--grpc-addr)", args.grpc_addr))?;
@@ -273,9 +306,10 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     };
     eprintln!(
         "micromegas-collector: OTLP/gRPC and native blocks on {}, OTLP/HTTP on {}, \
-         FlightSQL on {flightsql_addr}, lake {}",
+         FlightSQL on {flightsql_addr}{}, lake {}",
         grpc.local_addr()?,
         http.local_addr()?,
+        if grpc_tls.is_some() { ", TLS only" } else { "" },
         args.lake.lake
     );
     tracing::info!(
@@ -289,38 +323,62 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let grpc_server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
-        collector.clone(),
-        grpc,
-        wait(stopping.clone()),
-    ));
-    let http_server = tokio::spawn(micromegas_otlp_receiver::http::serve(
-        collector.clone(),
-        http,
-        wait(stopping.clone()),
-    ));
+    let grpc_server = tokio::spawn({
+        let (collector, stopped) = (collector.clone(), wait(stopping.clone()));
+        let tls = grpc_tls.clone();
+        async move {
+            match &tls {
+                Some(tls) => {
+                    micromegas_otlp_receiver::grpc::serve_tls(collector, grpc, tls, stopped).await
+                }
+                None => micromegas_otlp_receiver::grpc::serve(collector, grpc, stopped).await,
+            }
+        }
+    });
+    let http_server = tokio::spawn({
+        let (collector, stopped) = (collector.clone(), wait(stopping.clone()));
+        async move {
+            match &http_tls {
+                Some(tls) => {
+                    micromegas_otlp_receiver::http::serve_tls(collector, http, tls, stopped).await
+                }
+                None => micromegas_otlp_receiver::http::serve(collector, http, stopped).await,
+            }
+        }
+    });
     let flightsql_server = flightsql.map(|listener| {
         let server = args.flightsql.server(lake.clone(), &args.auth_tokens);
-        tokio::spawn(server.serve(listener, wait(stopping)))
+        let stopped = wait(stopping);
+        tokio::spawn(async move {
+            match &grpc_tls {
+                Some(tls) => server.serve_tls(listener, tls, stopped).await,
+                None => server.serve(listener, stopped).await,
+            }
+        })
     });
     micromegas_lake::cli::shutdown_signal().await;
     let _ = stop.send(true);
-    grpc_server
-        .await
-        .context("gRPC server task")?
-        .context("gRPC server failed")?;
-    http_server
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server failed")?;
+    // Every request is answered within the write deadline; past it (and a margin), what still
+    // holds a server is a connection that sends nothing, which must not keep the process up.
+    let drained = tokio::time::Instant::now() + args.write_timeout + DRAIN_MARGIN;
+    let mut answered = true;
+    answered &= drain(grpc_server, drained, "gRPC").await?;
+    answered &= drain(http_server, drained, "HTTP").await?;
     if let Some(server) = flightsql_server {
-        server
-            .await
-            .context("FlightSQL server task")?
-            .context("FlightSQL server failed")?;
+        answered &= drain(server, drained, "FlightSQL").await?;
     }
-    tracing::info!("collector stopped; requests in flight were answered");
-    eprintln!("micromegas-collector: stopping; requests in flight were answered");
+    if answered {
+        tracing::info!("collector stopped; requests in flight were answered");
+        eprintln!("micromegas-collector: stopping; requests in flight were answered");
+    } else {
+        tracing::warn!(
+            "collector stopped; connections still open at the drain deadline were closed"
+        );
+        eprintln!(
+            "micromegas-collector: stopping; connections still open at the drain deadline \
+             (--write-timeout + {DRAIN_MARGIN:?}) were closed"
+        );
+    }
     // Writes of requests answered as timed out (or whose clients went away) may still run:
     // they are given as long again to end. Their clients were not acknowledged and still
     // hold the data, so what is left unfinished at the limit loses nothing acknowledged.

@@ -16,5 +16,6 @@ mod otlp_bytes;
 mod python_sdk;
 mod scale_out;
 mod security;
+mod shutdown;
 mod soak;
 mod storage_down;

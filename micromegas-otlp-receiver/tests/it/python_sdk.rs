@@ -32,34 +32,111 @@ fn python() -> Option<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_over_grpc() {
-    python_sdk("grpc").await;
+    python_sdk("grpc", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_over_http() {
-    python_sdk("http").await;
+    python_sdk("http", false).await;
 }
 
-/// The SDK sends traces, logs and metrics over `protocol` (`grpc` or `http`).
-async fn python_sdk(protocol: &str) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_over_grpc_with_tls() {
+    python_sdk("grpc", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_over_http_with_tls() {
+    python_sdk("http", true).await;
+}
+
+/// A certificate authority and a server certificate it signed for 127.0.0.1 and localhost,
+/// made with the `openssl` command in `dir`: (CA certificate, server certificate, server key).
+fn certificates(dir: &std::path::Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    std::fs::write(
+        path("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2";
+    let steps = [
+        format!(
+            "req -x509 {ec} -subj /CN=micromegas-test-ca -addext basicConstraints=critical,CA:TRUE \
+             -keyout {} -out {}",
+            path("ca.key"),
+            path("ca.pem")
+        ),
+        format!(
+            "req {ec} -subj /CN=localhost -keyout {} -out {}",
+            path("server.key"),
+            path("server.csr")
+        ),
+        format!(
+            "x509 -req -days 2 -in {} -CA {} -CAkey {} -CAcreateserial -extfile {} -out {}",
+            path("server.csr"),
+            path("ca.pem"),
+            path("ca.key"),
+            path("ext.cnf"),
+            path("server.pem")
+        ),
+    ];
+    for step in steps {
+        let made = Command::new("openssl")
+            .args(step.split_whitespace())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            assert!(
+                std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
+                "the openssl command could not make the test certificates (openssl {step})"
+            );
+            eprintln!("skipped: the openssl command could not make the test certificates");
+            return None;
+        }
+    }
+    Some((
+        path("ca.pem").into(),
+        path("server.pem").into(),
+        path("server.key").into(),
+    ))
+}
+
+/// The SDK sends traces, logs and metrics over `protocol` (`grpc` or `http`), over TLS when
+/// `tls` (the collector then serves TLS only, FlightSQL included).
+async fn python_sdk(protocol: &str, tls: bool) {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let lake_dir = dir.path().join("lake");
+    let certificates = match tls {
+        true => match certificates(dir.path()) {
+            Some(c) => Some(c),
+            None => return,
+        },
+        false => None,
+    };
     let (grpc_port, http_port, flight_port) = (free_port(), free_port(), free_port());
     let port = if protocol == "http" {
         http_port
     } else {
         grpc_port
     };
-    let mut collector = Command::new(env!("CARGO_BIN_EXE_micromegas-collector"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_micromegas-collector"));
+    command
         .arg("--lake")
         .arg(&lake_dir)
         .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")])
         .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
         .args(["--flightsql-addr", &format!("127.0.0.1:{flight_port}")])
-        .env_remove("MICROMEGAS_LAKE")
-        .spawn()
-        .unwrap();
+        .env_remove("MICROMEGAS_LAKE");
+    if let Some((_, cert, key)) = &certificates {
+        command
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key);
+    }
+    let mut collector = command.spawn().unwrap();
     let mut up = false;
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -70,18 +147,33 @@ async fn python_sdk(protocol: &str) {
     }
     assert!(up, "the collector did not start listening within 10 s");
 
-    let mut sdk = Command::new(&python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/python/send_otlp.py"
-        ))
-        .arg(protocol)
-        .env(
+    // Connections that never finish a handshake (or send plain text to a TLS server) hold
+    // up no other client.
+    let idle: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let mut sdk = Command::new(&python);
+    sdk.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/send_otlp.py"
+    ))
+    .arg(protocol);
+    match &certificates {
+        Some((ca, ..)) => sdk
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("https://127.0.0.1:{port}"),
+            )
+            .env("OTEL_EXPORTER_OTLP_CERTIFICATE", ca)
+            // `requests` lets these override the CA that the HTTP exporter gives it.
+            .env_remove("REQUESTS_CA_BUNDLE")
+            .env_remove("CURL_CA_BUNDLE"),
+        None => sdk.env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://127.0.0.1:{port}"),
-        )
-        .spawn()
-        .unwrap();
+        ),
+    };
+    let mut sdk = sdk.spawn().unwrap();
     let mut status = None;
     for _ in 0..1200 {
         if let Some(s) = sdk.try_wait().unwrap() {
@@ -98,15 +190,31 @@ async fn python_sdk(protocol: &str) {
     assert!(status.success(), "the Python SDK failed to export");
 
     // What was acknowledged is queryable at once through the collector's FlightSQL server.
-    assert_eq!(
-        flightsql_count(
-            flight_port,
-            "SELECT COUNT(*) FROM spans WHERE service_name = 'py-shop'"
-        )
-        .await,
-        2
-    );
+    let count = "SELECT COUNT(*) FROM spans WHERE service_name = 'py-shop'";
+    match &certificates {
+        Some((ca, ..)) => {
+            assert_eq!(flightsql_tls_count(&python, flight_port, ca, count), 2);
+            // A plain-text client is refused on every port.
+            for p in [grpc_port, http_port, flight_port] {
+                let plain =
+                    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{p}"))
+                        .unwrap()
+                        .connect_timeout(Duration::from_secs(5));
+                let refused = async {
+                    let channel = plain.connect().await?;
+                    arrow_flight::sql::client::FlightSqlServiceClient::new(channel)
+                        .execute(count.to_owned(), None)
+                        .await
+                        .map_err(|e| e.into())
+                };
+                let outcome: Result<_, Box<dyn std::error::Error>> = refused.await;
+                assert!(outcome.is_err(), "port {p} answered a plain-text client");
+            }
+        }
+        None => assert_eq!(flightsql_count(flight_port, count).await, 2),
+    }
 
+    drop(idle);
     // SIGTERM: the collector stops accepting, answers what it accepted, and exits.
     Command::new("kill")
         .args(["-TERM", &collector.id().to_string()])
@@ -211,6 +319,32 @@ async fn python_sdk(protocol: &str) {
             "INFO|collector stopped; requests in flight were answered"
         ]
     );
+}
+
+/// The one integer `sql` returns, asked through the collector's FlightSQL server over TLS by
+/// ADBC's FlightSQL driver, trusting the CA `ca`.
+fn flightsql_tls_count(
+    python: &std::path::Path,
+    port: u16,
+    ca: &std::path::Path,
+    sql: &str,
+) -> i64 {
+    let out = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/flightsql_tls_count.py"
+        ))
+        .arg(port.to_string())
+        .arg(ca)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ADBC over TLS failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// The one integer `sql` returns, asked through the collector's FlightSQL server.

@@ -1,8 +1,10 @@
 """Sends traces, logs and metrics with the official OpenTelemetry Python SDK and its OTLP
 exporters (gRPC, or HTTP/protobuf with the argument `http`) to the endpoint in
-OTEL_EXPORTER_OTLP_ENDPOINT, then flushes and exits.
+OTEL_EXPORTER_OTLP_ENDPOINT (over TLS when it is https://, trusting the CA in
+OTEL_EXPORTER_OTLP_CERTIFICATE), then flushes and exits.
 """
 import logging
+import os
 import sys
 
 from opentelemetry import metrics, trace
@@ -18,7 +20,8 @@ else:
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    OPTIONS = {"insecure": True}
+    # Plain text unless the endpoint is https:// (the CA is then OTEL_EXPORTER_OTLP_CERTIFICATE).
+    OPTIONS = {"insecure": not os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("https:")}
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider

@@ -58,6 +58,9 @@ struct Args {
     #[command(flatten)]
     flightsql: micromegas_lake::cli::FlightSqlArgs,
 
+    #[command(flatten)]
+    tls: micromegas_lake::cli::TlsArgs,
+
     /// Print at most this many rows per statement (0 or inf: all). Default: all for -c and
     /// -f, 40 interactively.
     #[arg(long, alias = "maxrows", value_parser = parse_max_rows)]
@@ -368,7 +371,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => {}
     }
     if args.serve {
-        serve(lake, &args.flightsql).await?;
+        serve(lake, &args.flightsql, &args.tls).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let ctx = lake.session().await?;
@@ -405,7 +408,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Serves FlightSQL until SIGINT or SIGTERM.
-async fn serve(lake: Lake, args: &micromegas_lake::cli::FlightSqlArgs) -> anyhow::Result<()> {
+async fn serve(
+    lake: Lake,
+    args: &micromegas_lake::cli::FlightSqlArgs,
+    tls: &micromegas_lake::cli::TlsArgs,
+) -> anyhow::Result<()> {
+    let tls_config = tls.load(&[micromegas_lake::tls::ALPN_H2])?;
     let listener = tokio::net::TcpListener::bind(&args.flightsql_addr)
         .await
         .with_context(|| {
@@ -418,13 +426,21 @@ async fn serve(lake: Lake, args: &micromegas_lake::cli::FlightSqlArgs) -> anyhow
         eprintln!("warning: no --query-token: anyone who can connect can query the lake");
     }
     eprintln!(
-        "micromegas-sql: FlightSQL on {} (Ctrl-C to stop)",
+        "micromegas-sql: FlightSQL on {}://{} (Ctrl-C to stop)",
+        if tls_config.is_some() {
+            "grpc+tls"
+        } else {
+            "grpc"
+        },
         listener.local_addr()?
     );
-    args.server(lake, &[])
-        .serve(listener, micromegas_lake::cli::shutdown_signal())
-        .await
-        .context("FlightSQL server failed")
+    let server = args.server(lake, &[]);
+    let shutdown = micromegas_lake::cli::shutdown_signal();
+    match &tls_config {
+        Some(tls) => server.serve_tls(listener, tls, shutdown).await,
+        None => server.serve(listener, shutdown).await,
+    }
+    .context("FlightSQL server failed")
 }
 
 /// `--max-rows`: a count, or `inf` (also `all`) for every row, as 0.
