@@ -28,6 +28,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 
+# The TLS tests make their certificates with the openssl command.
+if ! command -v openssl > /dev/null; then
+  step "openssl (test certificates)"
+  apt-get install -y -qq openssl > /dev/null || sudo apt-get install -y -qq openssl > /dev/null
+fi
+
 step "servers: PostgreSQL and SeaweedFS S3 on loopback"
 trap 'scripts/services.sh stop' EXIT
 eval "$(scripts/services.sh start)"
