@@ -48,25 +48,45 @@ pub enum InitError {
 }
 
 #[cfg(feature = "network")]
-fn network_sink(url: &str, token: Option<String>) -> Result<Arc<dyn Sink>, InitError> {
+fn network_sink(
+    url: &str,
+    token: Option<String>,
+    ca_file: Option<String>,
+) -> Result<Arc<dyn Sink>, InitError> {
+    use crate::network::NetworkError;
+    let ca_certificate = match ca_file {
+        Some(path) => Some(std::fs::read(&path).map_err(|_| InitError::Env {
+            name: "MICROMEGAS_TLS_CA",
+            value: path,
+            reason: "cannot read this CA certificate file (PEM)",
+        })?),
+        None => None,
+    };
     let options = crate::network::NetworkOptions {
         token,
+        ca_certificate,
         ..Default::default()
     };
     let sink = crate::network::NetworkSink::connect(url, options).map_err(|e| InitError::Env {
         name: "MICROMEGAS_SINK",
         value: url.to_string(),
-        reason: if matches!(e, crate::network::NetworkError::Token) {
-            "MICROMEGAS_AUTH_TOKEN cannot be sent as an HTTP header"
-        } else {
-            "expected a collector address such as http://127.0.0.1:4317"
+        reason: match e {
+            NetworkError::Token => "MICROMEGAS_AUTH_TOKEN cannot be sent as an HTTP header",
+            NetworkError::Tls { .. } => {
+                "TLS cannot be set up with this address and MICROMEGAS_TLS_CA (a PEM file)"
+            }
+            _ => "expected a collector address such as http://127.0.0.1:4317",
         },
     })?;
     Ok(Arc::new(sink))
 }
 
 #[cfg(not(feature = "network"))]
-fn network_sink(url: &str, _token: Option<String>) -> Result<Arc<dyn Sink>, InitError> {
+fn network_sink(
+    url: &str,
+    _token: Option<String>,
+    _ca_file: Option<String>,
+) -> Result<Arc<dyn Sink>, InitError> {
     Err(InitError::Env {
         name: "MICROMEGAS_SINK",
         value: url.to_string(),
@@ -165,7 +185,8 @@ impl Builder {
     /// SDKs do), `MICROMEGAS_BUDGET_BYTES`,
     /// `MICROMEGAS_FLUSH_PERIOD_MS` and `MICROMEGAS_SINK`: `null`, a directory path, or (with
     /// the feature `network`) a collector's gRPC address such as `http://127.0.0.1:4317`, with
-    /// `MICROMEGAS_AUTH_TOKEN` as its bearer token; `MICROMEGAS_SYSTEM_MONITOR_MS`, the
+    /// `MICROMEGAS_AUTH_TOKEN` as its bearer token (`https://` for a collector serving TLS,
+    /// with `MICROMEGAS_TLS_CA`, a PEM file, for a private CA); `MICROMEGAS_SYSTEM_MONITOR_MS`, the
     /// system monitor's period (0: off); and `MICROMEGAS_METRICS_CARDINALITY_LIMIT`, the
     /// series per metric name (see [`Builder::metrics_cardinality_limit`]).
     pub fn from_env(mut self) -> Result<Self, InitError> {
@@ -231,7 +252,7 @@ impl Builder {
             self.sink = Some(if v == "null" {
                 Arc::new(NullSink)
             } else if v.starts_with("http://") || v.starts_with("https://") {
-                network_sink(&v, var("MICROMEGAS_AUTH_TOKEN"))?
+                network_sink(&v, var("MICROMEGAS_AUTH_TOKEN"), var("MICROMEGAS_TLS_CA"))?
             } else {
                 Arc::new(
                     DirectorySink::new(&v).map_err(|source| InitError::Sink { path: v, source })?,

@@ -176,3 +176,57 @@ pub fn spans_request(
         }],
     }
 }
+
+/// A certificate authority and a server certificate it signed for 127.0.0.1 and localhost,
+/// made with the `openssl` command in `dir`: (CA certificate, server certificate, server key).
+pub fn certificates(
+    dir: &std::path::Path,
+) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    std::fs::write(
+        path("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2";
+    let steps = [
+        format!(
+            "req -x509 {ec} -subj /CN=micromegas-test-ca -addext basicConstraints=critical,CA:TRUE \
+             -keyout {} -out {}",
+            path("ca.key"),
+            path("ca.pem")
+        ),
+        format!(
+            "req {ec} -subj /CN=localhost -keyout {} -out {}",
+            path("server.key"),
+            path("server.csr")
+        ),
+        format!(
+            "x509 -req -days 2 -in {} -CA {} -CAkey {} -CAcreateserial -extfile {} -out {}",
+            path("server.csr"),
+            path("ca.pem"),
+            path("ca.key"),
+            path("ext.cnf"),
+            path("server.pem")
+        ),
+    ];
+    for step in steps {
+        let made = std::process::Command::new("openssl")
+            .args(step.split_whitespace())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            assert!(
+                std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
+                "the openssl command could not make the test certificates (openssl {step})"
+            );
+            eprintln!("skipped: the openssl command could not make the test certificates");
+            return None;
+        }
+    }
+    Some((
+        path("ca.pem").into(),
+        path("server.pem").into(),
+        path("server.key").into(),
+    ))
+}

@@ -130,6 +130,61 @@ async fn native_spans_continue_an_otel_trace_through_the_network_sink() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_sink_sends_over_tls_to_a_collector_serving_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ca, cert, key)) = crate::common::certificates(dir.path()) else {
+        return;
+    };
+    let lake = Lake::open("memory://", micromegas_lake::LakeOptions::default())
+        .await
+        .unwrap();
+    let collector = Collector::new(lake.clone(), CollectorOptions::default());
+    let tls = micromegas_lake::tls::ServerTls::load(&cert, &key, &[micromegas_lake::tls::ALPN_H2])
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        micromegas_otlp_receiver::grpc::serve_tls(collector, listener, &tls, std::future::pending())
+            .await
+    });
+    let ca = std::fs::read(ca).unwrap();
+    let stats = tokio::task::spawn_blocking(move || {
+        // The CA is the test's own: without it, the system's CAs do not trust the collector.
+        let probe = capture("probe", || micromegas_core::info!("probe"));
+        let untrusted = format!("https://localhost:{port}");
+        let sink = NetworkSink::connect(&untrusted, NetworkOptions::default()).unwrap();
+        assert!(sink.write_batch(&probe).is_err());
+        let _serial = serial();
+        let url = format!("https://localhost:{port}");
+        let sink =
+            NetworkSink::connect(&url, NetworkOptions::default().ca_certificate(ca)).unwrap();
+        let (layer, guard) = MicromegasLayer::builder()
+            .service_name("over-tls")
+            .sink(Arc::new(sink))
+            .build()
+            .unwrap();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..3 {
+                tracing::info!(i, "sent over TLS");
+            }
+        });
+        guard.shutdown()
+    })
+    .await
+    .unwrap();
+    assert_eq!(stats.total_dropped(), 0, "{stats:?}");
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT COUNT(*), MIN(msg) FROM log_entries WHERE service_name = 'over-tls'"
+        )
+        .await,
+        ["3|sent over TLS"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_are_idempotent_and_refusals_are_mapped() {
     let (lake, collector, url) = start(Tokens::new(["t0ken".to_owned()]), 4096).await;
     let batch = tokio::task::spawn_blocking(|| capture("retry", || micromegas_core::info!("one")))

@@ -30,7 +30,7 @@ use micromegas_core::transit::batch::Batch;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 /// Why the network sink could not be created.
@@ -47,6 +47,14 @@ pub enum NetworkError {
     /// The bearer token cannot be sent as an HTTP header value.
     #[error("the auth token contains characters not allowed in an HTTP header")]
     Token,
+    /// TLS could not be set up for an https:// collector (the CA certificate given).
+    #[error("cannot set up TLS to {url}: {reason}")]
+    Tls {
+        /// The address given.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The sink's I/O thread could not start.
     #[error("cannot start the network sink's runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -61,6 +69,9 @@ pub struct NetworkOptions {
     pub request_timeout: Duration,
     /// Longest wait to establish the connection (5 s).
     pub connect_timeout: Duration,
+    /// For an https:// collector: a CA certificate (PEM) trusted besides the system's, for a
+    /// collector whose certificate a private CA signed.
+    pub ca_certificate: Option<Vec<u8>>,
 }
 
 impl Default for NetworkOptions {
@@ -69,6 +80,7 @@ impl Default for NetworkOptions {
             token: None,
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            ca_certificate: None,
         }
     }
 }
@@ -83,6 +95,12 @@ impl NetworkOptions {
     /// Sets the per-request timeout.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Trusts the CA certificate `pem` (besides the system's) for an https:// collector.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificate = Some(pem.into());
         self
     }
 }
@@ -105,9 +123,10 @@ impl std::fmt::Debug for NetworkSink {
 }
 
 impl NetworkSink {
-    /// A sink for the collector at `url` (`http://host:port`, the collector's gRPC address).
-    /// Connects lazily: a collector that is not up yet is retried by the pipeline, nothing
-    /// fails here.
+    /// A sink for the collector at `url` (`http://host:port`, the collector's gRPC address;
+    /// `https://` for a collector serving TLS, whose certificate the system's CAs or
+    /// [`NetworkOptions::ca_certificate`] must trust). Connects lazily: a collector that is
+    /// not up yet is retried by the pipeline, nothing fails here.
     pub fn connect(url: &str, options: NetworkOptions) -> Result<Self, NetworkError> {
         let address = |reason: String| NetworkError::Address {
             url: url.to_string(),
@@ -116,14 +135,19 @@ impl NetworkSink {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(address("the scheme must be http:// or https://".into()));
         }
+        let mut endpoint =
+            Endpoint::from_shared(url.to_string()).map_err(|e| address(e.to_string()))?;
         if url.starts_with("https://") {
-            return Err(address(
-                "TLS is not built in; put the collector behind a local TLS proxy or use http://"
-                    .into(),
-            ));
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(pem) = &options.ca_certificate {
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| NetworkError::Tls {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
         }
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| address(e.to_string()))?
+        let endpoint = endpoint
             .timeout(options.request_timeout)
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true)
