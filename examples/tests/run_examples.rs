@@ -287,6 +287,7 @@ async fn otel_exporter_example() {
     tokio::spawn(micromegas_otlp_receiver::grpc::serve(
         Collector::new(lake.clone(), CollectorOptions::default()),
         listener,
+        None,
         std::future::pending(),
     ));
     tokio::task::spawn_blocking(move || {

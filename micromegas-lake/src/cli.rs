@@ -104,15 +104,6 @@ impl TlsArgs {
             )),
         }
     }
-
-    /// `https` with TLS, else `http`: the scheme of the servers' URLs.
-    pub fn scheme(&self) -> &'static str {
-        if self.tls_cert.is_some() {
-            "https"
-        } else {
-            "http"
-        }
-    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -91,6 +91,7 @@ async fn run(processes: usize, template: &[Batch], dir: &std::path::Path) -> Poi
         tokio::spawn(micromegas_otlp_receiver::grpc::serve(
             Collector::new(lake, CollectorOptions::default()),
             listener,
+            None,
             std::future::pending(),
         ));
     }

@@ -53,29 +53,27 @@ impl OtlpServices {
 }
 
 /// Serves gRPC (OTLP and native blocks) on `listener` until `shutdown` completes; requests in
-/// flight finish.
+/// flight finish. With `tls`, only TLS connections are accepted (it should offer
+/// [`micromegas_lake::tls::ALPN_H2`], which gRPC clients require).
 pub async fn serve(
     collector: Collector,
     listener: tokio::net::TcpListener,
+    tls: Option<micromegas_lake::tls::ServerTls>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tonic::transport::Server::builder()
-        .add_routes(OtlpServices::new(collector).router())
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
-}
-
-/// [`serve`] over TLS: only TLS connections are accepted (`tls` should offer
-/// [`micromegas_lake::tls::ALPN_H2`], which gRPC clients require).
-pub async fn serve_tls(
-    collector: Collector,
-    listener: tokio::net::TcpListener,
-    tls: &micromegas_lake::tls::ServerTls,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .add_routes(OtlpServices::new(collector).router())
-        .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
-        .await
+    let server =
+        tonic::transport::Server::builder().add_routes(OtlpServices::new(collector).router());
+    match tls {
+        Some(tls) => {
+            server
+                .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+                .await
+        }
+        None => {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            server
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
 }

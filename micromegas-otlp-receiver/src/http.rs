@@ -418,28 +418,27 @@ pub fn router(collector: Collector) -> Router {
         .with_state(collector)
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes; requests in flight finish.
+/// Serves HTTP on `listener` until `shutdown` completes; requests in flight finish. With
+/// `tls`, only TLS connections are accepted (it should offer
+/// [`micromegas_lake::tls::ALPN_HTTP1`]).
 pub async fn serve(
     collector: Collector,
     listener: tokio::net::TcpListener,
+    tls: Option<micromegas_lake::tls::ServerTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(collector))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// [`serve`] over TLS: only TLS connections are accepted (`tls` should offer
-/// [`micromegas_lake::tls::ALPN_HTTP1`]).
-pub async fn serve_tls(
-    collector: Collector,
-    listener: tokio::net::TcpListener,
-    tls: &micromegas_lake::tls::ServerTls,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(TlsListener(tls.incoming(listener)), router(collector))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match tls {
+        Some(tls) => {
+            axum::serve(TlsListener(tls.incoming(listener)), router(collector))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, router(collector))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 /// The TLS connections of a listener, for axum.

@@ -16,7 +16,7 @@
 //! let lake = Lake::open("./micromegas-lake", LakeOptions::default()).await?;
 //! let listener = tokio::net::TcpListener::bind(DEFAULT_ADDR).await?;
 //! let server = FlightSqlServer::new(lake, Tokens::new(["secret".to_owned()]));
-//! server.serve(listener, std::future::pending()).await?;
+//! server.serve(listener, None, std::future::pending()).await?;
 //! # Ok(()) }
 //! ```
 
@@ -100,31 +100,29 @@ impl FlightSqlServer {
     }
 
     /// Serves FlightSQL on `listener` until `shutdown` completes, then finishes the calls in
-    /// flight.
+    /// flight. With `tls`, only TLS connections are accepted (it should offer
+    /// [`crate::tls::ALPN_H2`]).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
+        tls: Option<crate::tls::ServerTls>,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
-            .add_service(self.service())
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-    }
-
-    /// [`FlightSqlServer::serve`] over TLS (`tls` should offer [`crate::tls::ALPN_H2`]).
-    pub async fn serve_tls(
-        self,
-        listener: tokio::net::TcpListener,
-        tls: &crate::tls::ServerTls,
-        shutdown: impl std::future::Future<Output = ()> + Send,
-    ) -> Result<(), tonic::transport::Error> {
-        tonic::transport::Server::builder()
-            .add_service(self.service())
-            .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
-            .await
+        let server = tonic::transport::Server::builder().add_service(self.service());
+        match tls {
+            Some(tls) => {
+                server
+                    .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+                    .await
+            }
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                server
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+        }
     }
 
     /// Refuses a call without an accepted bearer token; else what it may do.

@@ -323,38 +323,21 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let grpc_server = tokio::spawn({
-        let (collector, stopped) = (collector.clone(), wait(stopping.clone()));
-        let tls = grpc_tls.clone();
-        async move {
-            match &tls {
-                Some(tls) => {
-                    micromegas_otlp_receiver::grpc::serve_tls(collector, grpc, tls, stopped).await
-                }
-                None => micromegas_otlp_receiver::grpc::serve(collector, grpc, stopped).await,
-            }
-        }
-    });
-    let http_server = tokio::spawn({
-        let (collector, stopped) = (collector.clone(), wait(stopping.clone()));
-        async move {
-            match &http_tls {
-                Some(tls) => {
-                    micromegas_otlp_receiver::http::serve_tls(collector, http, tls, stopped).await
-                }
-                None => micromegas_otlp_receiver::http::serve(collector, http, stopped).await,
-            }
-        }
-    });
+    let grpc_server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
+        collector.clone(),
+        grpc,
+        grpc_tls.clone(),
+        wait(stopping.clone()),
+    ));
+    let http_server = tokio::spawn(micromegas_otlp_receiver::http::serve(
+        collector.clone(),
+        http,
+        http_tls,
+        wait(stopping.clone()),
+    ));
     let flightsql_server = flightsql.map(|listener| {
         let server = args.flightsql.server(lake.clone(), &args.auth_tokens);
-        let stopped = wait(stopping);
-        tokio::spawn(async move {
-            match &grpc_tls {
-                Some(tls) => server.serve_tls(listener, tls, stopped).await,
-                None => server.serve(listener, stopped).await,
-            }
-        })
+        tokio::spawn(server.serve(listener, grpc_tls, wait(stopping)))
     });
     micromegas_lake::cli::shutdown_signal().await;
     let _ = stop.send(true);

@@ -51,11 +51,13 @@ pub async fn serve(options: micromegas_otlp_receiver::CollectorOptions) -> Serve
     tokio::spawn(micromegas_otlp_receiver::grpc::serve(
         collector.clone(),
         grpc,
+        None,
         std::future::pending(),
     ));
     tokio::spawn(micromegas_otlp_receiver::http::serve(
         collector.clone(),
         http,
+        None,
         std::future::pending(),
     ));
     Served {

@@ -249,6 +249,7 @@ async fn otlp_grpc_traces_logs_and_metrics_land_in_the_lake() {
     let server = tokio::spawn(micromegas_otlp_receiver::grpc::serve(
         Collector::new(lake.clone(), CollectorOptions::default()),
         listener,
+        None,
         async {
             let _ = stopped.await;
         },

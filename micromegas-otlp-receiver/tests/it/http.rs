@@ -65,6 +65,7 @@ async fn otlp_http_native_ingest_and_errors() {
             },
         ),
         listener,
+        None,
         async {
             let _ = stopped.await;
         },

@@ -144,8 +144,13 @@ async fn the_network_sink_sends_over_tls_to_a_collector_serving_tls() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
-        micromegas_otlp_receiver::grpc::serve_tls(collector, listener, &tls, std::future::pending())
-            .await
+        micromegas_otlp_receiver::grpc::serve(
+            collector,
+            listener,
+            Some(tls),
+            std::future::pending(),
+        )
+        .await
     });
     let ca = std::fs::read(ca).unwrap();
     let stats = tokio::task::spawn_blocking(move || {

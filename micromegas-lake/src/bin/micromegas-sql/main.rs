@@ -434,13 +434,14 @@ async fn serve(
         },
         listener.local_addr()?
     );
-    let server = args.server(lake, &[]);
-    let shutdown = micromegas_lake::cli::shutdown_signal();
-    match &tls_config {
-        Some(tls) => server.serve_tls(listener, tls, shutdown).await,
-        None => server.serve(listener, shutdown).await,
-    }
-    .context("FlightSQL server failed")
+    args.server(lake, &[])
+        .serve(
+            listener,
+            tls_config,
+            micromegas_lake::cli::shutdown_signal(),
+        )
+        .await
+        .context("FlightSQL server failed")
 }
 
 /// `--max-rows`: a count, or `inf` (also `all`) for every row, as 0.
