@@ -277,3 +277,62 @@ async fn flags_and_prompt_commands_of_datafusion_cli() {
     );
     assert!(err.contains("unknown command \\x"), "{err}");
 }
+
+/// `-c` and `-f` take backslash commands too, on lines of their own; `-c` may be repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_take_backslash_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, lake) = local_lake(dir.path(), "cli-scripts", || info!("one {}", 1)).await;
+    drop(lake);
+
+    let tables = stdout(&sql(&path, &["-c", "\\d", "--format", "csv"], None));
+    assert!(tables.contains("log_entries,BASE TABLE"), "{tables}");
+
+    // Repeated -c run in order.
+    let out = stdout(&sql(
+        &path,
+        &[
+            "-c",
+            "\\d measures",
+            "-c",
+            "SELECT 1 AS one",
+            "--format",
+            "csv",
+        ],
+        None,
+    ));
+    let (columns, one) = (out.find("unit,Utf8,NO"), out.find("one\n1\n"));
+    assert!(columns.is_some() && one.is_some() && columns < one, "{out}");
+
+    // A file: statements, a setting changed between them, \q ends the script.
+    let file = dir.path().join("script.sql");
+    std::fs::write(
+        &file,
+        "SELECT 1 AS a;\n\\pset format json\nSELECT COUNT(*) AS n\n  FROM log_entries;\n\\q\nSELECT 3 AS c;\n",
+    )
+    .unwrap();
+    let out = stdout(&sql(
+        &path,
+        &["-f", file.to_str().unwrap(), "--format", "csv"],
+        None,
+    ));
+    assert_eq!(out, "a\n1\nformat json, maxrows inf\n[{\"n\":1}]\n");
+
+    // A failing command fails the script, with its message and a non-zero exit code.
+    for (args, message) in [
+        (&["-c", "\\x"][..], "unknown command \\x"),
+        (&["-c", "\\d nope"], "nope"),
+        (
+            &["-c", "SELECT 1;\n\\i /nonexistent.sql"],
+            "cannot read SQL file",
+        ),
+    ] {
+        let o = sql(&path, args, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(
+            err.starts_with("error: ") && err.contains(message),
+            "{args:?}: {err}"
+        );
+    }
+}

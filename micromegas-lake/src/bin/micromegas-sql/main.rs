@@ -1,8 +1,10 @@
 //! `micromegas-sql`: SQL on a micromegas lake, one-shot (`-c`, `-f`) or interactive.
 
+mod commands;
 mod output;
 mod progress;
 mod repl;
+mod script;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -38,13 +40,15 @@ struct Args {
     #[command(flatten)]
     lake: micromegas_lake::cli::LakeArgs,
 
-    /// Run these SQL statements (separated by `;`) and exit.
+    /// Run these SQL statements (separated by `;`) and backslash commands (`\d spans`, on a
+    /// line of their own), then exit. May be given several times: run in order.
     #[arg(short = 'c', long = "command", conflicts_with = "file")]
-    command: Option<String>,
+    command: Vec<String>,
 
-    /// Run the SQL statements of this file and exit.
+    /// Run the SQL statements and backslash commands of this file, then exit. May be given
+    /// several times: run in order.
     #[arg(short = 'f', long = "file")]
-    file: Option<std::path::PathBuf>,
+    file: Vec<std::path::PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table, env = "MICROMEGAS_SQL_FORMAT")]
@@ -375,36 +379,35 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let ctx = lake.session().await?;
-    let script = match (&args.command, &args.file) {
-        (Some(c), _) => Some(c.clone()),
-        (None, Some(f)) => Some(
+    let mut scripts = args.command.clone();
+    for f in &args.file {
+        scripts.push(
             std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read SQL file {}", f.display()))?,
-        ),
-        (None, None) => None,
+        );
+    }
+    if scripts.is_empty() {
+        let mut settings = Settings {
+            format: args.format,
+            max_rows: args.max_rows.unwrap_or(40),
+            quiet: args.quiet,
+            interactive: true,
+        };
+        repl::run(&ctx, &mut settings).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut settings = Settings {
+        format: args.format,
+        max_rows: args.max_rows.unwrap_or(0),
+        quiet: true,
+        interactive: false,
     };
-    match script {
-        Some(sql) => {
-            let settings = Settings {
-                format: args.format,
-                max_rows: args.max_rows.unwrap_or(0),
-                quiet: true,
-                interactive: false,
-            };
-            run_script(&ctx, &sql, &settings).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            let mut settings = Settings {
-                format: args.format,
-                max_rows: args.max_rows.unwrap_or(40),
-                quiet: args.quiet,
-                interactive: true,
-            };
-            repl::run(&ctx, &mut settings).await?;
-            Ok(ExitCode::SUCCESS)
+    for text in &scripts {
+        if let commands::Flow::Quit = script::run_text(&ctx, &mut settings, text).await? {
+            break;
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Serves FlightSQL until SIGINT or SIGTERM.
@@ -467,7 +470,7 @@ pub struct Settings {
     pub interactive: bool,
 }
 
-/// Runs every statement of `sql` in order; stops at the first error.
+/// Runs every SQL statement of `sql` in order; stops at the first error.
 pub async fn run_script(
     ctx: &SessionContext,
     sql: &str,
