@@ -1,6 +1,7 @@
 //! SQL on the lake: a DataFusion session with every table and function registered.
 
 mod catalog_tables;
+mod histogram_quantile;
 mod time_range;
 pub mod udfs;
 mod view_table;
@@ -92,6 +93,9 @@ impl Lake {
         for f in udfs::all() {
             ctx.register_udf(f);
         }
+        ctx.register_udaf(datafusion::logical_expr::AggregateUDF::from(
+            histogram_quantile::HistogramQuantile::default(),
+        ));
         Ok(())
     }
 }

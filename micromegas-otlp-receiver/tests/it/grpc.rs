@@ -351,6 +351,17 @@ async fn otlp_grpc_traces_logs_and_metrics_land_in_the_lake() {
             "rpc.duration|ms|summary|9.9|||||0.99",
         ]
     );
+    // Quantiles of the histogram's buckets (1 in (0.5, 1], 2 in (1, 5], 1 in (5, 7]):
+    // interpolated in their bucket; rows that hold no histogram are left out.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT histogram_quantile(0.5, properties), histogram_quantile(1, properties), \
+             round(histogram_quantile(0.99, properties), 6) FROM measures"
+        )
+        .await,
+        ["3.0|7.0|6.92"]
+    );
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

@@ -27,7 +27,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// Tables: processes, streams, blocks, partitions, log_entries, measures, spans,
 /// span_intervals (each time a span of the tracing layer was entered on a thread: busy time).
-/// Functions: property_get(properties, key), and every DataFusion function.
+/// Functions: property_get(properties, key), histogram_quantile(q, properties) (an aggregate:
+/// quantiles of OTLP histograms), and every DataFusion function.
 /// Queries on log_entries, measures, spans and span_intervals first materialize the raw data
 /// they need (filter on `time`, `start_time`/`end_time` for spans, `begin_time`/`end_time`
 /// for span_intervals, to read only that range).
