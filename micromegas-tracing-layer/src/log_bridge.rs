@@ -1,13 +1,15 @@
 //! A `log::Log` that records `log` records as micromegas log entries.
 
-use micromegas_core::events;
+use log::kv::{self, Key, Value, VisitSource, VisitValue};
+use micromegas_core::events::{self, TailWriter};
 use micromegas_core::metadata::{Callsite, Level, LogMetadata};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Records `log::Record`s: level, target, module, file, line and message. A record whose
+/// Records `log::Record`s: level, target, module, file, line, message and structured
+/// key-values (`log::info!(user = 42; "logged in")`, as properties). A record whose
 /// message has no arguments costs a static log (its text travels once per block); otherwise
 /// the message is formatted once, in the calling thread, as `log` hands it over. A record
 /// made inside a span that [`crate::MicromegasLayer`] saw entered on this thread carries the
@@ -150,6 +152,69 @@ impl LogBridge {
     }
 }
 
+/// A record with structured key-values (`log::info!(user = 42; "logged in")`): its message as
+/// any record's, and each pair as a named value (a property of the log entry), numbers and
+/// booleans kept binary. Out of line: records without pairs pay one count.
+#[cold]
+#[inline(never)]
+fn log_with_key_values(record: &log::Record<'_>, meta: &'static LogMetadata, formatted: bool) {
+    let write = |w: &mut TailWriter| {
+        if formatted {
+            w.formatted(None, *record.args());
+        }
+        let _ = record.key_values().visit(&mut PairWriter(w));
+    };
+    match crate::span_stack::innermost() {
+        Some(ids) => {
+            events::log_fields(meta.id(), ids.span_id, ids.trace_id, write);
+            if record.level() == log::Level::Error {
+                crate::layer::mark_failed(meta.id(), ids.span_id);
+            }
+        }
+        None => events::log_args(meta, write),
+    }
+}
+
+/// Writes a record's key-value pairs as named values.
+struct PairWriter<'w>(&'w mut TailWriter);
+
+impl<'kvs> VisitSource<'kvs> for PairWriter<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), kv::Error> {
+        value.visit(ValueWriter(self.0, key.as_str()))
+    }
+}
+
+/// Writes one value under its key: numbers, booleans and strings as they are, anything else
+/// through its `Display`.
+struct ValueWriter<'w, 'k>(&'w mut TailWriter, &'k str);
+
+impl<'v> VisitValue<'v> for ValueWriter<'_, '_> {
+    fn visit_any(&mut self, value: Value<'_>) -> Result<(), kv::Error> {
+        self.0.display(Some(self.1), &value);
+        Ok(())
+    }
+    fn visit_u64(&mut self, value: u64) -> Result<(), kv::Error> {
+        self.0.u64(Some(self.1), value);
+        Ok(())
+    }
+    fn visit_i64(&mut self, value: i64) -> Result<(), kv::Error> {
+        self.0.i64(Some(self.1), value);
+        Ok(())
+    }
+    fn visit_f64(&mut self, value: f64) -> Result<(), kv::Error> {
+        self.0.f64(Some(self.1), value);
+        Ok(())
+    }
+    fn visit_bool(&mut self, value: bool) -> Result<(), kv::Error> {
+        self.0.bool(Some(self.1), value);
+        Ok(())
+    }
+    fn visit_str(&mut self, value: &str) -> Result<(), kv::Error> {
+        self.0.str(Some(self.1), value);
+        Ok(())
+    }
+}
+
 impl log::Log for LogBridge {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         metadata.level() <= self.max
@@ -161,6 +226,9 @@ impl log::Log for LogBridge {
         }
         let static_msg = record.args().as_str();
         let meta = Self::site(record, static_msg);
+        if record.key_values().count() > 0 {
+            return log_with_key_values(record, meta, static_msg.is_none());
+        }
         match (crate::span_stack::innermost(), static_msg) {
             // In a span of `MicromegasLayer`: the entry carries its span and trace ids.
             (Some(ids), _) => {

@@ -32,11 +32,14 @@ fn log_records_keep_level_target_file_line_and_message() {
         log::debug!("debug is on");
         log::trace!("trace is below the max level");
         two_targets_on_one_line();
+        // Structured key-values become properties.
+        log::info!(user = 42, ok = true, ratio = 0.5, name = "ann"; "logged in");
+        log::warn!(attempt = -2; "retry {}", "db");
         // Records made in a span of the layer carry its ids.
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, || {
             tracing::info_span!("request").in_scope(|| {
-                log::info!("in the request");
+                log::info!(rows = 3; "in the request");
                 tracing::info_span!("db").in_scope(|| log::error!("query {} failed", 3));
             });
             log::info!("after the request");
@@ -73,9 +76,9 @@ fn log_records_keep_level_target_file_line_and_message() {
         })
         .collect();
     let in_spans: Vec<_> = logs
-        .split_off(9)
+        .split_off(11)
         .into_iter()
-        .map(|l| (l.level, l.msg, (l.span_id, l.trace_id)))
+        .map(|l| (l.level, l.msg, (l.span_id, l.trace_id), l.properties))
         .collect();
     let [(request, trace), (db, db_trace)] = span_ids[..] else {
         panic!("two spans expected: {span_ids:?}");
@@ -84,9 +87,19 @@ fn log_records_keep_level_target_file_line_and_message() {
     assert_eq!(
         in_spans,
         [
-            (Level::Info, "in the request".to_owned(), (request, trace)),
-            (Level::Error, "query 3 failed".to_owned(), (db, trace)),
-            (Level::Info, "after the request".to_owned(), (0, 0)),
+            (
+                Level::Info,
+                "in the request".to_owned(),
+                (request, trace),
+                vec![("rows".to_owned(), "3".to_owned())]
+            ),
+            (
+                Level::Error,
+                "query 3 failed".to_owned(),
+                (db, trace),
+                vec![]
+            ),
+            (Level::Info, "after the request".to_owned(), (0, 0), vec![]),
         ]
     );
     assert!(logs.iter().all(|l| (l.span_id, l.trace_id) == (0, 0)));
@@ -108,8 +121,26 @@ fn log_records_keep_level_target_file_line_and_message() {
             (Level::Debug, "bridges", "debug is on"),
             (Level::Error, "alpha", "1"),
             (Level::Error, "gamma", "1"),
+            (Level::Info, "bridges", "logged in"),
+            (Level::Warn, "bridges", "retry db"),
         ]
     );
+    let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        logs[9].properties,
+        pairs(&[
+            ("user", "42"),
+            ("ok", "true"),
+            ("ratio", "0.5"),
+            ("name", "ann")
+        ])
+    );
+    assert_eq!(logs[10].properties, pairs(&[("attempt", "-2")]));
+    assert!(logs[..9].iter().all(|l| l.properties.is_empty()));
     assert!(logs[0].location.file.ends_with("bridges.rs"));
     assert!(logs[0].location.line > 0);
 }
