@@ -337,6 +337,10 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                     properties.push((label.to_owned(), v.clone()));
                 }
             }
+            // A description given to the metrics recorder, named as for OTLP metrics.
+            if let Some(d) = dep.get("description") {
+                properties.push(("otel.description".to_owned(), d.to_owned()));
+            }
             let t = ticks()?;
             Event::Measure(Measure {
                 ticks: t,

@@ -20,6 +20,8 @@ struct MetricSite {
     unit: String,
     kind: &'static str,
     labels: Vec<(String, String)>,
+    /// Given with `describe_*`; empty if none.
+    description: String,
 }
 
 /// # Safety
@@ -39,13 +41,16 @@ unsafe fn describe_site(ptr: *const (), id: u64, out: &mut Vec<u8>) {
         ("kind", s.kind),
     ];
     entries.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
+    if !s.description.is_empty() {
+        entries.push(("description", &s.description));
+    }
     encode_dependency(out, id, DependencyKind::MetricCallsite, &entries);
 }
 
 impl MetricSite {
     /// Interns the metric; `None` if no describer could be registered (255 foreign describers
     /// already exist in this process), in which case the metric is not recorded.
-    fn leak(key: &Key, unit: Option<Unit>, kind: &'static str) -> Option<u64> {
+    fn leak(key: &Key, described: Described, kind: &'static str) -> Option<u64> {
         static TAG: OnceLock<u8> = OnceLock::new();
         // SAFETY: `describe_site` reads exactly what is passed below: a leaked `MetricSite`.
         let tag = *TAG.get_or_init(|| unsafe { register_describer(describe_site) }.unwrap_or(0));
@@ -54,9 +59,11 @@ impl MetricSite {
         }
         let site: &'static MetricSite = Box::leak(Box::new(MetricSite {
             name: key.name().to_owned(),
-            unit: unit
+            unit: described
+                .unit
                 .map(|u| u.as_canonical_label().to_owned())
                 .unwrap_or_default(),
+            description: described.description,
             kind,
             labels: key
                 .labels()
@@ -68,6 +75,14 @@ impl MetricSite {
             site as *const MetricSite as *const (),
         ))
     }
+}
+
+/// What `describe_*` said of a metric name: its unit and description, kept with the metric
+/// when it is registered (so describe it first, as the `metrics` crate advises).
+#[derive(Debug, Clone, Default)]
+struct Described {
+    unit: Option<Unit>,
+    description: String,
 }
 
 /// A counter's running total: the sum of [`CounterCell::shared`] and of each per-thread
@@ -393,7 +408,9 @@ fn handle_way(key: &Key, kind: u8) -> usize {
 /// flusher records each counter's growth since its previous visit as one event (kind
 /// `counter`, the value is the amount added) before every periodic flush (`flush_period`, 1 s
 /// by default), explicit flush and shutdown: `SUM(value)` over a time range is the count in
-/// that range. Units given with `describe_*` are kept.
+/// that range. Units and descriptions given with `describe_*` before a metric is first used
+/// are kept (the lake's `unit` column, and the property `otel.description` as for OTLP
+/// metrics).
 ///
 /// Each metric name gets its own series for at most [`DEFAULT_CARDINALITY_LIMIT`] label sets
 /// per kind (see [`MicromegasRecorder::with_cardinality_limit`]); the values of further label
@@ -401,7 +418,8 @@ fn handle_way(key: &Key, kind: u8) -> usize {
 /// OpenTelemetry SDKs, so that a label with unbounded values (a user id) cannot grow memory
 /// without bound, and a counter's total stays exact.
 pub struct MicromegasRecorder {
-    units: Mutex<HashMap<String, Unit>>,
+    /// What `describe_*` said of each metric name.
+    described: Mutex<HashMap<String, Described>>,
     /// Boxed, so that the recorder stays small (`install` returns it in its error).
     registered: Mutex<Box<Registered>>,
     cardinality_limit: usize,
@@ -410,7 +428,7 @@ pub struct MicromegasRecorder {
 impl Default for MicromegasRecorder {
     fn default() -> Self {
         Self {
-            units: Mutex::default(),
+            described: Mutex::default(),
             registered: Mutex::default(),
             cardinality_limit: DEFAULT_CARDINALITY_LIMIT,
         }
@@ -441,9 +459,12 @@ impl MicromegasRecorder {
         metrics::set_global_recorder(Self::new())
     }
 
-    fn describe(&self, key: KeyName, unit: Option<Unit>) {
-        if let (Some(unit), Ok(mut units)) = (unit, self.units.lock()) {
-            units.insert(key.as_str().to_owned(), unit);
+    fn describe(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        let mut described = self.described.lock().unwrap_or_else(|e| e.into_inner());
+        let d = described.entry(key.as_str().to_owned()).or_default();
+        d.unit = unit.or(d.unit);
+        if !description.is_empty() {
+            d.description = description.into_owned();
         }
     }
 
@@ -472,17 +493,19 @@ impl MicromegasRecorder {
     }
 
     fn intern(&self, key: &Key, kind: u8) -> Interned {
-        let unit = self
-            .units
+        let described = self
+            .described
             .lock()
-            .ok()
-            .and_then(|u| u.get(key.name()).copied());
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key.name())
+            .cloned()
+            .unwrap_or_default();
         let kind_name = match kind {
             COUNTER => "counter",
             GAUGE => "gauge",
             _ => "histogram",
         };
-        let Some(id) = MetricSite::leak(key, unit, kind_name) else {
+        let Some(id) = MetricSite::leak(key, described, kind_name) else {
             return Interned::Unrecorded;
         };
         match kind {
@@ -497,14 +520,14 @@ impl MicromegasRecorder {
 }
 
 impl Recorder for MicromegasRecorder {
-    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, _description: SharedString) {
-        self.describe(key, unit);
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.describe(key, unit, description);
     }
-    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, _description: SharedString) {
-        self.describe(key, unit);
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.describe(key, unit, description);
     }
-    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, _description: SharedString) {
-        self.describe(key, unit);
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.describe(key, unit, description);
     }
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {

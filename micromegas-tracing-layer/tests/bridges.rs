@@ -202,7 +202,10 @@ fn metrics_counters_gauges_and_histograms_with_labels() {
         .find(|m| m.location.name == "latency")
         .unwrap();
     assert_eq!(latency.unit, "s");
-    assert_eq!(latency.properties, vec![p("route", "/pay")]);
+    assert_eq!(
+        latency.properties,
+        vec![p("route", "/pay"), p("otel.description", "request latency")]
+    );
 }
 
 #[test]
