@@ -243,6 +243,18 @@ async fn python_sdk(protocol: &str, tls: bool) {
             "stock|{items}|gauge|17.0||apple||||",
         ]
     );
+    // The SDK's default buckets (…, 5, 10, 25, 50, 75, 100, …) hold 5 | 15, 25 | 100; one
+    // cumulative point: the median is halfway into (10, 25], the extremes are min and max.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT histogram_quantile(0.5, properties), histogram_quantile(1.0, properties), \
+             histogram_quantile(0.0, properties) FROM measures \
+             WHERE service_name = 'py-shop' AND name = 'checkout.latency'"
+        )
+        .await,
+        ["17.5|100.0|5.0"]
+    );
 
     // The collector's own telemetry, written into the same lake as its own process.
     assert_eq!(
