@@ -84,6 +84,16 @@ pub fn log_static(meta: &'static LogMetadata) {
     );
 }
 
+/// Marks the innermost native span of this thread failed (an `error!` or `fatal!` was logged in
+/// it): the scope open on this thread, or the async span being polled. Out of line: only error
+/// logs pay it.
+#[cold]
+#[inline(never)]
+pub fn scope_error() {
+    let (span, _) = crate::spans::current_async();
+    write_words(StreamKind::Spans, SCOPE_ERROR, [crate::time::now(), span]);
+}
+
 /// Records a log entry with arguments, stored binary by `args` and formatted when read.
 #[inline(always)]
 pub fn log_args(meta: &'static LogMetadata, args: impl FnOnce(&mut TailWriter)) {

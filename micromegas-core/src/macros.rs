@@ -54,6 +54,9 @@ macro_rules! log {
             $crate::metadata::LogMetadata::new($lvl, $target, $fmt, file!(), line!());
         if $crate::metadata::level_enabled($lvl) {
             $crate::events::log_static(&META);
+            if $crate::metadata::Level::is_error($lvl) {
+                $crate::events::scope_error();
+            }
         }
     }};
     (target: $target:expr, $lvl:expr, $fmt:literal, $($arg:expr),+ $(,)?) => {{
@@ -65,6 +68,9 @@ macro_rules! log {
                 use $crate::events::{EncodeArg as _, EncodeArgDisplay as _};
                 $( (&$crate::events::ArgWrap(&$arg)).encode_arg(None, __w); )+
             });
+            if $crate::metadata::Level::is_error($lvl) {
+                $crate::events::scope_error();
+            }
         }
         if false {
             let _ = ::std::format_args!($fmt, $($arg),+);

@@ -114,6 +114,12 @@ pub enum Level {
 }
 
 impl Level {
+    /// `Error` or `Fatal`: a log at this level marks the span it is made in failed.
+    #[inline(always)]
+    pub const fn is_error(self) -> bool {
+        (self as u8) <= (Level::Error as u8)
+    }
+
     /// The upper-case name used in the lake (`INFO`, `WARN`, ...).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -108,6 +108,10 @@ pub enum SpanChange {
     Close,
     /// Follows from another span.
     Follows,
+    /// An error was logged in the innermost native span of the stream's thread: the scope
+    /// open there if it began during the poll of async span `span_id` (or outside async code
+    /// when `span_id` is 0), else that async span.
+    Failed,
 }
 
 /// A change to a span with an id.
@@ -272,6 +276,17 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                 },
             })
         }
+        "scope_error" => Event::SpanUpdate(SpanUpdate {
+            change: SpanChange::Failed,
+            ticks: ticks()?,
+            span_id: ev.u64("span_id")?,
+            parent_span_id: 0,
+            trace_id: 0,
+            follows_span_id: 0,
+            location: None,
+            level: None,
+            fields: Vec::new(),
+        }),
         "log_fields" => {
             let dep = ev.dep("meta")?;
             let (msg, properties) = if dep.get("fmt").is_some() {

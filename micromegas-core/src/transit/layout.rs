@@ -228,6 +228,11 @@ pub mod native {
     /// Span stream: a synchronous scope begins while an async span is being polled on this
     /// thread (`meta`, `ticks`, `parent_span_id`: that async span, `trace_id`: its trace).
     pub const BEGIN_SCOPE_IN_ASYNC: u8 = 11;
+    /// Span stream: an error was logged on this thread (`ticks`, `span_id`: the async span
+    /// being polled, 0 if none); it marks the innermost span failed: the innermost open scope
+    /// if it began in that poll (or outside async code when `span_id` is 0), else that async
+    /// span.
+    pub const SCOPE_ERROR: u8 = 12;
     /// Log stream: an event with fields (`meta`, `ticks`, `span_id`, `trace_id`,
     /// `trace_id_high`), the fields
     /// (including `message`) in the tail.
@@ -277,6 +282,12 @@ pub mod native {
                     ("parent_span_id", SpanId),
                     ("trace_id", U64),
                 ],
+            ),
+            EventLayout::packed(
+                SCOPE_ERROR,
+                "scope_error",
+                false,
+                &[("ticks", Ticks), ("span_id", SpanId)],
             ),
             EventLayout::packed(
                 BEGIN_ASYNC,

@@ -277,6 +277,21 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock], columns: &mut SpanColu
                                 o.follows.push(u.follows_span_id);
                             }
                         }
+                        SpanChange::Failed => {
+                            let in_poll = |o: &&mut Open| o.poll_parent == u.span_id;
+                            let scope = carry
+                                .stacks
+                                .get_mut(&stream_key)
+                                .and_then(|s| s.last_mut())
+                                .filter(in_poll);
+                            let failed = match scope {
+                                Some(o) => Some(o),
+                                None => carry.open.get_mut(&u.span_id),
+                            };
+                            if let Some(o) = failed {
+                                mark_failed(o);
+                            }
+                        }
                         SpanChange::Close => end(carry, u.span_id, time, &mut out),
                         SpanChange::Enter => {
                             let entered = carry.entered.entry(stream_key.clone()).or_default();
@@ -302,6 +317,15 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock], columns: &mut SpanColu
     }
     bound(carry);
     Joined { intervals, bad }
+}
+
+/// Marks a native span failed, as the layer's spans are by an error event in them (see
+/// [`OtelFields`]).
+fn mark_failed(o: &mut Open) {
+    let field = micromegas_core::events::ERROR_EVENT_FIELD;
+    if !o.fields.iter().any(|(k, _)| k == field) {
+        o.fields.push((field.to_owned(), "true".to_owned()));
+    }
 }
 
 /// Takes the innermost enter of span `id` on a stream (exits may come out of order) and

@@ -418,3 +418,64 @@ async fn spans_take_names_kinds_and_statuses_from_tracing_opentelemetry_fields()
         ]
     );
 }
+
+/// `error!` and `fatal!` of the native macros mark the innermost native span failed: the
+/// scope open on the thread, or the async span being polled (unless a scope began in that
+/// poll); a warning, or an error outside any span, marks nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_spans_fail_when_an_error_is_logged_in_them() {
+    use micromegas_core::{async_span, error, fatal};
+    let lake = memory_lake("native-errors", || {
+        std::thread::spawn(|| {
+            {
+                span_scope!("outer");
+                {
+                    span_scope!("inner");
+                    error!("disk {} failed", "sda");
+                }
+                warn!("only a warning");
+            }
+            {
+                span_scope!("clean");
+                info!("fine");
+            }
+            error!("outside any span");
+            futures::executor::block_on(async_span!("task", async {
+                {
+                    span_scope!("in_task_ok");
+                }
+                fatal!("task lost");
+            }));
+            {
+                span_scope!("around");
+                futures::executor::block_on(async_span!("polled", async {
+                    {
+                        span_scope!("in_poll");
+                        error!("in a scope of the polled task");
+                    }
+                }));
+            }
+        })
+        .join()
+        .unwrap();
+    })
+    .await;
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT name, status_code, array_to_string(map_keys(attributes), ',') FROM spans \
+             ORDER BY start_time"
+        )
+        .await,
+        [
+            "outer|UNSET|",
+            "inner|ERROR|",
+            "clean|UNSET|",
+            "task|ERROR|",
+            "in_task_ok|UNSET|",
+            "around|UNSET|",
+            "polled|UNSET|",
+            "in_poll|ERROR|",
+        ]
+    );
+}
