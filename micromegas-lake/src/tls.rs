@@ -215,3 +215,28 @@ impl tonic::transport::server::Connected for TlsConnection {
         self.0.get_ref().0.connect_info()
     }
 }
+
+/// Serves a tonic router on `listener` until `shutdown` completes (requests in flight
+/// finish): over TLS when `tls` is given (it should offer [`ALPN_H2`], which gRPC clients
+/// require), else in plain text, without Nagle's delay.
+pub async fn serve_grpc(
+    router: tonic::transport::server::Router,
+    listener: tokio::net::TcpListener,
+    tls: Option<ServerTls>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> std::result::Result<(), tonic::transport::Error> {
+    match tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
+                .await
+        }
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
+}

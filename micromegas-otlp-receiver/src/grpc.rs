@@ -61,19 +61,7 @@ pub async fn serve(
     tls: Option<micromegas_lake::tls::ServerTls>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let server =
+    let router =
         tonic::transport::Server::builder().add_routes(OtlpServices::new(collector).router());
-    match tls {
-        Some(tls) => {
-            server
-                .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
-                .await
-        }
-        None => {
-            let incoming = tonic::transport::server::TcpIncoming::from(listener);
-            server
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-        }
-    }
+    micromegas_lake::tls::serve_grpc(router, listener, tls, shutdown).await
 }

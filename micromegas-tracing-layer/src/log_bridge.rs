@@ -165,13 +165,23 @@ fn log_with_key_values(record: &log::Record<'_>, meta: &'static LogMetadata, for
         let _ = record.key_values().visit(&mut PairWriter(w));
     };
     match crate::span_stack::innermost() {
-        Some(ids) => {
-            events::log_fields(meta.id(), ids.span_id, ids.trace_id, write);
-            if record.level() == log::Level::Error {
-                crate::layer::mark_failed(meta.id(), ids.span_id);
-            }
-        }
+        Some(ids) => log_in_span(record, meta, ids, write),
         None => events::log_args(meta, write),
+    }
+}
+
+/// A record made in a span of the layer: it carries the span's and trace's ids, and an error
+/// marks the span failed.
+#[inline(always)]
+fn log_in_span(
+    record: &log::Record<'_>,
+    meta: &'static LogMetadata,
+    ids: crate::layer::SpanIds,
+    write: impl FnOnce(&mut TailWriter),
+) {
+    events::log_fields(meta.id(), ids.span_id, ids.trace_id, write);
+    if record.level() == log::Level::Error {
+        crate::layer::mark_failed(meta.id(), ids.span_id);
     }
 }
 
@@ -231,16 +241,11 @@ impl log::Log for LogBridge {
         }
         match (crate::span_stack::innermost(), static_msg) {
             // In a span of `MicromegasLayer`: the entry carries its span and trace ids.
-            (Some(ids), _) => {
-                events::log_fields(meta.id(), ids.span_id, ids.trace_id, |w| {
-                    if static_msg.is_none() {
-                        w.formatted(None, *record.args());
-                    }
-                });
-                if record.level() == log::Level::Error {
-                    crate::layer::mark_failed(meta.id(), ids.span_id);
+            (Some(ids), _) => log_in_span(record, meta, ids, |w| {
+                if static_msg.is_none() {
+                    w.formatted(None, *record.args());
                 }
-            }
+            }),
             (None, Some(_)) => events::log_static(meta),
             (None, None) => events::log_args(meta, |w| w.formatted(None, *record.args())),
         }

@@ -108,21 +108,8 @@ impl FlightSqlServer {
         tls: Option<crate::tls::ServerTls>,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        let server = tonic::transport::Server::builder().add_service(self.service());
-        match tls {
-            Some(tls) => {
-                server
-                    .serve_with_incoming_shutdown(tls.incoming(listener), shutdown)
-                    .await
-            }
-            None => {
-                let incoming =
-                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-                server
-                    .serve_with_incoming_shutdown(incoming, shutdown)
-                    .await
-            }
-        }
+        let router = tonic::transport::Server::builder().add_service(self.service());
+        crate::tls::serve_grpc(router, listener, tls, shutdown).await
     }
 
     /// Refuses a call without an accepted bearer token; else what it may do.

@@ -190,8 +190,8 @@ fn add_all(into: &mut Buckets, from: &Buckets) {
 
 impl State {
     fn add(&mut self, point: Point) {
-        self.min = min_of(self.min, point.min, f64::min);
-        self.max = min_of(self.max, point.max, f64::max);
+        self.min = combine(self.min, point.min, f64::min);
+        self.max = combine(self.max, point.max, f64::max);
         match point.series {
             None => add_all(&mut self.delta, &point.buckets),
             Some(key) => {
@@ -229,8 +229,8 @@ impl State {
         for (k, s) in other.series {
             self.merge_series(k, s);
         }
-        self.min = min_of(self.min, other.min, f64::min);
-        self.max = min_of(self.max, other.max, f64::max);
+        self.min = combine(self.min, other.min, f64::min);
+        self.max = combine(self.max, other.max, f64::max);
     }
 
     /// Every bucket: the delta counts, and what each cumulative series grew by.
@@ -254,7 +254,8 @@ impl State {
     }
 }
 
-fn min_of(a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
+/// `pick` of the two when both are known, else the one known.
+fn combine(a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(pick(a, b)),
         (a, b) => a.or(b),
