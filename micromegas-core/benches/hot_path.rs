@@ -121,6 +121,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("micromegas_tracing", |b| {
         b.iter(|| micromegas_tracing::info!("request done"))
     });
+    // In a scope, the log carries the scope's and trace's ids (three more words).
+    g.bench_function("micromegas_core_in_scope", |b| {
+        micromegas_core::span_scope!("request");
+        iter_drained(b, || micromegas_core::info!("request done"))
+    });
     g.finish();
 
     let n = black_box(42u64);

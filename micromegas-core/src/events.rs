@@ -17,35 +17,42 @@ unsafe fn put_u64(dst: *mut u8, offset: usize, v: u64) {
     unsafe { std::ptr::write_unaligned(dst.add(offset) as *mut [u8; 8], v.to_le_bytes()) };
 }
 
-/// Records the beginning of a synchronous scope on this thread.
+/// Records the beginning of a synchronous scope on this thread; returns the thread's innermost
+/// and outermost scopes before it, for [`end_scope`].
 #[inline(always)]
-pub fn begin_scope(meta: &'static SpanMetadata) {
-    let (parent, trace) = crate::spans::current_async();
-    if parent == 0 {
-        write_words(
-            StreamKind::Spans,
-            BEGIN_SCOPE,
-            [meta.id(), crate::time::now()],
-        );
+pub fn begin_scope(meta: &'static SpanMetadata) -> (u64, u64) {
+    let current = crate::spans::current();
+    let ticks = crate::time::now();
+    if current.async_span == 0 {
+        write_words(StreamKind::Spans, BEGIN_SCOPE, [meta.id(), ticks]);
     } else {
         // Inside an async span's poll: the scope's parent is that span (the reader takes it
         // for the outermost scope of the poll only).
         write_words(
             StreamKind::Spans,
             BEGIN_SCOPE_IN_ASYNC,
-            [meta.id(), crate::time::now(), parent, trace],
+            [meta.id(), ticks, current.async_span, current.async_trace],
         );
     }
+    let root = if current.scope == 0 && current.async_span == 0 {
+        ticks
+    } else {
+        current.root
+    };
+    crate::spans::set_scopes((ticks, root));
+    (current.scope, current.root)
 }
 
-/// Records the end of a synchronous scope on this thread.
+/// Records the end of a synchronous scope on this thread; `outer` is what [`begin_scope`]
+/// returned.
 #[inline(always)]
-pub fn end_scope(meta: &'static SpanMetadata) {
+pub fn end_scope(meta: &'static SpanMetadata, outer: (u64, u64)) {
     write_words(
         StreamKind::Spans,
         END_SCOPE,
         [meta.id(), crate::time::now()],
     );
+    crate::spans::set_scopes(outer);
 }
 
 /// Records the beginning of an async span under `parent` (0 for a root) of trace
@@ -74,14 +81,35 @@ pub fn end_async(meta: &'static SpanMetadata, span_id: u64, parent_span_id: u64)
     );
 }
 
-/// Records a log entry whose message is the callsite's static text.
+/// Records a log entry whose message is the callsite's static text, in the native span the
+/// thread is in, if any.
 #[inline(always)]
 pub fn log_static(meta: &'static LogMetadata) {
-    write_words(
-        StreamKind::Logs,
-        LOG_STATIC,
-        [meta.id(), crate::time::now()],
-    );
+    let current = crate::spans::current();
+    let ticks = crate::time::now();
+    if current.is_none() {
+        write_words(StreamKind::Logs, LOG_STATIC, [meta.id(), ticks]);
+    } else {
+        let [scope, span, trace] = in_span_words(&current);
+        write_words(
+            StreamKind::Logs,
+            LOG_STATIC_IN_SPAN,
+            [meta.id(), ticks, scope, span, trace],
+        );
+    }
+}
+
+/// The words by which a log names the native span it is made in (see
+/// [`LOG_STATIC_IN_SPAN`]): the innermost scope's begin ticks, the async span being polled,
+/// and that span's trace, or else the outermost scope's begin ticks.
+#[inline(always)]
+fn in_span_words(c: &crate::spans::Current) -> [u64; 3] {
+    let trace = if c.async_span != 0 {
+        c.async_trace
+    } else {
+        c.root
+    };
+    [c.scope, c.async_span, trace]
 }
 
 /// Marks the innermost native span of this thread failed (an `error!` or `fatal!` was logged in
@@ -94,10 +122,23 @@ pub fn scope_error() {
     write_words(StreamKind::Spans, SCOPE_ERROR, [crate::time::now(), span]);
 }
 
-/// Records a log entry with arguments, stored binary by `args` and formatted when read.
+/// Records a log entry with arguments, stored binary by `args` and formatted when read, in the
+/// native span the thread is in, if any.
 #[inline(always)]
 pub fn log_args(meta: &'static LogMetadata, args: impl FnOnce(&mut TailWriter)) {
-    variable(StreamKind::Logs, LOG_ARGS, [meta.id(), 0], 1, args);
+    let current = crate::spans::current();
+    if current.is_none() {
+        variable(StreamKind::Logs, LOG_ARGS, [meta.id(), 0], 1, args);
+    } else {
+        let [scope, span, trace] = in_span_words(&current);
+        variable(
+            StreamKind::Logs,
+            LOG_ARGS_IN_SPAN,
+            [meta.id(), 0, scope, span, trace],
+            1,
+            args,
+        );
+    }
 }
 
 /// Records an integer metric value.

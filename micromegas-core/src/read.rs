@@ -231,8 +231,51 @@ fn log_entry(
     }
 }
 
-/// Interprets one event.
-pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, DecodeError> {
+/// The span id of a native scope (`span_scope!`): scopes get no id when they run, but their
+/// thread and begin ticks identify them, and the reader derives one from those. Distinct for
+/// the scopes of one thread (a bijection of the ticks); across threads and processes, equal with
+/// a chance of 2^-64 per pair.
+pub fn scope_span_id(process: &ProcessInfo, thread_id: u64, begin_ticks: u64) -> u64 {
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    let (hi, lo) = process.process_id.as_u64_pair();
+    let thread = mix(hi ^ mix(lo ^ mix(thread_id)));
+    mix(thread ^ begin_ticks).max(1)
+}
+
+/// The span and trace of a log made in a native span (see
+/// [`crate::transit::layout::native::LOG_STATIC_IN_SPAN`]).
+fn native_log_ids(
+    process: &ProcessInfo,
+    stream: &StreamInfo,
+    ev: &EventRef<'_>,
+) -> Result<(u64, u128), DecodeError> {
+    let scope = |ticks| scope_span_id(process, stream.thread_id, ticks);
+    let scope_ticks = ev.u64("scope_ticks")?;
+    let async_span = ev.u64("async_span_id")?;
+    let trace_or_root = ev.u64("trace_or_root_ticks")?;
+    let span = if scope_ticks != 0 {
+        scope(scope_ticks)
+    } else {
+        async_span
+    };
+    let trace = match (async_span, trace_or_root) {
+        (0, 0) => 0,
+        (0, root) => scope(root),
+        (_, trace) => trace,
+    };
+    Ok((span, trace.into()))
+}
+
+/// Interprets one event of `stream`.
+pub fn interpret(
+    process: &ProcessInfo,
+    stream: &StreamInfo,
+    ev: &EventRef<'_>,
+) -> Result<Event, DecodeError> {
     let name = ev.name();
     let ticks = || ev.u64("ticks");
     Ok(match name {
@@ -330,10 +373,15 @@ pub fn interpret(process: &ProcessInfo, ev: &EventRef<'_>) -> Result<Event, Deco
                 },
             })
         }
-        "log" | "log_args" => {
+        "log" | "log_args" | "log_in_span" | "log_args_in_span" => {
             let dep = ev.dep("meta")?;
             let (msg, properties) = native_message(ev, dep)?;
-            Event::Log(log_entry(process, dep, ticks()?, msg, properties, (0, 0)))
+            let ids = if name.ends_with("in_span") {
+                native_log_ids(process, stream, ev)?
+            } else {
+                (0, 0)
+            };
+            Event::Log(log_entry(process, dep, ticks()?, msg, properties, ids))
         }
         "int_metric" | "float_metric" => {
             let dep = ev.dep("meta")?;
@@ -385,7 +433,7 @@ pub fn decode_block(
     let capacity = block.header.event_count.min(block.header.events_len) as usize;
     let mut out = Vec::with_capacity(capacity.min(1 << 16));
     for ev in payload.events(stream) {
-        out.push(interpret(process, &ev?)?);
+        out.push(interpret(process, stream, &ev?)?);
     }
     if out.len() != block.header.event_count as usize {
         return Err(DecodeError::Invalid(format!(

@@ -13,6 +13,8 @@ use std::task::{Context, Poll};
 #[must_use = "the scope ends when the guard is dropped"]
 pub struct ScopeGuard {
     meta: &'static SpanMetadata,
+    /// The thread's innermost and outermost scopes before this one (see [`Current`]).
+    outer: (u64, u64),
     _not_send: PhantomData<*const ()>,
 }
 
@@ -20,9 +22,9 @@ impl ScopeGuard {
     /// Begins a scope.
     #[inline(always)]
     pub fn new(meta: &'static SpanMetadata) -> Self {
-        events::begin_scope(meta);
         Self {
             meta,
+            outer: events::begin_scope(meta),
             _not_send: PhantomData,
         }
     }
@@ -31,24 +33,72 @@ impl ScopeGuard {
 impl Drop for ScopeGuard {
     #[inline(always)]
     fn drop(&mut self) {
-        events::end_scope(self.meta);
+        events::end_scope(self.meta, self.outer);
+    }
+}
+
+/// Where the calling thread is in native spans: what a log made now belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Current {
+    /// The async span being polled on this thread, 0 if none.
+    pub(crate) async_span: u64,
+    /// Its trace.
+    pub(crate) async_trace: u64,
+    /// Begin ticks of the innermost scope open on this thread (begun during this poll when an
+    /// async span is polled), 0 if none. With the thread, they identify the scope: see
+    /// [`crate::read::scope_span_id`].
+    pub(crate) scope: u64,
+    /// Outside async code, begin ticks of the outermost open scope, whose id is the trace's.
+    pub(crate) root: u64,
+}
+
+impl Current {
+    const NONE: Current = Current {
+        async_span: 0,
+        async_trace: 0,
+        scope: 0,
+        root: 0,
+    };
+
+    /// True when the thread is in no native span.
+    #[inline(always)]
+    pub(crate) fn is_none(&self) -> bool {
+        self.async_span == 0 && self.scope == 0
     }
 }
 
 thread_local! {
-    /// The async span being polled on this thread and its trace, (0, 0) if none.
-    static CURRENT_ASYNC: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    static CURRENT: Cell<Current> = const { Cell::new(Current::NONE) };
+}
+
+/// Where the calling thread is in native spans.
+#[inline(always)]
+pub(crate) fn current() -> Current {
+    CURRENT.with(Cell::get)
+}
+
+/// Sets the innermost and outermost scopes of the calling thread (async span unchanged).
+#[inline(always)]
+pub(crate) fn set_scopes((scope, root): (u64, u64)) {
+    CURRENT.with(|c| {
+        c.set(Current {
+            scope,
+            root,
+            ..c.get()
+        })
+    });
 }
 
 /// The async span being polled on this thread and its trace, (0, 0) if none.
 #[inline(always)]
 pub(crate) fn current_async() -> (u64, u64) {
-    CURRENT_ASYNC.with(Cell::get)
+    let c = current();
+    (c.async_span, c.async_trace)
 }
 
 /// Id of the async span being polled on this thread, 0 if none.
 pub fn current_async_span() -> u64 {
-    CURRENT_ASYNC.with(Cell::get).0
+    current().async_span
 }
 
 /// A future recorded as an async span: it begins at the first poll (its parent is the async
@@ -82,11 +132,12 @@ impl<F> InstrumentedFuture<F> {
     }
 }
 
-struct RestoreCurrent((u64, u64));
+/// Puts back the thread's context of before a poll.
+struct RestoreCurrent(Current);
 
 impl Drop for RestoreCurrent {
     fn drop(&mut self) {
-        CURRENT_ASYNC.with(|c| c.set(self.0));
+        CURRENT.with(|c| c.set(self.0));
     }
 }
 
@@ -98,12 +149,17 @@ impl<F: Future> Future for InstrumentedFuture<F> {
         // the other fields are plain data that are not structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
         if this.span_id == 0 {
-            let (parent, parent_trace) = CURRENT_ASYNC.with(Cell::get);
+            let (parent, parent_trace) = current_async();
             this.parent = parent;
             (this.span_id, this.trace) = events::begin_async(this.meta, parent, parent_trace);
         }
-        let current = (this.span_id, this.trace);
-        let _restore = RestoreCurrent(CURRENT_ASYNC.with(|c| c.replace(current)));
+        // During the poll, the thread is in this span and in none of the scopes open around it.
+        let polled = Current {
+            async_span: this.span_id,
+            async_trace: this.trace,
+            ..Current::NONE
+        };
+        let _restore = RestoreCurrent(CURRENT.with(|c| c.replace(polled)));
         // SAFETY: `this.inner` stays where it is for as long as `self` is pinned (see above).
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
         let out = inner.poll(cx);

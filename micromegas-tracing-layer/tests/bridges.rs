@@ -15,6 +15,28 @@ fn two_targets_on_one_line() {
     for t in [true, false] { if t { log::error!(target: "alpha", "{}", 1) } else { log::error!(target: "gamma", "{}", 1) } }
 }
 
+/// The id the reader gives the native scope named `name` (derived from its thread and begin
+/// ticks).
+fn native_scope_id(sink: &micromegas_core::sink::MemorySink, name: &str) -> u64 {
+    for batch in sink.batches() {
+        for block in &batch.blocks {
+            let stream = batch.stream_of(block).unwrap();
+            for ev in micromegas_core::read::decode_block(&batch.process, stream, block).unwrap() {
+                if let Event::Span(s) = ev {
+                    if s.begin && s.span_id.is_none() && s.location.name == name {
+                        return micromegas_core::read::scope_span_id(
+                            &batch.process,
+                            stream.thread_id,
+                            s.ticks,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    panic!("no native scope {name}")
+}
+
 #[test]
 fn log_records_keep_level_target_file_line_and_message() {
     let _s = serial();
@@ -44,11 +66,15 @@ fn log_records_keep_level_target_file_line_and_message() {
             });
             log::info!("after the request");
         });
+        // Records made in a native scope, outside any span of the layer, carry its ids.
+        micromegas_core::span_scope!("native");
+        log::info!("in a native scope");
     })
     .join()
     .unwrap();
     guard.shutdown();
     let all = events(&sink);
+    let native = native_scope_id(&sink, "native");
     let span_ids: Vec<(u64, u128)> = all
         .iter()
         .filter_map(|e| match e {
@@ -100,6 +126,12 @@ fn log_records_keep_level_target_file_line_and_message() {
                 vec![]
             ),
             (Level::Info, "after the request".to_owned(), (0, 0), vec![]),
+            (
+                Level::Info,
+                "in a native scope".to_owned(),
+                (native, native.into()),
+                vec![]
+            ),
         ]
     );
     assert!(logs.iter().all(|l| (l.span_id, l.trace_id) == (0, 0)));

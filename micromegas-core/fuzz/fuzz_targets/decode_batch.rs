@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let Ok(payload) = block.decode_payload() else { continue };
         for event in payload.events(stream) {
             let Ok(event) = event else { break };
-            let _ = interpret(&batch.process, &event);
+            let _ = interpret(&batch.process, stream, &event);
             for item in event.tail() {
                 if item.is_err() {
                     break;

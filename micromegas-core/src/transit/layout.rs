@@ -241,6 +241,17 @@ pub mod native {
     pub const LOG_STATIC: u8 = 1;
     /// Log stream: a log whose arguments follow as tagged values (`meta`, `ticks`, tail).
     pub const LOG_ARGS: u8 = 2;
+    /// Log stream: a log with a static message made in a native span (`meta`, `ticks`,
+    /// `scope_ticks`: begin ticks of the innermost scope open on the thread, 0 if none;
+    /// `async_span_id`: the async span being polled, 0 if none; `trace_or_root_ticks`: that
+    /// async span's trace, or when there is none the begin ticks of the outermost open scope).
+    /// A scope's id derives from its begin ticks and its thread
+    /// ([`crate::read::scope_span_id`]); the log's span is the scope when there is one, else the
+    /// async span.
+    pub const LOG_STATIC_IN_SPAN: u8 = 4;
+    /// Log stream: a log with arguments made in a native span: the fields of
+    /// [`LOG_STATIC_IN_SPAN`], the arguments in the tail.
+    pub const LOG_ARGS_IN_SPAN: u8 = 5;
     /// Metric stream: integer value (`meta`, `ticks`, `value`).
     pub const INT_METRIC: u8 = 1;
     /// Metric stream: float value (`meta`, `ticks`, `value`).
@@ -339,6 +350,13 @@ pub mod native {
 
     /// Layouts of the log stream.
     pub fn log_layouts() -> Vec<EventLayout> {
+        let in_span = [
+            ("meta", DepRef),
+            ("ticks", Ticks),
+            ("scope_ticks", U64),
+            ("async_span_id", SpanId),
+            ("trace_or_root_ticks", U64),
+        ];
         vec![
             EventLayout::packed(
                 LOG_STATIC,
@@ -352,6 +370,8 @@ pub mod native {
                 true,
                 &[("meta", DepRef), ("ticks", Ticks)],
             ),
+            EventLayout::packed(LOG_STATIC_IN_SPAN, "log_in_span", false, &in_span),
+            EventLayout::packed(LOG_ARGS_IN_SPAN, "log_args_in_span", true, &in_span),
             EventLayout::packed(
                 LOG_FIELDS,
                 "log_fields",

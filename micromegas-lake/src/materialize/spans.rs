@@ -70,8 +70,6 @@ impl Open {
 pub struct Carry {
     /// Open thread scopes, per stream, innermost last.
     stacks: BTreeMap<String, Vec<Open>>,
-    /// Scopes begun so far, per stream (numbers their ids).
-    scope_counts: BTreeMap<String, u64>,
     /// Spans with ids, begun and not ended.
     open: HashMap<u64, Open>,
     /// Ends seen before their beginning: id → end time.
@@ -92,18 +90,6 @@ impl Carry {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
-}
-
-/// A 64-bit id for the `n`-th scope of a stream: the high 32 bits identify the stream, the
-/// low 32 bits count its scopes. Distinct across the streams of a process (but for a 2^-32
-/// chance per pair) and sequential within one, so that ids compress well.
-fn scope_id(stream_id: &uuid::Uuid, n: u64) -> u64 {
-    let (hi, lo) = stream_id.as_u64_pair();
-    let mut z = hi ^ lo.rotate_left(29);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    let stream = (z ^ (z >> 31)) & 0xFFFF_FFFF_0000_0000;
-    (stream | (n & 0xFFFF_FFFF)).max(1)
 }
 
 /// The lowercase hex of `id`'s `N` big-endian bytes, written into `buf`; `None` for 0.
@@ -196,9 +182,8 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock], columns: &mut SpanColu
                     let time = process.ticks_to_unix_nanos(s.ticks);
                     match s.span_id {
                         None if s.begin => {
-                            let count = carry.scope_counts.entry(stream_key.clone()).or_insert(0);
-                            *count += 1;
-                            let id = scope_id(&raw.stream.stream_id, *count);
+                            // The id logs made in the scope name it by.
+                            let id = read::scope_span_id(process, raw.stream.thread_id, s.ticks);
                             let stack = carry.stacks.entry(stream_key.clone()).or_default();
                             let poll_parent = s.parent_span_id.unwrap_or(0);
                             // The outermost scope of an async span's poll is that span's

@@ -77,9 +77,9 @@ async fn every_table_has_exactly_the_rows_written() {
     assert_eq!(
         logs,
         [
-            "worker|INFO|9|value 42 and text|it::tables|NULL|true|true".to_owned(),
-            "worker|WARN|13|static warning|it::tables|NULL|true|true".to_owned(),
-            "worker|INFO|9|in task|it::tables|NULL|true|true".to_owned(),
+            "worker|INFO|9|value 42 and text|it::tables|NULL|false|false".to_owned(),
+            "worker|WARN|13|static warning|it::tables|NULL|false|false".to_owned(),
+            "worker|INFO|9|in task|it::tables|NULL|false|false".to_owned(),
             format!("{thread}|INFO|9|payment accepted for bob|it::tables|12.5|false|false"),
         ]
     );
@@ -129,15 +129,20 @@ async fn every_table_has_exactly_the_rows_written() {
         rows(&lake, "SELECT MIN(duration_ns) >= 0 FROM spans").await,
         ["true"]
     );
-    // The log emitted in the layer's span carries that span's ids.
+    // Each log carries the ids of the span it was emitted in: native or the layer's.
     assert_eq!(
         rows(
             &lake,
-            "SELECT s.name FROM log_entries l JOIN spans s \
-             ON l.span_id = s.span_id AND l.trace_id = s.trace_id"
+            "SELECT l.msg, s.name FROM log_entries l JOIN spans s \
+             ON l.span_id = s.span_id AND l.trace_id = s.trace_id ORDER BY l.time"
         )
         .await,
-        ["request"]
+        [
+            "value 42 and text|inner",
+            "static warning|outer",
+            "in task|task",
+            "payment accepted for bob|request"
+        ]
     );
     // Catalog tables.
     assert_eq!(
@@ -476,6 +481,79 @@ async fn native_spans_fail_when_an_error_is_logged_in_them() {
             "around|UNSET|",
             "polled|UNSET|",
             "in_poll|ERROR|",
+        ]
+    );
+}
+
+/// Native logs made in native spans carry the ids of the innermost one and of its trace: a
+/// scope (nested or not, on any thread), or the async span being polled (or a scope begun in
+/// its poll); logs outside any span carry none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_logs_carry_their_span_and_trace() {
+    use micromegas_core::async_span;
+    let lake = memory_lake("native-log-spans", || {
+        std::thread::spawn(|| {
+            info!("outside");
+            {
+                span_scope!("outer");
+                info!("in outer");
+                {
+                    span_scope!("inner");
+                    info!("in inner, {} argument", 1);
+                }
+                warn!("outer again");
+            }
+            futures::executor::block_on(async_span!("task", async {
+                info!("in task");
+                {
+                    span_scope!("step");
+                    info!("in step of {}", "task");
+                }
+                info!("task again");
+            }));
+            {
+                span_scope!("around");
+                futures::executor::block_on(async_span!("polled", async {
+                    info!("in polled");
+                }));
+                info!("around again");
+            }
+            std::thread::spawn(|| {
+                span_scope!("other");
+                info!("on another thread");
+            })
+            .join()
+            .unwrap();
+            info!("outside again");
+        })
+        .join()
+        .unwrap();
+    })
+    .await;
+    // Each log's span (matched on span and trace ids) and the root of its trace.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT l.msg, COALESCE(s.name, '-'), COALESCE(r.name, '-'), \
+             l.span_id IS NULL, l.trace_id IS NULL \
+             FROM log_entries l \
+             LEFT JOIN spans s ON s.span_id = l.span_id AND s.trace_id = l.trace_id \
+             LEFT JOIN spans r ON r.trace_id = l.trace_id AND r.parent_span_id IS NULL \
+             ORDER BY l.time"
+        )
+        .await,
+        [
+            "outside|-|-|true|true",
+            "in outer|outer|outer|false|false",
+            "in inner, 1 argument|inner|outer|false|false",
+            "outer again|outer|outer|false|false",
+            "in task|task|task|false|false",
+            "in step of task|step|task|false|false",
+            "task again|task|task|false|false",
+            "in polled|polled|polled|false|false",
+            "around again|around|around|false|false",
+            "on another thread|other|other|false|false",
+            "outside again|-|-|true|true",
         ]
     );
 }
