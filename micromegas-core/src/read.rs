@@ -232,9 +232,10 @@ fn log_entry(
 }
 
 /// The span id of a native scope (`span_scope!`): scopes get no id when they run, but their
-/// thread and begin ticks identify them, and the reader derives one from those. Distinct for
-/// the scopes of one thread (a bijection of the ticks); across threads and processes, equal with
-/// a chance of 2^-64 per pair.
+/// thread and begin ticks identify them, and the reader (and the writer, for the parent of an
+/// async span first polled in a scope) derives one from those. Distinct for the scopes of one
+/// thread (a bijection of the ticks, but for the one value it would map to 0, which takes 1);
+/// across threads and processes, equal with a chance of 2^-64 per pair.
 pub fn scope_span_id(process: &ProcessInfo, thread_id: u64, begin_ticks: u64) -> u64 {
     fn mix(mut z: u64) -> u64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

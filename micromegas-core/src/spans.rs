@@ -96,14 +96,35 @@ pub(crate) fn current_async() -> (u64, u64) {
     (c.async_span, c.async_trace)
 }
 
+/// The parent of an async span polled for the first time, and its trace: the async span being
+/// polled, or else the innermost open scope (in the trace of the outermost), or none (0, 0).
+#[inline]
+fn parent_of_new_async() -> (u64, u64) {
+    let c = current();
+    if c.async_span != 0 || c.scope == 0 {
+        return (c.async_span, c.async_trace);
+    }
+    in_scope(c.scope, c.root)
+}
+
+/// The ids of the scopes that began at these ticks on this thread: (innermost, outermost).
+#[cold]
+#[inline(never)]
+fn in_scope(scope: u64, root: u64) -> (u64, u64) {
+    match crate::dispatch::local::scope_span_ids([scope, root]) {
+        Some([scope, root]) => (scope, root),
+        None => (0, 0),
+    }
+}
+
 /// Id of the async span being polled on this thread, 0 if none.
 pub fn current_async_span() -> u64 {
     current().async_span
 }
 
 /// A future recorded as an async span: it begins at the first poll (its parent is the async
-/// span being polled at that moment) and ends when the future completes or is dropped. Polls
-/// may happen on any thread.
+/// span being polled at that moment, or else the innermost scope open on the thread) and ends
+/// when the future completes or is dropped. Polls may happen on any thread.
 pub struct InstrumentedFuture<F> {
     inner: F,
     meta: &'static SpanMetadata,
@@ -149,7 +170,7 @@ impl<F: Future> Future for InstrumentedFuture<F> {
         // the other fields are plain data that are not structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
         if this.span_id == 0 {
-            let (parent, parent_trace) = current_async();
+            let (parent, parent_trace) = parent_of_new_async();
             this.parent = parent;
             (this.span_id, this.trace) = events::begin_async(this.meta, parent, parent_trace);
         }

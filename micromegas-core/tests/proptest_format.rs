@@ -5,11 +5,12 @@ mod common;
 
 use common::{serial, Decoded};
 use micromegas_core::model::StreamKind;
-use micromegas_core::read::{decode_block, thread_scopes, Event};
+use micromegas_core::read::{decode_block, scope_span_id, thread_scopes, Event};
 use micromegas_core::sink::MemorySink;
 use micromegas_core::transit::batch::Batch;
 use micromegas_core::{init, Options};
 use proptest::prelude::*;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -41,47 +42,64 @@ fn op() -> impl Strategy<Value = Op> {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Expected {
-    Log(String),
+    /// A log's message, and the ordinals (in order of beginning, from 1) of the innermost and
+    /// outermost scopes open when it was made.
+    Log(String, Option<u32>, Option<u32>),
     Measure(String, f64, Vec<(String, String)>),
     Scope(String, u32),
 }
 
-fn run(
-    ops: &[Op],
-    depth: u32,
-    log: &mut Vec<Expected>,
-    measures: &mut Vec<Expected>,
-    scopes: &mut Vec<Expected>,
-) {
+/// What `run` records while it emits events.
+#[derive(Default)]
+struct Expectations {
+    logs: Vec<Expected>,
+    measures: Vec<Expected>,
+    scopes: Vec<Expected>,
+    /// Scopes begun so far.
+    begun: u32,
+    /// Ordinals of the open scopes, outermost first.
+    open: Vec<u32>,
+}
+
+impl Expectations {
+    fn log(&mut self, msg: String) {
+        let innermost = self.open.last().copied();
+        self.logs
+            .push(Expected::Log(msg, innermost, self.open.first().copied()));
+    }
+}
+
+fn run(ops: &[Op], depth: u32, x: &mut Expectations) {
     for op in ops {
         match op {
             Op::Static => {
                 micromegas_core::info!("static text");
-                log.push(Expected::Log("static text".into()));
+                x.log("static text".into());
             }
             Op::Int(v) => {
                 micromegas_core::info!("int {}", *v);
-                log.push(Expected::Log(format!("int {v}")));
+                x.log(format!("int {v}"));
             }
             Op::Mixed(a, b, c) => {
                 micromegas_core::warn!("mixed {} [{}] {}", *a, b.as_str(), *c);
-                log.push(Expected::Log(format!("mixed {a} [{b}] {c}")));
+                x.log(format!("mixed {a} [{b}] {c}"));
             }
             Op::Float(v) => {
                 micromegas_core::error!("float {}", *v);
-                log.push(Expected::Log(format!("float {v}")));
+                x.log(format!("float {v}"));
             }
             Op::IMetric(v) => {
                 micromegas_core::imetric!("im", "count", *v);
-                measures.push(Expected::Measure("im".into(), *v as f64, vec![]));
+                x.measures
+                    .push(Expected::Measure("im".into(), *v as f64, vec![]));
             }
             Op::FMetric(v) => {
                 micromegas_core::fmetric!("fm", "s", *v);
-                measures.push(Expected::Measure("fm".into(), *v, vec![]));
+                x.measures.push(Expected::Measure("fm".into(), *v, vec![]));
             }
             Op::Tagged(v, tag) => {
                 micromegas_core::imetric!("tagged", "count", *v, "tag" => tag.as_str());
-                measures.push(Expected::Measure(
+                x.measures.push(Expected::Measure(
                     "tagged".into(),
                     *v as f64,
                     vec![("tag".into(), tag.clone())],
@@ -89,8 +107,11 @@ fn run(
             }
             Op::Scope(inner) => {
                 micromegas_core::span_scope!("scope");
-                run(inner, depth + 1, log, measures, scopes);
-                scopes.push(Expected::Scope("scope".into(), depth));
+                x.begun += 1;
+                x.open.push(x.begun);
+                run(inner, depth + 1, x);
+                x.open.pop();
+                x.scopes.push(Expected::Scope("scope".into(), depth));
             }
         }
     }
@@ -104,16 +125,35 @@ proptest! {
         let _s = serial();
         let sink = Arc::new(MemorySink::new());
         let guard = init(sink.clone(), Options::default().panic_hook(false)).unwrap();
-        let (logs, measures, scopes) = std::thread::spawn(move || {
-            let (mut l, mut m, mut s) = (vec![], vec![], vec![]);
-            run(&ops, 0, &mut l, &mut m, &mut s);
-            (l, m, s)
+        let x = std::thread::spawn(move || {
+            let mut x = Expectations::default();
+            run(&ops, 0, &mut x);
+            x
         }).join().unwrap();
+        let (logs, measures, scopes) = (x.logs, x.measures, x.scopes);
         let stats = guard.shutdown();
         prop_assert_eq!(stats.total_dropped(), 0);
         let decoded = Decoded::of(&sink.batches());
+        // The ids the reader gives the scopes, by ordinal of beginning.
+        let ordinals: HashMap<u64, u32> = match &decoded.process {
+            Some(process) => decoded.of_kind(StreamKind::Spans)
+                .flat_map(|(stream, e)| e.iter().map(move |e| (stream.thread_id, e)))
+                .filter_map(|(thread, e)| match e {
+                    Event::Span(s) if s.begin && s.span_id.is_none() => Some((thread, s.ticks)),
+                    _ => None,
+                })
+                .zip(1..)
+                .map(|((thread, ticks), n)| (scope_span_id(process, thread, ticks), n))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let ordinal = |id: u64| (id != 0).then(|| ordinals.get(&id).copied().unwrap_or(0));
         let got_logs: Vec<_> = decoded.of_kind(StreamKind::Logs).flat_map(|(_, e)| e).map(|e| match e {
-            Event::Log(l) => Expected::Log(l.msg.clone()),
+            Event::Log(l) => Expected::Log(
+                l.msg.clone(),
+                ordinal(l.span_id),
+                ordinal(u64::try_from(l.trace_id).unwrap()),
+            ),
             other => panic!("{other:?}"),
         }).collect();
         prop_assert_eq!(got_logs, logs);

@@ -291,8 +291,6 @@ fn detach_thread() {
     });
 }
 
-/// A fresh process-unique span id for async spans (never 0). Ids are handed out to threads in
-/// chunks, so this rarely touches shared state.
 /// Starts this process's span ids at a point drawn from `seed` (the random process id), so
 /// that ids (and the trace ids of root spans, derived from them) of different processes do
 /// not collide in a shared lake. Only the first call has an effect: ids stay unique within
@@ -303,6 +301,8 @@ pub(crate) fn seed_span_ids(seed: u64) {
     let _ = NEXT_SPAN_ID.compare_exchange(1, start, Ordering::Relaxed, Ordering::Relaxed);
 }
 
+/// A fresh process-unique span id for async spans (never 0). Ids are handed out to threads in
+/// chunks, so this rarely touches shared state.
 pub(crate) fn next_span_id() -> u64 {
     let local = LOCAL.with(Cell::get);
     if !local.is_null() {
@@ -319,4 +319,18 @@ pub(crate) fn next_span_id() -> u64 {
         return start;
     }
     NEXT_SPAN_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The span ids the reader gives the scopes of this thread that began at these ticks (see
+/// [`crate::read::scope_span_id`]); `None` when the thread records nothing.
+pub(crate) fn scope_span_ids<const N: usize>(begin_ticks: [u64; N]) -> Option<[u64; N]> {
+    let local = LOCAL.with(Cell::get);
+    if local.is_null() {
+        return None;
+    }
+    // SAFETY: LOCAL is non-null only while OWNER keeps the box alive on this thread, and no
+    // mutable reference into it is live meanwhile (this runs no user code while reading).
+    let l = unsafe { &*local };
+    let process = &l.dispatch.process;
+    Some(begin_ticks.map(|t| crate::read::scope_span_id(process, l.thread_id, t)))
 }

@@ -487,7 +487,8 @@ async fn native_spans_fail_when_an_error_is_logged_in_them() {
 
 /// Native logs made in native spans carry the ids of the innermost one and of its trace: a
 /// scope (nested or not, on any thread), or the async span being polled (or a scope begun in
-/// its poll); logs outside any span carry none.
+/// its poll); logs outside any span carry none. An async span first polled in a scope is the
+/// scope's child.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_logs_carry_their_span_and_trace() {
     use micromegas_core::async_span;
@@ -550,10 +551,28 @@ async fn native_logs_carry_their_span_and_trace() {
             "in task|task|task|false|false",
             "in step of task|step|task|false|false",
             "task again|task|task|false|false",
-            "in polled|polled|polled|false|false",
+            "in polled|polled|around|false|false",
             "around again|around|around|false|false",
             "on another thread|other|other|false|false",
             "outside again|-|-|true|true",
+        ]
+    );
+    // The tree: an async span first polled in a scope is that scope's child.
+    assert_eq!(
+        rows(
+            &lake,
+            "SELECT s.name, COALESCE(p.name, '-'), s.trace_id = p.trace_id FROM spans s \
+             LEFT JOIN spans p ON p.span_id = s.parent_span_id ORDER BY s.start_time"
+        )
+        .await,
+        [
+            "outer|-|NULL",
+            "inner|outer|true",
+            "task|-|NULL",
+            "step|task|true",
+            "around|-|NULL",
+            "polled|around|true",
+            "other|-|NULL",
         ]
     );
 }
