@@ -48,6 +48,9 @@ $bin/micromegas-sql --lake "$lake" -c "
     FROM spans GROUP BY service_name ORDER BY service_name;
   SELECT service_name, level, COUNT(*) AS n FROM log_entries
     GROUP BY service_name, level ORDER BY service_name, level;
+  SELECT l.service_name, s.name AS logged_in_span, COUNT(*) AS logs FROM log_entries l
+    JOIN spans s ON s.span_id = l.span_id AND s.trace_id = l.trace_id
+    GROUP BY l.service_name, s.name ORDER BY l.service_name, s.name;
   SELECT service_name, name, COUNT(*) AS n, SUM(value) AS total FROM measures
     WHERE name IN ('orders', 'collector.rows', 'request.duration')
     GROUP BY service_name, name ORDER BY service_name, name"
