@@ -424,74 +424,14 @@ async fn spans_take_names_kinds_and_statuses_from_tracing_opentelemetry_fields()
     );
 }
 
-/// `error!` and `fatal!` of the native macros mark the innermost native span failed: the
-/// scope open on the thread, or the async span being polled (unless a scope began in that
-/// poll); a warning, or an error outside any span, marks nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn native_spans_fail_when_an_error_is_logged_in_them() {
-    use micromegas_core::{async_span, error, fatal};
-    let lake = memory_lake("native-errors", || {
-        std::thread::spawn(|| {
-            {
-                span_scope!("outer");
-                {
-                    span_scope!("inner");
-                    error!("disk {} failed", "sda");
-                }
-                warn!("only a warning");
-            }
-            {
-                span_scope!("clean");
-                info!("fine");
-            }
-            error!("outside any span");
-            futures::executor::block_on(async_span!("task", async {
-                {
-                    span_scope!("in_task_ok");
-                }
-                fatal!("task lost");
-            }));
-            {
-                span_scope!("around");
-                futures::executor::block_on(async_span!("polled", async {
-                    {
-                        span_scope!("in_poll");
-                        error!("in a scope of the polled task");
-                    }
-                }));
-            }
-        })
-        .join()
-        .unwrap();
-    })
-    .await;
-    assert_eq!(
-        rows(
-            &lake,
-            "SELECT name, status_code, array_to_string(map_keys(attributes), ',') FROM spans \
-             ORDER BY start_time"
-        )
-        .await,
-        [
-            "outer|UNSET|",
-            "inner|ERROR|",
-            "clean|UNSET|",
-            "task|ERROR|",
-            "in_task_ok|UNSET|",
-            "around|UNSET|",
-            "polled|UNSET|",
-            "in_poll|ERROR|",
-        ]
-    );
-}
-
 /// Native logs made in native spans carry the ids of the innermost one and of its trace: a
 /// scope (nested or not, on any thread), or the async span being polled (or a scope begun in
-/// its poll); logs outside any span carry none. An async span first polled in a scope is the
-/// scope's child.
+/// its poll); logs outside any span carry none. `error!` and `fatal!` mark that span failed; a
+/// warning, or an error outside any span, marks nothing. An async span first polled in a scope
+/// is the scope's child.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn native_logs_carry_their_span_and_trace() {
-    use micromegas_core::async_span;
+async fn native_logs_and_errors_belong_to_their_span() {
+    use micromegas_core::{async_span, error, fatal};
     let lake = memory_lake("native-log-spans", || {
         std::thread::spawn(|| {
             info!("outside");
@@ -500,22 +440,31 @@ async fn native_logs_carry_their_span_and_trace() {
                 info!("in outer");
                 {
                     span_scope!("inner");
-                    info!("in inner, {} argument", 1);
+                    error!("disk {} failed", "sda");
                 }
                 warn!("outer again");
             }
+            {
+                span_scope!("clean");
+                info!("fine");
+            }
+            error!("outside any span");
             futures::executor::block_on(async_span!("task", async {
                 info!("in task");
                 {
                     span_scope!("step");
                     info!("in step of {}", "task");
                 }
-                info!("task again");
+                fatal!("task lost");
             }));
             {
                 span_scope!("around");
                 futures::executor::block_on(async_span!("polled", async {
                     info!("in polled");
+                    {
+                        span_scope!("in_poll");
+                        error!("in a scope of the polled task");
+                    }
                 }));
                 info!("around again");
             }
@@ -546,33 +495,40 @@ async fn native_logs_carry_their_span_and_trace() {
         [
             "outside|-|-|true|true",
             "in outer|outer|outer|false|false",
-            "in inner, 1 argument|inner|outer|false|false",
+            "disk sda failed|inner|outer|false|false",
             "outer again|outer|outer|false|false",
+            "fine|clean|clean|false|false",
+            "outside any span|-|-|true|true",
             "in task|task|task|false|false",
             "in step of task|step|task|false|false",
-            "task again|task|task|false|false",
+            "task lost|task|task|false|false",
             "in polled|polled|around|false|false",
+            "in a scope of the polled task|in_poll|around|false|false",
             "around again|around|around|false|false",
             "on another thread|other|other|false|false",
             "outside again|-|-|true|true",
         ]
     );
-    // The tree: an async span first polled in a scope is that scope's child.
+    // The tree, and which spans failed.
     assert_eq!(
         rows(
             &lake,
-            "SELECT s.name, COALESCE(p.name, '-'), s.trace_id = p.trace_id FROM spans s \
-             LEFT JOIN spans p ON p.span_id = s.parent_span_id ORDER BY s.start_time"
+            "SELECT s.name, COALESCE(p.name, '-'), s.trace_id = p.trace_id, s.status_code, \
+             array_to_string(map_keys(s.attributes), ',') \
+             FROM spans s LEFT JOIN spans p ON p.span_id = s.parent_span_id \
+             ORDER BY s.start_time"
         )
         .await,
         [
-            "outer|-|NULL",
-            "inner|outer|true",
-            "task|-|NULL",
-            "step|task|true",
-            "around|-|NULL",
-            "polled|around|true",
-            "other|-|NULL",
+            "outer|-|NULL|UNSET|",
+            "inner|outer|true|ERROR|",
+            "clean|-|NULL|UNSET|",
+            "task|-|NULL|ERROR|",
+            "step|task|true|UNSET|",
+            "around|-|NULL|UNSET|",
+            "polled|around|true|UNSET|",
+            "in_poll|polled|true|ERROR|",
+            "other|-|NULL|UNSET|",
         ]
     );
 }
