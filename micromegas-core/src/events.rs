@@ -118,7 +118,7 @@ fn in_span_words(c: &crate::spans::Current) -> [u64; 3] {
 #[cold]
 #[inline(never)]
 pub fn scope_error() {
-    let (span, _) = crate::spans::current_async();
+    let span = crate::spans::current_async_span();
     write_words(StreamKind::Spans, SCOPE_ERROR, [crate::time::now(), span]);
 }
 

@@ -38,7 +38,7 @@ impl Drop for ScopeGuard {
 }
 
 /// Where the calling thread is in native spans: what a log made now belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Current {
     /// The async span being polled on this thread, 0 if none.
     pub(crate) async_span: u64,
@@ -89,13 +89,6 @@ pub(crate) fn set_scopes((scope, root): (u64, u64)) {
     });
 }
 
-/// The async span being polled on this thread and its trace, (0, 0) if none.
-#[inline(always)]
-pub(crate) fn current_async() -> (u64, u64) {
-    let c = current();
-    (c.async_span, c.async_trace)
-}
-
 /// The parent of an async span polled for the first time, and its trace: the async span being
 /// polled, or else the innermost open scope (in the trace of the outermost), or none (0, 0).
 #[inline]
@@ -104,17 +97,7 @@ fn parent_of_new_async() -> (u64, u64) {
     if c.async_span != 0 || c.scope == 0 {
         return (c.async_span, c.async_trace);
     }
-    in_scope(c.scope, c.root)
-}
-
-/// The ids of the scopes that began at these ticks on this thread: (innermost, outermost).
-#[cold]
-#[inline(never)]
-fn in_scope(scope: u64, root: u64) -> (u64, u64) {
-    match crate::dispatch::local::scope_span_ids([scope, root]) {
-        Some([scope, root]) => (scope, root),
-        None => (0, 0),
-    }
+    crate::dispatch::local::scope_span_ids(c.scope, c.root)
 }
 
 /// Id of the async span being polled on this thread, 0 if none.

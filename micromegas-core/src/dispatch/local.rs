@@ -321,16 +321,19 @@ pub(crate) fn next_span_id() -> u64 {
     NEXT_SPAN_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The span ids the reader gives the scopes of this thread that began at these ticks (see
-/// [`crate::read::scope_span_id`]); `None` when the thread records nothing.
-pub(crate) fn scope_span_ids<const N: usize>(begin_ticks: [u64; N]) -> Option<[u64; N]> {
+/// The span ids the reader gives the scopes of this thread that began at `scope` and `root`
+/// ticks (see [`crate::read::scope_span_id`]); (0, 0) when the thread records nothing. Out of
+/// line: only the first poll of an async span in a scope asks.
+#[cold]
+#[inline(never)]
+pub(crate) fn scope_span_ids(scope: u64, root: u64) -> (u64, u64) {
     let local = LOCAL.with(Cell::get);
     if local.is_null() {
-        return None;
+        return (0, 0);
     }
     // SAFETY: LOCAL is non-null only while OWNER keeps the box alive on this thread, and no
     // mutable reference into it is live meanwhile (this runs no user code while reading).
     let l = unsafe { &*local };
-    let process = &l.dispatch.process;
-    Some(begin_ticks.map(|t| crate::read::scope_span_id(process, l.thread_id, t)))
+    let id = |ticks| crate::read::scope_span_id(&l.dispatch.process, l.thread_id, ticks);
+    (id(scope), id(root))
 }
