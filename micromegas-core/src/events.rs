@@ -31,7 +31,13 @@ pub fn begin_scope(meta: &'static SpanMetadata) -> (u64, u64) {
         write_words(
             StreamKind::Spans,
             BEGIN_SCOPE_IN_ASYNC,
-            [meta.id(), ticks, current.async_span, current.async_trace],
+            [
+                meta.id(),
+                ticks,
+                current.async_span,
+                current.async_trace as u64,
+                (current.async_trace >> 64) as u64,
+            ],
         );
     }
     let root = if current.scope == 0 && current.async_span == 0 {
@@ -58,14 +64,21 @@ pub fn end_scope(meta: &'static SpanMetadata, outer: (u64, u64)) {
 /// Records the beginning of an async span under `parent` (0 for a root) of trace
 /// `parent_trace`; returns its id and its trace (its own id for a root).
 #[inline]
-pub fn begin_async(meta: &'static SpanMetadata, parent: u64, parent_trace: u64) -> (u64, u64) {
+pub fn begin_async(meta: &'static SpanMetadata, parent: u64, parent_trace: u128) -> (u64, u128) {
     let id = next_span_id();
-    let trace = if parent == 0 { id } else { parent_trace };
+    let trace = if parent == 0 { id.into() } else { parent_trace };
     let ticks = crate::time::now();
     write_words(
         StreamKind::Spans,
         BEGIN_ASYNC,
-        [meta.id(), ticks, id, parent, trace],
+        [
+            meta.id(),
+            ticks,
+            id,
+            parent,
+            trace as u64,
+            (trace >> 64) as u64,
+        ],
     );
     (id, trace)
 }
@@ -90,26 +103,26 @@ pub fn log_static(meta: &'static LogMetadata) {
     if current.is_none() {
         write_words(StreamKind::Logs, LOG_STATIC, [meta.id(), ticks]);
     } else {
-        let [scope, span, trace] = in_span_words(&current);
+        let [scope, span, trace, trace_high] = in_span_words(&current);
         write_words(
             StreamKind::Logs,
             LOG_STATIC_IN_SPAN,
-            [meta.id(), ticks, scope, span, trace],
+            [meta.id(), ticks, scope, span, trace, trace_high],
         );
     }
 }
 
 /// The words by which a log names the native span it is made in (see
 /// [`LOG_STATIC_IN_SPAN`]): the innermost scope's begin ticks, the async span being polled,
-/// and that span's trace, or else the outermost scope's begin ticks.
+/// and that span's trace in two halves, or else the outermost scope's begin ticks and 0.
 #[inline(always)]
-fn in_span_words(c: &crate::spans::Current) -> [u64; 3] {
+fn in_span_words(c: &crate::spans::Current) -> [u64; 4] {
     let trace = if c.async_span != 0 {
         c.async_trace
     } else {
-        c.root
+        c.root.into()
     };
-    [c.scope, c.async_span, trace]
+    [c.scope, c.async_span, trace as u64, (trace >> 64) as u64]
 }
 
 /// Marks the innermost native span of this thread failed (an `error!` or `fatal!` was logged in
@@ -130,11 +143,11 @@ pub fn log_args(meta: &'static LogMetadata, args: impl FnOnce(&mut TailWriter)) 
     if current.is_none() {
         variable(StreamKind::Logs, LOG_ARGS, [meta.id(), 0], 1, args);
     } else {
-        let [scope, span, trace] = in_span_words(&current);
+        let [scope, span, trace, trace_high] = in_span_words(&current);
         variable(
             StreamKind::Logs,
             LOG_ARGS_IN_SPAN,
-            [meta.id(), 0, scope, span, trace],
+            [meta.id(), 0, scope, span, trace, trace_high],
             1,
             args,
         );

@@ -87,9 +87,10 @@ pub struct SpanEvent {
     pub parent_span_id: Option<u64>,
     /// Callsite, with the span name.
     pub location: Location,
-    /// The trace of an async span's beginning, or of the async span a scope began in (the
-    /// root span's id); `None` otherwise, and for data written before events carried it.
-    pub trace_id: Option<u64>,
+    /// The trace of an async span's beginning, or of the span a scope began in (an async span
+    /// being polled, or a span of the `tracing` layer entered); `None` otherwise, and for data
+    /// written before events carried it.
+    pub trace_id: Option<u128>,
 }
 
 /// What happened to a span with an id (spans created through `span_new`, e.g. by the
@@ -247,6 +248,15 @@ pub fn scope_span_id(process: &ProcessInfo, thread_id: u64, begin_ticks: u64) ->
     mix(thread ^ begin_ticks).max(1)
 }
 
+/// Field `name` of `ev`, 0 when its layout has none (a field added after the layout was
+/// first written).
+fn opt_u64(ev: &EventRef<'_>, name: &str) -> Result<u64, DecodeError> {
+    match ev.layout.field(name) {
+        Some(_) => ev.u64(name),
+        None => Ok(0),
+    }
+}
+
 /// The span and trace of a log made in a native span (see
 /// [`crate::transit::layout::native::LOG_STATIC_IN_SPAN`]).
 fn native_log_ids(
@@ -265,10 +275,10 @@ fn native_log_ids(
     };
     let trace = match (async_span, trace_or_root) {
         (0, 0) => 0,
-        (0, root) => scope(root),
-        (_, trace) => trace,
+        (0, root) => scope(root).into(),
+        (_, low) => u128::from(low) | u128::from(opt_u64(ev, "trace_id_high")?) << 64,
     };
-    Ok((span, trace.into()))
+    Ok((span, trace))
 }
 
 /// Interprets one event of `stream`.
@@ -294,13 +304,7 @@ pub fn interpret(
             } else {
                 None
             };
-            let opt = |f: &str| {
-                if ev.layout.field(f).is_some() {
-                    ev.u64(f)
-                } else {
-                    Ok(0)
-                }
-            };
+            let opt = |f: &str| opt_u64(ev, f);
             Event::SpanUpdate(SpanUpdate {
                 change,
                 ticks: ticks()?,
@@ -348,11 +352,7 @@ pub fn interpret(
                 }
                 (msg, properties)
             };
-            let high = if ev.layout.field("trace_id_high").is_some() {
-                ev.u64("trace_id_high")?
-            } else {
-                0
-            };
+            let high = opt_u64(ev, "trace_id_high")?;
             let trace = u128::from(ev.u64("trace_id")?) | u128::from(high) << 64;
             let ids = (ev.u64("span_id")?, trace);
             Event::Log(log_entry(process, dep, ticks()?, msg, properties, ids))
@@ -369,7 +369,11 @@ pub fn interpret(
                 parent_span_id: field("parent_span_id")?,
                 location: Location::of(ev.dep("meta")?),
                 trace_id: match ev.layout.field("trace_id") {
-                    Some(_) => Some(ev.u64("trace_id")?).filter(|t| *t != 0),
+                    Some(_) => {
+                        let high = opt_u64(ev, "trace_id_high")?;
+                        Some(u128::from(ev.u64("trace_id")?) | u128::from(high) << 64)
+                            .filter(|t| *t != 0)
+                    }
                     None => None,
                 },
             })

@@ -40,16 +40,20 @@ impl Drop for ScopeGuard {
 /// Where the calling thread is in native spans: what a log made now belongs to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Current {
-    /// The async span being polled on this thread, 0 if none.
+    /// The async span being polled on this thread, or the span another instrumentation (the
+    /// `tracing` layer) entered there ([`enter_span`]), 0 if none.
     pub(crate) async_span: u64,
     /// Its trace.
-    pub(crate) async_trace: u64,
+    pub(crate) async_trace: u128,
     /// Begin ticks of the innermost scope open on this thread (begun during this poll when an
     /// async span is polled), 0 if none. With the thread, they identify the scope: see
     /// [`crate::read::scope_span_id`].
     pub(crate) scope: u64,
     /// Outside async code, begin ticks of the outermost open scope, whose id is the trace's.
     pub(crate) root: u64,
+    /// True when `async_span` is a span another instrumentation entered ([`enter_span`]), not
+    /// an async span of this crate being polled.
+    pub(crate) entered: bool,
 }
 
 impl Current {
@@ -58,6 +62,7 @@ impl Current {
         async_trace: 0,
         scope: 0,
         root: 0,
+        entered: false,
     };
 
     /// True when the thread is in no native span.
@@ -89,30 +94,78 @@ pub(crate) fn set_scopes((scope, root): (u64, u64)) {
     });
 }
 
-/// The parent of an async span polled for the first time, and its trace: the async span being
-/// polled, or else the innermost open scope (in the trace of the outermost), or none (0, 0).
+/// The innermost native span of the calling thread, and its trace: the innermost open scope
+/// (in the trace of the async span being polled, or else of the outermost open scope), or else
+/// the async span being polled or the span entered with [`enter_span`]; `None` outside any.
+/// Scopes carry no id when they run: theirs is derived as the reader derives it
+/// ([`crate::read::scope_span_id`]), out of line.
 #[inline]
-fn parent_of_new_async() -> (u64, u64) {
+pub fn innermost_span() -> Option<(u64, u128)> {
     let c = current();
-    if c.async_span != 0 || c.scope == 0 {
-        return (c.async_span, c.async_trace);
+    if c.scope != 0 {
+        let (scope, root) = crate::dispatch::local::scope_span_ids(c.scope, c.root);
+        let trace = if c.async_span != 0 {
+            c.async_trace
+        } else {
+            root.into()
+        };
+        return (scope != 0).then_some((scope, trace));
     }
-    crate::dispatch::local::scope_span_ids(c.scope, c.root)
+    (c.async_span != 0).then_some((c.async_span, c.async_trace))
 }
 
-/// Id of the async span being polled on this thread, 0 if none.
+/// The innermost span of the calling thread when this crate made it: a scope, or an async span
+/// being polled, begun inside every span entered with [`enter_span`]; `None` when the
+/// innermost is a span entered with [`enter_span`], or there is none. Another instrumentation
+/// asks first, then looks at its own spans.
+#[inline]
+pub fn innermost_native_span() -> Option<(u64, u128)> {
+    let c = current();
+    if c.scope == 0 && (c.async_span == 0 || c.entered) {
+        return None;
+    }
+    innermost_span()
+}
+
+/// Id of the async span being polled on this thread (or of the span entered with
+/// [`enter_span`]), 0 if none.
 pub fn current_async_span() -> u64 {
     current().async_span
 }
 
-/// A future recorded as an async span: it begins at the first poll (its parent is the async
-/// span being polled at that moment, or else the innermost scope open on the thread) and ends
+/// What the calling thread was in before [`enter_span`]; give it back to [`exit_span`].
+#[derive(Debug, Clone, Copy)]
+pub struct OuterSpans(Current);
+
+/// Makes span `span_id` of trace `trace_id`, recorded by another instrumentation (the
+/// `tracing` layer's spans), the calling thread's innermost span until [`exit_span`]: native
+/// scopes, async spans and logs made meanwhile are its descendants, as during the poll of an
+/// async span. Returns what the thread was in before.
+#[inline]
+pub fn enter_span(span_id: u64, trace_id: u128) -> OuterSpans {
+    let entered = Current {
+        async_span: span_id,
+        async_trace: trace_id,
+        entered: true,
+        ..Current::NONE
+    };
+    OuterSpans(CURRENT.with(|c| c.replace(entered)))
+}
+
+/// Puts back what the calling thread was in before the matching [`enter_span`].
+#[inline]
+pub fn exit_span(outer: OuterSpans) {
+    CURRENT.with(|c| c.set(outer.0));
+}
+
+/// A future recorded as an async span: it begins at the first poll (its parent is the thread's
+/// innermost span at that moment, see [`innermost_span`]) and ends
 /// when the future completes or is dropped. Polls may happen on any thread.
 pub struct InstrumentedFuture<F> {
     inner: F,
     meta: &'static SpanMetadata,
     span_id: u64,
-    trace: u64,
+    trace: u128,
     parent: u64,
     ended: bool,
 }
@@ -153,7 +206,7 @@ impl<F: Future> Future for InstrumentedFuture<F> {
         // the other fields are plain data that are not structurally pinned.
         let this = unsafe { self.get_unchecked_mut() };
         if this.span_id == 0 {
-            let (parent, parent_trace) = parent_of_new_async();
+            let (parent, parent_trace) = innermost_span().unwrap_or((0, 0));
             this.parent = parent;
             (this.span_id, this.trace) = events::begin_async(this.meta, parent, parent_trace);
         }

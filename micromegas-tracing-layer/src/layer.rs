@@ -108,7 +108,8 @@ impl MicromegasLayer {
     }
 
     /// The ids of the span a new span or event belongs to (the current span if `contextual`,
-    /// else `explicit`): the top of this thread's stack of entered spans, or from the shared
+    /// else `explicit`): a native span begun in the current span of `tracing` (or outside
+    /// any), else the top of this thread's stack of entered spans, or from the shared
     /// table when this layer recorded that span (so no per-layer filter hid it from us), else
     /// from `lookup`. `None` when there is no such span.
     #[inline]
@@ -123,6 +124,11 @@ impl MicromegasLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let direct = if contextual {
+            // A native span (`span_scope!`, `async_span!`) begun in the current span of
+            // `tracing`, or outside any, is the innermost: it is the parent.
+            if let Some((span_id, trace_id)) = micromegas_core::spans::innermost_native_span() {
+                return Some(SpanIds { span_id, trace_id });
+            }
             if let Some(current) = self.owner.and_then(span_stack::current) {
                 return current;
             }

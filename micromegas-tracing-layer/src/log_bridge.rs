@@ -2,7 +2,7 @@
 
 use log::kv::{self, Key, Value, VisitSource, VisitValue};
 use micromegas_core::events::{self, TailWriter};
-use micromegas_core::metadata::{Callsite, Level, LogMetadata};
+use micromegas_core::metadata::{Level, LogMetadata};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,9 +12,10 @@ use std::time::Duration;
 /// key-values (`log::info!(user = 42; "logged in")`, as properties). A record whose
 /// message has no arguments costs a static log (its text travels once per block); otherwise
 /// the message is formatted once, in the calling thread, as `log` hands it over. A record
-/// made inside a span that [`crate::MicromegasLayer`] saw entered on this thread carries the
-/// ids of that span and of its trace, as the layer's own events do; an `error!` record there
-/// marks the span failed, as an `ERROR` event of `tracing` does.
+/// made inside a span that [`crate::MicromegasLayer`] saw entered on this thread, or inside a
+/// native span (`span_scope!`, `async_span!`), carries the ids of the innermost of those spans
+/// and of its trace, as the layer's own events do; an `error!` record there marks that span
+/// failed, as an `ERROR` event of `tracing` does.
 ///
 /// Each call site is interned on first use (one small allocation per call site, kept for the
 /// life of the process). It must not be combined with `tracing_log::LogTracer`: only one
@@ -158,31 +159,12 @@ impl LogBridge {
 #[cold]
 #[inline(never)]
 fn log_with_key_values(record: &log::Record<'_>, meta: &'static LogMetadata, formatted: bool) {
-    let write = |w: &mut TailWriter| {
+    events::log_args(meta, |w| {
         if formatted {
             w.formatted(None, *record.args());
         }
         let _ = record.key_values().visit(&mut PairWriter(w));
-    };
-    match crate::span_stack::innermost() {
-        Some(ids) => log_in_span(record, meta, ids, write),
-        None => events::log_args(meta, write),
-    }
-}
-
-/// A record made in a span of the layer: it carries the span's and trace's ids, and an error
-/// marks the span failed.
-#[inline(always)]
-fn log_in_span(
-    record: &log::Record<'_>,
-    meta: &'static LogMetadata,
-    ids: crate::layer::SpanIds,
-    write: impl FnOnce(&mut TailWriter),
-) {
-    events::log_fields(meta.id(), ids.span_id, ids.trace_id, write);
-    if record.level() == log::Level::Error {
-        crate::layer::mark_failed(meta.id(), ids.span_id);
-    }
+    });
 }
 
 /// Writes a record's key-value pairs as named values.
@@ -236,18 +218,18 @@ impl log::Log for LogBridge {
         }
         let static_msg = record.args().as_str();
         let meta = Self::site(record, static_msg);
+        // The native log path: in a span (of `MicromegasLayer`, which makes its entered spans
+        // the thread's, or native), the entry carries the span's and trace's ids.
         if record.key_values().count() > 0 {
-            return log_with_key_values(record, meta, static_msg.is_none());
+            log_with_key_values(record, meta, static_msg.is_none());
+        } else if static_msg.is_some() {
+            events::log_static(meta);
+        } else {
+            events::log_args(meta, |w| w.formatted(None, *record.args()));
         }
-        match (crate::span_stack::innermost(), static_msg) {
-            // In a span of `MicromegasLayer`: the entry carries its span and trace ids.
-            (Some(ids), _) => log_in_span(record, meta, ids, |w| {
-                if static_msg.is_none() {
-                    w.formatted(None, *record.args());
-                }
-            }),
-            (None, Some(_)) => events::log_static(meta),
-            (None, None) => events::log_args(meta, |w| w.formatted(None, *record.args())),
+        if record.level() == log::Level::Error {
+            // Marks the innermost span failed, as an `ERROR` event of `tracing` does.
+            events::scope_error();
         }
     }
 

@@ -8,9 +8,14 @@
 //! per-layer filter needs nothing more: the layer is told of the enters and exits of the spans
 //! its filter lets through only, so the top entry is the nearest visible span, as
 //! `Context::event_span` would find it.
+//!
+//! The innermost entered span is also the thread's span for the native instrumentation
+//! ([`micromegas_core::spans::enter_span`]): native scopes, async spans and logs made in it are
+//! its descendants. Each entry keeps what the thread was in before it, put back at its exit.
 
 use crate::layer::SpanIds;
 use crate::span_table::Owner;
+use micromegas_core::spans::{self, OuterSpans};
 use std::cell::RefCell;
 
 #[derive(Clone, Copy)]
@@ -18,6 +23,8 @@ struct Entry {
     owner: Owner,
     id: u64,
     ids: SpanIds,
+    /// The native context of the thread before this entry.
+    outer: OuterSpans,
 }
 
 thread_local! {
@@ -27,7 +34,15 @@ thread_local! {
 /// A span was entered on this thread.
 #[inline]
 pub(crate) fn push(owner: Owner, id: u64, ids: SpanIds) {
-    let _ = STACK.try_with(|s| s.borrow_mut().push(Entry { owner, id, ids }));
+    let _ = STACK.try_with(|s| {
+        let outer = spans::enter_span(ids.span_id, ids.trace_id);
+        s.borrow_mut().push(Entry {
+            owner,
+            id,
+            ids,
+            outer,
+        })
+    });
 }
 
 /// A span was exited on this thread: its most recent entry goes (spans may be exited out of
@@ -39,7 +54,13 @@ pub(crate) fn pop(owner: Owner, id: u64) -> Option<SpanIds> {
         .try_with(|s| {
             let mut s = s.borrow_mut();
             let i = s.iter().rposition(|e| e.owner == owner && e.id == id)?;
-            Some(s.remove(i).ids)
+            let gone = s.remove(i);
+            match s.get_mut(i) {
+                // Exited out of order: the entry above it now puts back what it put back.
+                Some(above) => above.outer = gone.outer,
+                None => spans::exit_span(gone.outer),
+            }
+            Some(gone.ids)
         })
         .ok()
         .flatten()
@@ -57,16 +78,6 @@ pub(crate) fn current(owner: Owner) -> Option<Option<SpanIds>> {
         .ok()
 }
 
-/// This thread's innermost span, of whichever layer entered it (for records that come from
-/// outside `tracing`, such as the `log` bridge's); `None` outside any span.
-#[inline]
-pub(crate) fn innermost() -> Option<SpanIds> {
-    STACK
-        .try_with(|s| s.borrow().last().map(|e| e.ids))
-        .ok()
-        .flatten()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,35 +89,47 @@ mod tests {
         }
     }
 
+    /// The thread's span for the native instrumentation: (span, trace).
+    fn native() -> Option<(u64, u128)> {
+        spans::innermost_span()
+    }
+
     #[test]
     fn the_current_span_is_the_most_recent_entered_and_not_exited() {
         let (a, b) = (Owner::fresh(), Owner::fresh());
         assert_eq!(current(a), Some(None));
+        assert_eq!(native(), None);
         push(a, 1, ids(1));
         push(a, 2, ids(2));
         assert_eq!(current(a), Some(Some(ids(2))));
+        assert_eq!(native(), Some((2, 2)));
         // Another subscriber's span on top hides nothing from the first.
         push(b, 1, ids(10));
         assert_eq!(current(a), Some(Some(ids(2))));
         assert_eq!(current(b), Some(Some(ids(10))));
-        assert_eq!(innermost(), Some(ids(10)));
-        // Out of order: span 1 exited while 2 is still entered.
+        assert_eq!(native(), Some((10, 10)));
+        // Out of order: span 1 exited while 2 is still entered. The native span stays the
+        // innermost, and the exits of 2 and 10 then put back what was before 1.
         assert_eq!(pop(a, 1), Some(ids(1)));
         assert_eq!(current(a), Some(Some(ids(2))));
+        assert_eq!(native(), Some((10, 10)));
         pop(a, 2);
         assert_eq!(current(a), Some(None));
+        assert_eq!(native(), Some((10, 10)));
         // The same span entered twice stays current until both exits.
         push(a, 3, ids(3));
         push(a, 3, ids(3));
         pop(a, 3);
         assert_eq!(current(a), Some(Some(ids(3))));
+        assert_eq!(native(), Some((3, 3)));
         pop(a, 3);
         assert_eq!(current(a), Some(None));
+        assert_eq!(native(), Some((10, 10)));
         // An exit never seen entered changes nothing.
         assert_eq!(pop(a, 99), None);
         assert_eq!(current(b), Some(Some(ids(10))));
         pop(b, 1);
         assert_eq!(current(b), Some(None));
-        assert_eq!(innermost(), None);
+        assert_eq!(native(), None);
     }
 }

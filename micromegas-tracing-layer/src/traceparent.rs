@@ -54,7 +54,8 @@ pub fn parse(header: &str) -> Option<(u64, u128)> {
 
 /// The W3C `traceparent` of this thread's current span: the innermost span that
 /// [`crate::MicromegasLayer`] saw entered on this thread (an instrumented future's span while
-/// it is polled). Send it with an outgoing request (the `traceparent` HTTP header, or gRPC
+/// it is polled), or a native span begun in it or outside any (`span_scope!`, `async_span!`).
+/// Send it with an outgoing request (the `traceparent` HTTP header, or gRPC
 /// metadata) so that the service called, instrumented with OpenTelemetry or with micromegas,
 /// continues the trace: its spans then have this span as parent, in the same trace. `None`
 /// outside any span.
@@ -65,8 +66,8 @@ pub fn parse(header: &str) -> Option<(u64, u128)> {
 /// send("https://inventory.internal/reserve", header.map(|h| ("traceparent", h)));
 /// ```
 pub fn current() -> Option<String> {
-    let ids = crate::span_stack::innermost()?;
-    Some(format(ids.trace_id, ids.span_id))
+    let (span_id, trace_id) = micromegas_core::spans::innermost_span()?;
+    Some(format(trace_id, span_id))
 }
 
 /// `00-<trace id>-<span id>-01` (version 0, sampled).

@@ -3,7 +3,6 @@
 mod common;
 
 use common::{events, serial, start};
-use micromegas_core::events::ERROR_EVENT_FIELD;
 use micromegas_core::metadata::Level;
 use micromegas_core::read::{Event, SpanChange};
 use micromegas_tracing_layer::{LogBridge, MicromegasRecorder};
@@ -85,12 +84,7 @@ fn log_records_keep_level_target_file_line_and_message() {
     let failed: Vec<u64> = all
         .iter()
         .filter_map(|e| match e {
-            Event::SpanUpdate(u)
-                if u.change == SpanChange::Record
-                    && u.fields == [(ERROR_EVENT_FIELD.to_owned(), "true".to_owned())] =>
-            {
-                Some(u.span_id)
-            }
+            Event::SpanUpdate(u) if u.change == SpanChange::Failed => Some(u.span_id),
             _ => None,
         })
         .collect();
@@ -135,8 +129,9 @@ fn log_records_keep_level_target_file_line_and_message() {
         ]
     );
     assert!(logs.iter().all(|l| (l.span_id, l.trace_id) == (0, 0)));
-    // The error in `db` marks it failed; the errors outside any span mark nothing.
-    assert_eq!(failed, [db]);
+    // Each error marks the innermost span of its thread failed: `db`, and none for the two
+    // errors outside any span (no span named, no scope open).
+    assert_eq!(failed, [0, 0, db]);
     let summary: Vec<_> = logs
         .iter()
         .map(|l| (l.level, l.location.target.as_str(), l.msg.as_str()))

@@ -323,7 +323,8 @@ pub(crate) fn next_span_id() -> u64 {
 
 /// The span ids the reader gives the scopes of this thread that began at `scope` and `root`
 /// ticks (see [`crate::read::scope_span_id`]); (0, 0) when the thread records nothing. Out of
-/// line: only the first poll of an async span in a scope asks.
+/// line: asked by the first poll of an async span in a scope, and by other instrumentations
+/// (the `tracing` layer) for what they record in a scope.
 #[cold]
 #[inline(never)]
 pub(crate) fn scope_span_ids(scope: u64, root: u64) -> (u64, u64) {

@@ -205,7 +205,8 @@ pub mod native {
     pub const BEGIN_SCOPE: u8 = 1;
     /// Span stream: a synchronous scope ends (`meta`, `ticks`).
     pub const END_SCOPE: u8 = 2;
-    /// Span stream: an async span begins (`meta`, `ticks`, `span_id`, `parent_span_id`).
+    /// Span stream: an async span begins (`meta`, `ticks`, `span_id`, `parent_span_id`,
+    /// `trace_id`, `trace_id_high`: its trace in two halves).
     pub const BEGIN_ASYNC: u8 = 3;
     /// Span stream: an async span ends (`meta`, `ticks`, `span_id`, `parent_span_id`).
     pub const END_ASYNC: u8 = 4;
@@ -226,7 +227,8 @@ pub mod native {
     /// `follows_span_id`).
     pub const SPAN_FOLLOWS: u8 = 10;
     /// Span stream: a synchronous scope begins while an async span is being polled on this
-    /// thread (`meta`, `ticks`, `parent_span_id`: that async span, `trace_id`: its trace).
+    /// thread, or while a span of the `tracing` layer is entered there (`meta`, `ticks`,
+    /// `parent_span_id`: that span, `trace_id`, `trace_id_high`: its trace in two halves).
     pub const BEGIN_SCOPE_IN_ASYNC: u8 = 11;
     /// Span stream: an error was logged on this thread (`ticks`, `span_id`: the async span
     /// being polled, 0 if none); it marks the innermost span failed: the innermost open scope
@@ -243,8 +245,10 @@ pub mod native {
     pub const LOG_ARGS: u8 = 2;
     /// Log stream: a log with a static message made in a native span (`meta`, `ticks`,
     /// `scope_ticks`: begin ticks of the innermost scope open on the thread, 0 if none;
-    /// `async_span_id`: the async span being polled, 0 if none; `trace_or_root_ticks`: that
-    /// async span's trace, or when there is none the begin ticks of the outermost open scope).
+    /// `async_span_id`: the async span being polled, or the span of the `tracing` layer entered,
+    /// 0 if none; `trace_or_root_ticks`: the low half of that span's trace, or when there is
+    /// none the begin ticks of the outermost open scope; `trace_id_high`: the high half of that
+    /// span's trace, 0 if none).
     /// A scope's id derives from its begin ticks and its thread
     /// ([`crate::read::scope_span_id`]); the log's span is the scope when there is one, else the
     /// async span.
@@ -292,6 +296,7 @@ pub mod native {
                     ("ticks", Ticks),
                     ("parent_span_id", SpanId),
                     ("trace_id", U64),
+                    ("trace_id_high", U64),
                 ],
             ),
             EventLayout::packed(
@@ -310,6 +315,7 @@ pub mod native {
                     ("span_id", SpanId),
                     ("parent_span_id", SpanId),
                     ("trace_id", U64),
+                    ("trace_id_high", U64),
                 ],
             ),
             EventLayout::packed(END_ASYNC, "end_async", false, &async_fields),
@@ -356,6 +362,7 @@ pub mod native {
             ("scope_ticks", U64),
             ("async_span_id", SpanId),
             ("trace_or_root_ticks", U64),
+            ("trace_id_high", U64),
         ];
         vec![
             EventLayout::packed(

@@ -186,16 +186,17 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock], columns: &mut SpanColu
                             let id = read::scope_span_id(process, raw.stream.thread_id, s.ticks);
                             let stack = carry.stacks.entry(stream_key.clone()).or_default();
                             let poll_parent = s.parent_span_id.unwrap_or(0);
-                            // The outermost scope of an async span's poll is that span's
-                            // child; scopes within it, and scopes outside async code, are
-                            // children of the enclosing scope.
+                            // The outermost scope of an async span's poll (or begun in a
+                            // span of the `tracing` layer) is that span's child; scopes within
+                            // it, and scopes outside any span with an id, are children of the
+                            // enclosing scope.
                             let (parent, trace) = match stack.last() {
                                 Some(top) if poll_parent == 0 || top.poll_parent == poll_parent => {
                                     (top.id, top.trace)
                                 }
                                 _ if poll_parent != 0 => {
                                     let trace = match s.trace_id {
-                                        Some(t) => t.into(),
+                                        Some(t) => t,
                                         None => carry.open.get(&poll_parent).map_or(0, |p| p.trace),
                                     };
                                     (poll_parent, trace)
@@ -216,7 +217,7 @@ pub fn join_spans(carry: &mut Carry, blocks: &[RawBlock], columns: &mut SpanColu
                             // The trace is in the event; older data had only the parent,
                             // found when its beginning was read first.
                             let trace = match s.trace_id {
-                                Some(t) => t.into(),
+                                Some(t) => t,
                                 None if parent == 0 => id.into(),
                                 None => carry.open.get(&parent).map_or(0, |p| p.trace),
                             };

@@ -532,3 +532,111 @@ async fn native_logs_and_errors_belong_to_their_span() {
         ]
     );
 }
+
+/// Native spans and logs made in spans of the `tracing` layer, and `tracing` spans and events
+/// made in native spans, are one tree: each takes the innermost span of its thread, whichever
+/// API made it, as parent, and its trace (a W3C trace continued by a `tracing` span too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_and_tracing_spans_nest_in_one_tree() {
+    use micromegas_core::{async_span, error};
+    let lake = memory_lake("mixed-spans", || {
+        std::thread::spawn(|| {
+            let subscriber = tracing_subscriber::registry()
+                .with(micromegas_tracing_layer::MicromegasLayer::new());
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::info_span!("handler").in_scope(|| {
+                    info!("native in handler");
+                    {
+                        span_scope!("parse");
+                        info!("native in parse");
+                        tracing::info!("tracing in parse");
+                        tracing::info_span!("validate").in_scope(|| {
+                            info!("native in validate");
+                            error!("invalid field");
+                        });
+                    }
+                    futures::executor::block_on(async_span!("fetch", async {
+                        tracing::info!("tracing in fetch");
+                    }));
+                });
+                let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+                tracing::info_span!("continued", traceparent = header).in_scope(|| {
+                    span_scope!("native_step");
+                    info!("native in continued");
+                    futures::executor::block_on(async_span!("native_task", async {
+                        info!("in native task");
+                    }));
+                });
+                {
+                    span_scope!("job");
+                    tracing::info_span!("job_step").in_scope(|| tracing::info!("in job step"));
+                    tracing::warn!("tracing in job");
+                    tracing::info_span!(parent: None, "detached").in_scope(|| {
+                        tracing::info!("in detached");
+                    });
+                }
+                tracing::info!("outside");
+            });
+        })
+        .join()
+        .unwrap();
+    })
+    .await;
+    const W3C: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    // Each log's span (matched on span and trace ids) and the root of its trace (none in the
+    // lake for the continued trace, whose root is a remote span: its id is given instead).
+    assert_eq!(
+        rows(
+            &lake,
+            &format!(
+                "SELECT l.msg, COALESCE(s.name, '-'), \
+                 COALESCE(r.name, CASE WHEN l.trace_id = '{W3C}' THEN 'w3c' END, '-') \
+                 FROM log_entries l \
+                 LEFT JOIN spans s ON s.span_id = l.span_id AND s.trace_id = l.trace_id \
+                 LEFT JOIN spans r ON r.trace_id = l.trace_id AND r.parent_span_id IS NULL \
+                 ORDER BY l.time"
+            )
+        )
+        .await,
+        [
+            "native in handler|handler|handler",
+            "native in parse|parse|handler",
+            "tracing in parse|parse|handler",
+            "native in validate|validate|handler",
+            "invalid field|validate|handler",
+            "tracing in fetch|fetch|handler",
+            "native in continued|native_step|w3c",
+            "in native task|native_task|w3c",
+            "in job step|job_step|job",
+            "tracing in job|job|job",
+            "in detached|detached|detached",
+            "outside|-|-",
+        ]
+    );
+    // The tree, the traces and which spans failed.
+    assert_eq!(
+        rows(
+            &lake,
+            &format!(
+                "SELECT s.name, COALESCE(p.name, '-'), \
+                 CASE WHEN s.trace_id = '{W3C}' THEN 'w3c' \
+                 ELSE CAST(s.trace_id = p.trace_id AS VARCHAR) END, s.status_code \
+                 FROM spans s LEFT JOIN spans p ON p.span_id = s.parent_span_id \
+                 ORDER BY s.start_time"
+            )
+        )
+        .await,
+        [
+            "handler|-|NULL|UNSET",
+            "parse|handler|true|UNSET",
+            "validate|parse|true|ERROR",
+            "fetch|handler|true|UNSET",
+            "continued|-|w3c|UNSET",
+            "native_step|continued|w3c|UNSET",
+            "native_task|native_step|w3c|UNSET",
+            "job|-|NULL|UNSET",
+            "job_step|job|true|UNSET",
+            "detached|-|NULL|UNSET",
+        ]
+    );
+}
