@@ -35,8 +35,8 @@ pub fn begin_scope(meta: &'static SpanMetadata) -> (u64, u64) {
                 meta.id(),
                 ticks,
                 current.async_span,
-                current.async_trace as u64,
-                (current.async_trace >> 64) as u64,
+                current.async_trace[0],
+                current.async_trace[1],
             ],
         );
     }
@@ -98,31 +98,24 @@ pub fn end_async(meta: &'static SpanMetadata, span_id: u64, parent_span_id: u64)
 /// thread is in, if any.
 #[inline(always)]
 pub fn log_static(meta: &'static LogMetadata) {
-    let current = crate::spans::current();
+    let c = crate::spans::current();
     let ticks = crate::time::now();
-    if current.is_none() {
+    if c.is_none() {
         write_words(StreamKind::Logs, LOG_STATIC, [meta.id(), ticks]);
-    } else {
-        let [scope, span, trace, trace_high] = in_span_words(&current);
+    } else if c.async_span == 0 {
         write_words(
             StreamKind::Logs,
             LOG_STATIC_IN_SPAN,
-            [meta.id(), ticks, scope, span, trace, trace_high],
+            [meta.id(), ticks, c.scope, c.root],
+        );
+    } else {
+        let [low, high] = c.async_trace;
+        write_words(
+            StreamKind::Logs,
+            LOG_STATIC_IN_ASYNC,
+            [meta.id(), ticks, c.scope, c.async_span, low, high],
         );
     }
-}
-
-/// The words by which a log names the native span it is made in (see
-/// [`LOG_STATIC_IN_SPAN`]): the innermost scope's begin ticks, the async span being polled,
-/// and that span's trace in two halves, or else the outermost scope's begin ticks and 0.
-#[inline(always)]
-fn in_span_words(c: &crate::spans::Current) -> [u64; 4] {
-    let trace = if c.async_span != 0 {
-        c.async_trace
-    } else {
-        c.root.into()
-    };
-    [c.scope, c.async_span, trace as u64, (trace >> 64) as u64]
 }
 
 /// Marks the innermost native span of this thread failed (an `error!` or `fatal!` was logged in
@@ -139,18 +132,16 @@ pub fn scope_error() {
 /// native span the thread is in, if any.
 #[inline(always)]
 pub fn log_args(meta: &'static LogMetadata, args: impl FnOnce(&mut TailWriter)) {
-    let current = crate::spans::current();
-    if current.is_none() {
+    let c = crate::spans::current();
+    if c.is_none() {
         variable(StreamKind::Logs, LOG_ARGS, [meta.id(), 0], 1, args);
+    } else if c.async_span == 0 {
+        let words = [meta.id(), 0, c.scope, c.root];
+        variable(StreamKind::Logs, LOG_ARGS_IN_SPAN, words, 1, args);
     } else {
-        let [scope, span, trace, trace_high] = in_span_words(&current);
-        variable(
-            StreamKind::Logs,
-            LOG_ARGS_IN_SPAN,
-            [meta.id(), 0, scope, span, trace, trace_high],
-            1,
-            args,
-        );
+        let [low, high] = c.async_trace;
+        let words = [meta.id(), 0, c.scope, c.async_span, low, high];
+        variable(StreamKind::Logs, LOG_ARGS_IN_ASYNC, words, 1, args);
     }
 }
 

@@ -258,7 +258,7 @@ fn opt_u64(ev: &EventRef<'_>, name: &str) -> Result<u64, DecodeError> {
 }
 
 /// The span and trace of a log made in a native span (see
-/// [`crate::transit::layout::native::LOG_STATIC_IN_SPAN`]).
+/// [`crate::transit::layout::native::LOG_STATIC_IN_SPAN`] and `LOG_STATIC_IN_ASYNC`).
 fn native_log_ids(
     process: &ProcessInfo,
     stream: &StreamInfo,
@@ -266,17 +266,24 @@ fn native_log_ids(
 ) -> Result<(u64, u128), DecodeError> {
     let scope = |ticks| scope_span_id(process, stream.thread_id, ticks);
     let scope_ticks = ev.u64("scope_ticks")?;
-    let async_span = ev.u64("async_span_id")?;
-    let trace_or_root = ev.u64("trace_or_root_ticks")?;
+    let async_span = opt_u64(ev, "async_span_id")?;
     let span = if scope_ticks != 0 {
         scope(scope_ticks)
     } else {
         async_span
     };
-    let trace = match (async_span, trace_or_root) {
-        (0, 0) => 0,
-        (0, root) => scope(root).into(),
-        (_, low) => u128::from(low) | u128::from(opt_u64(ev, "trace_id_high")?) << 64,
+    let trace = if async_span != 0 {
+        // An earlier version kept the low half in `trace_or_root_ticks`.
+        let low = match ev.layout.field("trace_id") {
+            Some(_) => ev.u64("trace_id")?,
+            None => ev.u64("trace_or_root_ticks")?,
+        };
+        u128::from(low) | u128::from(opt_u64(ev, "trace_id_high")?) << 64
+    } else {
+        match ev.u64("trace_or_root_ticks")? {
+            0 => 0,
+            root => scope(root).into(),
+        }
     };
     Ok((span, trace))
 }
@@ -378,10 +385,11 @@ pub fn interpret(
                 },
             })
         }
-        "log" | "log_args" | "log_in_span" | "log_args_in_span" => {
+        "log" | "log_args" | "log_in_span" | "log_args_in_span" | "log_in_async"
+        | "log_args_in_async" => {
             let dep = ev.dep("meta")?;
             let (msg, properties) = native_message(ev, dep)?;
-            let ids = if name.ends_with("in_span") {
+            let ids = if name.ends_with("in_span") || name.ends_with("in_async") {
                 native_log_ids(process, stream, ev)?
             } else {
                 (0, 0)

@@ -44,31 +44,39 @@ pub(crate) struct Current {
     /// `tracing` layer) entered there ([`enter_span`]), 0 if none.
     pub(crate) async_span: u64,
     /// Its trace.
-    pub(crate) async_trace: u128,
+    /// Its trace, in two halves (low, high): the context stays 5 words.
+    pub(crate) async_trace: [u64; 2],
     /// Begin ticks of the innermost scope open on this thread (begun during this poll when an
     /// async span is polled), 0 if none. With the thread, they identify the scope: see
     /// [`crate::read::scope_span_id`].
     pub(crate) scope: u64,
     /// Outside async code, begin ticks of the outermost open scope, whose id is the trace's.
+    /// In a span entered with [`enter_span`] (and the scopes begun in it), [`ENTERED`]: the
+    /// async span is then that span, not an async span of this crate being polled.
     pub(crate) root: u64,
-    /// True when `async_span` is a span another instrumentation entered ([`enter_span`]), not
-    /// an async span of this crate being polled.
-    pub(crate) entered: bool,
 }
+
+/// The `root` of a thread's context in a span entered with [`enter_span`] (no tick count).
+const ENTERED: u64 = u64::MAX;
 
 impl Current {
     const NONE: Current = Current {
         async_span: 0,
-        async_trace: 0,
+        async_trace: [0; 2],
         scope: 0,
         root: 0,
-        entered: false,
     };
 
     /// True when the thread is in no native span.
     #[inline(always)]
     pub(crate) fn is_none(&self) -> bool {
         self.async_span == 0 && self.scope == 0
+    }
+
+    /// The trace of the async span.
+    #[inline(always)]
+    pub(crate) fn async_trace(&self) -> u128 {
+        u128::from(self.async_trace[0]) | u128::from(self.async_trace[1]) << 64
     }
 }
 
@@ -105,13 +113,13 @@ pub fn innermost_span() -> Option<(u64, u128)> {
     if c.scope != 0 {
         let (scope, root) = crate::dispatch::local::scope_span_ids(c.scope, c.root);
         let trace = if c.async_span != 0 {
-            c.async_trace
+            c.async_trace()
         } else {
             root.into()
         };
         return (scope != 0).then_some((scope, trace));
     }
-    (c.async_span != 0).then_some((c.async_span, c.async_trace))
+    (c.async_span != 0).then_some((c.async_span, c.async_trace()))
 }
 
 /// The innermost span of the calling thread when this crate made it: a scope, or an async span
@@ -121,7 +129,7 @@ pub fn innermost_span() -> Option<(u64, u128)> {
 #[inline]
 pub fn innermost_native_span() -> Option<(u64, u128)> {
     let c = current();
-    if c.scope == 0 && (c.async_span == 0 || c.entered) {
+    if c.scope == 0 && (c.async_span == 0 || c.root == ENTERED) {
         return None;
     }
     innermost_span()
@@ -145,8 +153,8 @@ pub struct OuterSpans(Current);
 pub fn enter_span(span_id: u64, trace_id: u128) -> OuterSpans {
     let entered = Current {
         async_span: span_id,
-        async_trace: trace_id,
-        entered: true,
+        async_trace: [trace_id as u64, (trace_id >> 64) as u64],
+        root: ENTERED,
         ..Current::NONE
     };
     OuterSpans(CURRENT.with(|c| c.replace(entered)))
@@ -213,7 +221,7 @@ impl<F: Future> Future for InstrumentedFuture<F> {
         // During the poll, the thread is in this span and in none of the scopes open around it.
         let polled = Current {
             async_span: this.span_id,
-            async_trace: this.trace,
+            async_trace: [this.trace as u64, (this.trace >> 64) as u64],
             ..Current::NONE
         };
         let _restore = RestoreCurrent(CURRENT.with(|c| c.replace(polled)));

@@ -53,17 +53,30 @@ pub(crate) fn pop(owner: Owner, id: u64) -> Option<SpanIds> {
     STACK
         .try_with(|s| {
             let mut s = s.borrow_mut();
-            let i = s.iter().rposition(|e| e.owner == owner && e.id == id)?;
-            let gone = s.remove(i);
-            match s.get_mut(i) {
-                // Exited out of order: the entry above it now puts back what it put back.
-                Some(above) => above.outer = gone.outer,
-                None => spans::exit_span(gone.outer),
+            let top = s.len().checked_sub(1)?;
+            if s[top].owner != owner || s[top].id != id {
+                return pop_below(&mut s, owner, id);
             }
-            Some(gone.ids)
+            let Entry { ids, outer, .. } = s[top];
+            s.truncate(top);
+            spans::exit_span(outer);
+            Some(ids)
         })
         .ok()
         .flatten()
+}
+
+/// A span exited out of order (or not entered here): its most recent entry below the top
+/// goes, and the entry above it now puts back what it put back.
+#[cold]
+#[inline(never)]
+fn pop_below(s: &mut Vec<Entry>, owner: Owner, id: u64) -> Option<SpanIds> {
+    let i = s.iter().rposition(|e| e.owner == owner && e.id == id)?;
+    let gone = s.remove(i);
+    if let Some(above) = s.get_mut(i) {
+        above.outer = gone.outer;
+    }
+    Some(gone.ids)
 }
 
 /// This thread's current span for `owner`: `Some(None)` when it is in none of that layer's

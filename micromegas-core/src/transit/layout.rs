@@ -243,19 +243,25 @@ pub mod native {
     pub const LOG_STATIC: u8 = 1;
     /// Log stream: a log whose arguments follow as tagged values (`meta`, `ticks`, tail).
     pub const LOG_ARGS: u8 = 2;
-    /// Log stream: a log with a static message made in a native span (`meta`, `ticks`,
-    /// `scope_ticks`: begin ticks of the innermost scope open on the thread, 0 if none;
-    /// `async_span_id`: the async span being polled, or the span of the `tracing` layer entered,
-    /// 0 if none; `trace_or_root_ticks`: the low half of that span's trace, or when there is
-    /// none the begin ticks of the outermost open scope; `trace_id_high`: the high half of that
-    /// span's trace, 0 if none).
-    /// A scope's id derives from its begin ticks and its thread
-    /// ([`crate::read::scope_span_id`]); the log's span is the scope when there is one, else the
-    /// async span.
+    /// Log stream: a log with a static message made in a native scope outside any async span
+    /// (`meta`, `ticks`, `scope_ticks`: begin ticks of the innermost scope open on the thread;
+    /// `trace_or_root_ticks`: begin ticks of the outermost). A scope's id derives from its begin
+    /// ticks and its thread ([`crate::read::scope_span_id`]); the log's span is the innermost
+    /// scope, its trace the outermost's id. (Data of an earlier version also has
+    /// `async_span_id`, and the fields of [`LOG_STATIC_IN_ASYNC`] then.)
     pub const LOG_STATIC_IN_SPAN: u8 = 4;
-    /// Log stream: a log with arguments made in a native span: the fields of
+    /// Log stream: a log with arguments made in a native scope: the fields of
     /// [`LOG_STATIC_IN_SPAN`], the arguments in the tail.
     pub const LOG_ARGS_IN_SPAN: u8 = 5;
+    /// Log stream: a log with a static message made while an async span is polled on the
+    /// thread, or a span of the `tracing` layer is entered there (`meta`, `ticks`,
+    /// `scope_ticks`: begin ticks of the innermost scope begun in it, 0 if none;
+    /// `async_span_id`: that span; `trace_id`, `trace_id_high`: its trace in two halves). The
+    /// log's span is the scope if there is one, else that span.
+    pub const LOG_STATIC_IN_ASYNC: u8 = 6;
+    /// Log stream: a log with arguments made in an async span: the fields of
+    /// [`LOG_STATIC_IN_ASYNC`], the arguments in the tail.
+    pub const LOG_ARGS_IN_ASYNC: u8 = 7;
     /// Metric stream: integer value (`meta`, `ticks`, `value`).
     pub const INT_METRIC: u8 = 1;
     /// Metric stream: float value (`meta`, `ticks`, `value`).
@@ -360,8 +366,14 @@ pub mod native {
             ("meta", DepRef),
             ("ticks", Ticks),
             ("scope_ticks", U64),
-            ("async_span_id", SpanId),
             ("trace_or_root_ticks", U64),
+        ];
+        let in_async = [
+            ("meta", DepRef),
+            ("ticks", Ticks),
+            ("scope_ticks", U64),
+            ("async_span_id", SpanId),
+            ("trace_id", U64),
             ("trace_id_high", U64),
         ];
         vec![
@@ -379,6 +391,8 @@ pub mod native {
             ),
             EventLayout::packed(LOG_STATIC_IN_SPAN, "log_in_span", false, &in_span),
             EventLayout::packed(LOG_ARGS_IN_SPAN, "log_args_in_span", true, &in_span),
+            EventLayout::packed(LOG_STATIC_IN_ASYNC, "log_in_async", false, &in_async),
+            EventLayout::packed(LOG_ARGS_IN_ASYNC, "log_args_in_async", true, &in_async),
             EventLayout::packed(
                 LOG_FIELDS,
                 "log_fields",
