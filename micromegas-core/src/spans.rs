@@ -43,7 +43,6 @@ pub(crate) struct Current {
     /// The async span being polled on this thread, or the span another instrumentation (the
     /// `tracing` layer) entered there ([`enter_span`]), 0 if none.
     pub(crate) async_span: u64,
-    /// Its trace.
     /// Its trace, in two halves (low, high): the context stays 5 words.
     pub(crate) async_trace: [u64; 2],
     /// Begin ticks of the innermost scope open on this thread (begun during this poll when an

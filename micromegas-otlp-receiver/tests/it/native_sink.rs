@@ -96,6 +96,9 @@ async fn native_spans_continue_an_otel_trace_through_the_network_sink() {
             tracing::info_span!("checkout", traceparent = %traceparent, cart = 3).in_scope(|| {
                 tracing::info_span!("charge_card").in_scope(|| {
                     tracing::warn!(amount = 42, "card charged after retry");
+                    // The native API's spans and logs join the same tree and trace.
+                    micromegas_core::span_scope!("authorize");
+                    micromegas_core::info!("authorized for {}", 42);
                 });
             });
         });
@@ -115,17 +118,21 @@ async fn native_spans_continue_an_otel_trace_through_the_network_sink() {
         [
             "frontend|GET /checkout|-",
             "shop|checkout|GET /checkout",
-            "shop|charge_card|checkout"
+            "shop|charge_card|checkout",
+            "shop|authorize|charge_card"
         ]
     );
     let logs = format!(
         "SELECT l.service_name, l.msg, s.name FROM log_entries l \
          JOIN spans s ON l.span_id = s.span_id AND l.trace_id = s.trace_id \
-         WHERE l.trace_id = '{TRACE}'"
+         WHERE l.trace_id = '{TRACE}' ORDER BY l.time"
     );
     assert_eq!(
         rows(&lake, &logs).await,
-        ["shop|card charged after retry|charge_card"]
+        [
+            "shop|card charged after retry|charge_card",
+            "shop|authorized for 42|authorize"
+        ]
     );
 }
 
