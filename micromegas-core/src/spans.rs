@@ -121,17 +121,36 @@ pub fn innermost_span() -> Option<(u64, u128)> {
     (c.async_span != 0).then_some((c.async_span, c.async_trace()))
 }
 
-/// The innermost span of the calling thread when this crate made it: a scope, or an async span
-/// being polled, begun inside every span entered with [`enter_span`]; `None` when the
-/// innermost is a span entered with [`enter_span`], or there is none. Another instrumentation
-/// asks first, then looks at its own spans.
+/// What the calling thread is in, for an instrumentation that enters its own spans with
+/// [`enter_span`] (the `tracing` layer): it asks here first, then looks at its own spans only
+/// for [`ThreadSpan::Entered`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadSpan {
+    /// No span at all: neither a native one nor one entered with [`enter_span`].
+    None,
+    /// The innermost span is one entered with [`enter_span`].
+    Entered,
+    /// The innermost span is native (a scope, or an async span being polled, begun inside
+    /// every span entered with [`enter_span`]): its id and trace.
+    Native(u64, u128),
+}
+
+/// What the calling thread is in (see [`ThreadSpan`]).
 #[inline]
-pub fn innermost_native_span() -> Option<(u64, u128)> {
+pub fn thread_span() -> ThreadSpan {
     let c = current();
-    if c.scope == 0 && (c.async_span == 0 || c.root == ENTERED) {
-        return None;
+    if c.scope == 0 {
+        if c.async_span == 0 {
+            return ThreadSpan::None;
+        }
+        if c.root == ENTERED {
+            return ThreadSpan::Entered;
+        }
     }
-    innermost_span()
+    match innermost_span() {
+        Some((span, trace)) => ThreadSpan::Native(span, trace),
+        None => ThreadSpan::None,
+    }
 }
 
 /// Id of the async span being polled on this thread (or of the span entered with

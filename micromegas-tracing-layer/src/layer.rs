@@ -5,6 +5,7 @@ use crate::fields::FieldWriter;
 use crate::span_stack;
 use crate::span_table::{self, Owner};
 use micromegas_core::events;
+use micromegas_core::spans::{self, ThreadSpan};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -124,10 +125,16 @@ impl MicromegasLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let direct = if contextual {
-            // A native span (`span_scope!`, `async_span!`) begun in the current span of
-            // `tracing`, or outside any, is the innermost: it is the parent.
-            if let Some((span_id, trace_id)) = micromegas_core::spans::innermost_native_span() {
-                return Some(SpanIds { span_id, trace_id });
+            match spans::thread_span() {
+                // A native span (`span_scope!`, `async_span!`) begun in the current span of
+                // `tracing`, or outside any, is the innermost: it is the parent.
+                ThreadSpan::Native(span_id, trace_id) => {
+                    return Some(SpanIds { span_id, trace_id });
+                }
+                // This layer makes each span it enters the thread's (`span_stack::push`): in
+                // none, the thread is in none of its spans.
+                ThreadSpan::None if self.owner.is_some() => return None,
+                _ => {}
             }
             if let Some(current) = self.owner.and_then(span_stack::current) {
                 return current;
