@@ -243,3 +243,78 @@ fn ticks_far_apart_are_exact_across_block_cuts() {
         "gap {gap} s"
     );
 }
+
+/// Data of an earlier version: a log made in an async span was a `log_in_span` record whose
+/// `trace_or_root_ticks` held the low half of the async span's trace (the fields, in the same
+/// order, that `log_in_async` now names `trace_id`). Readers give such a log the same span and
+/// trace as the current record.
+#[test]
+fn logs_in_async_spans_read_the_same_in_the_earlier_layout() {
+    use micromegas_core::transit::batch::Batch;
+    use std::sync::Arc;
+
+    let _s = serial();
+    let (sink, guard) = start(Options::default().service_name("earlier-layout"));
+    std::thread::spawn(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(micromegas_core::async_span!("task", async {
+            micromegas_core::info!("in task");
+            micromegas_core::span_scope!("step");
+            micromegas_core::info!("in step {}", 1);
+        }));
+    })
+    .join()
+    .unwrap();
+    guard.shutdown();
+    let batches = sink.batches();
+    let logs = |batches: &[Batch]| -> Vec<(String, u64, u128)> {
+        Decoded::of(batches)
+            .all_events()
+            .filter_map(|e| match e {
+                Event::Log(l) => Some((l.msg.clone(), l.span_id, l.trace_id)),
+                _ => None,
+            })
+            .collect()
+    };
+    let now = logs(&batches);
+    let names: Vec<&str> = now.iter().map(|(m, _, _)| m.as_str()).collect();
+    assert_eq!(names, ["in task", "in step 1"]);
+    assert!(now.iter().all(|(_, span, trace)| *span != 0 && *trace != 0));
+    assert_ne!(now[0].1, now[1].1, "the step is its own span");
+    assert_eq!(now[0].2, now[1].2, "one trace");
+
+    // The same bytes, described as the earlier version described them.
+    let mut rewritten = 0;
+    let earlier: Vec<Batch> = batches
+        .iter()
+        .map(|b| {
+            let mut b = b.clone();
+            b.streams = b
+                .streams
+                .iter()
+                .map(|s| {
+                    let mut s = (**s).clone();
+                    for l in &mut s.layouts {
+                        l.name = match l.name.as_str() {
+                            "log_in_async" => "log_in_span".to_owned(),
+                            "log_args_in_async" => "log_args_in_span".to_owned(),
+                            _ => continue,
+                        };
+                        for f in &mut l.fields {
+                            if f.name == "trace_id" {
+                                f.name = "trace_or_root_ticks".to_owned();
+                            }
+                        }
+                        rewritten += 1;
+                    }
+                    Arc::new(s)
+                })
+                .collect();
+            b
+        })
+        .collect();
+    assert!(rewritten >= 2, "the logs stream describes both records");
+    assert_eq!(logs(&earlier), now);
+}
