@@ -77,6 +77,18 @@ impl Current {
     pub(crate) fn async_trace(&self) -> u128 {
         u128::from(self.async_trace[0]) | u128::from(self.async_trace[1]) << 64
     }
+
+    /// The context of a thread in span `span_id` of trace `trace_id` (polled, or entered with
+    /// [`enter_span`] when `root` is [`ENTERED`]), in none of the scopes open around it.
+    #[inline(always)]
+    fn in_span(span_id: u64, trace_id: u128, root: u64) -> Self {
+        Current {
+            async_span: span_id,
+            async_trace: [trace_id as u64, (trace_id >> 64) as u64],
+            scope: 0,
+            root,
+        }
+    }
 }
 
 thread_local! {
@@ -108,7 +120,12 @@ pub(crate) fn set_scopes((scope, root): (u64, u64)) {
 /// ([`crate::read::scope_span_id`]), out of line.
 #[inline]
 pub fn innermost_span() -> Option<(u64, u128)> {
-    let c = current();
+    innermost_of(&current())
+}
+
+/// The innermost native span of a thread in context `c` (see [`innermost_span`]).
+#[inline]
+fn innermost_of(c: &Current) -> Option<(u64, u128)> {
     if c.scope != 0 {
         let (scope, root) = crate::dispatch::local::scope_span_ids(c.scope, c.root);
         let trace = if c.async_span != 0 {
@@ -147,7 +164,7 @@ pub fn thread_span() -> ThreadSpan {
             return ThreadSpan::Entered;
         }
     }
-    match innermost_span() {
+    match innermost_of(&c) {
         Some((span, trace)) => ThreadSpan::Native(span, trace),
         None => ThreadSpan::None,
     }
@@ -169,12 +186,7 @@ pub struct OuterSpans(Current);
 /// async span. Returns what the thread was in before.
 #[inline]
 pub fn enter_span(span_id: u64, trace_id: u128) -> OuterSpans {
-    let entered = Current {
-        async_span: span_id,
-        async_trace: [trace_id as u64, (trace_id >> 64) as u64],
-        root: ENTERED,
-        ..Current::NONE
-    };
+    let entered = Current::in_span(span_id, trace_id, ENTERED);
     OuterSpans(CURRENT.with(|c| c.replace(entered)))
 }
 
@@ -237,11 +249,7 @@ impl<F: Future> Future for InstrumentedFuture<F> {
             (this.span_id, this.trace) = events::begin_async(this.meta, parent, parent_trace);
         }
         // During the poll, the thread is in this span and in none of the scopes open around it.
-        let polled = Current {
-            async_span: this.span_id,
-            async_trace: [this.trace as u64, (this.trace >> 64) as u64],
-            ..Current::NONE
-        };
+        let polled = Current::in_span(this.span_id, this.trace, 0);
         let _restore = RestoreCurrent(CURRENT.with(|c| c.replace(polled)));
         // SAFETY: `this.inner` stays where it is for as long as `self` is pinned (see above).
         let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
