@@ -2,6 +2,7 @@
 //! appends one record to the calling thread's ring.
 
 use crate::dispatch::local::{next_span_id, write_variable, write_words};
+use crate::dispatch::ring::CLAIM_FROM;
 use crate::metadata::{Callsite, LogMetadata, MetricMetadata, SpanMetadata};
 use crate::model::StreamKind;
 use crate::transit::layout::native::*;
@@ -209,8 +210,8 @@ fn variable<const W: usize>(
     tail: impl FnOnce(&mut TailWriter),
 ) {
     words[ticks_at] = crate::time::now();
-    write_variable(kind, MAX_VARIABLE_RECORD, |dst| {
-        let fixed = 1 + 8 * W;
+    let fixed = 1 + 8 * W;
+    write_variable(kind, MAX_VARIABLE_RECORD, fixed >= CLAIM_FROM, |dst| {
         // SAFETY: `write_variable` hands MAX_VARIABLE_RECORD writable bytes, more than the
         // fixed part (at most 1 + 8 * 6) and the 2-byte tail length.
         unsafe {

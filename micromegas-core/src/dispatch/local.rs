@@ -144,17 +144,23 @@ fn count_lost(kind: StreamKind) {
 }
 
 /// Writes a variable-size record of at most `max` bytes. `fill` receives `max` writable bytes
-/// and returns how many it used. `fill` may run user code (`Display`); events it emits into the
+/// and returns how many it used; `claim` says whether the record is large enough to claim the
+/// cache line ahead ([`super::ring::CLAIM_FROM`]). `fill` may run user code (`Display`); events it emits into the
 /// same stream meanwhile are dropped and counted, never interleaved.
 #[inline(always)]
-pub(crate) fn write_variable(kind: StreamKind, max: usize, fill: impl FnOnce(*mut u8) -> usize) {
+pub(crate) fn write_variable(
+    kind: StreamKind,
+    max: usize,
+    claim: bool,
+    fill: impl FnOnce(*mut u8) -> usize,
+) {
     let local = LOCAL.with(Cell::get);
     if !local.is_null() {
         // SAFETY: as in `write_fixed`. A raw pointer, not a reference: nested writes from
         // `fill` may borrow the streams again.
         let p: *mut Producer = unsafe { std::ptr::addr_of_mut!((*local).producers[kind.index()]) };
         // SAFETY: `p` is valid (above) and no other reference to it is live.
-        if let Some(dst) = unsafe { (*p).try_reserve(max) } {
+        if let Some(dst) = unsafe { (*p).try_reserve(max, claim) } {
             // SAFETY: same pointer; `suspend` makes any nested write to this stream take the
             // slow path, which refuses it while suspended, so `fill` cannot touch `*p`.
             let saved = unsafe { (*p).suspend() };

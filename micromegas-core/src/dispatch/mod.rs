@@ -9,7 +9,7 @@
 
 mod flusher;
 pub(crate) mod local;
-mod ring;
+pub(crate) mod ring;
 mod samplers;
 
 use crate::model::{ProcessInfo, Properties, StreamInfo, StreamKind};
