@@ -29,6 +29,7 @@ impl LakeArgs {
                 ..Default::default()
             },
             existing_only: false,
+            catalog_wait: std::time::Duration::ZERO,
         }
     }
 }

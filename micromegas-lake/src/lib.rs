@@ -80,6 +80,10 @@ pub struct LakeOptions {
     /// Readers set it, so that a mistyped path is an error, not zero rows. A `memory://`
     /// lake is always new, and opens either way.
     pub existing_only: bool,
+    /// How long to keep trying a PostgreSQL catalog that cannot be reached yet (a server
+    /// starting, or restarting) before giving up; default: no wait, the first error is
+    /// returned.
+    pub catalog_wait: std::time::Duration,
 }
 
 impl LakeOptions {
@@ -92,6 +96,13 @@ impl LakeOptions {
     /// Opens only a lake that exists (see [`LakeOptions::existing_only`]).
     pub fn existing_only(mut self) -> Self {
         self.existing_only = true;
+        self
+    }
+
+    /// Keeps trying a PostgreSQL catalog that cannot be reached yet for up to `wait` (see
+    /// [`LakeOptions::catalog_wait`]).
+    pub fn catalog_wait(mut self, wait: std::time::Duration) -> Self {
+        self.catalog_wait = wait;
         self
     }
 }
@@ -130,11 +141,7 @@ impl Lake {
             Some(c) => c,
             None => location.default_catalog()?,
         };
-        let catalog = if create {
-            Catalog::connect(&catalog_url).await?
-        } else {
-            Catalog::connect_existing(&catalog_url).await?
-        };
+        let catalog = Catalog::connect_with(&catalog_url, create, options.catalog_wait).await?;
         let store = Arc::new(CountingStore::new(raw));
         Ok(Self {
             inner: Arc::new(Inner {

@@ -1,6 +1,7 @@
 //! The catalog: processes, streams, raw blocks and Parquet partitions, in SQLite (embedded) or
 //! PostgreSQL (shared by several nodes), through one schema and one set of queries.
 
+mod connect;
 mod migrations;
 mod rows;
 mod sqlite_writer;
@@ -12,6 +13,7 @@ pub use views::{ViewHourRow, ViewRow};
 pub use rows::{BlockRow, PartitionRow, ProcessRow, StreamRow, FORMAT_ARROW, FORMAT_TRANSIT};
 
 use crate::error::{LakeError, Result};
+use connect::open_pool;
 pub(crate) use sqlite_writer::SqliteWriter;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -66,16 +68,20 @@ impl Catalog {
     /// Connects to `sqlite://FILE?mode=rwc`, `sqlite:file:NAME?mode=memory&cache=shared` or
     /// `postgres://...`, and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_with(url, true).await
+        Self::connect_with(url, true, Duration::ZERO).await
     }
 
     /// Like [`Catalog::connect`], for a catalog that already holds a lake: one without the
     /// lake's tables is [`LakeError::NotFound`], and is left as it was.
     pub async fn connect_existing(url: &str) -> Result<Self> {
-        Self::connect_with(url, false).await
+        Self::connect_with(url, false, Duration::ZERO).await
     }
 
-    async fn connect_with(url: &str, create: bool) -> Result<Self> {
+    /// Opens the catalog (`create`: a new lake if it holds none). A PostgreSQL server that
+    /// cannot be reached yet (refused or lost connections, a server still starting) is tried
+    /// again for up to `wait`, with growing pauses; other errors (a wrong password, a missing
+    /// database) end it at once.
+    pub(crate) async fn connect_with(url: &str, create: bool, wait: Duration) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -117,10 +123,7 @@ impl Catalog {
                 })
             });
         }
-        let pool = options
-            .connect(url)
-            .await
-            .map_err(|e| LakeError::Config(format!("cannot open catalog {}: {e}", redact(url))))?;
+        let pool = open_pool(options, url, backend, wait).await?;
         let mut catalog = Self {
             pool,
             backend,

@@ -10,6 +10,7 @@ use micromegas_otlp_receiver::{Collector, CollectorOptions};
 use micromegas_tracing_layer::MicromegasLayer;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::instrument::WithSubscriber;
 
 /// Every request allocates and frees many small values (the decoded protobuf) and a few large
 /// buffers (Arrow columns, encoded objects); mimalloc serves that about a third faster than
@@ -73,6 +74,15 @@ struct Args {
     /// (never through the collector's own endpoints), as the process `micromegas-collector`.
     #[arg(long, env = "MICROMEGAS_NO_SELF_TELEMETRY")]
     no_self_telemetry: bool,
+
+    /// How long to keep trying, at start, a PostgreSQL catalog (--catalog) that cannot be
+    /// reached yet: a database started at the same time as the collector, or restarting
+    /// (e.g. 30s, 2m; 0s to stop at the first try's error). Each try waits up to 10 s for a
+    /// connection, and each failed one is logged. Wrong credentials or a missing database
+    /// stop it at once.
+    #[arg(long, env = "MICROMEGAS_CATALOG_WAIT", default_value = "30s",
+          value_parser = micromegas_lake::retention::parse_age)]
+    catalog_wait: Duration,
 
     #[command(flatten)]
     flightsql: micromegas_lake::cli::FlightSqlArgs,
@@ -239,7 +249,16 @@ async fn run(args: Args) -> anyhow::Result<Option<micromegas_core::Guard>> {
     // A request to the object store is not retried past the write deadline: its client has
     // been answered by then, and the write's budget is freed for the next requests.
     options.s3.retry_timeout = Some(args.write_timeout);
+    options.catalog_wait = args.catalog_wait;
+    // The logging of `start_telemetry` needs the lake: until it is open, warnings (a catalog
+    // that cannot be reached yet) go to stderr.
+    let opening = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
     let lake = Lake::open(&args.lake.lake, options)
+        .with_subscriber(opening)
         .await
         .with_context(|| format!("cannot open the lake at {}", args.lake.lake))?;
     let telemetry = start_telemetry(&lake, !args.no_self_telemetry)?;

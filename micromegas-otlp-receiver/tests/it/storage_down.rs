@@ -155,6 +155,107 @@ async fn catalog_outage_is_retryable_and_the_collector_recovers() {
     outage(Dependency::Catalog, 12).await;
 }
 
+/// A collector started before its PostgreSQL catalog answers (a database started at the same
+/// time, or restarting) keeps trying it for `--catalog-wait`, saying so on stderr, and serves
+/// once it answers; with `--catalog-wait 0s` it stops at the first try's error, naming the
+/// catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_started_before_its_catalog_waits_for_it() {
+    let Some(postgres) = std::env::var("MICROMEGAS_TEST_POSTGRES").ok() else {
+        assert!(
+            std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
+            "PostgreSQL is required: run `eval $(scripts/services.sh start)`"
+        );
+        eprintln!("skipped: PostgreSQL not configured (eval $(scripts/services.sh start))");
+        return;
+    };
+    let catalog = fresh_database(&postgres, "late").await;
+    let pg_upstream = catalog
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(host, _)| host.to_owned())
+        .unwrap();
+    let relay_port = free_port();
+    let via = |port: u16| catalog.replace(&pg_upstream, &format!("127.0.0.1:{port}"));
+    let dir = tempfile::tempdir().unwrap();
+
+    // Each try of the catalog's pool waits up to 10 s for a connection: a catalog that
+    // answers later than that is a case for --catalog-wait. Without a wait (a port that never
+    // answers), the first try's error ends it; meanwhile, another collector waits for its
+    // catalog, which comes up 12 s after both started.
+    let nowait_port = free_port();
+    let nowait = collector_command(dir.path().join("lake-nowait"), free_port())
+        .args(["--catalog", &via(nowait_port), "--catalog-wait", "0s"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let nowait = tokio::task::spawn_blocking(move || nowait.wait_with_output().unwrap());
+    let grpc = free_port();
+    let mut collector = Killed(
+        collector_command(dir.path().join("lake"), grpc)
+            .args(["--catalog", &via(relay_port), "--catalog-wait", "60s"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(
+        collector.0.try_wait().unwrap().is_none(),
+        "the collector waits for its catalog"
+    );
+    let out = nowait.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot open catalog") && stderr.contains(&nowait_port.to_string()),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("trying again"), "{stderr}");
+    let relay = Relay::start(relay_port, &pg_upstream).await;
+    let mut client = client(grpc);
+    let started = Instant::now();
+    while client.export(request(0, "late-catalog")).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the collector did not start once its catalog answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("serving {:?} after the catalog came up", started.elapsed());
+    let _ = collector.0.kill();
+    let _ = collector.0.wait();
+    let mut stderr = String::new();
+    use std::io::Read;
+    collector
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("the catalog cannot be reached yet; trying again"),
+        "{stderr}"
+    );
+    drop(relay);
+    // What it acknowledged is in the lake, in that catalog.
+    let lake = Lake::open(
+        dir.path().join("lake").to_str().unwrap(),
+        LakeOptions {
+            catalog: Some(catalog),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let count = rows(
+        &lake,
+        "SELECT count(*) AS n FROM log_entries WHERE service_name = 'late-catalog'",
+    )
+    .await;
+    assert_eq!(count, vec![format!("{RECORDS}")]);
+}
+
 /// Sends `requests` requests, the dependency being unreachable for the middle third.
 async fn outage(dependency: Dependency, requests: usize) {
     let service = format!("{dependency:?}-down").to_lowercase();
