@@ -155,6 +155,15 @@ async fn catalog_outage_is_retryable_and_the_collector_recovers() {
     outage(Dependency::Catalog, 12).await;
 }
 
+/// The host:port of a catalog URL, as in postgres://user@127.0.0.1:54329/db.
+fn host_port(catalog: &str) -> String {
+    catalog
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(host, _)| host.to_owned())
+        .unwrap()
+}
+
 /// A collector started before its PostgreSQL catalog answers (a database started at the same
 /// time, or restarting) keeps trying it for `--catalog-wait`, saying so on stderr, and serves
 /// once it answers; with `--catalog-wait 0s` it stops at the first try's error, naming the
@@ -170,11 +179,7 @@ async fn a_collector_started_before_its_catalog_waits_for_it() {
         return;
     };
     let catalog = fresh_database(&postgres, "late").await;
-    let pg_upstream = catalog
-        .split_once('@')
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map(|(host, _)| host.to_owned())
-        .unwrap();
+    let pg_upstream = host_port(&catalog);
     let relay_port = free_port();
     let via = |port: u16| catalog.replace(&pg_upstream, &format!("127.0.0.1:{port}"));
     let dir = tempfile::tempdir().unwrap();
@@ -277,12 +282,7 @@ async fn outage(dependency: Dependency, requests: usize) {
         .to_owned();
     let catalog = fresh_database(&postgres, "down").await;
     let name = catalog.rsplit_once('/').unwrap().1.to_owned();
-    // The catalog's host:port, as in postgres://user@127.0.0.1:54329/db.
-    let pg_upstream = catalog
-        .split_once('@')
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map(|(host, _)| host.to_owned())
-        .unwrap();
+    let pg_upstream = host_port(&catalog);
     let relay_port = free_port();
     // Aborting the relay's task drops its listener and its connections' tasks.
     let upstream = match dependency {
