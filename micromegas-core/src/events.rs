@@ -2,7 +2,6 @@
 //! appends one record to the calling thread's ring.
 
 use crate::dispatch::local::{next_span_id, write_variable, write_words};
-use crate::dispatch::ring::CLAIM_FROM;
 use crate::metadata::{Callsite, LogMetadata, MetricMetadata, SpanMetadata};
 use crate::model::StreamKind;
 use crate::transit::layout::native::*;
@@ -211,7 +210,7 @@ fn variable<const W: usize>(
 ) {
     words[ticks_at] = crate::time::now();
     let fixed = 1 + 8 * W;
-    write_variable(kind, MAX_VARIABLE_RECORD, fixed >= CLAIM_FROM, |dst| {
+    write_variable(kind, MAX_VARIABLE_RECORD, fixed, |dst| {
         // SAFETY: `write_variable` hands MAX_VARIABLE_RECORD writable bytes, more than the
         // fixed part (at most 1 + 8 * 6) and the 2-byte tail length.
         unsafe {

@@ -98,13 +98,6 @@ impl LakeOptions {
         self.existing_only = true;
         self
     }
-
-    /// Keeps trying a PostgreSQL catalog that cannot be reached yet for up to `wait` (see
-    /// [`LakeOptions::catalog_wait`]).
-    pub fn catalog_wait(mut self, wait: std::time::Duration) -> Self {
-        self.catalog_wait = wait;
-        self
-    }
 }
 
 /// An open lake. Cheap to clone; clones share their connections.

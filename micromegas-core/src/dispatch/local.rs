@@ -144,14 +144,14 @@ fn count_lost(kind: StreamKind) {
 }
 
 /// Writes a variable-size record of at most `max` bytes. `fill` receives `max` writable bytes
-/// and returns how many it used; `claim` says whether the record is large enough to claim the
-/// cache line ahead ([`super::ring::CLAIM_FROM`]). `fill` may run user code (`Display`); events it emits into the
-/// same stream meanwhile are dropped and counted, never interleaved.
+/// and returns how many it used; `fixed` is the size of the record's fixed part (large records
+/// claim the ring's cache line ahead). `fill` may run user code (`Display`); events it emits
+/// into the same stream meanwhile are dropped and counted, never interleaved.
 #[inline(always)]
 pub(crate) fn write_variable(
     kind: StreamKind,
     max: usize,
-    claim: bool,
+    fixed: usize,
     fill: impl FnOnce(*mut u8) -> usize,
 ) {
     let local = LOCAL.with(Cell::get);
@@ -160,7 +160,7 @@ pub(crate) fn write_variable(
         // `fill` may borrow the streams again.
         let p: *mut Producer = unsafe { std::ptr::addr_of_mut!((*local).producers[kind.index()]) };
         // SAFETY: `p` is valid (above) and no other reference to it is live.
-        if let Some(dst) = unsafe { (*p).try_reserve(max, claim) } {
+        if let Some(dst) = unsafe { (*p).try_reserve(max, fixed) } {
             // SAFETY: same pointer; `suspend` makes any nested write to this stream take the
             // slow path, which refuses it while suspended, so `fill` cannot touch `*p`.
             let saved = unsafe { (*p).suspend() };

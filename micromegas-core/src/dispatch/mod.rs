@@ -9,7 +9,7 @@
 
 mod flusher;
 pub(crate) mod local;
-pub(crate) mod ring;
+mod ring;
 mod samplers;
 
 use crate::model::{ProcessInfo, Properties, StreamInfo, StreamKind};

@@ -234,13 +234,14 @@ impl Producer {
     }
 
     /// Fast path: where `n` bytes can be written now, or `None` if the slow path must run.
-    /// `claim`: whether to claim the line ahead (see [`CLAIM_FROM`]).
+    /// `fixed`: the size of the record's fixed part, which decides whether it claims the line
+    /// ahead (see [`CLAIM_FROM`]).
     #[inline(always)]
-    pub(crate) fn try_reserve(&mut self, n: usize, claim: bool) -> Option<*mut u8> {
+    pub(crate) fn try_reserve(&mut self, n: usize, fixed: usize) -> Option<*mut u8> {
         // SAFETY: `limit` points into the ring this producer holds an `Arc` of, or to a static.
         let limit = unsafe { (*self.limit).load(Ordering::Relaxed) };
         if self.pos + n <= limit {
-            if claim {
+            if fixed >= CLAIM_FROM {
                 self.claim_ahead(self.pos);
             }
             // SAFETY: `limit` never passes the end of the buffer (see `reserve_slow`), so
@@ -380,7 +381,7 @@ impl Producer {
 /// the next ones, and claiming at each costs more than the wait it saves: with a claim at
 /// every record, a span scope (two records of 17 bytes) took 1.5 – 3 ns longer (BENCHMARKS
 /// §1), while a `tracing` event (41 bytes and its fields) took 2 – 4 ns less.
-pub(crate) const CLAIM_FROM: usize = 32;
+const CLAIM_FROM: usize = 32;
 
 /// Prefetching for write: a hint, which changes no data and never faults.
 mod prefetch {

@@ -20,7 +20,8 @@ pub(super) async fn open_pool(
     backend: Backend,
     wait: Duration,
 ) -> Result<AnyPool> {
-    let deadline = Instant::now() + wait;
+    let started = Instant::now();
+    let deadline = started + wait;
     let mut pause = FIRST_PAUSE;
     let mut tries = 1u32;
     loop {
@@ -31,7 +32,7 @@ pub(super) async fn open_pool(
         let retry = backend == Backend::Postgres && is_unreachable(&error);
         if !retry || Instant::now() + pause > deadline {
             let waited = if tries > 1 {
-                let secs = (Instant::now() + wait - deadline).as_secs_f64();
+                let secs = started.elapsed().as_secs_f64();
                 format!(" (tried {tries} times over {secs:.1} s)")
             } else {
                 String::new()
