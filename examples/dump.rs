@@ -3,13 +3,15 @@
 //!
 //! `cargo run --example dump -- [DIR] [--logs N]` (defaults: `./micromegas-blocks`, 10).
 
+use micromegas_core::model::{ProcessInfo, StreamInfo};
 use micromegas_core::read::{decode_block, thread_scopes, Event};
 use micromegas_core::sink::DirectorySink;
 use micromegas_core::transit::batch::Batch;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// A stream's display name and its decoded blocks with their sequence numbers.
-type StreamBlocks = (String, Vec<(u64, Vec<Event>)>);
+/// A stream's process, its description and its decoded blocks with their sequence numbers.
+type StreamBlocks = (Arc<ProcessInfo>, Arc<StreamInfo>, Vec<(u64, Vec<Event>)>);
 
 fn main() {
     let mut dir = "micromegas-blocks".to_owned();
@@ -52,13 +54,8 @@ fn main() {
             match decode_block(&batch.process, stream, block) {
                 Ok(events) => per_stream
                     .entry(stream.stream_id.to_string())
-                    .or_insert_with(|| {
-                        (
-                            format!("{} {}", stream.thread_name, stream.kind.as_str()),
-                            vec![],
-                        )
-                    })
-                    .1
+                    .or_insert_with(|| (batch.process.clone(), stream.clone(), vec![]))
+                    .2
                     .push((block.header.sequence, events)),
                 Err(e) => {
                     eprintln!("skipping block {}: {e}", block.header.block_id);
@@ -80,11 +77,12 @@ fn main() {
         .values()
         .next()
         .map_or(1, |p| p.calibration.ticks_per_second);
-    for (name, blocks) in per_stream.values_mut() {
+    for (process, stream, blocks) in per_stream.values_mut() {
         blocks.sort_by_key(|(seq, _)| *seq);
         let events: Vec<Event> = blocks.drain(..).flat_map(|(_, e)| e).collect();
+        let name = format!("{} {}", stream.thread_name, stream.kind.as_str());
         println!("stream {name}: {} events", events.len());
-        for s in thread_scopes(&events) {
+        for s in thread_scopes(process, stream, &events) {
             let e = span_stats.entry(s.name).or_default();
             e.0 += 1;
             e.1 += micromegas_core::time::ticks_to_nanos(s.end_ticks - s.begin_ticks, freq);

@@ -464,11 +464,12 @@ pub fn decode_block(
 pub struct Span {
     /// Name.
     pub name: String,
-    /// Async span id, or for a scope a number unique within the stream.
+    /// The span's id: an async span's own; for a scope, the id derived from its thread and
+    /// begin ticks ([`scope_span_id`]), which the logs made in it carry as their `span_id`.
     pub id: u64,
     /// Parent id (0 for a root).
     pub parent: u64,
-    /// Depth in its tree (0 for a root).
+    /// Depth in its tree (0 for a root). For a scope, counted within its thread's stream.
     pub depth: u32,
     /// Ticks at the beginning.
     pub begin_ticks: u64,
@@ -476,29 +477,40 @@ pub struct Span {
     pub end_ticks: u64,
 }
 
-/// Rebuilds the scopes of one thread stream from its events in order. Scopes still open at
-/// the end are not returned.
-pub fn thread_scopes<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Span> {
-    let mut stack: Vec<Span> = Vec::new();
+/// Rebuilds the scopes (`span_scope!`) of one thread stream of `process` from its events in
+/// order. Each scope's id is the one [`scope_span_id`] derives, so the scopes match the
+/// `span_id` of the logs made in them. A scope's parent is the scope it began in; the
+/// outermost scope of an async span's poll, or of a span of the `tracing` layer entered on
+/// the thread, has that span as parent. Scopes still open at the end are not returned.
+pub fn thread_scopes<'a>(
+    process: &ProcessInfo,
+    stream: &StreamInfo,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Vec<Span> {
+    // Open scopes, each with the span it was begun in (0: none).
+    let mut stack: Vec<(Span, u64)> = Vec::new();
     let mut out = Vec::new();
-    let mut next_id = 1u64;
     for ev in events {
         let Event::Span(s) = ev else { continue };
         if s.span_id.is_some() {
             continue;
         }
         if s.begin {
-            let parent = stack.last().map_or(0, |p| p.id);
-            stack.push(Span {
+            let in_span = s.parent_span_id.unwrap_or(0);
+            let parent = match stack.last() {
+                Some((top, top_in)) if in_span == 0 || *top_in == in_span => top.id,
+                _ => in_span,
+            };
+            let span = Span {
                 name: s.location.name.clone(),
-                id: next_id,
+                id: scope_span_id(process, stream.thread_id, s.ticks),
                 parent,
                 depth: stack.len() as u32,
                 begin_ticks: s.ticks,
                 end_ticks: 0,
-            });
-            next_id += 1;
-        } else if let Some(mut span) = stack.pop() {
+            };
+            stack.push((span, in_span));
+        } else if let Some((mut span, _)) = stack.pop() {
             span.end_ticks = s.ticks;
             out.push(span);
         }

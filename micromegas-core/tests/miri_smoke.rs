@@ -78,10 +78,13 @@ fn the_whole_pipeline_once() {
     );
 
     let mut events = Vec::new();
+    let mut scopes = Vec::new();
     for batch in sink.batches() {
         for block in &batch.blocks {
             let stream = batch.stream_of(block).unwrap();
-            events.extend(decode_block(&batch.process, stream, block).unwrap());
+            let decoded = decode_block(&batch.process, stream, block).unwrap();
+            scopes.extend(thread_scopes(&batch.process, stream, &decoded));
+            events.extend(decoded);
         }
     }
     let msgs: Vec<_> = events
@@ -92,7 +95,7 @@ fn the_whole_pipeline_once() {
         })
         .collect();
     assert_eq!(msgs, ["static", "args 1 -2 0.5 true str", "display nested"]);
-    assert_eq!(thread_scopes(&events).len(), 1);
+    assert_eq!(scopes.len(), 1);
     assert_eq!(async_spans(&events).len(), 1);
     let inside = events
         .iter()

@@ -164,7 +164,9 @@ proptest! {
         }).collect();
         prop_assert_eq!(got_measures, measures);
         let got_scopes: Vec<_> = decoded.of_kind(StreamKind::Spans)
-            .flat_map(|(_, e)| thread_scopes(e))
+            .flat_map(|(stream, e)| {
+                thread_scopes(decoded.process.as_ref().expect("a process"), stream, e)
+            })
             .map(|s| Expected::Scope(s.name, s.depth))
             .collect();
         prop_assert_eq!(got_scopes, scopes);

@@ -87,8 +87,8 @@ fn every_event_kind_round_trips() {
     assert!(logs[0].time_unix_nanos > process.calibration.start_unix_nanos);
     assert!(logs[0].ticks <= logs[1].ticks && logs[1].ticks <= logs[2].ticks);
 
-    let (_, spans) = decoded.of_kind(StreamKind::Spans).next().unwrap();
-    let scopes = thread_scopes(spans);
+    let (spans_stream, spans) = decoded.of_kind(StreamKind::Spans).next().unwrap();
+    let scopes = thread_scopes(&process, spans_stream, spans);
     let names: Vec<_> = scopes.iter().map(|s| (s.name.as_str(), s.depth)).collect();
     assert_eq!(names, [("inner", 1), ("outer", 0)]);
     assert_eq!(scopes[0].parent, scopes[1].id);
@@ -98,6 +98,14 @@ fn every_event_kind_round_trips() {
     );
     // The logs happened inside "inner".
     assert!(scopes[0].begin_ticks <= logs[0].ticks && logs[2].ticks <= scopes[0].end_ticks);
+    // ... and name it by the id the reader gives it; "outer" is the root of their trace.
+    assert_eq!(scopes[1].parent, 0);
+    for log in logs.iter() {
+        assert_eq!(
+            (log.span_id, log.trace_id),
+            (scopes[0].id, scopes[1].id.into())
+        );
+    }
 
     let measures: Vec<_> = decoded
         .all_events()
@@ -160,6 +168,48 @@ fn async_span_ids_link_parent_and_child() {
     assert_eq!(child.parent, parent.id);
     assert_ne!(parent.id, child.id);
     assert!(parent.begin_ticks <= child.begin_ticks && child.end_ticks <= parent.end_ticks);
+}
+
+/// The scopes the reader rebuilds have the ids the logs made in them carry, and the outermost
+/// scope of an async span's poll is that span's child.
+#[test]
+fn scopes_in_an_async_span_are_its_children_and_name_their_logs() {
+    let _s = serial();
+    let (sink, guard) = start(Options::default());
+    std::thread::spawn(|| {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let fut = micromegas_core::async_span!("task", async {
+            micromegas_core::span_scope!("step");
+            {
+                micromegas_core::span_scope!("sub");
+                micromegas_core::info!("in sub");
+            }
+            micromegas_core::info!("in step");
+        });
+        let mut fut = std::pin::pin!(fut);
+        assert!(fut.as_mut().poll(&mut cx).is_ready());
+    })
+    .join()
+    .unwrap();
+    guard.shutdown();
+    let decoded = Decoded::of(&sink.batches());
+    let process = decoded.process.clone().unwrap();
+    let task = async_spans(decoded.all_events()).pop().unwrap();
+    let (stream, events) = decoded.of_kind(StreamKind::Spans).next().unwrap();
+    let scopes = thread_scopes(&process, stream, events);
+    let names: Vec<_> = scopes.iter().map(|s| (s.name.as_str(), s.depth)).collect();
+    assert_eq!(names, [("sub", 1), ("step", 0)]);
+    let (sub, step) = (&scopes[0], &scopes[1]);
+    assert_eq!(step.parent, task.id);
+    assert_eq!(sub.parent, step.id);
+    let logs: Vec<_> = decoded
+        .all_events()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some((l.msg.as_str(), l.span_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logs, [("in sub", sub.id), ("in step", step.id)]);
 }
 
 #[test]
