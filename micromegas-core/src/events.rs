@@ -204,8 +204,22 @@ pub fn float_metric_props(
 fn variable<const W: usize>(
     kind: StreamKind,
     ty: u8,
+    words: [u64; W],
+    ticks_at: usize,
+    tail: impl FnOnce(&mut TailWriter),
+) {
+    variable_with_text(kind, ty, words, ticks_at, None, tail)
+}
+
+/// [`variable`], where word `text_at`, if given, may be replaced by the tail's writer with the
+/// id of the record's static message ([`TailWriter::static_message`]).
+#[inline(always)]
+fn variable_with_text<const W: usize>(
+    kind: StreamKind,
+    ty: u8,
     mut words: [u64; W],
     ticks_at: usize,
+    text_at: Option<usize>,
     tail: impl FnOnce(&mut TailWriter),
 ) {
     words[ticks_at] = crate::time::now();
@@ -226,6 +240,8 @@ fn variable<const W: usize>(
             cap: MAX_VARIABLE_RECORD - fixed - 2,
             truncated: false,
             index: None,
+            // SAFETY: word `i < W` lies inside the fixed part written above.
+            text_slot: text_at.map_or(std::ptr::null_mut(), |i| unsafe { dst.add(1 + 8 * i) }),
         };
         tail(&mut w);
         let len = w.finish();
@@ -340,13 +356,24 @@ pub fn span_follows(span_id: u64, follows_span_id: u64) {
 /// Records a log entry with fields, in span `span_id` of trace `trace_id` (0 for none).
 #[inline]
 pub fn log_fields(meta: u64, span_id: u64, trace_id: u128, fields: impl FnOnce(&mut TailWriter)) {
-    variable(
-        StreamKind::Logs,
-        LOG_FIELDS,
-        [meta, 0, span_id, trace_id as u64, (trace_id >> 64) as u64],
-        1,
-        fields,
-    );
+    let (low, high) = (trace_id as u64, (trace_id >> 64) as u64);
+    match crate::metadata::static_text_id("") {
+        Some(none) => variable_with_text(
+            StreamKind::Logs,
+            LOG_FIELDS_TEXT,
+            [meta, 0, span_id, low, high, none],
+            1,
+            Some(5),
+            fields,
+        ),
+        None => variable(
+            StreamKind::Logs,
+            LOG_FIELDS,
+            [meta, 0, span_id, low, high],
+            1,
+            fields,
+        ),
+    }
 }
 
 /// Appends tagged values to the tail of the record being written. Values that do not fit are
@@ -358,6 +385,9 @@ pub struct TailWriter {
     truncated: bool,
     /// Field index that keys the next value, set by [`TailWriter::field`].
     index: Option<u8>,
+    /// The fixed word that names the record's static message, for records that have one
+    /// ([`log_fields`]); null otherwise.
+    text_slot: *mut u8,
 }
 
 impl TailWriter {
@@ -372,6 +402,25 @@ impl TailWriter {
         let p = unsafe { self.ptr.add(self.len) };
         self.len += n;
         Some(p)
+    }
+
+    /// Makes `text` the record's message by reference, so that the text travels once per
+    /// block rather than in each record: for records of [`log_fields`], when the text can be
+    /// named ([`crate::metadata::static_text_id`]). Returns `false`, writing nothing, otherwise:
+    /// write the message as a value then.
+    #[inline(always)]
+    pub fn static_message(&mut self, text: &'static str) -> bool {
+        if self.text_slot.is_null() {
+            return false;
+        }
+        match crate::metadata::static_text_id(text) {
+            Some(id) => {
+                // SAFETY: `text_slot` is a fixed word of the record being written.
+                unsafe { put_u64(self.text_slot, 0, id) };
+                true
+            }
+            None => false,
+        }
     }
 
     /// Keys the next value by its index in the callsite's field list instead of a name.

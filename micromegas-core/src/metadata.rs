@@ -59,6 +59,59 @@ pub fn foreign_callsite_id(tag: u8, ptr: *const ()) -> u64 {
     ((tag as u64) << TAG_SHIFT) | addr
 }
 
+/// Address bits of a static text's id; the length takes the bits above, up to the tag.
+const TEXT_ADDR_BITS: u32 = 47;
+/// The longest static text an id can name.
+const TEXT_MAX_LEN: usize = (1 << (TAG_SHIFT - TEXT_ADDR_BITS)) - 1;
+
+/// Describes a static text from its id: address and length packed by [`static_text_id`].
+///
+/// # Safety
+/// `ptr` must come from [`static_text_id`].
+unsafe fn describe_text(ptr: *const (), id: u64, out: &mut Vec<u8>) {
+    let packed = ptr.addr();
+    let len = packed >> TEXT_ADDR_BITS;
+    let start = ptr.with_addr(packed & ((1 << TEXT_ADDR_BITS) - 1)) as *const u8;
+    // SAFETY: `static_text_id` packed the address and length of a `&'static str`: `len`
+    // bytes of UTF-8 at `start`, alive for the rest of the process.
+    let text = unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(start, len)) };
+    encode_dependency(out, id, DependencyKind::Other, &[("text", text)]);
+}
+
+/// The describer tag of static texts, registered on first use (0: none could be).
+fn text_tag() -> u8 {
+    static TAG: AtomicU8 = AtomicU8::new(0);
+    static INIT: std::sync::Once = std::sync::Once::new();
+    let t = TAG.load(Ordering::Acquire);
+    if t != 0 {
+        return t;
+    }
+    INIT.call_once(|| {
+        // SAFETY: `describe_text` reads exactly what `static_text_id` passes with this tag.
+        let t = unsafe { register_describer(describe_text) }.unwrap_or(0);
+        TAG.store(t, Ordering::Release);
+    });
+    TAG.load(Ordering::Acquire)
+}
+
+/// The id a record carries for a static text (an event's message without arguments), which
+/// the flusher then sends once per block as a dependency with one entry, `text`, instead of
+/// the text in every record. `None` if the text is longer than 511 bytes, lies above the
+/// 47-bit address space, or no describer could be registered: write it as a value then.
+#[inline(always)]
+pub fn static_text_id(text: &'static str) -> Option<u64> {
+    let start = text.as_ptr().cast::<()>();
+    if text.len() > TEXT_MAX_LEN || start.addr() >> TEXT_ADDR_BITS != 0 {
+        return None;
+    }
+    let tag = match text_tag() {
+        0 => return None,
+        t => t,
+    };
+    let packed = start.map_addr(|a| a | text.len() << TEXT_ADDR_BITS);
+    Some(foreign_callsite_id(tag, packed))
+}
+
 /// Describes the callsite at address `addr` as dependency `id`, by calling the [`Describe`]
 /// function it starts with or, for a tagged id, its registered describer.
 ///
@@ -385,5 +438,49 @@ impl std::fmt::Debug for MetricMetadata {
             .field("file", &self.file)
             .field("line", &self.line)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(id: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        // SAFETY: `id` comes from `static_text_id`.
+        unsafe { describe_callsite(id, 7, &mut out) };
+        out
+    }
+
+    #[test]
+    fn a_static_text_is_described_from_its_id_alone() {
+        let text: &'static str = "request done";
+        let id = static_text_id(text).expect("an id");
+        let mut expected = Vec::new();
+        encode_dependency(&mut expected, 7, DependencyKind::Other, &[("text", text)]);
+        assert_eq!(described(id), expected);
+        // Equal texts at other addresses have other ids; the empty text has one too.
+        let copy: &'static str = Box::leak(text.to_owned().into_boxed_str());
+        assert_ne!(static_text_id(copy), Some(id));
+        let mut empty = Vec::new();
+        encode_dependency(&mut empty, 7, DependencyKind::Other, &[("text", "")]);
+        assert_eq!(described(static_text_id("").expect("an id")), empty);
+    }
+
+    #[test]
+    fn texts_longer_than_an_id_can_name_have_none() {
+        let longest: &'static str = Box::leak(("é".repeat(255) + "x").into_boxed_str());
+        assert_eq!(longest.len(), TEXT_MAX_LEN);
+        let id = static_text_id(longest).expect("an id");
+        let mut expected = Vec::new();
+        encode_dependency(
+            &mut expected,
+            7,
+            DependencyKind::Other,
+            &[("text", longest)],
+        );
+        assert_eq!(described(id), expected);
+        let longer: &'static str = Box::leak("x".repeat(TEXT_MAX_LEN + 1).into_boxed_str());
+        assert_eq!(static_text_id(longer), None);
     }
 }

@@ -342,21 +342,29 @@ pub fn interpret(
             level: None,
             fields: Vec::new(),
         }),
-        "log_fields" => {
+        "log_fields" | "log_fields_text" => {
             let dep = ev.dep("meta")?;
             let (msg, properties) = if dep.get("fmt").is_some() {
                 // A native callsite in a span (the `log` bridge): its message as for `log_args`.
                 native_message(ev, dep)?
             } else {
-                let mut msg = String::new();
+                // The message is a field, or else the static text the record names.
+                let mut msg = None;
                 let mut properties = Vec::new();
                 for (k, v) in named_fields(ev, Some(dep))? {
                     if k == "message" {
-                        msg = v;
+                        msg = Some(v);
                     } else {
                         properties.push((k, v));
                     }
                 }
+                let msg = match msg {
+                    Some(m) => m,
+                    None if name == "log_fields_text" => {
+                        ev.dep("text")?.get("text").unwrap_or_default().to_owned()
+                    }
+                    None => String::new(),
+                };
                 (msg, properties)
             };
             let high = opt_u64(ev, "trace_id_high")?;

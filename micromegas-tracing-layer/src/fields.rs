@@ -59,14 +59,24 @@ impl Visit for FieldWriter<'_> {
         self.0.display(key, &value);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let key = self.key(field);
         match as_arguments(field, value) {
-            // An event's message without arguments: its text, copied, with no formatting.
+            // A message without arguments: an event's names its static text, which travels once
+            // per block; elsewhere the text is copied. Neither is formatted.
             Some(args) => match args.as_str() {
-                Some(text) => self.0.str(key, text),
-                None => self.0.formatted(key, *args),
+                Some(text) if field.name() == "message" && self.0.static_message(text) => {}
+                Some(text) => {
+                    let key = self.key(field);
+                    self.0.str(key, text)
+                }
+                None => {
+                    let key = self.key(field);
+                    self.0.formatted(key, *args)
+                }
             },
-            None => self.0.debug(key, value),
+            None => {
+                let key = self.key(field);
+                self.0.debug(key, value)
+            }
         }
     }
 }

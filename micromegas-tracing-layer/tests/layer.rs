@@ -542,3 +542,88 @@ fn created(evs: &[Event]) -> Vec<&SpanUpdate> {
         })
         .collect()
 }
+
+/// An event's message without arguments travels once per block, as a dependency, not in each
+/// record. A static message too long to be named that way, and a message with arguments, are
+/// copied into their records. All read back as written.
+#[test]
+fn a_static_message_travels_once_per_block() {
+    const SAID: &str = "a message said a hundred times";
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    let long = concat!(
+        "a static message of more than 511 bytes, too long for a reference to name: ",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+        "0123456789012345678901234567890123456789012345678901234567890123456789",
+    );
+    assert!(long.len() > 511);
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..100u64 {
+            tracing::info!(i, "a message said a hundred times");
+        }
+        tracing::info!(concat!(
+            "a static message of more than 511 bytes, too long for a reference to name: ",
+            "0123456789012345678901234567890123456789012345678901234567890123456789",
+            "0123456789012345678901234567890123456789012345678901234567890123456789",
+            "0123456789012345678901234567890123456789012345678901234567890123456789",
+            "0123456789012345678901234567890123456789012345678901234567890123456789",
+            "0123456789012345678901234567890123456789012345678901234567890123456789",
+            "0123456789012345678901234567890123456789012345678901234567890123456789",
+            "0123456789012345678901234567890123456789012345678901234567890123456789",
+        ));
+        tracing::warn!(n = 7, "{} with arguments", "formatted");
+    });
+    guard.shutdown();
+
+    let logs: Vec<(String, Vec<(String, String)>)> = events(&sink)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some((l.msg, l.properties)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logs.len(), 102);
+    for (i, (msg, props)) in logs.iter().take(100).enumerate() {
+        assert_eq!(msg, SAID);
+        assert_eq!(props, &[("i".to_owned(), i.to_string())]);
+    }
+    assert_eq!(logs[100], (long.to_owned(), vec![]));
+    assert_eq!(
+        logs[101],
+        (
+            "formatted with arguments".to_owned(),
+            vec![("n".to_owned(), "7".to_owned())]
+        )
+    );
+
+    // In the blocks: the text once among each block's dependencies, never in the records.
+    let mut blocks_with_it = 0;
+    let mut long_copied = false;
+    for batch in sink.batches() {
+        for block in &batch.blocks {
+            let payload = block.decode_payload().unwrap();
+            let texts = payload
+                .dependencies()
+                .values()
+                .filter(|d| d.get("text") == Some(SAID))
+                .count();
+            assert!(texts <= 1);
+            blocks_with_it += texts;
+            let h = &block.header;
+            let raw =
+                lz4_flex::block::decompress(&block.payload, h.uncompressed_len as usize).unwrap();
+            let records = &raw[..h.events_len as usize];
+            let holds = |text: &str| records.windows(text.len()).any(|w| w == text.as_bytes());
+            assert!(!holds(SAID), "a record holds the static text");
+            long_copied |= holds(long);
+        }
+    }
+    assert!(blocks_with_it >= 1, "the text is a dependency");
+    assert!(long_copied, "the long text is in its record");
+}

@@ -430,7 +430,9 @@ struct OpenBlock {
     events: Vec<u8>,
     deps: Vec<u8>,
     dep_ids: HashMap<u64, u32>,
-    last_dep: (u64, u32),
+    /// The last dependency of each reference of a record (its first, and any later one),
+    /// as (address, id): consecutive records mostly repeat them.
+    last_dep: [(u64, u32); 2],
     count: u32,
     first_ticks: Option<u64>,
     prev_ticks: u64,
@@ -443,7 +445,7 @@ impl OpenBlock {
         self.events.clear();
         self.deps.clear();
         self.dep_ids.clear();
-        self.last_dep = (0, 0);
+        self.last_dep = [(0, 0); 2];
         self.count = 0;
         self.first_ticks = None;
         self.prev_ticks = 0;
@@ -487,23 +489,25 @@ impl OpenBlock {
             return false;
         }
         self.events.push(rec[0]);
+        let mut nth_dep = 0;
         for op in &info.ops {
             match *op {
                 Op::Dep(off) => {
                     let addr = read_u64(rec, 1 + off);
-                    if addr != self.last_dep.0 || self.last_dep.1 == 0 {
+                    let last = &mut self.last_dep[nth_dep];
+                    nth_dep = 1;
+                    if addr != last.0 || last.1 == 0 {
                         let next_id = self.dep_ids.len() as u32 + 1;
                         let deps = &mut self.deps;
                         let id = *self.dep_ids.entry(addr).or_insert_with(|| {
                             // SAFETY: DepRef fields are only written by this crate's event
-                            // functions, from `&'static` callsites.
+                            // functions, from `&'static` callsites and static texts.
                             unsafe { describe_callsite(addr, next_id as u64, deps) };
                             next_id
                         });
-                        self.last_dep = (addr, id);
+                        *last = (addr, id);
                     }
-                    self.events
-                        .extend_from_slice(&self.last_dep.1.to_le_bytes());
+                    self.events.extend_from_slice(&last.1.to_le_bytes());
                 }
                 Op::Ticks => self.events.extend_from_slice(&(delta as i32).to_le_bytes()),
                 Op::Copy(off, len) => self.events.extend_from_slice(&rec[1 + off..1 + off + len]),

@@ -239,6 +239,10 @@ pub mod native {
     /// `trace_id_high`), the fields
     /// (including `message`) in the tail.
     pub const LOG_FIELDS: u8 = 3;
+    /// Log stream: an event with fields, as [`LOG_FIELDS`], whose message, when it is static
+    /// text, is the dependency `text` (an entry `text`) rather than a field of the tail (the
+    /// text is then sent once per block). `text` is the empty text when the message is a field.
+    pub const LOG_FIELDS_TEXT: u8 = 8;
     /// Log stream: a log with a static message (`meta`, `ticks`).
     pub const LOG_STATIC: u8 = 1;
     /// Log stream: a log whose arguments follow as tagged values (`meta`, `ticks`, tail).
@@ -403,6 +407,19 @@ pub mod native {
                     ("span_id", SpanId),
                     ("trace_id", U64),
                     ("trace_id_high", U64),
+                ],
+            ),
+            EventLayout::packed(
+                LOG_FIELDS_TEXT,
+                "log_fields_text",
+                true,
+                &[
+                    ("meta", DepRef),
+                    ("ticks", Ticks),
+                    ("span_id", SpanId),
+                    ("trace_id", U64),
+                    ("trace_id_high", U64),
+                    ("text", DepRef),
                 ],
             ),
         ]
