@@ -2,7 +2,7 @@
 //! appends one record to the calling thread's ring.
 
 use crate::dispatch::local::{next_span_id, write_variable, write_words};
-use crate::metadata::{Callsite, LogMetadata, MetricMetadata, SpanMetadata};
+use crate::metadata::{Callsite, CallsiteId, LogMetadata, MetricMetadata, SpanMetadata};
 use crate::model::StreamKind;
 use crate::transit::layout::native::*;
 use crate::transit::values::{KEYED, TAG_BOOL, TAG_F64, TAG_I64, TAG_STR, TAG_TRUNCATED, TAG_U64};
@@ -24,7 +24,7 @@ pub fn begin_scope(meta: &'static SpanMetadata) -> (u64, u64) {
     let current = crate::spans::current();
     let ticks = crate::time::now();
     if current.async_span == 0 {
-        write_words(StreamKind::Spans, BEGIN_SCOPE, [meta.id(), ticks]);
+        write_words(StreamKind::Spans, BEGIN_SCOPE, [meta.id().get(), ticks]);
     } else {
         // Inside an async span's poll: the scope's parent is that span (the reader takes it
         // for the outermost scope of the poll only).
@@ -32,7 +32,7 @@ pub fn begin_scope(meta: &'static SpanMetadata) -> (u64, u64) {
             StreamKind::Spans,
             BEGIN_SCOPE_IN_ASYNC,
             [
-                meta.id(),
+                meta.id().get(),
                 ticks,
                 current.async_span,
                 current.async_trace[0],
@@ -56,7 +56,7 @@ pub fn end_scope(meta: &'static SpanMetadata, outer: (u64, u64)) {
     write_words(
         StreamKind::Spans,
         END_SCOPE,
-        [meta.id(), crate::time::now()],
+        [meta.id().get(), crate::time::now()],
     );
     crate::spans::set_scopes(outer);
 }
@@ -72,7 +72,7 @@ pub fn begin_async(meta: &'static SpanMetadata, parent: u64, parent_trace: u128)
         StreamKind::Spans,
         BEGIN_ASYNC,
         [
-            meta.id(),
+            meta.id().get(),
             ticks,
             id,
             parent,
@@ -90,7 +90,7 @@ pub fn end_async(meta: &'static SpanMetadata, span_id: u64, parent_span_id: u64)
     write_words(
         StreamKind::Spans,
         END_ASYNC,
-        [meta.id(), ticks, span_id, parent_span_id],
+        [meta.id().get(), ticks, span_id, parent_span_id],
     );
 }
 
@@ -101,19 +101,19 @@ pub fn log_static(meta: &'static LogMetadata) {
     let c = crate::spans::current();
     let ticks = crate::time::now();
     if c.is_none() {
-        write_words(StreamKind::Logs, LOG_STATIC, [meta.id(), ticks]);
+        write_words(StreamKind::Logs, LOG_STATIC, [meta.id().get(), ticks]);
     } else if c.async_span == 0 {
         write_words(
             StreamKind::Logs,
             LOG_STATIC_IN_SPAN,
-            [meta.id(), ticks, c.scope, c.root],
+            [meta.id().get(), ticks, c.scope, c.root],
         );
     } else {
         let [low, high] = c.async_trace;
         write_words(
             StreamKind::Logs,
             LOG_STATIC_IN_ASYNC,
-            [meta.id(), ticks, c.scope, c.async_span, low, high],
+            [meta.id().get(), ticks, c.scope, c.async_span, low, high],
         );
     }
 }
@@ -134,13 +134,13 @@ pub fn scope_error() {
 pub fn log_args(meta: &'static LogMetadata, args: impl FnOnce(&mut TailWriter)) {
     let c = crate::spans::current();
     if c.is_none() {
-        variable(StreamKind::Logs, LOG_ARGS, [meta.id(), 0], 1, args);
+        variable(StreamKind::Logs, LOG_ARGS, [meta.id().get(), 0], 1, args);
     } else if c.async_span == 0 {
-        let words = [meta.id(), 0, c.scope, c.root];
+        let words = [meta.id().get(), 0, c.scope, c.root];
         variable(StreamKind::Logs, LOG_ARGS_IN_SPAN, words, 1, args);
     } else {
         let [low, high] = c.async_trace;
-        let words = [meta.id(), 0, c.scope, c.async_span, low, high];
+        let words = [meta.id().get(), 0, c.scope, c.async_span, low, high];
         variable(StreamKind::Logs, LOG_ARGS_IN_ASYNC, words, 1, args);
     }
 }
@@ -151,7 +151,7 @@ pub fn int_metric(meta: &'static MetricMetadata, value: u64) {
     write_words(
         StreamKind::Metrics,
         INT_METRIC,
-        [meta.id(), crate::time::now(), value],
+        [meta.id().get(), crate::time::now(), value],
     );
 }
 
@@ -162,7 +162,7 @@ pub fn float_metric(meta: &'static MetricMetadata, value: f64) {
     write_words(
         StreamKind::Metrics,
         FLOAT_METRIC,
-        [meta.id(), ticks, value.to_bits()],
+        [meta.id().get(), ticks, value.to_bits()],
     );
 }
 
@@ -176,7 +176,7 @@ pub fn int_metric_props(
     variable(
         StreamKind::Metrics,
         INT_METRIC_PROPS,
-        [meta.id(), 0, value],
+        [meta.id().get(), 0, value],
         1,
         props,
     );
@@ -192,7 +192,7 @@ pub fn float_metric_props(
     variable(
         StreamKind::Metrics,
         FLOAT_METRIC_PROPS,
-        [meta.id(), 0, value.to_bits()],
+        [meta.id().get(), 0, value.to_bits()],
         1,
         props,
     );
@@ -256,21 +256,21 @@ fn variable_with_text<const W: usize>(
 /// Records an integer value of the metric callsite `meta` (a [`Callsite::id`] or
 /// [`crate::metadata::foreign_callsite_id`]).
 #[inline(always)]
-pub fn metric_u64(meta: u64, value: u64) {
+pub fn metric_u64(meta: CallsiteId, value: u64) {
     write_words(
         StreamKind::Metrics,
         INT_METRIC,
-        [meta, crate::time::now(), value],
+        [meta.get(), crate::time::now(), value],
     );
 }
 
 /// Records a float value of the metric callsite `meta`.
 #[inline(always)]
-pub fn metric_f64(meta: u64, value: f64) {
+pub fn metric_f64(meta: CallsiteId, value: f64) {
     write_words(
         StreamKind::Metrics,
         FLOAT_METRIC,
-        [meta, crate::time::now(), value.to_bits()],
+        [meta.get(), crate::time::now(), value.to_bits()],
     );
 }
 
@@ -284,7 +284,7 @@ pub fn new_span_id() -> u64 {
 /// [`crate::metadata::foreign_callsite_id`]); `fields` writes the span's fields.
 #[inline]
 pub fn span_new(
-    meta: u64,
+    meta: CallsiteId,
     span_id: u64,
     parent_span_id: u64,
     trace_id: u128,
@@ -294,7 +294,7 @@ pub fn span_new(
         StreamKind::Spans,
         SPAN_NEW,
         [
-            meta,
+            meta.get(),
             0,
             span_id,
             parent_span_id,
@@ -314,11 +314,11 @@ pub const ERROR_EVENT_FIELD: &str = "otel.error_event";
 /// Records fields added to a span after its creation (`meta` is the span's callsite, or that of
 /// the event that added them).
 #[inline]
-pub fn span_record(meta: u64, span_id: u64, fields: impl FnOnce(&mut TailWriter)) {
+pub fn span_record(meta: CallsiteId, span_id: u64, fields: impl FnOnce(&mut TailWriter)) {
     variable(
         StreamKind::Spans,
         SPAN_RECORD,
-        [meta, 0, span_id],
+        [meta.get(), 0, span_id],
         1,
         fields,
     );
@@ -355,13 +355,18 @@ pub fn span_follows(span_id: u64, follows_span_id: u64) {
 
 /// Records a log entry with fields, in span `span_id` of trace `trace_id` (0 for none).
 #[inline]
-pub fn log_fields(meta: u64, span_id: u64, trace_id: u128, fields: impl FnOnce(&mut TailWriter)) {
+pub fn log_fields(
+    meta: CallsiteId,
+    span_id: u64,
+    trace_id: u128,
+    fields: impl FnOnce(&mut TailWriter),
+) {
     let (low, high) = (trace_id as u64, (trace_id >> 64) as u64);
     match crate::metadata::static_text_id("") {
         Some(none) => variable_with_text(
             StreamKind::Logs,
             LOG_FIELDS_TEXT,
-            [meta, 0, span_id, low, high, none],
+            [meta.get(), 0, span_id, low, high, none.get()],
             1,
             Some(5),
             fields,
@@ -369,7 +374,7 @@ pub fn log_fields(meta: u64, span_id: u64, trace_id: u128, fields: impl FnOnce(&
         None => variable(
             StreamKind::Logs,
             LOG_FIELDS,
-            [meta, 0, span_id, low, high],
+            [meta.get(), 0, span_id, low, high],
             1,
             fields,
         ),
@@ -416,7 +421,7 @@ impl TailWriter {
         match crate::metadata::static_text_id(text) {
             Some(id) => {
                 // SAFETY: `text_slot` is a fixed word of the record being written.
-                unsafe { put_u64(self.text_slot, 0, id) };
+                unsafe { put_u64(self.text_slot, 0, id.get()) };
                 true
             }
             None => false,

@@ -19,8 +19,23 @@ pub type Describe = unsafe fn(*const (), u64, &mut Vec<u8>);
 pub unsafe trait Callsite: Sync + 'static {
     /// The id events carry: the callsite's address.
     #[inline(always)]
-    fn id(&'static self) -> u64 {
-        (self as *const Self).expose_provenance() as u64
+    fn id(&'static self) -> CallsiteId {
+        CallsiteId((self as *const Self).expose_provenance() as u64)
+    }
+}
+
+/// The id a record carries for its callsite: the address of a native callsite
+/// ([`Callsite::id`]), of a foreign one with its describer's tag ([`foreign_callsite_id`]), or
+/// a static text ([`static_text_id`]). The flusher reads the callsite through it, so it is only
+/// made from values that live for the rest of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallsiteId(u64);
+
+impl CallsiteId {
+    /// The id as records carry it.
+    #[inline(always)]
+    pub fn get(self) -> u64 {
+        self.0
     }
 }
 
@@ -49,14 +64,18 @@ pub unsafe fn register_describer(describe: Describe) -> Option<u8> {
 }
 
 /// The id events carry for a foreign callsite at `ptr`, described by the describer `tag`.
+///
+/// # Safety
+/// `tag` must come from [`register_describer`], whose describer must accept `ptr`, and the
+/// value at `ptr` must live for the rest of the process: the flusher describes it from the id.
 #[inline(always)]
-pub fn foreign_callsite_id(tag: u8, ptr: *const ()) -> u64 {
+pub unsafe fn foreign_callsite_id(tag: u8, ptr: *const ()) -> CallsiteId {
     let addr = ptr.expose_provenance() as u64;
     debug_assert!(
         addr >> TAG_SHIFT == 0,
         "callsite address {addr:#x} uses the tag byte"
     );
-    ((tag as u64) << TAG_SHIFT) | addr
+    CallsiteId(((tag as u64) << TAG_SHIFT) | addr)
 }
 
 /// Address bits of a static text's id; the length takes the bits above, up to the tag.
@@ -99,7 +118,7 @@ fn text_tag() -> u8 {
 /// the text in every record. `None` if the text is longer than 511 bytes, lies above the
 /// 47-bit address space, or no describer could be registered: write it as a value then.
 #[inline(always)]
-pub fn static_text_id(text: &'static str) -> Option<u64> {
+pub fn static_text_id(text: &'static str) -> Option<CallsiteId> {
     let start = text.as_ptr().cast::<()>();
     if text.len() > TEXT_MAX_LEN || start.addr() >> TEXT_ADDR_BITS != 0 {
         return None;
@@ -109,7 +128,8 @@ pub fn static_text_id(text: &'static str) -> Option<u64> {
         t => t,
     };
     let packed = start.map_addr(|a| a | text.len() << TEXT_ADDR_BITS);
-    Some(foreign_callsite_id(tag, packed))
+    // SAFETY: the tag's describer, `describe_text`, reads the `&'static str` packed here.
+    Some(unsafe { foreign_callsite_id(tag, packed) })
 }
 
 /// Describes the callsite at address `addr` as dependency `id`, by calling the [`Describe`]
@@ -445,10 +465,10 @@ impl std::fmt::Debug for MetricMetadata {
 mod tests {
     use super::*;
 
-    fn described(id: u64) -> Vec<u8> {
+    fn described(id: CallsiteId) -> Vec<u8> {
         let mut out = Vec::new();
         // SAFETY: `id` comes from `static_text_id`.
-        unsafe { describe_callsite(id, 7, &mut out) };
+        unsafe { describe_callsite(id.get(), 7, &mut out) };
         out
     }
 

@@ -3,7 +3,7 @@
 //! once per block. Nothing is copied or looked up per event.
 
 use micromegas_core::metadata::{
-    encode_dependency, foreign_callsite_id, register_describer, DependencyKind,
+    encode_dependency, foreign_callsite_id, register_describer, CallsiteId, DependencyKind,
 };
 use std::sync::OnceLock;
 use tracing_core::{Level, Metadata};
@@ -61,7 +61,7 @@ fn tag() -> u8 {
 /// registered (255 foreign describers already exist in this process): events are then not
 /// recorded rather than mislabelled.
 #[inline]
-pub(crate) fn metadata_id(metadata: &'static Metadata<'static>) -> Option<u64> {
+pub(crate) fn metadata_id(metadata: &'static Metadata<'static>) -> Option<CallsiteId> {
     static CACHED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
     let mut t = CACHED.load(std::sync::atomic::Ordering::Relaxed);
     if t == 0 {
@@ -71,8 +71,8 @@ pub(crate) fn metadata_id(metadata: &'static Metadata<'static>) -> Option<u64> {
         }
         CACHED.store(t, std::sync::atomic::Ordering::Relaxed);
     }
-    Some(foreign_callsite_id(
-        t,
-        metadata as *const Metadata<'static> as *const (),
-    ))
+    let ptr = metadata as *const Metadata<'static> as *const ();
+    // SAFETY: `t` is the tag of `describe_metadata`, which reads a `Metadata<'static>` at `ptr`,
+    // and `metadata` lives for `'static`.
+    Some(unsafe { foreign_callsite_id(t, ptr) })
 }

@@ -5,6 +5,7 @@ use crate::fields::FieldWriter;
 use crate::span_stack;
 use crate::span_table::{self, Owner};
 use micromegas_core::events;
+use micromegas_core::metadata::CallsiteId;
 use micromegas_core::spans::{self, ThreadSpan};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
@@ -155,7 +156,7 @@ impl MicromegasLayer {
 /// of other levels pay only the level check.
 #[cold]
 #[inline(never)]
-pub(crate) fn mark_failed(event_meta: u64, span_id: u64) {
+pub(crate) fn mark_failed(event_meta: CallsiteId, span_id: u64) {
     events::span_record(event_meta, span_id, |w| {
         w.bool(Some(events::ERROR_EVENT_FIELD), true)
     });

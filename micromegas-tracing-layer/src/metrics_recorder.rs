@@ -6,7 +6,7 @@ use metrics::{
 };
 use micromegas_core::events;
 use micromegas_core::metadata::{
-    encode_dependency, foreign_callsite_id, register_describer, DependencyKind,
+    encode_dependency, foreign_callsite_id, register_describer, CallsiteId, DependencyKind,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -50,7 +50,7 @@ unsafe fn describe_site(ptr: *const (), id: u64, out: &mut Vec<u8>) {
 impl MetricSite {
     /// Interns the metric; `None` if no describer could be registered (255 foreign describers
     /// already exist in this process), in which case the metric is not recorded.
-    fn leak(key: &Key, described: Described, kind: &'static str) -> Option<u64> {
+    fn leak(key: &Key, described: Described, kind: &'static str) -> Option<CallsiteId> {
         static TAG: OnceLock<u8> = OnceLock::new();
         // SAFETY: `describe_site` reads exactly what is passed below: a leaked `MetricSite`.
         let tag = *TAG.get_or_init(|| unsafe { register_describer(describe_site) }.unwrap_or(0));
@@ -70,10 +70,10 @@ impl MetricSite {
                 .map(|l| (l.key().to_owned(), l.value().to_owned()))
                 .collect(),
         }));
-        Some(foreign_callsite_id(
-            tag,
-            site as *const MetricSite as *const (),
-        ))
+        let ptr = site as *const MetricSite as *const ();
+        // SAFETY: `tag` is the tag of `describe_site`, which reads the leaked `MetricSite` at
+        // `ptr`.
+        Some(unsafe { foreign_callsite_id(tag, ptr) })
     }
 }
 
@@ -89,7 +89,7 @@ struct Described {
 /// handle's own count. The flusher records what was added since its last visit as one event,
 /// before each periodic flush, explicit flush and shutdown (see [`sample_counters`]).
 struct CounterCell {
-    id: u64,
+    id: CallsiteId,
     /// Adds made through a handle on a thread other than the one it was made for, raises by
     /// `absolute`, and the counts of the per-thread handles dropped since.
     shared: AtomicU64,
@@ -116,7 +116,7 @@ fn sample_counters() {
 }
 
 impl CounterCell {
-    fn leak(id: u64) -> &'static CounterCell {
+    fn leak(id: CallsiteId) -> &'static CounterCell {
         static SAMPLER: Once = Once::new();
         SAMPLER.call_once(|| micromegas_core::register_sampler(sample_counters));
         let cell: &'static CounterCell = Box::leak(Box::new(CounterCell {
@@ -243,7 +243,7 @@ impl CounterFn for CounterHandle {
 }
 
 struct GaugeHandle {
-    id: u64,
+    id: CallsiteId,
     value: AtomicU64,
 }
 impl GaugeHandle {
@@ -273,7 +273,7 @@ impl GaugeFn for GaugeHandle {
     }
 }
 
-struct HistogramHandle(u64);
+struct HistogramHandle(CallsiteId);
 impl HistogramFn for HistogramHandle {
     fn record(&self, value: f64) {
         // Every sample is kept, so any quantile can be computed exactly at query time.
@@ -286,7 +286,7 @@ impl HistogramFn for HistogramHandle {
 enum Interned {
     Counter(&'static CounterCell),
     Gauge(Arc<GaugeHandle>),
-    Histogram(u64),
+    Histogram(CallsiteId),
     /// The metric could not be interned: its operations do nothing.
     Unrecorded,
 }
