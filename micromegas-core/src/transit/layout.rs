@@ -380,6 +380,14 @@ pub mod native {
             ("trace_id", U64),
             ("trace_id_high", U64),
         ];
+        let fields = [
+            ("meta", DepRef),
+            ("ticks", Ticks),
+            ("span_id", SpanId),
+            ("trace_id", U64),
+            ("trace_id_high", U64),
+        ];
+        let fields_text = [fields.as_slice(), &[("text", DepRef)]].concat();
         vec![
             EventLayout::packed(
                 LOG_STATIC,
@@ -397,31 +405,8 @@ pub mod native {
             EventLayout::packed(LOG_ARGS_IN_SPAN, "log_args_in_span", true, &in_span),
             EventLayout::packed(LOG_STATIC_IN_ASYNC, "log_in_async", false, &in_async),
             EventLayout::packed(LOG_ARGS_IN_ASYNC, "log_args_in_async", true, &in_async),
-            EventLayout::packed(
-                LOG_FIELDS,
-                "log_fields",
-                true,
-                &[
-                    ("meta", DepRef),
-                    ("ticks", Ticks),
-                    ("span_id", SpanId),
-                    ("trace_id", U64),
-                    ("trace_id_high", U64),
-                ],
-            ),
-            EventLayout::packed(
-                LOG_FIELDS_TEXT,
-                "log_fields_text",
-                true,
-                &[
-                    ("meta", DepRef),
-                    ("ticks", Ticks),
-                    ("span_id", SpanId),
-                    ("trace_id", U64),
-                    ("trace_id_high", U64),
-                    ("text", DepRef),
-                ],
-            ),
+            EventLayout::packed(LOG_FIELDS, "log_fields", true, &fields),
+            EventLayout::packed(LOG_FIELDS_TEXT, "log_fields_text", true, &fields_text),
         ]
     }
 
