@@ -5,7 +5,7 @@
 //! flusher can describe any callsite from its address alone, whatever crate defined it.
 
 pub use crate::transit::block::{encode_dependency, DependencyKind};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 /// Writes the dependency describing a callsite. Receives the callsite's address, the id the
 /// block's events use for it, and the output buffer.
@@ -42,8 +42,7 @@ impl CallsiteId {
 /// Describers of callsites defined by other crates (for example `tracing::Metadata`), chosen
 /// by the top byte of a callsite id; slot 0 is unused (native callsites start with their own
 /// [`Describe`]).
-static DESCRIBERS: [std::sync::atomic::AtomicUsize; 256] =
-    [const { std::sync::atomic::AtomicUsize::new(0) }; 256];
+static DESCRIBERS: [AtomicPtr<()>; 256] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 256];
 static NEXT_DESCRIBER: AtomicU8 = AtomicU8::new(1);
 const TAG_SHIFT: u32 = 56;
 
@@ -59,7 +58,7 @@ pub unsafe fn register_describer(describe: Describe) -> Option<u8> {
         NEXT_DESCRIBER.store(0, Ordering::Relaxed);
         return None;
     }
-    DESCRIBERS[tag as usize].store(describe as usize, Ordering::Release);
+    DESCRIBERS[tag as usize].store(describe as *mut (), Ordering::Release);
     Some(tag)
 }
 
@@ -144,10 +143,10 @@ pub(crate) unsafe fn describe_callsite(addr: u64, id: u64, out: &mut Vec<u8>) {
         let ptr: *const () =
             std::ptr::with_exposed_provenance((addr & ((1 << TAG_SHIFT) - 1)) as usize);
         let f = DESCRIBERS[tag].load(Ordering::Acquire);
-        if f != 0 {
+        if !f.is_null() {
             // SAFETY: only `register_describer` stores into DESCRIBERS, and it stores `Describe`
-            // function pointers.
-            let describe: Describe = unsafe { std::mem::transmute::<usize, Describe>(f) };
+            // function pointers (kept as pointers, with their provenance).
+            let describe: Describe = unsafe { std::mem::transmute::<*mut (), Describe>(f) };
             // SAFETY: per the contract of `register_describer`.
             unsafe { describe(ptr, id, out) };
         } else {
@@ -479,9 +478,9 @@ mod tests {
         let mut expected = Vec::new();
         encode_dependency(&mut expected, 7, DependencyKind::Other, &[("text", text)]);
         assert_eq!(described(id), expected);
-        // Equal texts at other addresses have other ids; the empty text has one too.
-        let copy: &'static str = Box::leak(text.to_owned().into_boxed_str());
-        assert_ne!(static_text_id(copy), Some(id));
+        // Other texts have other ids, even of the same length; the empty text has one too.
+        assert_ne!(static_text_id("request made"), Some(id));
+        assert_ne!(static_text_id("request"), Some(id));
         let mut empty = Vec::new();
         encode_dependency(&mut empty, 7, DependencyKind::Other, &[("text", "")]);
         assert_eq!(described(static_text_id("").expect("an id")), empty);
@@ -489,8 +488,9 @@ mod tests {
 
     #[test]
     fn texts_longer_than_an_id_can_name_have_none() {
-        let longest: &'static str = Box::leak(("é".repeat(255) + "x").into_boxed_str());
-        assert_eq!(longest.len(), TEXT_MAX_LEN);
+        static LONGEST: [u8; TEXT_MAX_LEN] = [b'x'; TEXT_MAX_LEN];
+        static LONGER: [u8; TEXT_MAX_LEN + 1] = [b'x'; TEXT_MAX_LEN + 1];
+        let longest = std::str::from_utf8(&LONGEST).expect("UTF-8");
         let id = static_text_id(longest).expect("an id");
         let mut expected = Vec::new();
         encode_dependency(
@@ -500,7 +500,7 @@ mod tests {
             &[("text", longest)],
         );
         assert_eq!(described(id), expected);
-        let longer: &'static str = Box::leak("x".repeat(TEXT_MAX_LEN + 1).into_boxed_str());
+        let longer = std::str::from_utf8(&LONGER).expect("UTF-8");
         assert_eq!(static_text_id(longer), None);
     }
 }

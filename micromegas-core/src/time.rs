@@ -6,7 +6,7 @@
 //! convert ticks to wall time with [`ticks_to_unix_nanos`].
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Reads the CPU tick counter. This is the only clock read on the hot path.
 #[inline(always)]
@@ -89,7 +89,7 @@ fn measure_frequency() -> u64 {
     {
         let t0 = Instant::now();
         let c0 = now();
-        while t0.elapsed() < Duration::from_millis(20) {
+        while t0.elapsed() < std::time::Duration::from_millis(20) {
             std::hint::spin_loop();
         }
         let c1 = now();
@@ -126,7 +126,7 @@ mod tests {
         let cal = calibrate();
         assert!(cal.ticks_per_second > 1_000_000, "{cal:?}");
         let a = now();
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(std::time::Duration::from_millis(10));
         let b = now();
         assert!(b > a);
         let ns = ticks_to_nanos(b - a, cal.ticks_per_second);

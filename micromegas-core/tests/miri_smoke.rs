@@ -78,15 +78,27 @@ fn the_whole_pipeline_once() {
     );
 
     let mut events = Vec::new();
-    let mut scopes = Vec::new();
+    // Each stream's events in block order (a scope may begin in one block and end in the next).
+    let mut streams = std::collections::BTreeMap::new();
     for batch in sink.batches() {
         for block in &batch.blocks {
             let stream = batch.stream_of(block).unwrap();
             let decoded = decode_block(&batch.process, stream, block).unwrap();
-            scopes.extend(thread_scopes(&batch.process, stream, &decoded));
+            let (_, _, of_stream) = streams
+                .entry(stream.stream_id)
+                .or_insert_with(|| (batch.process.clone(), stream.clone(), Vec::new()));
+            of_stream.push((block.header.sequence, decoded.clone()));
             events.extend(decoded);
         }
     }
+    let scopes: Vec<_> = streams
+        .into_values()
+        .flat_map(|(process, stream, mut blocks)| {
+            blocks.sort_by_key(|(sequence, _)| *sequence);
+            let events: Vec<_> = blocks.into_iter().flat_map(|(_, e)| e).collect();
+            thread_scopes(&process, &stream, &events)
+        })
+        .collect();
     let msgs: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
