@@ -87,9 +87,11 @@ const TEXT_MAX_LEN: usize = (1 << (TAG_SHIFT - TEXT_ADDR_BITS)) - 1;
 /// # Safety
 /// `ptr` must come from [`static_text_id`].
 unsafe fn describe_text(ptr: *const (), id: u64, out: &mut Vec<u8>) {
-    let packed = ptr.addr();
-    let len = packed >> TEXT_ADDR_BITS;
-    let start = ptr.with_addr(packed & ((1 << TEXT_ADDR_BITS) - 1)) as *const u8;
+    // Read as u64, so that the shifts hold on any pointer width (ids are only packed where
+    // the packed value fits a pointer).
+    let packed = ptr.addr() as u64;
+    let len = (packed >> TEXT_ADDR_BITS) as usize;
+    let start = ptr.with_addr((packed & ((1 << TEXT_ADDR_BITS) - 1)) as usize) as *const u8;
     // SAFETY: `static_text_id` packed the address and length of a `&'static str`: `len`
     // bytes of UTF-8 at `start`, alive for the rest of the process.
     let text = unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(start, len)) };
@@ -119,14 +121,16 @@ fn text_tag() -> u8 {
 #[inline(always)]
 pub fn static_text_id(text: &'static str) -> Option<CallsiteId> {
     let start = text.as_ptr().cast::<()>();
-    if text.len() > TEXT_MAX_LEN || start.addr() >> TEXT_ADDR_BITS != 0 {
+    let addr = start.addr() as u64;
+    if text.len() > TEXT_MAX_LEN || addr >> TEXT_ADDR_BITS != 0 {
         return None;
     }
     let tag = match text_tag() {
         0 => return None,
         t => t,
     };
-    let packed = start.map_addr(|a| a | text.len() << TEXT_ADDR_BITS);
+    let packed = usize::try_from(addr | (text.len() as u64) << TEXT_ADDR_BITS).ok()?;
+    let packed = start.with_addr(packed);
     // SAFETY: the tag's describer, `describe_text`, reads the `&'static str` packed here.
     Some(unsafe { foreign_callsite_id(tag, packed) })
 }
