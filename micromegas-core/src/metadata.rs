@@ -77,6 +77,55 @@ pub unsafe fn foreign_callsite_id(tag: u8, ptr: *const ()) -> CallsiteId {
     CallsiteId(((tag as u64) << TAG_SHIFT) | addr)
 }
 
+/// A describer registered with [`register_describer`] on its first use, in a `static`; its tag
+/// is then one atomic load away, as the hot path needs it.
+pub struct LazyDescriber {
+    describe: Describe,
+    /// The tag once registered; 0 before, and after a registration that failed.
+    tag: AtomicU8,
+    init: std::sync::Once,
+}
+
+impl LazyDescriber {
+    /// A describer to register on first use.
+    ///
+    /// # Safety
+    /// As for [`register_describer`]: `describe` must accept the address of any value later
+    /// passed to [`foreign_callsite_id`] with this describer's tag, and those values must live
+    /// for `'static`.
+    pub const unsafe fn new(describe: Describe) -> Self {
+        Self {
+            describe,
+            tag: AtomicU8::new(0),
+            init: std::sync::Once::new(),
+        }
+    }
+
+    /// The describer's tag, registering it the first time; `None` if it could not be
+    /// registered (255 foreign describers already exist in this process).
+    #[inline(always)]
+    pub fn tag(&self) -> Option<u8> {
+        match self.tag.load(Ordering::Acquire) {
+            0 => self.register(),
+            t => Some(t),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register(&self) -> Option<u8> {
+        self.init.call_once(|| {
+            // SAFETY: per the contract of `new`.
+            let t = unsafe { register_describer(self.describe) }.unwrap_or(0);
+            self.tag.store(t, Ordering::Release);
+        });
+        match self.tag.load(Ordering::Acquire) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+}
+
 /// Address bits of a static text's id; the length takes the bits above, up to the tag.
 const TEXT_ADDR_BITS: u32 = 47;
 /// The longest static text an id can name.
@@ -98,21 +147,9 @@ unsafe fn describe_text(ptr: *const (), id: u64, out: &mut Vec<u8>) {
     encode_dependency(out, id, DependencyKind::Other, &[("text", text)]);
 }
 
-/// The describer tag of static texts, registered on first use (0: none could be).
-fn text_tag() -> u8 {
-    static TAG: AtomicU8 = AtomicU8::new(0);
-    static INIT: std::sync::Once = std::sync::Once::new();
-    let t = TAG.load(Ordering::Acquire);
-    if t != 0 {
-        return t;
-    }
-    INIT.call_once(|| {
-        // SAFETY: `describe_text` reads exactly what `static_text_id` passes with this tag.
-        let t = unsafe { register_describer(describe_text) }.unwrap_or(0);
-        TAG.store(t, Ordering::Release);
-    });
-    TAG.load(Ordering::Acquire)
-}
+/// The describer of static texts.
+// SAFETY: `describe_text` reads exactly what `static_text_id` passes with this tag.
+static TEXTS: LazyDescriber = unsafe { LazyDescriber::new(describe_text) };
 
 /// The id a record carries for a static text (an event's message without arguments), which
 /// the flusher then sends once per block as a dependency with one entry, `text`, instead of
@@ -125,10 +162,7 @@ pub fn static_text_id(text: &'static str) -> Option<CallsiteId> {
     if text.len() > TEXT_MAX_LEN || addr >> TEXT_ADDR_BITS != 0 {
         return None;
     }
-    let tag = match text_tag() {
-        0 => return None,
-        t => t,
-    };
+    let tag = TEXTS.tag()?;
     let packed = usize::try_from(addr | (text.len() as u64) << TEXT_ADDR_BITS).ok()?;
     let packed = start.with_addr(packed);
     // SAFETY: the tag's describer, `describe_text`, reads the `&'static str` packed here.

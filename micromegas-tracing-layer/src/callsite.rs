@@ -3,9 +3,8 @@
 //! once per block. Nothing is copied or looked up per event.
 
 use micromegas_core::metadata::{
-    encode_dependency, foreign_callsite_id, register_describer, CallsiteId, DependencyKind,
+    encode_dependency, foreign_callsite_id, CallsiteId, DependencyKind, LazyDescriber,
 };
-use std::sync::OnceLock;
 use tracing_core::{Level, Metadata};
 
 /// Level names as the lake spells them.
@@ -50,27 +49,17 @@ unsafe fn describe_metadata(ptr: *const (), id: u64, out: &mut Vec<u8>) {
     );
 }
 
-fn tag() -> u8 {
-    static TAG: OnceLock<u8> = OnceLock::new();
-    // SAFETY: `describe_metadata` reads exactly what `metadata_id` passes: the address of a
-    // `&'static Metadata<'static>`.
-    *TAG.get_or_init(|| unsafe { register_describer(describe_metadata) }.unwrap_or(0))
-}
+/// The describer of `tracing` callsites.
+// SAFETY: `describe_metadata` reads exactly what `metadata_id` passes: the address of a
+// `&'static Metadata<'static>`.
+static DESCRIBER: LazyDescriber = unsafe { LazyDescriber::new(describe_metadata) };
 
 /// The callsite id events carry for `metadata`, or `None` if no describer could be
 /// registered (255 foreign describers already exist in this process): events are then not
 /// recorded rather than mislabelled.
 #[inline]
 pub(crate) fn metadata_id(metadata: &'static Metadata<'static>) -> Option<CallsiteId> {
-    static CACHED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-    let mut t = CACHED.load(std::sync::atomic::Ordering::Relaxed);
-    if t == 0 {
-        t = tag();
-        if t == 0 {
-            return None;
-        }
-        CACHED.store(t, std::sync::atomic::Ordering::Relaxed);
-    }
+    let t = DESCRIBER.tag()?;
     let ptr = metadata as *const Metadata<'static> as *const ();
     // SAFETY: `t` is the tag of `describe_metadata`, which reads a `Metadata<'static>` at `ptr`,
     // and `metadata` lives for `'static`.

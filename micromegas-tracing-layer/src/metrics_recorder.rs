@@ -6,12 +6,12 @@ use metrics::{
 };
 use micromegas_core::events;
 use micromegas_core::metadata::{
-    encode_dependency, foreign_callsite_id, register_describer, CallsiteId, DependencyKind,
+    encode_dependency, foreign_callsite_id, CallsiteId, DependencyKind, LazyDescriber,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Arc, Mutex, Once};
 
 /// A metric interned at registration: name, unit, kind and labels travel once per block as the
 /// dependency of its events.
@@ -51,12 +51,9 @@ impl MetricSite {
     /// Interns the metric; `None` if no describer could be registered (255 foreign describers
     /// already exist in this process), in which case the metric is not recorded.
     fn leak(key: &Key, described: Described, kind: &'static str) -> Option<CallsiteId> {
-        static TAG: OnceLock<u8> = OnceLock::new();
         // SAFETY: `describe_site` reads exactly what is passed below: a leaked `MetricSite`.
-        let tag = *TAG.get_or_init(|| unsafe { register_describer(describe_site) }.unwrap_or(0));
-        if tag == 0 {
-            return None;
-        }
+        static DESCRIBER: LazyDescriber = unsafe { LazyDescriber::new(describe_site) };
+        let tag = DESCRIBER.tag()?;
         let site: &'static MetricSite = Box::leak(Box::new(MetricSite {
             name: key.name().to_owned(),
             unit: described
