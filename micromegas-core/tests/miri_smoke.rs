@@ -3,7 +3,11 @@
 //! this crate, and this touches all of them, including a nested log and an async span that
 //! changes threads. It also runs as an ordinary test.
 
-use micromegas_core::read::{async_spans, decode_block, thread_scopes, Event};
+mod common;
+
+use common::Decoded;
+use micromegas_core::model::StreamKind;
+use micromegas_core::read::{async_spans, thread_scopes, Event};
 use micromegas_core::sink::MemorySink;
 use micromegas_core::{init, DropReason, Guard, Options};
 use std::fmt;
@@ -77,40 +81,20 @@ fn the_whole_pipeline_once() {
         stats.delivered_events + stats.total_dropped()
     );
 
-    let mut events = Vec::new();
-    // Each stream's events in block order (a scope may begin in one block and end in the next).
-    let mut streams = std::collections::BTreeMap::new();
-    for batch in sink.batches() {
-        for block in &batch.blocks {
-            let stream = batch.stream_of(block).unwrap();
-            let decoded = decode_block(&batch.process, stream, block).unwrap();
-            let (_, _, of_stream) = streams
-                .entry(stream.stream_id)
-                .or_insert_with(|| (batch.process.clone(), stream.clone(), Vec::new()));
-            of_stream.push((block.header.sequence, decoded.clone()));
-            events.extend(decoded);
-        }
-    }
-    let scopes: Vec<_> = streams
-        .into_values()
-        .flat_map(|(process, stream, mut blocks)| {
-            blocks.sort_by_key(|(sequence, _)| *sequence);
-            let events: Vec<_> = blocks.into_iter().flat_map(|(_, e)| e).collect();
-            thread_scopes(&process, &stream, &events)
-        })
+    let decoded = Decoded::of(&sink.batches());
+    let process = decoded.process.as_ref().unwrap();
+    let scopes: Vec<_> = decoded
+        .of_kind(StreamKind::Spans)
+        .flat_map(|(stream, events)| thread_scopes(process, stream, events))
         .collect();
-    let msgs: Vec<_> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Log(l) => Some(l.msg.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(msgs, ["static", "args 1 -2 0.5 true str", "display nested"]);
+    assert_eq!(
+        decoded.log_messages(),
+        ["static", "args 1 -2 0.5 true str", "display nested"]
+    );
     assert_eq!(scopes.len(), 1);
-    assert_eq!(async_spans(&events).len(), 1);
-    let inside = events
-        .iter()
+    assert_eq!(async_spans(decoded.all_events()).len(), 1);
+    let inside = decoded
+        .all_events()
         .any(|e| matches!(e, Event::Measure(m) if m.location.name == "inside"));
     assert!(
         inside,
@@ -154,18 +138,6 @@ fn a_shutdown_while_formatting_leaves_the_outer_write_its_streams() {
         .unwrap();
     let stats = guard.shutdown();
     assert_eq!(stats.total_dropped(), 0, "{stats:?}");
-    let logs = sink
-        .batches()
-        .iter()
-        .flat_map(|b| {
-            b.blocks
-                .iter()
-                .flat_map(|block| {
-                    decode_block(&b.process, b.stream_of(block).unwrap(), block).unwrap()
-                })
-                .collect::<Vec<_>>()
-        })
-        .filter(|e| matches!(e, Event::Log(l) if l.msg == "after"))
-        .count();
-    assert_eq!(logs, 1);
+    let logs = Decoded::of(&sink.batches()).log_messages();
+    assert_eq!(logs.iter().filter(|m| *m == "after").count(), 1);
 }
