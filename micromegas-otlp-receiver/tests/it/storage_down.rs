@@ -7,7 +7,7 @@
 //! deadline (`--write-timeout`) passes, while the write goes on; afterwards it recovers by
 //! itself, and every acknowledged request is there exactly once.
 
-use crate::common::{collector_command, free_port, fresh_database, rows, Killed};
+use crate::common::{collector_command, free_port, fresh_database, rows, skip, Killed};
 use micromegas_lake::{Lake, LakeOptions, S3Options};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -171,11 +171,10 @@ fn host_port(catalog: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_started_before_its_catalog_waits_for_it() {
     let Some(postgres) = std::env::var("MICROMEGAS_TEST_POSTGRES").ok() else {
-        assert!(
-            std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
-            "PostgreSQL is required: run `eval $(scripts/services.sh start)`"
+        skip(
+            "PostgreSQL is required: run `eval $(scripts/services.sh start)`",
+            "PostgreSQL not configured (eval $(scripts/services.sh start))",
         );
-        eprintln!("skipped: PostgreSQL not configured (eval $(scripts/services.sh start))");
         return;
     };
     let catalog = fresh_database(&postgres, "late").await;
@@ -269,11 +268,10 @@ async fn outage(dependency: Dependency, requests: usize) {
         std::env::var("MICROMEGAS_TEST_S3_ENDPOINT").ok(),
         std::env::var("MICROMEGAS_TEST_S3_BUCKET").ok(),
     ) else {
-        assert!(
-            std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
-            "PostgreSQL and S3 are required: run `eval $(scripts/services.sh start)`"
+        skip(
+            "PostgreSQL and S3 are required: run `eval $(scripts/services.sh start)`",
+            "PostgreSQL/S3 not configured (eval $(scripts/services.sh start))",
         );
-        eprintln!("skipped: PostgreSQL/S3 not configured (eval $(scripts/services.sh start))");
         return;
     };
     let s3_upstream = s3
@@ -529,11 +527,10 @@ impl Outage for Filler {
 async fn full_disk_is_retryable_and_the_collector_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let Some(_tmpfs) = Tmpfs::mount(dir.path(), "32m") else {
-        assert!(
-            std::env::var_os("MICROMEGAS_TEST_REQUIRE_SERVICES").is_none(),
-            "the full-disk test mounts a small tmpfs and needs root or CAP_SYS_ADMIN"
+        skip(
+            "the full-disk test mounts a small tmpfs and needs root or CAP_SYS_ADMIN",
+            "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)",
         );
-        eprintln!("skipped: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
         return;
     };
     let lake_dir = dir.path().join("lake");
