@@ -330,16 +330,28 @@ pub fn span_enter(span_id: u64) {
     write_words(StreamKind::Spans, SPAN_ENTER, [span_id, crate::time::now()]);
 }
 
-/// Records that this thread exits a span.
+/// Records that this thread exits a span; returns the ticks recorded (give the last of them
+/// to [`span_close_ended`]).
 #[inline(always)]
-pub fn span_exit(span_id: u64) {
-    write_words(StreamKind::Spans, SPAN_EXIT, [span_id, crate::time::now()]);
+pub fn span_exit(span_id: u64) -> u64 {
+    let ticks = crate::time::now();
+    write_words(StreamKind::Spans, SPAN_EXIT, [span_id, ticks]);
+    ticks
 }
 
-/// Records that a span is closed.
+/// Records that a span is closed, and ends now: for a span never exited.
 #[inline(always)]
 pub fn span_close(span_id: u64) {
     write_words(StreamKind::Spans, SPAN_CLOSE, [span_id, crate::time::now()]);
+}
+
+/// Records that a span is closed, having ended at its last exit, whose ticks
+/// [`span_exit`] returned: the work of a span ends when it is last exited, not when the last
+/// handle to it goes (a span kept by a finished task's handle, or by a struct, does not look
+/// longer than its work). Reads no clock.
+#[inline(always)]
+pub fn span_close_ended(span_id: u64, end_ticks: u64) {
+    write_words(StreamKind::Spans, SPAN_CLOSE_ENDED, [span_id, end_ticks]);
 }
 
 /// Records that `span_id` follows from `follows_span_id`.

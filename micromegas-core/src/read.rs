@@ -297,13 +297,14 @@ pub fn interpret(
     let name = ev.name();
     let ticks = || ev.u64("ticks");
     Ok(match name {
-        "span_new" | "span_record" | "span_enter" | "span_exit" | "span_close" | "span_follows" => {
+        "span_new" | "span_record" | "span_enter" | "span_exit" | "span_close"
+        | "span_close_ended" | "span_follows" => {
             let change = match name {
                 "span_new" => SpanChange::New,
                 "span_record" => SpanChange::Record,
                 "span_enter" => SpanChange::Enter,
                 "span_exit" => SpanChange::Exit,
-                "span_close" => SpanChange::Close,
+                "span_close" | "span_close_ended" => SpanChange::Close,
                 _ => SpanChange::Follows,
             };
             let dep = if ev.layout.field("meta").is_some() {
@@ -314,7 +315,11 @@ pub fn interpret(
             let opt = |f: &str| opt_u64(ev, f);
             Event::SpanUpdate(SpanUpdate {
                 change,
-                ticks: ticks()?,
+                // A span closed after its last exit ended then.
+                ticks: match name {
+                    "span_close_ended" => ev.u64("end_ticks")?,
+                    _ => ticks()?,
+                },
                 span_id: ev.u64("span_id")?,
                 parent_span_id: opt("parent_span_id")?,
                 trace_id: u128::from(opt("trace_id")?) | u128::from(opt("trace_id_high")?) << 64,

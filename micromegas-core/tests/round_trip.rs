@@ -368,3 +368,37 @@ fn logs_in_async_spans_read_the_same_in_the_earlier_layout() {
     assert!(rewritten >= 2, "the logs stream describes both records");
     assert_eq!(logs(&earlier), now);
 }
+
+/// A span closed after its last exit is read as ending at that exit. A block holding only such
+/// closes (whose records have no time of their own) is dated when it is cut, not at 0.
+#[test]
+fn a_span_closed_after_its_last_exit_ends_at_that_exit() {
+    let _s = serial();
+    let (sink, guard) = start(Options::default());
+    let exit = micromegas_core::time::now();
+    std::thread::spawn(move || micromegas_core::events::span_close_ended(7, exit))
+        .join()
+        .unwrap();
+    guard.shutdown();
+    let batches = sink.batches();
+    let spans_blocks: Vec<_> = batches
+        .iter()
+        .flat_map(|b| b.blocks.iter().map(move |block| (b, block)))
+        .filter(|(b, block)| b.stream_of(block).unwrap().kind == StreamKind::Spans)
+        .collect();
+    assert_eq!(spans_blocks.len(), 1);
+    let header = &spans_blocks[0].1.header;
+    assert!(header.begin_ticks >= exit && header.end_ticks >= header.begin_ticks);
+    let decoded = Decoded::of(&batches);
+    let closes: Vec<_> = decoded
+        .all_events()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(u) => Some((u.change, u.span_id, u.ticks)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        closes,
+        vec![(micromegas_core::read::SpanChange::Close, 7, exit)]
+    );
+}

@@ -3,7 +3,7 @@
 use crate::callsite::metadata_id;
 use crate::fields::FieldWriter;
 use crate::span_stack;
-use crate::span_table::{self, Owner};
+use crate::span_table::{self, Owner, SlotRef};
 use micromegas_core::events;
 use micromegas_core::metadata::CallsiteId;
 use micromegas_core::spans::{self, ThreadSpan};
@@ -50,6 +50,11 @@ pub(crate) struct SpanIds {
 /// span.record("otel.status_code", "ok");
 /// ```
 ///
+/// A span begins when it is created and ends when it is last exited, as with
+/// tracing-opentelemetry: a span kept after its work (by the handle of a finished task, or by
+/// a struct) does not look longer than that work. A span never entered ends when it closes.
+/// Each enter and exit on a thread is also kept (the lake's `span_intervals`).
+///
 /// It keeps no state of its own: records go to the calling thread's micromegas streams, which
 /// [`micromegas_core::init`] (or [`crate::init`], or [`MicromegasLayer::builder`]) sets up.
 /// It never filters through `register_callsite` or `enabled`, so it hides nothing from other
@@ -90,6 +95,22 @@ impl MicromegasLayer {
         match self.table_ids(id) {
             Some(ids) => Some(ids),
             None => extension_ids(ctx, id),
+        }
+    }
+
+    /// The ids of a live span and its slot in the shared table (`None` when its ids are in
+    /// the registry's extensions).
+    #[inline]
+    fn ids_and_slot<S>(&self, ctx: &Context<'_, S>, id: &Id) -> Option<(SpanIds, Option<SlotRef>)>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        match self
+            .owner
+            .and_then(|owner| span_table::lookup_slot(owner, id.into_u64()))
+        {
+            Some((ids, slot)) => Some((ids, Some(slot))),
+            None => extension_ids(ctx, id).map(|ids| (ids, None)),
         }
     }
 
@@ -173,6 +194,38 @@ where
     ctx.span(id)?.extensions().get::<SpanIds>().copied()
 }
 
+/// Ticks of the last exit of a span whose ids are in the registry's extensions.
+#[derive(Debug, Clone, Copy)]
+struct LastExit(u64);
+
+/// Notes an exit of a span whose ids are in the registry's extensions.
+#[cold]
+#[inline(never)]
+fn extension_exited<S>(ctx: &Context<'_, S>, id: &Id, ticks: u64)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    if let Some(span) = ctx.span(id) {
+        let mut extensions = span.extensions_mut();
+        let last = extensions.get_mut::<LastExit>().map_or(0, |l| l.0);
+        extensions.replace(LastExit(last.max(ticks)));
+    }
+}
+
+/// The ids and the ticks of the last exit (0: never exited) of a closing span whose ids are
+/// in the registry's extensions.
+#[cold]
+#[inline(never)]
+fn extension_ends<S>(ctx: &Context<'_, S>, id: &Id) -> Option<(SpanIds, u64)>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let span = ctx.span(id)?;
+    let extensions = span.extensions();
+    let ids = *extensions.get::<SpanIds>()?;
+    Some((ids, extensions.get::<LastExit>().map_or(0, |l| l.0)))
+}
+
 impl<S> Layer<S> for MicromegasLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -236,10 +289,10 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(ids) = self.ids_of(&ctx, id) {
+        if let Some((ids, slot)) = self.ids_and_slot(&ctx, id) {
             events::span_enter(ids.span_id);
             if let Some(owner) = self.owner {
-                span_stack::push(owner, id.into_u64(), ids);
+                span_stack::push(owner, id.into_u64(), ids, slot);
             }
         }
     }
@@ -248,12 +301,13 @@ where
         let popped = self
             .owner
             .and_then(|owner| span_stack::pop(owner, id.into_u64()));
-        let ids = match popped {
-            Some(ids) => Some(ids),
-            None => self.ids_of(&ctx, id),
+        let Some((ids, slot)) = popped.or_else(|| self.ids_and_slot(&ctx, id)) else {
+            return;
         };
-        if let Some(ids) = ids {
-            events::span_exit(ids.span_id);
+        let ticks = events::span_exit(ids.span_id);
+        match slot {
+            Some(slot) => slot.exited(ticks),
+            None => extension_exited(&ctx, id, ticks),
         }
     }
 
@@ -262,12 +316,13 @@ where
         let taken = self
             .owner
             .and_then(|owner| span_table::take(owner, id.into_u64()));
-        let ids = match taken {
-            Some(ids) => Some(ids),
-            None => extension_ids(&ctx, &id),
+        let Some((ids, last_exit)) = taken.or_else(|| extension_ends(&ctx, &id)) else {
+            return;
         };
-        if let Some(ids) = ids {
-            events::span_close(ids.span_id);
+        // A span ends at its last exit, or when it closes if it was never entered.
+        match last_exit {
+            0 => events::span_close(ids.span_id),
+            ticks => events::span_close_ended(ids.span_id, ticks),
         }
     }
 }

@@ -14,7 +14,7 @@
 //! its descendants. Each entry keeps what the thread was in before it, put back at its exit.
 
 use crate::layer::SpanIds;
-use crate::span_table::Owner;
+use crate::span_table::{Owner, SlotRef};
 use micromegas_core::spans::{self, OuterSpans};
 use std::cell::RefCell;
 
@@ -23,9 +23,15 @@ struct Entry {
     owner: Owner,
     id: u64,
     ids: SpanIds,
+    /// The span's slot in the shared table, where its exits are noted (`None`: the span's
+    /// ids are in the registry's extensions).
+    slot: Option<SlotRef>,
     /// The native context of the thread before this entry.
     outer: OuterSpans,
 }
+
+/// What an exit finds of the span it exits: its ids and its slot in the shared table.
+pub(crate) type Exited = (SpanIds, Option<SlotRef>);
 
 thread_local! {
     static STACK: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
@@ -33,23 +39,24 @@ thread_local! {
 
 /// A span was entered on this thread.
 #[inline]
-pub(crate) fn push(owner: Owner, id: u64, ids: SpanIds) {
+pub(crate) fn push(owner: Owner, id: u64, ids: SpanIds, slot: Option<SlotRef>) {
     let _ = STACK.try_with(|s| {
         let outer = spans::enter_span(ids.span_id, ids.trace_id);
         s.borrow_mut().push(Entry {
             owner,
             id,
             ids,
+            slot,
             outer,
         })
     });
 }
 
 /// A span was exited on this thread: its most recent entry goes (spans may be exited out of
-/// order, and the same span may be entered more than once). Returns the span's ids, or `None`
-/// if it was not entered here.
+/// order, and the same span may be entered more than once). Returns the span's ids and slot,
+/// or `None` if it was not entered here.
 #[inline]
-pub(crate) fn pop(owner: Owner, id: u64) -> Option<SpanIds> {
+pub(crate) fn pop(owner: Owner, id: u64) -> Option<Exited> {
     STACK
         .try_with(|s| {
             let mut s = s.borrow_mut();
@@ -57,10 +64,12 @@ pub(crate) fn pop(owner: Owner, id: u64) -> Option<SpanIds> {
             if s[top].owner != owner || s[top].id != id {
                 return pop_below(&mut s, owner, id);
             }
-            let Entry { ids, outer, .. } = s[top];
+            let Entry {
+                ids, slot, outer, ..
+            } = s[top];
             s.truncate(top);
             spans::exit_span(outer);
-            Some(ids)
+            Some((ids, slot))
         })
         .ok()
         .flatten()
@@ -70,13 +79,13 @@ pub(crate) fn pop(owner: Owner, id: u64) -> Option<SpanIds> {
 /// goes, and the entry above it now puts back what it put back.
 #[cold]
 #[inline(never)]
-fn pop_below(s: &mut Vec<Entry>, owner: Owner, id: u64) -> Option<SpanIds> {
+fn pop_below(s: &mut Vec<Entry>, owner: Owner, id: u64) -> Option<Exited> {
     let i = s.iter().rposition(|e| e.owner == owner && e.id == id)?;
     let gone = s.remove(i);
     if let Some(above) = s.get_mut(i) {
         above.outer = gone.outer;
     }
-    Some(gone.ids)
+    Some((gone.ids, gone.slot))
 }
 
 /// This thread's current span for `owner`: `Some(None)` when it is in none of that layer's
@@ -112,26 +121,26 @@ mod tests {
         let (a, b) = (Owner::fresh(), Owner::fresh());
         assert_eq!(current(a), Some(None));
         assert_eq!(native(), None);
-        push(a, 1, ids(1));
-        push(a, 2, ids(2));
+        push(a, 1, ids(1), None);
+        push(a, 2, ids(2), None);
         assert_eq!(current(a), Some(Some(ids(2))));
         assert_eq!(native(), Some((2, 2)));
         // Another subscriber's span on top hides nothing from the first.
-        push(b, 1, ids(10));
+        push(b, 1, ids(10), None);
         assert_eq!(current(a), Some(Some(ids(2))));
         assert_eq!(current(b), Some(Some(ids(10))));
         assert_eq!(native(), Some((10, 10)));
         // Out of order: span 1 exited while 2 is still entered. The native span stays the
         // innermost, and the exits of 2 and 10 then put back what was before 1.
-        assert_eq!(pop(a, 1), Some(ids(1)));
+        assert_eq!(pop(a, 1).map(|e| e.0), Some(ids(1)));
         assert_eq!(current(a), Some(Some(ids(2))));
         assert_eq!(native(), Some((10, 10)));
         pop(a, 2);
         assert_eq!(current(a), Some(None));
         assert_eq!(native(), Some((10, 10)));
         // The same span entered twice stays current until both exits.
-        push(a, 3, ids(3));
-        push(a, 3, ids(3));
+        push(a, 3, ids(3), None);
+        push(a, 3, ids(3), None);
         pop(a, 3);
         assert_eq!(current(a), Some(Some(ids(3))));
         assert_eq!(native(), Some((3, 3)));
@@ -139,7 +148,7 @@ mod tests {
         assert_eq!(current(a), Some(None));
         assert_eq!(native(), Some((10, 10)));
         // An exit never seen entered changes nothing.
-        assert_eq!(pop(a, 99), None);
+        assert!(pop(a, 99).is_none());
         assert_eq!(current(b), Some(Some(ids(10))));
         pop(b, 1);
         assert_eq!(current(b), Some(None));

@@ -18,7 +18,7 @@
 use crate::layer::SpanIds;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Slots in the table (a power of two): 40 bytes each.
+/// Slots in the table (a power of two): 48 bytes each.
 const SLOTS: usize = 1 << 14;
 /// Slots tried per insert and lookup.
 const PROBES: usize = 8;
@@ -49,6 +49,8 @@ struct Slot {
     span_id: AtomicU64,
     trace_lo: AtomicU64,
     trace_hi: AtomicU64,
+    /// Ticks of the span's last exit, 0 if it was never exited.
+    last_exit: AtomicU64,
 }
 
 static TABLE: [Slot; SLOTS] = [const {
@@ -58,6 +60,7 @@ static TABLE: [Slot; SLOTS] = [const {
         span_id: AtomicU64::new(0),
         trace_lo: AtomicU64::new(0),
         trace_hi: AtomicU64::new(0),
+        last_exit: AtomicU64::new(0),
     }
 }; SLOTS];
 
@@ -92,6 +95,7 @@ pub(crate) fn insert(owner: Owner, id: u64, ids: SpanIds) -> bool {
             slot.trace_lo.store(ids.trace_id as u64, Ordering::Relaxed);
             slot.trace_hi
                 .store((ids.trace_id >> 64) as u64, Ordering::Relaxed);
+            slot.last_exit.store(0, Ordering::Relaxed);
             slot.owner.store(owner.0, Ordering::Release);
             return true;
         }
@@ -128,13 +132,38 @@ pub(crate) fn lookup(owner: Owner, id: u64) -> Option<SpanIds> {
     find(owner, id).map(read)
 }
 
-/// The ids of a span that closes, freeing its slot (`None` if it is not in the table).
+/// The slot of a live span in the table, where its exits are noted.
+#[derive(Clone, Copy)]
+pub(crate) struct SlotRef(&'static Slot);
+
+impl SlotRef {
+    /// Notes an exit of the span at `ticks`. Exits on several threads at once may leave the
+    /// earlier of two ticks read within a few instructions of each other.
+    #[inline(always)]
+    pub(crate) fn exited(self, ticks: u64) {
+        if ticks > self.0.last_exit.load(Ordering::Relaxed) {
+            self.0.last_exit.store(ticks, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The ids and the slot of a live span, if they are in the table.
 #[inline]
-pub(crate) fn take(owner: Owner, id: u64) -> Option<SpanIds> {
+pub(crate) fn lookup_slot(owner: Owner, id: u64) -> Option<(SpanIds, SlotRef)> {
+    find(owner, id).map(|slot| (read(slot), SlotRef(slot)))
+}
+
+/// The ids of a span that closes and the ticks of its last exit (0 if it was never exited),
+/// freeing its slot (`None` if it is not in the table). The span's exits happened before
+/// its close (the registry closes a span once no handle to it is left), so its slot holds
+/// the last of them.
+#[inline]
+pub(crate) fn take(owner: Owner, id: u64) -> Option<(SpanIds, u64)> {
     let slot = find(owner, id)?;
     let ids = read(slot);
+    let last_exit = slot.last_exit.load(Ordering::Relaxed);
     slot.owner.store(TOMBSTONE, Ordering::Release);
-    Some(ids)
+    Some((ids, last_exit))
 }
 
 #[cfg(test)]
@@ -164,10 +193,10 @@ mod tests {
         assert_eq!(lookup(a, 7), Some(ids(1)));
         assert_eq!(lookup(b, 7), Some(ids(2)));
         assert_eq!(lookup(a, 8), None);
-        assert_eq!(take(a, 7), Some(ids(1)));
+        assert_eq!(take(a, 7), Some((ids(1), 0)));
         assert_eq!(lookup(a, 7), None);
         assert_eq!(lookup(b, 7), Some(ids(2)));
-        assert_eq!(take(b, 7), Some(ids(2)));
+        assert_eq!(take(b, 7), Some((ids(2), 0)));
         assert_eq!(lookup(b, 7), None);
     }
 
@@ -201,7 +230,7 @@ mod tests {
         assert_eq!(lookup(owner, refused), Some(ids(refused)));
         for id in stored.iter().skip(1).chain([&refused]) {
             assert_eq!(lookup(owner, *id), Some(ids(*id)));
-            assert_eq!(take(owner, *id), Some(ids(*id)));
+            assert_eq!(take(owner, *id), Some((ids(*id), 0)));
         }
     }
 
@@ -214,12 +243,12 @@ mod tests {
         let slot = |id| find(owner, id).map(|s| s as *const Slot);
         assert!(insert(owner, id, ids(1)));
         let before = slot(id);
-        assert_eq!(take(owner, id), Some(ids(1)));
+        assert_eq!(take(owner, id), Some((ids(1), 0)));
         assert!(insert(owner, next_generation, ids(2)));
         assert_eq!(slot(next_generation), before);
         // The whole id still decides: the old generation is not found.
         assert_eq!(lookup(owner, id), None);
-        assert_eq!(take(owner, next_generation), Some(ids(2)));
+        assert_eq!(take(owner, next_generation), Some((ids(2), 0)));
     }
 
     #[test]

@@ -275,6 +275,84 @@ fn async_requests_across_a_multi_thread_runtime_keep_their_trees() {
         assert!(count(SpanChange::Enter) >= 1);
         assert_eq!(count(SpanChange::Enter), count(SpanChange::Exit));
         assert_eq!(count(SpanChange::Close), 1);
+        // It ends at its last exit, on whichever worker that was.
+        assert_eq!(
+            ticks_of(&evs, SpanChange::Close, u.span_id).first(),
+            ticks_of(&evs, SpanChange::Exit, u.span_id).iter().max(),
+        );
+    }
+}
+
+/// The ticks of a span's changes of one kind, in stream order.
+fn ticks_of(evs: &[Event], change: SpanChange, span_id: u64) -> Vec<u64> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::SpanUpdate(x) if x.change == change && x.span_id == span_id => Some(x.ticks),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_span_ends_at_its_last_exit_or_when_it_closes_if_never_entered() {
+    let _s = serial();
+    let (sink, layer, guard) = start();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    // More live spans than the shared table holds: some keep their ids in the registry's
+    // extensions, and end the same way.
+    const LIVE: u64 = 20_000;
+    tracing::subscriber::with_default(subscriber, || {
+        let kept = tracing::info_span!("kept");
+        kept.in_scope(|| {});
+        kept.in_scope(|| {});
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(kept);
+        let never_entered = tracing::info_span!("never_entered");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(never_entered);
+        let many: Vec<_> = (0..LIVE).map(|i| tracing::info_span!("many", i)).collect();
+        for span in &many {
+            span.in_scope(|| {});
+        }
+    });
+    guard.shutdown();
+    let evs = events(&sink);
+    let news = created(&evs);
+    let kept = named(&news, "kept");
+    let exits = ticks_of(&evs, SpanChange::Exit, kept.span_id);
+    assert_eq!(exits.len(), 2);
+    assert_eq!(
+        ticks_of(&evs, SpanChange::Close, kept.span_id),
+        vec![exits[1]],
+        "a span kept after its work ends at its last exit, not 20 ms later at its close"
+    );
+    let never = named(&news, "never_entered");
+    let closes = ticks_of(&evs, SpanChange::Close, never.span_id);
+    assert_eq!(closes.len(), 1);
+    let freq = 1e-9 * micromegas_core::time::calibrate().ticks_per_second as f64;
+    assert!(
+        closes[0] - never.ticks >= (19e6 * freq) as u64,
+        "a span never entered ends at its close"
+    );
+    // Each of the many: (exits, closes).
+    let mut ends: std::collections::HashMap<u64, (Vec<u64>, Vec<u64>)> = news
+        .iter()
+        .filter(|u| u.location.as_ref().unwrap().name == "many")
+        .map(|u| (u.span_id, Default::default()))
+        .collect();
+    assert_eq!(ends.len() as u64, LIVE);
+    for e in &evs {
+        if let Event::SpanUpdate(x) = e {
+            match (x.change, ends.get_mut(&x.span_id)) {
+                (SpanChange::Exit, Some(end)) => end.0.push(x.ticks),
+                (SpanChange::Close, Some(end)) => end.1.push(x.ticks),
+                _ => {}
+            }
+        }
+    }
+    for (exits, closes) in ends.values() {
+        assert_eq!(exits.len(), 1);
+        assert_eq!(closes, exits);
     }
 }
 

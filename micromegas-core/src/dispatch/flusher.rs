@@ -455,7 +455,15 @@ impl OpenBlock {
     fn seal(&mut self, process: &ProcessInfo, ring: &Ring, scratch: &mut Vec<u8>) -> Block {
         let events_len = self.events.len() as u32;
         self.events.extend_from_slice(&self.deps);
-        let begin = self.first_ticks.unwrap_or(0);
+        // A block whose records have no time of their own (spans closed after their last
+        // exit, `span_close_ended`) is dated when it is cut.
+        let (begin, end) = match self.first_ticks {
+            Some(first) => (first, self.prev_ticks),
+            None => {
+                let now = crate::time::now();
+                (now, now)
+            }
+        };
         let header = BlockHeader {
             block_id: Uuid::new_v4(),
             stream_id: ring.stream.stream_id,
@@ -464,9 +472,9 @@ impl OpenBlock {
                 self.next_sequence - 1
             },
             begin_ticks: begin,
-            end_ticks: self.prev_ticks,
+            end_ticks: end,
             begin_unix_nanos: process.ticks_to_unix_nanos(begin),
-            end_unix_nanos: process.ticks_to_unix_nanos(self.prev_ticks),
+            end_unix_nanos: process.ticks_to_unix_nanos(end),
             event_count: self.count,
             compression: Compression::Lz4,
             uncompressed_len: 0,

@@ -221,8 +221,11 @@ pub mod native {
     pub const SPAN_ENTER: u8 = 7;
     /// Span stream: the span is exited on this thread (`span_id`, `ticks`).
     pub const SPAN_EXIT: u8 = 8;
-    /// Span stream: the span is closed (`span_id`, `ticks`).
+    /// Span stream: the span is closed (`span_id`, `ticks`); it ends then.
     pub const SPAN_CLOSE: u8 = 9;
+    /// Span stream: the span is closed, having ended at its last exit (`span_id`,
+    /// `end_ticks`: the ticks of that exit, a plain number: the record has no time of its own).
+    pub const SPAN_CLOSE_ENDED: u8 = 13;
     /// Span stream: `span_id` follows from `follows_span_id` (`span_id`, `ticks`,
     /// `follows_span_id`).
     pub const SPAN_FOLLOWS: u8 = 10;
@@ -351,6 +354,12 @@ pub mod native {
             EventLayout::packed(SPAN_ENTER, "span_enter", false, &id_ticks),
             EventLayout::packed(SPAN_EXIT, "span_exit", false, &id_ticks),
             EventLayout::packed(SPAN_CLOSE, "span_close", false, &id_ticks),
+            EventLayout::packed(
+                SPAN_CLOSE_ENDED,
+                "span_close_ended",
+                false,
+                &[("span_id", SpanId), ("end_ticks", U64)],
+            ),
             EventLayout::packed(
                 SPAN_FOLLOWS,
                 "span_follows",
