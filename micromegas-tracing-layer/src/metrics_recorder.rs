@@ -369,15 +369,56 @@ impl Registered {
 /// Entries of the per-thread handle cache (direct-mapped by the key's precomputed hash).
 const HANDLE_WAYS: usize = 64;
 
+/// A registered handle in the per-thread cache, with what a lookup compares first: the
+/// addresses and lengths of its key's name and labels (those of the static key of a
+/// `counter!` with literal strings, which the cached clone shares), so that a hit calls no
+/// accessor of the cached key.
+struct Cached {
+    kind: u8,
+    hash: u64,
+    name: (*const u8, usize),
+    labels: (*const metrics::Label, usize),
+    handle: Handle,
+    key: Key,
+}
+
+impl Cached {
+    fn new(kind: u8, key: Key, handle: Handle) -> Self {
+        let (name, labels) = (key.name(), key.labels().as_slice());
+        Self {
+            kind,
+            hash: key.get_hash(),
+            name: (name.as_ptr(), name.len()),
+            labels: (labels.as_ptr(), labels.len()),
+            handle,
+            key,
+        }
+    }
+
+    /// Whether this is the handle of `key` (of `kind`): by address first, else by content.
+    #[inline]
+    fn is_for(&self, key: &Key, kind: u8) -> bool {
+        if self.kind != kind || self.hash != key.get_hash() {
+            return false;
+        }
+        let (name, labels) = (key.name(), key.labels().as_slice());
+        if (name.as_ptr(), name.len()) == self.name
+            && (labels.as_ptr(), labels.len()) == self.labels
+        {
+            return true;
+        }
+        same_key(&self.key, key)
+    }
+}
+
 thread_local! {
     /// Per-thread cache of registered handles: `counter!` registers its key at every call,
     /// and this answers without a lock.
-    static CACHE: RefCell<[Option<(u8, Key, Handle)>; HANDLE_WAYS]> =
+    static CACHE: RefCell<[Option<Cached>; HANDLE_WAYS]> =
         const { RefCell::new([const { None }; HANDLE_WAYS]) };
 }
 
-/// Whether two keys are equal, by address first: the key of `counter!("name", "k" => "v")` is
-/// a static whose strings the cached clone shares, so no bytes are compared on a hit.
+/// Whether two keys are equal, comparing strings by address before bytes.
 fn same_key(a: &Key, b: &Key) -> bool {
     fn same(a: &str, b: &str) -> bool {
         a.len() == b.len() && (a.as_ptr() == b.as_ptr() || a == b)
@@ -469,7 +510,7 @@ impl MicromegasRecorder {
         let way = handle_way(key, kind);
         let cached = CACHE
             .try_with(|c| match &c.borrow()[way] {
-                Some((k, cached, h)) if *k == kind && same_key(cached, key) => Some(h.clone()),
+                Some(cached) if cached.is_for(key, kind) => Some(cached.handle.clone()),
                 _ => None,
             })
             .ok()
@@ -485,7 +526,8 @@ impl MicromegasRecorder {
                 self.intern(key, kind)
             });
         let h = interned.handle_of_this_thread();
-        let _ = CACHE.try_with(|c| c.borrow_mut()[way] = Some((kind, key.clone(), h.clone())));
+        let _ = CACHE
+            .try_with(|c| c.borrow_mut()[way] = Some(Cached::new(kind, key.clone(), h.clone())));
         h
     }
 
