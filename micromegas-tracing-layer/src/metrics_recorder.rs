@@ -506,18 +506,28 @@ impl MicromegasRecorder {
         }
     }
 
-    fn handle(&self, key: &Key, kind: u8) -> Handle {
+    /// The facade's handle of `key` (of `kind`), made by `make` from this thread's handle
+    /// (which clones only the reference of the one kind it expects).
+    #[inline]
+    fn handle<T>(&self, key: &Key, kind: u8, make: impl Fn(&Handle) -> T) -> T {
         let way = handle_way(key, kind);
         let cached = CACHE
             .try_with(|c| match &c.borrow()[way] {
-                Some(cached) if cached.is_for(key, kind) => Some(cached.handle.clone()),
+                Some(cached) if cached.is_for(key, kind) => Some(make(&cached.handle)),
                 _ => None,
             })
             .ok()
             .flatten();
-        if let Some(h) = cached {
-            return h;
+        match cached {
+            Some(handle) => handle,
+            None => make(&self.register(key, kind, way)),
         }
+    }
+
+    /// This thread's handle of `key`, registered in the recorder and kept in the cache.
+    #[cold]
+    #[inline(never)]
+    fn register(&self, key: &Key, kind: u8, way: usize) -> Handle {
         let interned = self
             .registered
             .lock()
@@ -570,23 +580,23 @@ impl Recorder for MicromegasRecorder {
     }
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        match self.handle(key, COUNTER) {
-            Handle::Counter(c) => Counter::from_arc(c),
+        self.handle(key, COUNTER, |h| match h {
+            Handle::Counter(c) => Counter::from_arc(Arc::clone(c)),
             _ => Counter::noop(),
-        }
+        })
     }
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        match self.handle(key, GAUGE) {
-            Handle::Gauge(g) => Gauge::from_arc(g),
+        self.handle(key, GAUGE, |h| match h {
+            Handle::Gauge(g) => Gauge::from_arc(Arc::clone(g)),
             _ => Gauge::noop(),
-        }
+        })
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
-        match self.handle(key, HISTOGRAM) {
-            Handle::Histogram(h) => Histogram::from_arc(h),
+        self.handle(key, HISTOGRAM, |h| match h {
+            Handle::Histogram(h) => Histogram::from_arc(Arc::clone(h)),
             _ => Histogram::noop(),
-        }
+        })
     }
 }
