@@ -1,6 +1,7 @@
 //! The ids micromegas gave live spans, shared by all threads: what a thread that did not see a
 //! span created (an async task resumed on another worker, say) looks up, instead of the
 //! registry's extensions (a slab access, a lock, a map insert with a heap allocation per span).
+//! Each slot also keeps the ticks of its span's last exit, where the span ends, for its close.
 //!
 //! A fixed table of slots, open addressing with a few probes. A slot is keyed by the `Id` and
 //! by the subscriber it belongs to (its [`Owner`]): `tracing` ids are only unique within one
