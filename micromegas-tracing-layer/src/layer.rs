@@ -92,14 +92,11 @@ impl MicromegasLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        match self.table_ids(id) {
-            Some(ids) => Some(ids),
-            None => extension_ids(ctx, id),
-        }
+        self.ids_and_slot(ctx, id).map(|(ids, _)| ids)
     }
 
-    /// The ids of a live span and its slot in the shared table (`None` when its ids are in
-    /// the registry's extensions).
+    /// The ids of a live span, as [`Self::ids_of`], and its slot in the shared table (`None`
+    /// when its ids are in the registry's extensions).
     #[inline]
     fn ids_and_slot<S>(&self, ctx: &Context<'_, S>, id: &Id) -> Option<(SpanIds, Option<SlotRef>)>
     where
