@@ -375,7 +375,6 @@ const HANDLE_WAYS: usize = 64;
 /// accessor of the cached key.
 struct Cached {
     kind: u8,
-    hash: u64,
     name: (*const u8, usize),
     labels: (*const metrics::Label, usize),
     handle: Handle,
@@ -387,7 +386,6 @@ impl Cached {
         let (name, labels) = (key.name(), key.labels().as_slice());
         Self {
             kind,
-            hash: key.get_hash(),
             name: (name.as_ptr(), name.len()),
             labels: (labels.as_ptr(), labels.len()),
             handle,
@@ -398,7 +396,7 @@ impl Cached {
     /// Whether this is the handle of `key` (of `kind`): by address first, else by content.
     #[inline]
     fn is_for(&self, key: &Key, kind: u8) -> bool {
-        if self.kind != kind || self.hash != key.get_hash() {
+        if self.kind != kind || self.key.get_hash() != key.get_hash() {
             return false;
         }
         let (name, labels) = (key.name(), key.labels().as_slice());
@@ -407,7 +405,9 @@ impl Cached {
         {
             return true;
         }
-        same_key(&self.key, key)
+        // A key built at each call, with strings of its own: compare the text (labels in
+        // another order only cost a registration, which finds the same series).
+        name == self.key.name() && labels == self.key.labels().as_slice()
     }
 }
 
@@ -416,22 +416,6 @@ thread_local! {
     /// and this answers without a lock.
     static CACHE: RefCell<[Option<Cached>; HANDLE_WAYS]> =
         const { RefCell::new([const { None }; HANDLE_WAYS]) };
-}
-
-/// Whether two keys are equal, comparing strings by address before bytes.
-fn same_key(a: &Key, b: &Key) -> bool {
-    fn same(a: &str, b: &str) -> bool {
-        a.len() == b.len() && (a.as_ptr() == b.as_ptr() || a == b)
-    }
-    let (la, lb) = (a.labels().as_slice(), b.labels().as_slice());
-    a.get_hash() == b.get_hash()
-        && same(a.name(), b.name())
-        && la.len() == lb.len()
-        && (std::ptr::eq(la, lb)
-            || la
-                .iter()
-                .zip(lb)
-                .all(|(x, y)| same(x.key(), y.key()) && same(x.value(), y.value())))
 }
 
 fn handle_way(key: &Key, kind: u8) -> usize {
