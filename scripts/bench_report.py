@@ -31,7 +31,13 @@ if len(sys.argv) > 1 and sys.argv[1] == "layer":
         "tracing_child_span_lifecycle",
     ]:
         floor = median(group, "noop_layer")
-        for name in ["noop_layer", "micromegas", "fmt_to_sink", "tracing_opentelemetry"]:
+        for name in [
+            "noop_layer",
+            "floor_clock_reads",
+            "micromegas",
+            "fmt_to_sink",
+            "tracing_opentelemetry",
+        ]:
             v = median(group, name)
             print(f"| {group} | {name} | {v:.1f} | +{v - floor:.1f} |")
     for group, names in [
@@ -49,6 +55,11 @@ if len(sys.argv) > 1 and sys.argv[1] == "layer":
 
     event = added("tracing_event", "micromegas")
     span = added("tracing_span_lifecycle", "micromegas")
+    event_clock = added("tracing_event", "floor_clock_reads")
+    span_clock = added("tracing_span_lifecycle", "floor_clock_reads")
+    log_floor = (
+        median("log_static", "floor_noop_logger") + median("log_static", "micromegas_native")
+    ) / median("log_static", "micromegas_native")
     fmt_ratio = median("tracing_event", "fmt_to_sink") / median("tracing_event", "micromegas")
     otel_added = added("tracing_span_lifecycle", "tracing_opentelemetry") / span
     otel_total = median("tracing_span_lifecycle", "tracing_opentelemetry") / median(
@@ -64,14 +75,23 @@ if len(sys.argv) > 1 and sys.argv[1] == "layer":
     print()
     print("| target | measured | status |")
     print("|---|---|---|")
-    print(f"| layer adds ≤ 25 ns per event | +{event:.1f} | {status(event <= 25)} |")
-    print(f"| layer adds ≤ 40 ns per span lifecycle | +{span:.1f} | {status(span <= 40)} |")
+    print(
+        f"| layer adds ≤ 25 ns per event | +{event:.1f} (its clock read alone: +{event_clock:.1f}) "
+        f"| {status(event <= 25)} |"
+    )
+    print(
+        f"| layer adds ≤ 40 ns per span lifecycle | +{span:.1f} (its three clock reads alone: "
+        f"+{span_clock:.1f}) | {status(span <= 40)} |"
+    )
     print(f"| ≥ 10× faster than fmt-to-sink per event | {fmt_ratio:.1f}× | {status(fmt_ratio >= 10)} |")
     print(
         f"| ≥ 20× faster than tracing-opentelemetry per span | {otel_added:.1f}× on added cost, "
         f"{otel_total:.1f}× on total time | {status(otel_added >= 20)} |"
     )
-    print(f"| `log::info!` ≤ 1.5× our native static log | {log_ratio:.2f}× | {status(log_ratio <= 1.5)} |")
+    print(
+        f"| `log::info!` ≤ 1.5× our native static log | {log_ratio:.2f}× (the `log` facade's floor "
+        f"plus the native log: {log_floor:.2f}×) | {status(log_ratio <= 1.5)} |"
+    )
     print(
         f"| counter increment ≤ 15 ns | {counter:.1f} per `counter!`, {handle:.1f} on a held handle "
         f"| {status(counter <= 15)} per call |"

@@ -1,6 +1,7 @@
 //! Cost per operation through the `tracing`, `log` and `metrics` facades, in one run:
 //! MicromegasLayer against the floor set by tracing itself (Registry + a layer that does
-//! nothing), the fmt layer writing to `io::sink()`, and tracing-opentelemetry with the SDK's
+//! nothing) and the physical floor of what it records (the same plus one clock read per time
+//! it keeps), the fmt layer writing to `io::sink()`, and tracing-opentelemetry with the SDK's
 //! batch processor and an exporter that discards; our `log` bridge against our native static
 //! log; our `metrics` recorder against metrics-util's `DebuggingRecorder` and against the
 //! floor of the `metrics` API (a recorder that only clones one `Arc`).
@@ -43,6 +44,30 @@ fn iter_chunked(b: &mut Bencher<'_>, mut op: impl FnMut()) {
 
 struct Noop;
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Noop {}
+
+/// The physical floor of what the layer must record: a layer that only reads the clock where
+/// the layer's records carry a time (an event; a span's creation, each enter and each exit;
+/// a span's close needs none, since it ends at its last exit), and keeps nothing.
+struct ClockReads;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ClockReads {
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        std::hint::black_box(micromegas_core::time::now());
+    }
+    fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        std::hint::black_box(micromegas_core::time::now());
+    }
+    fn on_enter(&self, _: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        std::hint::black_box(micromegas_core::time::now());
+    }
+    fn on_exit(&self, _: &tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        std::hint::black_box(micromegas_core::time::now());
+    }
+}
 
 #[derive(Debug)]
 struct DiscardExporter;
@@ -149,6 +174,10 @@ fn bench(c: &mut Criterion) {
         (
             "noop_layer",
             tracing::Dispatch::new(tracing_subscriber::registry().with(Noop)),
+        ),
+        (
+            "floor_clock_reads",
+            tracing::Dispatch::new(tracing_subscriber::registry().with(ClockReads)),
         ),
         (
             "micromegas",
