@@ -204,8 +204,10 @@ where
 {
     if let Some(span) = ctx.span(id) {
         let mut extensions = span.extensions_mut();
-        let last = extensions.get_mut::<LastExit>().map_or(0, |l| l.0);
-        extensions.replace(LastExit(last.max(ticks)));
+        match extensions.get_mut::<LastExit>() {
+            Some(last) => last.0 = last.0.max(ticks),
+            None => extensions.insert(LastExit(ticks)),
+        }
     }
 }
 
